@@ -1,0 +1,1 @@
+"""Simulated FTMS treadmills served over a real BLE host stack (Bumble)."""

@@ -1,0 +1,1 @@
+"""Shared test configuration. Fixtures used by several layers live in tests/support/."""

@@ -1,0 +1,3 @@
+from treadmilld.cli import main
+
+raise SystemExit(main())

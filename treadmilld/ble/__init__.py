@@ -1,0 +1,1 @@
+"""The daemon's hands on a treadmill: an FTMS client over bleak, behind `TreadmillLink`."""

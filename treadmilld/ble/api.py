@@ -1,0 +1,191 @@
+"""The link seam: what the engine may ask of one treadmill, and what it hears back.
+
+`treadmilld.ble.client.BleTreadmillLink` implements it over bleak; test doubles implement it
+directly (named by behaviour, e.g. `DropsAfterConnect`). Nothing here imports bleak.
+
+Rules every implementation keeps (the engine relies on them):
+- It never starts the belt by itself: not on connect, not after a reconnect.
+- It never re-applies a speed or incline after a reconnect: that decision is the engine's.
+- `start_belt` sends Start/Resume at most once while the belt is moving (some decks treat a
+  second Start as "stop", TM11GY in ftms.md §2).
+- Every target is clamped and rounded to the treadmill's supported range and increment before
+  it is written, and the value actually written is returned.
+- Bleak callbacks only enqueue; subscribers read events from their own queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from treadmilld.ftms import (
+    FitnessMachineFeature,
+    InclinationRange,
+    MachineStatus,
+    SpeedRange,
+    TreadmillData,
+)
+
+
+class ConnectionState(StrEnum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInformation:
+    """Device Information service (0x180A) strings; `None` when the treadmill has none."""
+
+    manufacturer: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    hardware_revision: str | None = None
+    firmware_revision: str | None = None
+    software_revision: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TreadmillCapabilities:
+    """What was learned on connect; stays valid until the next connect."""
+
+    address: str
+    name: str | None
+    device_information: DeviceInformation
+    features: FitnessMachineFeature
+    # None when the treadmill exposes no Supported Speed Range (then speed is not controllable).
+    speed_range: SpeedRange | None
+    # None when the treadmill exposes no Supported Inclination Range (incline not controllable).
+    inclination_range: InclinationRange | None
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """The latest measured values, merged across Treadmill Data records.
+
+    A field a record omits keeps its previous value; `received_at` is clock time of the last
+    record. Reset to empty on every new connection.
+    """
+
+    data: TreadmillData
+    received_at: float | None
+
+    @property
+    def belt_moving(self) -> bool:
+        speed = self.data.instantaneous_speed_kmh
+        return speed is not None and speed > 0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConnected:
+    capabilities: TreadmillCapabilities
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LinkLost:
+    """The link went down: peer disconnect, liveness timeout (no data), or our own shutdown."""
+
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryReceived:
+    record: TreadmillData  # this record as decoded (reassembled if it came in fragments)
+    telemetry: Telemetry  # merged state after this record
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatusReceived:
+    """A Fitness Machine Status notification (console actions, safety key, control lost...)."""
+
+    status: MachineStatus
+    at: float
+
+
+LinkEvent = LinkConnected | LinkLost | TelemetryReceived | MachineStatusReceived
+
+
+class LinkError(Exception):
+    """A command could not be carried out on the treadmill; the message says what to do."""
+
+
+class NotConnectedError(LinkError):
+    """The treadmill is not connected right now."""
+
+
+class ControlTimeoutError(LinkError):
+    """The treadmill did not answer a Control Point request in time."""
+
+
+class ControlRejectedError(LinkError):
+    """The treadmill answered a Control Point request with a result other than Success."""
+
+    def __init__(self, message: str, *, request: str, result: str) -> None:
+        super().__init__(message)
+        self.request = request
+        self.result = result
+
+
+class ControlNotPermittedError(ControlRejectedError):
+    """Control permission was refused or lost (another app or the console took over)."""
+
+
+class BeltNotMovingError(LinkError):
+    """A speed change waited for the belt to move after Start, and it never did."""
+
+
+@runtime_checkable
+class TreadmillLink(Protocol):
+    """One treadmill, reconnecting by itself, commanded one Control Point procedure at a time."""
+
+    @property
+    def treadmill_id(self) -> str: ...
+
+    @property
+    def connection_state(self) -> ConnectionState: ...
+
+    @property
+    def capabilities(self) -> TreadmillCapabilities | None:
+        """Known while connected; `None` before the first connect."""
+        ...
+
+    @property
+    def telemetry(self) -> Telemetry: ...
+
+    def events(self) -> AsyncIterator[LinkEvent]:
+        """A fresh subscription: every event from now on, in order, until the link closes."""
+        ...
+
+    async def run(self) -> None:
+        """Connect, keep the link alive, reconnect with backoff; returns only when closed."""
+        ...
+
+    async def close(self) -> None:
+        """Disconnect for good (the caller stops the belt first if it wants it stopped)."""
+        ...
+
+    async def start_belt(self) -> None:
+        """Start/Resume, unless the belt is already moving. Returns when the request succeeded."""
+        ...
+
+    async def set_target_speed(self, speed_kmh: float) -> float:
+        """Write a target speed (clamped and rounded); waits for the belt to move if the
+        treadmill's quirks require it. Returns the value written."""
+        ...
+
+    async def set_target_inclination(self, inclination_pct: float) -> float:
+        """Write a target inclination (clamped and rounded). Returns the value written."""
+        ...
+
+    async def pause_belt(self) -> None:
+        """Stop/Pause with 'pause' (2): the belt stops and keeps its targets."""
+        ...
+
+    async def stop_belt(self) -> None:
+        """Stop/Pause with 'stop' (1): the belt stops and the session ends on the treadmill."""
+        ...

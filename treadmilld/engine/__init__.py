@@ -1,0 +1,1 @@
+"""Profiles, the planner, the safety governor, the executor and the calorie model."""
