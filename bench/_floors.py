@@ -1,0 +1,53 @@
+"""Floors: the paths treadmilld's figures compete against, with treadmilld taken out.
+
+- `mqtt_hop_ms`: one publish -> receive hop between two bare aiomqtt clients through the same
+  broker the daemon uses (QoS 1, like an emergency-stop command).
+- `gatt_write_ms`: one bare Control Point write from a `BleakClient` to a simulated treadmill,
+  timed to the request reaching the treadmill (its control listener) and to the indication
+  coming back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+
+_WARMUP = 20
+
+
+async def mqtt_hop_ms(host: str, port: int, n: int, *, qos: int = 1) -> list[float]:
+    """Milliseconds from `publish()` being called to the other client receiving the message."""
+    topic = "treadmilld-bench/floor"
+    samples: list[float] = []
+    async with (
+        aiomqtt.Client(host, port, identifier="bench-floor-rx") as receiver,
+        aiomqtt.Client(host, port, identifier="bench-floor-tx") as sender,
+    ):
+        await receiver.subscribe(topic, qos=qos)
+        messages = aiomqtt_messages(receiver)
+        for i in range(n + _WARMUP):
+            payload = str(i).encode()
+            started = time.perf_counter()
+            await sender.publish(topic, payload, qos=qos)
+            while True:
+                message = await asyncio.wait_for(anext(messages), timeout=5)
+                if message.payload == payload:
+                    break
+            if i >= _WARMUP:
+                samples.append((time.perf_counter() - started) * 1000.0)
+    return samples
+
+
+def aiomqtt_messages(client: aiomqtt.Client) -> Any:
+    """The client's incoming message iterator (an async generator in aiomqtt 2.x)."""
+    return aiter(client.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class GattFloor:
+    write_to_arrival_ms: list[float]
+    write_to_indication_ms: list[float]

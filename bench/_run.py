@@ -1,0 +1,252 @@
+"""Run every bench script, collect the figures, write docs/performance.md.
+
+Our own scripts (`estop`, `timewarp`, `footprint`, `timeliness`) print JSON with `--json`. The
+codec and simulator scripts belong to other parts and print readable lines: those are parsed as
+well as their wording allows (a line with a median, or with a value and a unit), and their raw
+output is always kept in the document so nothing they said is lost.
+
+Exit status: 0 when every script ran (or said it could not measure because a part is missing,
+exit 77: listed as "not measured"); 1 when any script failed or timed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _stats import (
+    EXIT_NOT_AVAILABLE,
+    Figure,
+    Summary,
+    machine_facts,
+    markdown_header,
+    markdown_row,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    speaks_json: bool
+    timeout_s: float
+
+
+# Order: cheap first, so a broken environment shows up fast. Timeouts sum well under 5 minutes
+# of the budget; each script bounds its own iterations far below its timeout.
+SCRIPTS = (
+    Script("codec", speaks_json=False, timeout_s=60),
+    Script("sim", speaks_json=False, timeout_s=90),
+    Script("timewarp", speaks_json=True, timeout_s=60),
+    Script("estop", speaks_json=True, timeout_s=150),
+    Script("timeliness", speaks_json=True, timeout_s=90),
+    Script("footprint", speaks_json=True, timeout_s=150),
+)
+
+
+@dataclass
+class Outcome:
+    script: Script
+    status: str  # "ok", "not measured", "failed", "missing", "timed out"
+    seconds: float
+    figures: list[Figure] = field(default_factory=list)
+    raw: str = ""
+    detail: str = ""
+
+
+_NUMBER = r"(-?\d+(?:\.\d+)?)"
+_UNIT = r"\s*(ns|us|µs|ms|s|MiB|MB|KiB|kB|B|%|/s|ops/s|records/s|msg/s)?"
+_MEDIAN = re.compile(r"median[\s:=]*" + _NUMBER + _UNIT, re.IGNORECASE)
+_P99 = re.compile(r"p99[\s:=]*" + _NUMBER + _UNIT, re.IGNORECASE)
+_MIN = re.compile(r"\bmin[\s:=]*" + _NUMBER, re.IGNORECASE)
+_MAX = re.compile(r"\bmax[\s:=]*" + _NUMBER, re.IGNORECASE)
+_N = re.compile(r"\bn\s*[=:]\s*(\d+)", re.IGNORECASE)
+
+
+def parse_foreign_line(bench: str, line: str) -> Figure | None:
+    """Best effort: 'label: median 1.2 ms, p99 3.4 ms ... n=200' -> a Figure."""
+    median = _MEDIAN.search(line)
+    if median is None:
+        return None
+    label = line[: median.start()].strip(" :-,\t") or line.strip()
+    unit = median.group(2) or ""
+    value = float(median.group(1))
+    p99_match = _P99.search(line)
+    p99 = float(p99_match.group(1)) if p99_match else value
+    min_match = _MIN.search(line)
+    max_match = _MAX.search(line)
+    n_match = _N.search(line)
+    return Figure(
+        bench=bench,
+        name=label,
+        unit=unit,
+        summary=Summary(
+            n=int(n_match.group(1)) if n_match else 0,
+            median=value,
+            p99=p99,
+            minimum=float(min_match.group(1)) if min_match else value,
+            maximum=float(max_match.group(1)) if max_match else p99,
+        ),
+        note="parsed from its printed line",
+    )
+
+
+def run_script(script: Script, *, quick: bool) -> Outcome:
+    path = BENCH_DIR / f"{script.name}.py"
+    if not path.exists():
+        return Outcome(script, "missing", 0.0, detail=f"{path.relative_to(ROOT)} does not exist")
+    command = [sys.executable, str(path)]
+    if script.speaks_json:
+        command.append("--json")
+        if quick:
+            command.append("--quick")
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=script.timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raw = exc.stdout if isinstance(exc.stdout, str) else ""
+        return Outcome(
+            script,
+            "timed out",
+            time.monotonic() - started,
+            raw=raw,
+            detail=f"killed after {script.timeout_s:.0f} s",
+        )
+    seconds = time.monotonic() - started
+    stdout = done.stdout
+    stderr_tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+    figures: list[Figure] = []
+    if script.speaks_json:
+        for line in stdout.splitlines():
+            if line.startswith("{"):
+                document = json.loads(line)
+                figures.extend(Figure.from_json(item) for item in document["figures"])
+    else:
+        for line in stdout.splitlines():
+            parsed = parse_foreign_line(script.name, line)
+            if parsed is not None:
+                figures.append(parsed)
+    if done.returncode == 0:
+        return Outcome(script, "ok", seconds, figures, raw=stdout, detail=stderr_tail)
+    if done.returncode == EXIT_NOT_AVAILABLE:
+        return Outcome(script, "not measured", seconds, figures, raw=stdout, detail=stderr_tail)
+    return Outcome(
+        script,
+        "failed",
+        seconds,
+        figures,
+        raw=stdout,
+        detail=f"exit {done.returncode}\n{stderr_tail}",
+    )
+
+
+def render(outcomes: list[Outcome], *, quick: bool) -> str:
+    facts = machine_facts()
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Performance",
+        "",
+        "Generated by `bench/run` (do not edit by hand; rerun it). Every speed figure is a median"
+        " and p99 over many runs; where a floor is shown it is the same path with treadmilld"
+        " taken out, measured in the same run, and the ratio is median / floor median.",
+        "",
+        f"- Date: {now}" + (" (quick smoke run: too few iterations to quote)" if quick else ""),
+        f"- CPU: {facts['cpu']}, {facts['cores']} cores",
+        f"- Python: {facts['python']}",
+        f"- OS: {facts['os']}",
+        "",
+        "## Figures",
+        "",
+        markdown_header(),
+    ]
+    lines.extend(markdown_row(f) for o in outcomes for f in o.figures)
+    lines += [
+        "",
+        "## Scripts",
+        "",
+        "| Script | Status | Wall time | Detail |",
+        "|---|---|---:|---|",
+    ]
+    for o in outcomes:
+        detail = o.detail.strip().splitlines()[-1] if o.detail.strip() else ""
+        if o.status == "ok":
+            detail = ""
+        lines.append(
+            f"| bench/{o.script.name}.py | {o.status} | {o.seconds:.1f} s | "
+            f"{detail.replace('|', '/')} |"
+        )
+    foreign = [o for o in outcomes if not o.script.speaks_json and o.raw.strip()]
+    if foreign:
+        lines += ["", "## Raw output of scripts from other parts", ""]
+        for o in foreign:
+            lines += [f"`bench/{o.script.name}.py`:", "", "```", o.raw.rstrip(), "```", ""]
+    lines += [
+        "",
+        "## How each figure is measured",
+        "",
+        "- **estop**: a bare aiomqtt client publishes an emergency stop (QoS 1) to"
+        " `<base>/<id>/request/emergency_stop`; the clock stops when the simulated treadmill's"
+        " Control Point receives Stop/Pause (its control listener fires). Between stops the"
+        " workout is restarted. Floors: a bare publish->receive hop through the same broker, and"
+        " a bare `BleakClient` Control Point write -> arrival / -> indication on the same"
+        " simulator. The ratio is against the sum of the MQTT hop and the GATT write->arrival.",
+        "- **timewarp**: wall time to run a 45-minute profile against the simulated treadmill on"
+        " a `VirtualTimeEventLoop`, through the real client and engine.",
+        "- **footprint**: the daemon (`treadmilld run`) as a subprocess with 1 and 8 simulated"
+        " treadmills running profiles, at 1 Hz and 4 Hz Treadmill Data: resident memory (VmRSS)"
+        " and CPU share (utime+stime over wall time, 100 % = one core) sampled after warm-up;"
+        " cold start = spawn to `READY=1` on a NOTIFY_SOCKET we bind.",
+        "- **timeliness**: 8 simulated treadmills run a profile in real time; for each setpoint"
+        " the planned time is compared with the moment the write reached the treadmill.",
+        "- **codec**, **sim**: measured by those parts' own scripts (see their raw output).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run every benchmark; write docs/performance.md")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only this script (repeatable)"
+    )
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "docs" / "performance.md", help="Markdown file"
+    )
+    args = parser.parse_args()
+    outcomes: list[Outcome] = []
+    for script in SCRIPTS:
+        if args.only and script.name not in args.only:
+            continue
+        print(f"bench/{script.name}.py ...", flush=True)
+        outcome = run_script(script, quick=args.quick)
+        outcomes.append(outcome)
+        print(f"  {outcome.status} in {outcome.seconds:.1f} s", flush=True)
+        for figure in outcome.figures:
+            print(f"  {figure.line()}", flush=True)
+        if outcome.status not in ("ok",) and outcome.detail:
+            print("  " + outcome.detail.replace("\n", "\n  "), flush=True)
+    args.output.write_text(render(outcomes, quick=args.quick), encoding="utf-8")
+    print(f"wrote {args.output}")
+    failed = [o for o in outcomes if o.status in ("failed", "timed out")]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
