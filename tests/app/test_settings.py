@@ -1,0 +1,172 @@
+"""Configuration from TOML, environment and systemd credentials, and its error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from treadmilld.app.settings import (
+    ConfigError,
+    ShutdownMode,
+    load_settings,
+    redacted,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_configs_are_valid() -> None:
+    settings, _ = load_settings(EXAMPLES / "config.toml", environ={})
+    assert [t.id for t in settings.treadmills] == ["tm01", "tm02"]
+    assert settings.treadmills[0].address == "AA:BB:CC:DD:EE:01"
+    assert settings.treadmills[1].target().name_contains == "KS-"
+    simulated, _ = load_settings(EXAMPLES / "simulated.toml", environ={})
+    assert simulated.simulated_only()
+
+
+def test_file_values_and_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+shutdown_mode = "pause"
+[[treadmills]]
+id = "tm01"
+address = "aa:bb:cc:dd:ee:ff"
+quirks = "fitshow"
+[mqtt]
+host = "broker.lan"
+""",
+    )
+    settings, used = load_settings(path, environ={})
+    assert used == path
+    assert settings.shutdown_mode is ShutdownMode.PAUSE
+    assert settings.mqtt.host == "broker.lan"
+    assert settings.mqtt.port == 1883
+    treadmill = settings.treadmills[0]
+    assert treadmill.address == "AA:BB:CC:DD:EE:FF"
+    assert treadmill.display_name == "tm01"
+    quirks = treadmill.link_settings(settings.link).quirks_for("anything")
+    assert quirks.request_control_first is False
+
+
+def test_environment_overrides_the_file_field_by_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, '[mqtt]\nhost = "broker.lan"\nport = 1884\n')
+    monkeypatch.setenv("TREADMILLD_MQTT__HOST", "other.lan")
+    monkeypatch.setenv("TREADMILLD_LOGGING__LEVEL", "debug")
+    settings, _ = load_settings(path)
+    assert settings.mqtt.host == "other.lan"
+    assert settings.mqtt.port == 1884  # kept from the file
+    assert settings.logging.level == "debug"
+
+
+def test_password_from_systemd_credentials_directory_and_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "mqtt_password").write_text("s3cret-pass\n", encoding="utf-8")
+    path = write(tmp_path, '[mqtt]\nusername = "treadmilld"\n')
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    settings, _ = load_settings(path)
+    assert settings.mqtt.resolved_password() == "s3cret-pass"
+    shown = redacted(settings)
+    assert shown["mqtt"]["password"] == "**********"
+    assert "s3cret-pass" not in repr(shown)
+
+
+def test_missing_explicit_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.toml: no such file"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_absent_default_file_means_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TREADMILLD_CONFIG", raising=False)
+    monkeypatch.setattr("treadmilld.app.settings.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+    settings, _ = load_settings(None, environ={})
+    assert settings.treadmills == []
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[[treadmills]]\nid = tm01\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    message = str(caught.value)
+    assert str(path) in message
+    assert "line 2" in message
+
+
+def test_each_problem_names_the_field_and_a_fix(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+body_weight_kg = 5
+colour = "red"
+[[treadmills]]
+id = "Treadmill/1"
+address = "AA:BB:CC:DD:EE:01"
+[[treadmills]]
+id = "tm02"
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    message = str(caught.value)
+    assert str(path) in message
+    assert "body_weight_kg: " in message
+    assert "colour: unknown setting; remove it" in message
+    assert "treadmills[0].id: 'Treadmill/1' is not a valid treadmill id" in message
+    assert "treadmills[1]: treadmill 'tm02' needs exactly one of address" in message
+
+
+def test_duplicate_ids_and_addresses_are_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[treadmills]]
+id = "tm01"
+address = "AA:BB:CC:DD:EE:01"
+[[treadmills]]
+id = "tm01"
+address = "aa:bb:cc:dd:ee:01"
+""",
+    )
+    with pytest.raises(ConfigError, match="unique") as caught:
+        load_settings(path, environ={})
+    assert "AA:BB:CC:DD:EE:01" in str(caught.value)
+
+
+def test_speedup_refused_with_a_real_treadmill(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'clock_speedup = 10\n[[treadmills]]\nid = "tm01"\naddress = "AA:BB:CC:DD:EE:01"\n',
+    )
+    with pytest.raises(ConfigError, match="a real belt does not speed up"):
+        load_settings(path, environ={})
+
+
+def test_unknown_quirk_set_lists_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[treadmills]]\nid = "tm01"\nname_match = "X"\nquirks = "bogus"\n')
+    with pytest.raises(ConfigError, match="kingsmith"):
+        load_settings(path, environ={})
+
+
+def test_bad_environment_value_is_reported_with_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "")
+    monkeypatch.setenv("TREADMILLD_MQTT__PORT", "not-a-port")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "mqtt.port" in str(caught.value)
+    assert "TREADMILLD_MQTT__PORT" in str(caught.value)

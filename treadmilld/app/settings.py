@@ -1,0 +1,424 @@
+"""The daemon's configuration: a TOML file, `TREADMILLD_*` variables and systemd credentials.
+
+Precedence, highest first:
+1. environment variables `TREADMILLD_<FIELD>`, nested with `__`
+   (`TREADMILLD_MQTT__HOST=broker.lan`, `TREADMILLD_LOGGING__LEVEL=debug`);
+2. systemd credentials: files in `$CREDENTIALS_DIRECTORY` named after a secret setting
+   (`mqtt_password` or `mqtt__password`), so a secret never sits in the config file;
+3. the TOML file (`/etc/treadmilld/config.toml`, `--config`, or `$TREADMILLD_CONFIG`);
+4. the defaults below.
+
+Each layer owns its model (`MqttSettings`, `SafetyLimits`, `LinkSettings`); this module composes
+them. Any mistake becomes a `ConfigError` naming the file, the field and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from treadmilld.app.logging import LogFormat, LogLevel
+from treadmilld.ble.config import LinkSettings, TargetSelector
+from treadmilld.ble.quirks import Quirks, quirks_by_name
+from treadmilld.mqtt.config import MqttSettings
+
+DEFAULT_CONFIG_PATH = Path("/etc/treadmilld/config.toml")
+CONFIG_PATH_ENV = "TREADMILLD_CONFIG"
+ENV_PREFIX = "TREADMILLD_"
+CREDENTIALS_DIRECTORY_ENV = "CREDENTIALS_DIRECTORY"
+
+# Secrets that may come from systemd credentials: credential file name -> settings path.
+CREDENTIAL_SETTINGS: Mapping[str, tuple[str, ...]] = {
+    "mqtt_password": ("mqtt", "password"),
+    "mqtt__password": ("mqtt", "password"),
+}
+
+# An id becomes an MQTT topic level and a log field: lowercase, digits, '-' and '_' only, so it
+# can never contain '/', '+' or '#' (MQTT 3.1.1 section 4.7) or need quoting.
+_TREADMILL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+# BlueZ addresses are MACs; macOS (CoreBluetooth) gives per-host UUIDs instead.
+_MAC_ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
+_UUID_ADDRESS = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, the field and a fix."""
+
+
+class ShutdownMode(StrEnum):
+    STOP = "stop"  # FTMS Stop (1): belt stops, the treadmill ends its session
+    PAUSE = "pause"  # FTMS Pause (2): belt stops, the treadmill keeps its session
+
+
+class LoggingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: LogFormat = Field(
+        default=LogFormat.AUTO,
+        description="auto: console on a terminal, logfmt under journald or in a pipe",
+    )
+    level: LogLevel = LogLevel.INFO
+    library_level: LogLevel = Field(
+        default=LogLevel.WARNING,
+        description="level for bleak, aiomqtt, bumble and amqtt (they are chatty at info)",
+    )
+
+
+class TreadmillSettings(BaseModel):
+    """One treadmill: found by address or name, or simulated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="MQTT-safe slug: topic level and log field, e.g. 'tm01'")
+    name: str | None = Field(default=None, description="display name; defaults to the id")
+    address: str | None = Field(
+        default=None, description="Bluetooth address (AA:BB:CC:DD:EE:FF; a UUID on macOS)"
+    )
+    name_match: str | None = Field(
+        default=None,
+        description="connect to the first FTMS treadmill whose advertised name contains this",
+    )
+    simulated: dict[str, Any] | None = Field(
+        default=None,
+        description="a simulated treadmill (treadmilld-sim); keys of SimulatedTreadmillConfig",
+    )
+    quirks: str | Quirks | None = Field(
+        default=None,
+        description="override the quirks picked from the advertised name: a quirk set name "
+        "(fitshow, sunny, tm11gy, mph, kingsmith, standard) or a table of Quirks fields",
+    )
+
+    @field_validator("quirks")
+    @classmethod
+    def _quirk_set_exists(cls, value: str | Quirks | None) -> str | Quirks | None:
+        if isinstance(value, str):
+            quirks_by_name(value)  # raises with the list of known names
+        return value
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_slug(cls, value: str) -> str:
+        if not _TREADMILL_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid treadmill id; use 1-32 lowercase letters, digits, "
+                f"'-' or '_', starting with a letter or digit (e.g. 'tm01')"
+            )
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address_is_bluetooth(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        normalised = value.strip().upper().replace("-", ":") if len(value) <= 17 else value
+        normalised = normalised.strip().upper()
+        if not (_MAC_ADDRESS.match(normalised) or _UUID_ADDRESS.match(normalised)):
+            raise ValueError(
+                f"{value!r} is not a Bluetooth address; write it as AA:BB:CC:DD:EE:FF "
+                f"(`treadmilld scan` lists the treadmills nearby)"
+            )
+        return normalised
+
+    @model_validator(mode="after")
+    def _exactly_one_target(self) -> TreadmillSettings:
+        targets = [
+            key
+            for key, value in (
+                ("address", self.address),
+                ("name_match", self.name_match),
+                ("simulated", self.simulated),
+            )
+            if value is not None
+        ]
+        if len(targets) != 1:
+            found = ", ".join(targets) if targets else "none"
+            raise ValueError(
+                f"treadmill {self.id!r} needs exactly one of address, name_match or simulated "
+                f"(found: {found}); run `treadmilld scan` to find the address"
+            )
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    def target(self) -> TargetSelector:
+        """Which device the link connects to (simulated ones: see `simulated_target`)."""
+        if self.address is not None:
+            return TargetSelector(address=self.address)
+        return TargetSelector(name_contains=self.name_match)
+
+    def link_settings(self, shared: LinkSettings) -> LinkSettings:
+        """The daemon-wide link settings with this treadmill's quirks override applied."""
+        if self.quirks is None:
+            return shared
+        return shared.model_copy(update={"quirks": self.quirks})
+
+
+class Settings(BaseSettings):
+    """Everything `treadmilld run` needs."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        nested_model_default_partial_update=True,
+    )
+
+    treadmills: list[TreadmillSettings] = Field(default_factory=list)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    limits: dict[str, Any] = Field(
+        default_factory=dict,
+        description="safety limits, general and clinical (treadmilld.engine.limits.SafetyLimits)",
+    )
+    link: LinkSettings = Field(
+        default_factory=LinkSettings,
+        description="Bluetooth timeouts, backoff and liveness, shared by every treadmill",
+    )
+    shutdown_mode: ShutdownMode = Field(
+        default=ShutdownMode.STOP,
+        description="what happens to a moving belt when the daemon stops: stop or pause",
+    )
+    body_weight_kg: float = Field(
+        default=70.0, ge=20.0, le=300.0, description="used for calories when a start omits it"
+    )
+    clock_speedup: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=1000.0,
+        description="profile time runs this many times faster; only with simulated treadmills",
+    )
+    profiles_dir: Path | None = Field(
+        default=None, description="extra profile TOML files, next to the built-in ones"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems: list[str] = []
+        ids = [treadmill.id for treadmill in self.treadmills]
+        duplicates = sorted({tid for tid in ids if ids.count(tid) > 1})
+        if duplicates:
+            problems.append(f"treadmill ids must be unique; {duplicates} appear more than once")
+        addresses = [t.address for t in self.treadmills if t.address is not None]
+        repeated = sorted({a for a in addresses if addresses.count(a) > 1})
+        if repeated:
+            problems.append(f"each address may be used by one treadmill; {repeated} repeat")
+        if self.clock_speedup != 1.0 and any(t.simulated is None for t in self.treadmills):
+            problems.append(
+                "clock_speedup only works with simulated treadmills (a real belt does not "
+                "speed up); set clock_speedup = 1 or remove the real treadmills"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        file_values, credentials = _load_context.get()
+        return (
+            init_settings,
+            env_settings,
+            _DictSource(settings_cls, credentials),
+            _DictSource(settings_cls, file_values),
+        )
+
+    def simulated_only(self) -> bool:
+        return bool(self.treadmills) and all(t.simulated is not None for t in self.treadmills)
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """Values already read (from the TOML file or the credentials directory)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = dict(values)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+_load_context: ContextVar[tuple[Mapping[str, Any], Mapping[str, Any]]] = ContextVar(
+    "treadmilld_settings_sources", default=({}, {})
+)
+
+
+def config_path_from(explicit: Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if explicit is not None:
+        return explicit
+    if env.get(CONFIG_PATH_ENV):
+        return Path(env[CONFIG_PATH_ENV])
+    return DEFAULT_CONFIG_PATH
+
+
+def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
+    """The TOML file as a dict; `{}` when an optional file is absent."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(
+                f"{path}: no such file; pass an existing file with --config, or copy "
+                f"examples/config.toml to {path}"
+            ) from None
+        return {}
+    except OSError as error:
+        raise ConfigError(
+            f"{path}: cannot read it ({error.strerror}); check its permissions (the service "
+            f"runs as user treadmilld)"
+        ) from error
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(
+            f"{path}: not valid TOML: {error}; fix the syntax at that line (strings need "
+            f'quotes: address = "AA:BB:CC:DD:EE:FF")'
+        ) from error
+
+
+def read_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Secrets from systemd's credentials directory, as nested settings values."""
+    env = os.environ if environ is None else environ
+    directory = env.get(CREDENTIALS_DIRECTORY_ENV)
+    if not directory:
+        return {}
+    values: dict[str, Any] = {}
+    for credential, setting_path in CREDENTIAL_SETTINGS.items():
+        path = Path(directory) / credential
+        if not path.is_file():
+            continue
+        try:
+            secret = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as error:
+            raise ConfigError(
+                f"systemd credential {path}: cannot read it ({error.strerror}); check the "
+                f"LoadCredential= line of treadmilld.service"
+            ) from error
+        section = values
+        for key in setting_path[:-1]:
+            section = section.setdefault(key, {})
+        section[setting_path[-1]] = secret
+    return values
+
+
+def load_settings(
+    config_path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Settings, Path]:
+    """Read and validate the configuration. Raises `ConfigError` with a message for people.
+
+    `config_path=None` reads `$TREADMILLD_CONFIG` or the default file, which may be absent
+    (then the defaults apply); an explicit path must exist. `overrides` (from the command
+    line) win over everything.
+    """
+    env = os.environ if environ is None else environ
+    path = config_path_from(config_path, env)
+    required = config_path is not None or CONFIG_PATH_ENV in env
+    file_values = read_config_file(path, required=required)
+    credentials = read_credentials(env)
+    token = _load_context.set((file_values, credentials))
+    try:
+        settings = Settings(**dict(overrides or {}))
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, path, env)) from None
+    finally:
+        _load_context.reset(token)
+    return settings, path
+
+
+def describe_validation_error(
+    error: ValidationError, path: Path, environ: Mapping[str, str] | None = None
+) -> str:
+    """One line per problem: the field, what is wrong, and what to do."""
+    env = os.environ if environ is None else environ
+    overridden = sorted(key for key in env if key.startswith(ENV_PREFIX) and key != CONFIG_PATH_ENV)
+    lines = [f"{path}: {error.error_count()} problem(s) in the configuration:"]
+    for problem in error.errors(include_url=False):
+        field = _dotted(problem["loc"])
+        lines.append(f"  - {field}: {_explain(problem)}")
+    if overridden:
+        lines.append(f"  (environment variables also set values: {', '.join(overridden)})")
+    return "\n".join(lines)
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif parts:
+            parts.append(f".{item}")
+        else:
+            parts.append(str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _explain(problem: Mapping[str, Any]) -> str:
+    kind = problem.get("type", "")
+    message = str(problem.get("msg", "invalid value"))
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        return "unknown setting; remove it or fix its spelling (docs/configuration.md lists all)"
+    if kind == "missing":
+        return "required; add it"
+    given = problem.get("input")
+    if kind and kind not in ("value_error", "assertion_error") and not isinstance(given, dict):
+        return f"{message} (got {given!r}); see docs/configuration.md"
+    return message
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as JSON-ready data, every secret shown as '**********'."""
+    # pydantic already masks SecretStr in JSON mode; free-form tables (simulated, quirks)
+    # are masked by key name.
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    masked: dict[str, Any] = _mask_secret_keys(data)
+    return masked
+
+
+_SECRET_KEYS = frozenset({"password", "token", "secret", "passphrase"})
+
+
+def _mask_secret_keys(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {
+            key: "**********"
+            if key in _SECRET_KEYS and value is not None
+            else _mask_secret_keys(value)
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [_mask_secret_keys(item) for item in data]
+    return data
