@@ -1,0 +1,219 @@
+"""Footprint of the daemon: resident memory and CPU share, and cold start to READY=1.
+
+`treadmilld run` runs as a real subprocess (what systemd would run) with 1 and with 8 simulated
+treadmills, their Treadmill Data at 1 Hz and at 4 Hz, every treadmill walking a profile started
+over MQTT. The simulated treadmills live inside the daemon's process (Bumble on an in-memory
+link), so the figures include the simulator: a daemon driving real treadmills over BlueZ costs
+less than this.
+
+    uv run python bench/footprint.py [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+from _broker import BrokerUnavailableError, RunningBroker, mosquitto
+from _mqtt_contract import BASE_TOPIC, PROFILE_FOR_BENCH, start_command
+from _process import cpu_sample, cpu_share_pct, notify_socket, rss_mib
+from _stats import Figure, Summary, argument_parser, emit, not_available
+
+ROOT = Path(__file__).resolve().parent.parent
+# What `treadmilld run` with simulated treadmills needs.
+DAEMON_MODULES = ("treadmilld.app.supervisor", "treadmilld_sim.fleet")
+
+
+class DaemonFailedError(RuntimeError):
+    """The daemon exited or never became ready; its output is in the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    treadmills: int
+    data_rate_hz: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.treadmills} treadmill{'s' if self.treadmills > 1 else ''} at " + (
+            f"{self.data_rate_hz:g} Hz"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    cold_start_ms: float
+    rss_mib: list[float]
+    cpu_pct_per_second: list[float]
+    cpu_pct_window: float
+
+
+def write_config(directory: Path, scenario: Scenario, broker: RunningBroker) -> Path:
+    lines = []
+    for index in range(1, scenario.treadmills + 1):
+        lines += [
+            "[[treadmills]]",
+            f'id = "sim{index:02d}"',
+            f'simulated = {{ name = "SIM-TM{index:02d}", data_rate_hz = {scenario.data_rate_hz} }}',
+            "",
+        ]
+    lines += [
+        "[mqtt]",
+        f'host = "{broker.host}"',
+        f"port = {broker.port}",
+        f'base_topic = "{BASE_TOPIC}"',
+        f'client_id = "treadmilld-footprint-{os.getpid()}"',
+        "ha_discovery = true",
+        "",
+        "[logging]",
+        'format = "logfmt"',
+        'level = "info"',
+    ]
+    path = directory / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def _wait_connected_and_start(
+    broker: RunningBroker, scenario: Scenario, timeout_s: float
+) -> None:
+    ids = [f"sim{index:02d}" for index in range(1, scenario.treadmills + 1)]
+    async with aiomqtt.Client(broker.host, broker.port, identifier="bench-footprint") as client:
+        await client.subscribe(f"{BASE_TOPIC}/+/state")
+        connected: set[str] = set()
+        async with asyncio.timeout(timeout_s):
+            async for message in client.messages:
+                treadmill_id = str(message.topic).split("/")[1]
+                with contextlib.suppress(ValueError):
+                    state = json.loads(message.payload)
+                    if isinstance(state, dict) and state.get("connection") == "connected":
+                        connected.add(treadmill_id)
+                if connected >= set(ids):
+                    break
+        for treadmill_id in ids:
+            topic, body = start_command(treadmill_id, PROFILE_FOR_BENCH)
+            await client.publish(topic, body, qos=1)
+
+
+def measure(
+    scenario: Scenario, broker: RunningBroker, warmup_s: float, window_s: float
+) -> Measured:
+    with (
+        tempfile.TemporaryDirectory(prefix="treadmilld-bench-footprint-") as tmp,
+        notify_socket() as notify,
+    ):
+        config = write_config(Path(tmp), scenario, broker)
+        log_path = Path(tmp) / "daemon.log"
+        env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), PYTHONUNBUFFERED="1")
+        env.pop("JOURNAL_STREAM", None)
+        with log_path.open("wb") as log:
+            spawned = time.monotonic()
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "treadmilld", "run", "--config", str(config)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                ready = notify.wait_for("READY=1", timeout_s=30)
+                if ready is None or daemon.poll() is not None:
+                    raise DaemonFailedError(_failure(daemon, log_path, "never sent READY=1"))
+                cold_start_ms = (ready - spawned) * 1000.0
+                asyncio.run(_wait_connected_and_start(broker, scenario, timeout_s=30))
+                time.sleep(warmup_s)
+                rss: list[float] = []
+                per_second: list[float] = []
+                first = previous = cpu_sample(daemon.pid)
+                deadline = time.monotonic() + window_s
+                while time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    if daemon.poll() is not None:
+                        raise DaemonFailedError(_failure(daemon, log_path, "died while measured"))
+                    current = cpu_sample(daemon.pid)
+                    per_second.append(cpu_share_pct(previous, current))
+                    rss.append(rss_mib(daemon.pid))
+                    previous = current
+                window = cpu_share_pct(first, previous)
+            finally:
+                _terminate(daemon)
+    return Measured(cold_start_ms, rss, per_second, window)
+
+
+def _failure(daemon: subprocess.Popen[bytes], log_path: Path, what: str) -> str:
+    tail = "\n".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
+    return f"the daemon {what} (exit {daemon.poll()}); last output:\n{tail}"
+
+
+def _terminate(daemon: subprocess.Popen[bytes]) -> None:
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def main() -> int:
+    parser = argument_parser(__doc__ or "")
+    args = parser.parse_args()
+    warmup_s, window_s = (2.0, 3.0) if args.quick else (5.0, 15.0)
+    for module in DAEMON_MODULES:
+        if importlib.util.find_spec(module) is None:
+            return not_available(f"{module} is not importable yet: no daemon to measure")
+    scenarios = [Scenario(1, 1.0), Scenario(1, 4.0), Scenario(8, 1.0), Scenario(8, 4.0)]
+    figures: list[Figure] = []
+    cold: list[float] = []
+    try:
+        with mosquitto() as broker:
+            for scenario in scenarios:
+                measured = measure(scenario, broker, warmup_s, window_s)
+                cold.append(measured.cold_start_ms)
+                figures.append(
+                    Figure(
+                        "footprint",
+                        f"resident memory, {scenario.label}",
+                        "MiB",
+                        Summary.of(measured.rss_mib),
+                        note="VmRSS sampled each second; simulator included",
+                    )
+                )
+                figures.append(
+                    Figure(
+                        "footprint",
+                        f"CPU share, {scenario.label}",
+                        "%",
+                        Summary.of(measured.cpu_pct_per_second),
+                        note=f"of one core, per 1 s; window mean {measured.cpu_pct_window:.1f} %",
+                    )
+                )
+    except BrokerUnavailableError as exc:
+        return not_available(str(exc))
+    figures.insert(
+        0,
+        Figure(
+            "footprint",
+            "cold start: spawn -> READY=1",
+            "ms",
+            Summary.of(cold),
+            note="python -m treadmilld run, 1-8 simulated treadmills",
+        ),
+    )
+    emit(figures, as_json=args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Reliability suite plumbing: round counts (normal or soak) and the counts report.
+
+Normal runs stay within a few minutes in total. A soak run multiplies every loop:
+`TREADMILLD_SOAK=20 uv run pytest tests/reliability -s` (an environment variable because
+`pytest_addoption` is only honoured in the root conftest, which this suite does not own).
+
+Every test records what it survived in `survived`; the totals are printed at the end of the run
+(`reliability: 12 link drops survived, ...`) and, when `TREADMILLD_RELIABILITY_REPORT` names a
+file, written there as JSON for docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+_COUNTS: Counter[str] = Counter()
+
+
+def soak_factor() -> int:
+    """How many times longer than a normal run every loop runs (1 = normal)."""
+    raw = os.environ.get("TREADMILLD_SOAK", "").strip()
+    if not raw:
+        return 1
+    try:
+        factor = int(raw)
+    except ValueError as exc:
+        raise pytest.UsageError(
+            f"TREADMILLD_SOAK must be a whole number of rounds multiplier, got {raw!r}"
+        ) from exc
+    if factor < 1:
+        raise pytest.UsageError(f"TREADMILLD_SOAK must be at least 1, got {factor}")
+    return factor
+
+
+class Survived:
+    """What one test went through; totals are summed across the whole run."""
+
+    def add(self, what: str, count: int = 1) -> None:
+        _COUNTS[what] += count
+
+
+@pytest.fixture
+def survived() -> Survived:
+    return Survived()
+
+
+@pytest.fixture
+def rounds() -> int:
+    """Multiplier for loop counts: 1 normally, TREADMILLD_SOAK when soaking."""
+    return soak_factor()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _COUNTS:
+        return
+    summary = ", ".join(f"{count} {what}" for what, count in sorted(_COUNTS.items()))
+    terminalreporter.write_line(f"reliability (soak x{soak_factor()}): {summary}")
+    report = os.environ.get("TREADMILLD_RELIABILITY_REPORT")
+    if report:
+        Path(report).write_text(
+            json.dumps({"soak": soak_factor(), "counts": dict(_COUNTS)}, indent=2) + "\n",
+            encoding="utf-8",
+        )
