@@ -1,1 +1,25 @@
-"""Simulated FTMS treadmills served over a real BLE host stack (Bumble)."""
+"""Simulated FTMS treadmills served over a real BLE host stack (Bumble).
+
+`SimulatedFleet` owns one in-process link; `fleet.add(config)` switches on a treadmill; the real
+`bleak.BleakScanner`/`bleak.BleakClient` reach it with `backend=fleet.scanner_backend` /
+`backend=fleet.client_backend`. See docs/simulator.md.
+"""
+
+from treadmilld_sim.backend import make_backends, parse_advertising_data
+from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
+from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill, build_advertising_data
+from treadmilld_sim.link import SimulatedRadio
+from treadmilld_sim.model import RunningState, TreadmillModel
+
+__all__ = [
+    "RunningState",
+    "SimulatedFleet",
+    "SimulatedRadio",
+    "SimulatedTreadmill",
+    "SimulatedTreadmillConfig",
+    "TreadmillFaults",
+    "TreadmillModel",
+    "build_advertising_data",
+    "make_backends",
+    "parse_advertising_data",
+]

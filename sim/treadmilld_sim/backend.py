@@ -1,0 +1,478 @@
+"""A bleak backend on Bumble: the real `BleakScanner`/`BleakClient` reach simulated treadmills.
+
+`make_backends(radio)` returns a scanner class and a client class bound to one
+`SimulatedRadio`; pass them as `BleakScanner(backend=...)` / `BleakClient(..., backend=...)`.
+bleak reads `backend.__name__`, so the binding is a class factory, not a `functools.partial`.
+
+Every scan and every connection gets a fresh central Bumble `Device` with its own emulated
+controller; stopping the scan, disconnecting or losing the link powers it off and takes its
+controller off the link, so no controller outlives its use.
+
+bleak's backend API is not stable between minor releases (bleak docs, "Shared Backend API");
+`tests/sim/test_bleak_contract.py` pins the abstract members and signatures this module
+implements, so a bleak upgrade that changes them fails there first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import structlog
+from bleak.args import SizedBuffer
+from bleak.assigned_numbers import CHARACTERISTIC_PROPERTIES, CharacteristicPropertyName
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.client import BaseBleakClient, NotifyCallback
+from bleak.backends.descriptor import BleakGATTDescriptor
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
+from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
+from bleak.exc import BleakError, BleakGATTProtocolError
+from bleak.uuids import normalize_uuid_16, normalize_uuid_str
+from bumble import core as bumble_core
+from bumble.att import ATT_Error
+from bumble.device import Device, Peer
+from bumble.hci import Address, HCI_Error, HCI_ErrorCode
+
+from treadmilld_sim.link import SimulatedRadio
+
+log = structlog.get_logger()
+
+# Core Vol 3, Part F, 3.2.8: an LE ATT MTU is 23..517; 247 fills one LE data PDU with DLE,
+# which is what phones and BlueZ usually negotiate.
+REQUESTED_ATT_MTU = 247
+DEFAULT_ATT_MTU = 23
+
+# Advertising data types (Bluetooth Assigned Numbers, "Common Data Types").
+_AD_INCOMPLETE_UUID16 = 0x02
+_AD_COMPLETE_UUID16 = 0x03
+_AD_INCOMPLETE_UUID32 = 0x04
+_AD_COMPLETE_UUID32 = 0x05
+_AD_INCOMPLETE_UUID128 = 0x06
+_AD_COMPLETE_UUID128 = 0x07
+_AD_SHORTENED_NAME = 0x08
+_AD_COMPLETE_NAME = 0x09
+_AD_TX_POWER = 0x0A
+_AD_SERVICE_DATA_UUID16 = 0x16
+_AD_SERVICE_DATA_UUID32 = 0x20
+_AD_SERVICE_DATA_UUID128 = 0x21
+_AD_MANUFACTURER_DATA = 0xFF
+
+
+def parse_advertising_data(raw: bytes, rssi: int) -> AdvertisementData:
+    """Build bleak's `AdvertisementData` from raw AD structures (Core Supplement, Part A).
+
+    Malformed structures end the parse (what a radio stack does with a truncated PDU); what
+    was read before them is kept.
+    """
+    local_name: str | None = None
+    manufacturer_data: dict[int, bytes] = {}
+    service_data: dict[str, bytes] = {}
+    service_uuids: list[str] = []
+    tx_power: int | None = None
+    offset = 0
+    while offset < len(raw):
+        length = raw[offset]
+        if length == 0 or offset + 1 + length > len(raw):
+            break
+        ad_type = raw[offset + 1]
+        value = bytes(raw[offset + 2 : offset + 1 + length])
+        offset += 1 + length
+        if ad_type in (_AD_INCOMPLETE_UUID16, _AD_COMPLETE_UUID16):
+            service_uuids += [
+                normalize_uuid_16(int.from_bytes(value[i : i + 2], "little"))
+                for i in range(0, len(value) - 1, 2)
+            ]
+        elif ad_type in (_AD_INCOMPLETE_UUID32, _AD_COMPLETE_UUID32):
+            service_uuids += [
+                normalize_uuid_str(f"{int.from_bytes(value[i : i + 4], 'little'):08x}")
+                for i in range(0, len(value) - 3, 4)
+            ]
+        elif ad_type in (_AD_INCOMPLETE_UUID128, _AD_COMPLETE_UUID128):
+            service_uuids += [
+                _uuid128_from_le(value[i : i + 16]) for i in range(0, len(value) - 15, 16)
+            ]
+        elif ad_type in (_AD_SHORTENED_NAME, _AD_COMPLETE_NAME):
+            if local_name is None or ad_type == _AD_COMPLETE_NAME:
+                local_name = value.decode("utf-8", errors="replace")
+        elif ad_type == _AD_TX_POWER and len(value) == 1:
+            tx_power = int.from_bytes(value, "little", signed=True)
+        elif ad_type == _AD_SERVICE_DATA_UUID16 and len(value) >= 2:
+            service_data[normalize_uuid_16(int.from_bytes(value[:2], "little"))] = value[2:]
+        elif ad_type == _AD_SERVICE_DATA_UUID32 and len(value) >= 4:
+            uuid32 = int.from_bytes(value[:4], "little")
+            service_data[normalize_uuid_str(f"{uuid32:08x}")] = value[4:]
+        elif ad_type == _AD_SERVICE_DATA_UUID128 and len(value) >= 16:
+            service_data[_uuid128_from_le(value[:16])] = value[16:]
+        elif ad_type == _AD_MANUFACTURER_DATA and len(value) >= 2:
+            manufacturer_data[int.from_bytes(value[:2], "little")] = value[2:]
+    # Keep order, drop duplicates (a UUID may appear in both the 16- and 128-bit lists).
+    unique_uuids = list(dict.fromkeys(service_uuids))
+    return AdvertisementData(
+        local_name=local_name,
+        manufacturer_data=manufacturer_data,
+        service_data=service_data,
+        service_uuids=unique_uuids,
+        tx_power=tx_power,
+        rssi=rssi,
+        platform_data=(raw,),
+    )
+
+
+def _uuid128_from_le(value: bytes) -> str:
+    hex_be = value[::-1].hex()
+    return f"{hex_be[:8]}-{hex_be[8:12]}-{hex_be[12:16]}-{hex_be[16:20]}-{hex_be[20:]}"
+
+
+def _bleak_uuid(bumble_uuid: Any) -> str:
+    """bleak compares UUID strings as stored, so store them 128-bit and lowercase."""
+    return normalize_uuid_str(bumble_uuid.to_hex_str("-"))
+
+
+def _bleak_properties(bits: int) -> list[CharacteristicPropertyName]:
+    return [name for flag, name in CHARACTERISTIC_PROPERTIES.items() if bits & flag]
+
+
+def _parse_address(address: str) -> Any:
+    try:
+        return Address(address.upper(), Address.RANDOM_DEVICE_ADDRESS)
+    except (ValueError, bumble_core.InvalidArgumentError) as error:
+        raise BleakError(
+            f"{address!r} is not a Bluetooth address; pass one like 'F0:00:00:00:01:01'"
+        ) from error
+
+
+def make_backends(
+    radio: SimulatedRadio,
+) -> tuple[type[BaseBleakScanner], type[BaseBleakClient]]:
+    """Scanner and client backend classes bound to `radio`."""
+
+    class BumbleScanner(_BumbleScannerBase):
+        _radio: ClassVar[SimulatedRadio] = radio
+
+    class BumbleClient(_BumbleClientBase):
+        _radio: ClassVar[SimulatedRadio] = radio
+
+    return BumbleScanner, BumbleClient
+
+
+class _BumbleScannerBase(BaseBleakScanner):
+    _radio: ClassVar[SimulatedRadio]
+
+    def __init__(
+        self,
+        detection_callback: AdvertisementDataCallback | None,
+        service_uuids: list[str] | None,
+        scanning_mode: str = "active",
+        *,
+        bluez: Any = None,
+        cb: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        # bluez=/cb= are platform options of other backends; accepted so BleakScanner's
+        # fixed call works, and ignored.
+        del bluez, cb, kwargs
+        super().__init__(detection_callback, service_uuids)
+        self._active = scanning_mode != "passive"
+        self._device: Any = None
+        self._controller: Any = None
+
+    async def start(self) -> None:
+        if self._device is not None:
+            raise BleakError("this scanner is already scanning; stop() it first")
+        # Contract of BaseBleakScanner.seen_devices: cleared when scanning starts.
+        self.seen_devices = {}
+        device, controller = self._radio.new_central("scanner")
+        self._device, self._controller = device, controller
+        device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+        try:
+            await device.power_on()
+            await device.start_scanning(active=self._active, filter_duplicates=False)
+        except BaseException:
+            await self._release()
+            raise
+
+    async def stop(self) -> None:
+        if self._device is None:
+            return
+        with contextlib.suppress(HCI_Error, bumble_core.BaseBumbleError):
+            await self._device.stop_scanning()
+        await self._release()
+
+    async def _release(self) -> None:
+        device, controller = self._device, self._controller
+        self._device = self._controller = None
+        if device is not None:
+            device.remove_listener(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+            await device.power_off()
+        if controller is not None:
+            self._radio.remove_controller(controller)
+
+    def _on_advertisement(self, advertisement: Any) -> None:
+        advertisement_data = parse_advertising_data(advertisement.data_bytes, advertisement.rssi)
+        if not self.is_allowed_uuid(advertisement_data.service_uuids):
+            return
+        address = advertisement.address.to_string(with_type_qualifier=False)
+        device = self.create_or_update_device(
+            address,
+            address,
+            advertisement_data.local_name,
+            advertisement.address,
+            advertisement_data,
+        )
+        self.call_detection_callbacks(device, advertisement_data)
+
+
+class _BumbleClientBase(BaseBleakClient):
+    _radio: ClassVar[SimulatedRadio]
+
+    def __init__(
+        self,
+        address_or_ble_device: BLEDevice | str,
+        *,
+        disconnected_callback: Callable[[], None] | None,
+        timeout: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        # bleak passes services=, bluez=, winrt=; bleak-retry-connector adds pair=,
+        # _is_retry_client=. None changes how a simulated link behaves.
+        del kwargs
+        super().__init__(
+            address_or_ble_device, disconnected_callback=disconnected_callback, timeout=timeout
+        )
+        self._peer_name = (
+            address_or_ble_device.name if isinstance(address_or_ble_device, BLEDevice) else None
+        )
+        self._device: Any = None
+        self._controller: Any = None
+        self._connection: Any = None
+        self._peer: Any = None
+        self._mtu = DEFAULT_ATT_MTU
+        self._subscriptions: dict[int, Callable[[bytes], None]] = {}
+        self._teardown_tasks: set[asyncio.Task[None]] = set()
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._peer_name or self.address
+
+    @property
+    def mtu_size(self) -> int:
+        return self._mtu
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None
+
+    # -- connection -------------------------------------------------------------------------
+
+    async def connect(self, pair: bool, **kwargs: Any) -> None:
+        # bleak-retry-connector passes timeout= (overriding the constructor's) and
+        # dangerous_use_bleak_cache=, which has no meaning without BlueZ.
+        timeout = float(kwargs.get("timeout", self._timeout))
+        if self._connection is not None:
+            raise BleakError(f"already connected to {self.address}; disconnect() first")
+        await self._finish_teardowns()
+        peer_address = _parse_address(self.address)
+        device, controller = self._radio.new_central("client")
+        self._device, self._controller = device, controller
+        try:
+            await device.power_on()
+            # Bumble's emulated controller never completes LE Create Connection Cancel, so
+            # Bumble's own timeout would hang; bound the attempt from outside and throw the
+            # whole central away if it expires (its pending connection must not fire later).
+            try:
+                async with asyncio.timeout(timeout):
+                    connection = await device.connect(peer_address, timeout=None)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no connectable treadmill answered at {self.address} within {timeout:g} s;"
+                    " is it switched on and advertising?"
+                ) from None
+            self._connection = connection
+            connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+            self._peer = Peer(connection)
+            async with asyncio.timeout(timeout):
+                self._mtu = await self._peer.request_mtu(REQUESTED_ATT_MTU)
+                self.services = await self._discover()
+            if pair:
+                log.info("sim_pairing_skipped", address=self.address, reason="not needed")
+        except BaseException:
+            await self._abandon()
+            raise
+        log.debug("sim_client_connected", address=self.address, mtu=self._mtu)
+
+    async def _discover(self) -> BleakGATTServiceCollection:
+        peer = self._peer
+        collection = BleakGATTServiceCollection()
+        for service in await peer.discover_services():
+            bleak_service = BleakGATTService(service, service.handle, _bleak_uuid(service.uuid))
+            # Order matters: a characteristic's service must be in the collection first.
+            collection.add_service(bleak_service)
+            for characteristic in await peer.discover_characteristics(service=service):
+                bleak_characteristic = BleakGATTCharacteristic(
+                    characteristic,
+                    characteristic.handle,
+                    _bleak_uuid(characteristic.uuid),
+                    _bleak_properties(int(characteristic.properties)),
+                    lambda: self._mtu - 3,
+                    bleak_service,
+                )
+                collection.add_characteristic(bleak_characteristic)
+                for descriptor in await peer.discover_descriptors(characteristic=characteristic):
+                    collection.add_descriptor(
+                        BleakGATTDescriptor(
+                            descriptor,
+                            descriptor.handle,
+                            _bleak_uuid(descriptor.type),
+                            bleak_characteristic,
+                        )
+                    )
+        return collection
+
+    async def disconnect(self) -> None:
+        connection = self._connection
+        if connection is not None:
+            with contextlib.suppress(HCI_Error, bumble_core.BaseBumbleError, TimeoutError):
+                async with asyncio.timeout(max(self._timeout, 1.0)):
+                    await connection.disconnect(
+                        reason=HCI_ErrorCode.REMOTE_USER_TERMINATED_CONNECTION_ERROR
+                    )
+            # The disconnection event has normally fired by now; if the link was stuck, act
+            # as if it had, so the caller always ends up disconnected.
+            if self._connection is connection:
+                self._on_disconnection(HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR)
+        await self._finish_teardowns()
+        await self._abandon()
+
+    def _on_disconnection(self, reason: int) -> None:
+        if self._connection is None:
+            return
+        log.debug("sim_client_disconnected", address=self.address, reason=reason)
+        self._connection = None
+        self._peer = None
+        self._subscriptions.clear()
+        # Nothing can reach a central after its link is gone: take its controller off the
+        # air now, power the host down in the background.
+        controller, device = self._controller, self._device
+        self._controller = self._device = None
+        if controller is not None:
+            self._radio.remove_controller(controller)
+        if device is not None:
+            task = asyncio.get_running_loop().create_task(device.power_off())
+            self._teardown_tasks.add(task)
+            task.add_done_callback(self._teardown_tasks.discard)
+        # BlueZ and WinRT call this on every disconnect, local or not; so do we.
+        if self._disconnected_callback is not None:
+            self._disconnected_callback()
+
+    async def _finish_teardowns(self) -> None:
+        if self._teardown_tasks:
+            await asyncio.gather(*self._teardown_tasks, return_exceptions=True)
+
+    async def _abandon(self) -> None:
+        """Throw away the central of a failed or finished connection."""
+        self._connection = self._peer = None
+        device, controller = self._device, self._controller
+        self._device = self._controller = None
+        if controller is not None:
+            self._radio.remove_controller(controller)
+        if device is not None:
+            with contextlib.suppress(HCI_Error, bumble_core.BaseBumbleError):
+                await device.power_off()
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        # FTMP §6: public-use machines should not require bonding, and the simulator does not.
+        del args, kwargs
+        log.info("sim_pairing_skipped", address=self.address, reason="not needed")
+
+    async def unpair(self) -> None:
+        log.info("sim_unpairing_skipped", address=self.address, reason="never paired")
+
+    # -- GATT I/O -------------------------------------------------------------------------
+
+    def _require_peer(self) -> Any:
+        if self._peer is None:
+            raise BleakError(f"not connected to {self.address}; connect() first")
+        return self._peer
+
+    async def _gatt(self, operation: Callable[[Any], Any]) -> Any:
+        """Run one GATT operation, translating Bumble's failures into bleak's exceptions."""
+        peer = self._require_peer()
+        try:
+            return await operation(peer)
+        except ATT_Error as error:
+            raise BleakGATTProtocolError(error.error_code) from error
+        except asyncio.CancelledError:
+            # Bumble cancels an outstanding request when the link drops; that is a failed
+            # operation, not a cancellation of our caller.
+            task = asyncio.current_task()
+            if (task is not None and task.cancelling()) or self._connection is not None:
+                raise
+            raise BleakError(f"{self.address} disconnected during a GATT operation") from None
+        except bumble_core.TimeoutError as error:
+            raise TimeoutError(f"{self.address} did not answer a GATT request in time") from error
+
+    async def read_gatt_char(
+        self,
+        characteristic: BleakGATTCharacteristic,
+        *,
+        use_cached: bool = False,
+        **kwargs: Any,
+    ) -> bytearray:
+        del use_cached, kwargs
+        value = await self._gatt(lambda peer: peer.read_value(characteristic.obj))
+        return bytearray(value)
+
+    async def read_gatt_descriptor(
+        self,
+        descriptor: BleakGATTDescriptor,
+        *,
+        use_cached: bool = False,
+        **kwargs: Any,
+    ) -> bytearray:
+        del use_cached, kwargs
+        value = await self._gatt(lambda peer: peer.read_value(descriptor.obj))
+        return bytearray(value)
+
+    async def write_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool
+    ) -> None:
+        payload = bytes(data)
+        await self._gatt(
+            lambda peer: peer.write_value(characteristic.obj, payload, with_response=response)
+        )
+
+    async def write_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, data: SizedBuffer
+    ) -> None:
+        payload = bytes(data)
+        await self._gatt(lambda peer: peer.write_value(descriptor.obj, payload, with_response=True))
+
+    async def start_notify(
+        self,
+        characteristic: BleakGATTCharacteristic,
+        callback: NotifyCallback,
+        **kwargs: Any,
+    ) -> None:
+        del kwargs
+        loop = asyncio.get_running_loop()
+
+        def deliver(value: bytes) -> None:
+            # Never call back re-entrantly from inside Bumble's receive path: a real stack
+            # hands notifications to the application on a later loop iteration.
+            loop.call_soon(callback, bytearray(value))
+
+        proxy = characteristic.obj
+        # Prefer notifications when a characteristic offers both, like bleak's other backends.
+        await self._gatt(lambda peer: peer.subscribe(proxy, deliver, prefer_notify=True))
+        self._subscriptions[characteristic.handle] = deliver
+
+    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
+        deliver = self._subscriptions.pop(characteristic.handle, None)
+        if deliver is None:
+            return
+        await self._gatt(lambda peer: peer.unsubscribe(characteristic.obj, deliver))

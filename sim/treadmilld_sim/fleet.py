@@ -1,0 +1,227 @@
+"""Simulated treadmills on one in-process radio, and the bleak backends that reach them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import structlog
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.scanner import BaseBleakScanner
+from bumble.core import BaseBumbleError
+from bumble.hci import HCI_Error, HCI_ErrorCode
+
+from treadmilld.clock import Clock, LoopClock
+from treadmilld.ftms import (
+    FTMS_SERVICE_UUID,
+    FtmsServiceData,
+    MachineType,
+    encode_ftms_service_data,
+)
+from treadmilld_sim.backend import make_backends
+from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
+from treadmilld_sim.link import SimulatedRadio
+from treadmilld_sim.model import TreadmillModel
+from treadmilld_sim.server import ControlListener, FtmsGattServer
+
+log = structlog.get_logger()
+
+# Advertising data types (Bluetooth Assigned Numbers, "Common Data Types") and the
+# 31-byte legacy advertising payload limit (Core Vol 6, Part B, 2.3.1.1).
+_AD_FLAGS = 0x01
+_AD_COMPLETE_UUID16 = 0x03
+_AD_SHORTENED_NAME = 0x08
+_AD_COMPLETE_NAME = 0x09
+_AD_SERVICE_DATA_UUID16 = 0x16
+_LEGACY_ADVERTISING_MAX = 31
+# LE General Discoverable, BR/EDR not supported.
+_FLAGS_LE_GENERAL_DISCOVERABLE = 0x06
+
+
+def _ad_structure(ad_type: int, value: bytes) -> bytes:
+    return bytes((len(value) + 1, ad_type)) + value
+
+
+def build_advertising_data(name: str, *, with_service_data: bool) -> bytes:
+    """Flags, the 16-bit service list (0x1826), FTMS service data (FTMS §3) and the name."""
+    ftms_short = int(FTMS_SERVICE_UUID[4:8], 16).to_bytes(2, "little")
+    payload = _ad_structure(_AD_FLAGS, bytes((_FLAGS_LE_GENERAL_DISCOVERABLE,)))
+    payload += _ad_structure(_AD_COMPLETE_UUID16, ftms_short)
+    if with_service_data:
+        service_data = encode_ftms_service_data(
+            FtmsServiceData(available=True, machine_types=MachineType.TREADMILL)
+        )
+        payload += _ad_structure(_AD_SERVICE_DATA_UUID16, ftms_short + service_data)
+    encoded_name = name.encode("utf-8")
+    room = _LEGACY_ADVERTISING_MAX - len(payload) - 2
+    if len(encoded_name) <= room:
+        payload += _ad_structure(_AD_COMPLETE_NAME, encoded_name)
+    else:
+        shortened = encoded_name[:room].decode("utf-8", errors="ignore").encode("utf-8")
+        payload += _ad_structure(_AD_SHORTENED_NAME, shortened)
+    return payload
+
+
+class SimulatedTreadmill:
+    """One treadmill: a model, its FTMS GATT server, and a Bumble device on the fleet's radio."""
+
+    def __init__(
+        self, radio: SimulatedRadio, config: SimulatedTreadmillConfig, address: str, clock: Clock
+    ) -> None:
+        self.config = config
+        self.address = address
+        self.name = config.name
+        self.faults = TreadmillFaults.from_config(config)
+        self.model = TreadmillModel(config, clock, self.faults)
+        self._radio = radio
+        self._device, self._controller = radio.new_device(config.name, address)
+        self._server = FtmsGattServer(self._device, self.model, clock)
+        self._device.on(self._device.EVENT_CONNECTION, self._on_connection)
+        self._advertising = False
+
+    async def _power_on(self) -> None:
+        await self._device.power_on()
+        self._server.start()
+        await self.start_advertising()
+
+    @property
+    def connections(self) -> list[Any]:
+        """Bumble connections currently open to this treadmill (at most one in practice)."""
+        return list(self._device.connections.values())
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self._device.connections)
+
+    @property
+    def is_advertising(self) -> bool:
+        return self._advertising
+
+    def add_control_listener(self, listener: ControlListener) -> Callable[[], None]:
+        """Call `listener(request, at)` for every Control Point request received.
+
+        `at` is the treadmill clock's time when the write arrived, before any response delay.
+        Returns a function that removes the listener.
+        """
+        return self._server.add_control_listener(listener)
+
+    def _on_connection(self, connection: Any) -> None:
+        log.info("sim_treadmill_connected", treadmill=self.name, peer=str(connection.peer_address))
+        connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+
+    def _on_disconnection(self, reason: int) -> None:
+        log.info("sim_treadmill_disconnected", treadmill=self.name, reason=reason)
+        self._server.on_disconnection()
+
+    async def drop_link(self) -> None:
+        """Lose the radio link as if the client walked out of range (HCI 0x08, timeout)."""
+        for connection in self.connections:
+            with contextlib.suppress(HCI_Error, BaseBumbleError):
+                await connection.disconnect(reason=HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR)
+        # Let the disconnection settle before anything else touches advertising (Bumble
+        # answers a same-tick advertising change twice and fails, ble-testing.md §2).
+        await asyncio.sleep(0)
+
+    async def stop_advertising(self) -> None:
+        """Go silent: no scanner finds it and no new connection is possible."""
+        self._advertising = False
+        await self._device.stop_advertising()
+
+    async def start_advertising(self) -> None:
+        """Advertise again (with the current `faults`), restarting after every disconnect."""
+        advertising_data = build_advertising_data(
+            self.name, with_service_data=self.faults.advertise_service_data
+        )
+        interval = self.config.advertising_interval_ms
+        await self._device.start_advertising(
+            advertising_data=advertising_data,
+            auto_restart=True,
+            advertising_interval_min=interval,
+            advertising_interval_max=interval,
+        )
+        self._advertising = True
+
+    async def close(self) -> None:
+        """Disconnect any client, stop advertising and take the device off the air."""
+        for connection in self.connections:
+            with contextlib.suppress(HCI_Error, BaseBumbleError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await connection.disconnect(
+                        reason=HCI_ErrorCode.REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR
+                    )
+        await asyncio.sleep(0)
+        await self._server.stop()
+        with contextlib.suppress(HCI_Error, BaseBumbleError):
+            await self._device.stop_advertising()
+        self._advertising = False
+        await self._device.power_off()
+        self._radio.remove_controller(self._controller)
+
+
+class SimulatedFleet:
+    """Simulated treadmills sharing one in-process link, and bleak backends bound to it.
+
+    ```
+    async with SimulatedFleet() as fleet:
+        treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-TM01"))
+        device = await BleakScanner.find_device_by_address(
+            treadmill.address, backend=fleet.scanner_backend
+        )
+        async with BleakClient(device, backend=fleet.client_backend) as client: ...
+    ```
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock if clock is not None else LoopClock()
+        self.radio = SimulatedRadio()
+        backends = make_backends(self.radio)
+        self.scanner_backend: type[BaseBleakScanner] = backends[0]
+        self.client_backend: type[BaseBleakClient] = backends[1]
+        self._treadmills: list[SimulatedTreadmill] = []
+
+    async def __aenter__(self) -> SimulatedFleet:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def treadmills(self) -> tuple[SimulatedTreadmill, ...]:
+        return tuple(self._treadmills)
+
+    def treadmill(self, name_or_address: str) -> SimulatedTreadmill:
+        """Look a treadmill up by its name or address."""
+        for treadmill in self._treadmills:
+            if name_or_address in (treadmill.name, treadmill.address):
+                return treadmill
+        raise KeyError(f"no simulated treadmill named or addressed {name_or_address!r}")
+
+    async def add(self, config: SimulatedTreadmillConfig | None = None) -> SimulatedTreadmill:
+        """Switch on one more treadmill; it is advertising when this returns."""
+        config = config if config is not None else SimulatedTreadmillConfig()
+        taken = {t.address for t in self._treadmills}
+        if config.address is not None and config.address in taken:
+            raise ValueError(
+                f"address {config.address} is already used by another simulated treadmill;"
+                " leave address unset to get a unique one"
+            )
+        address = config.address
+        while address is None or address in taken:
+            address = self.radio.next_peripheral_address()
+        treadmill = SimulatedTreadmill(self.radio, config, address, self.clock)
+        await treadmill._power_on()
+        self._treadmills.append(treadmill)
+        log.info("sim_treadmill_added", treadmill=treadmill.name, address=address)
+        return treadmill
+
+    async def close(self) -> None:
+        while self._treadmills:
+            await self._treadmills.pop().close()

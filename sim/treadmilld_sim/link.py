@@ -1,0 +1,68 @@
+"""One in-process Bumble radio medium shared by simulated treadmills and bleak centrals.
+
+Every Bumble `Device` here is a full host stack (HCI, L2CAP, ATT, GATT, SMP) talking to an
+emulated `Controller`; controllers on the same `LocalLink` hear each other's advertising and
+exchange ACL data. Nothing touches a real radio, the kernel or the network.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from bumble.controller import Controller
+from bumble.device import Device
+from bumble.hci import Address
+from bumble.host import Host
+from bumble.link import LocalLink
+from bumble.transport.common import AsyncPipeSink
+
+
+def _static_random_address(prefix: int, serial: int) -> str:
+    # A static random address has its two most significant bits set (Core Vol 6, Part B,
+    # 1.3.2.1); the prefix byte keeps peripherals and centrals apart when reading logs.
+    if not 0xC0 <= prefix <= 0xFF:
+        raise ValueError(f"prefix {prefix:#x} must have its two top bits set (0xC0..0xFF)")
+    return f"{prefix:02X}:{(serial >> 24) & 0xFF:02X}:{(serial >> 16) & 0xFF:02X}:" + (
+        f"{(serial >> 8) & 0xFF:02X}:{serial & 0xFF:02X}:01"
+    )
+
+
+class SimulatedRadio:
+    """A `LocalLink` plus address allocation for everything that joins it."""
+
+    # 0xF0 prefix: simulated treadmills; 0xD0 prefix: bleak centrals (scanners, clients).
+    PERIPHERAL_PREFIX = 0xF0
+    CENTRAL_PREFIX = 0xD0
+
+    def __init__(self) -> None:
+        self.link = LocalLink()  # type: ignore[no-untyped-call]
+        self._peripheral_serials = itertools.count(1)
+        self._central_serials = itertools.count(1)
+
+    def next_peripheral_address(self) -> str:
+        return _static_random_address(self.PERIPHERAL_PREFIX, next(self._peripheral_serials))
+
+    def new_device(self, name: str, address: str) -> tuple[Any, Any]:
+        """A powered-off Bumble `Device` with its own emulated `Controller` on this link."""
+        controller = Controller(name, link=self.link, public_address=address)
+        device = Device(
+            name=name,
+            address=Address(address, Address.RANDOM_DEVICE_ADDRESS),
+            host=Host(controller, AsyncPipeSink(controller)),
+        )
+        return device, controller
+
+    def new_central(self, role: str) -> tuple[Any, Any]:
+        """A fresh central (one per scan or per connection, so none outlives its use)."""
+        address = _static_random_address(self.CENTRAL_PREFIX, next(self._central_serials))
+        return self.new_device(f"{role}-{address}", address)
+
+    def remove_controller(self, controller: Any) -> None:
+        """Take a controller off the air; removing one twice is harmless."""
+        if controller in self.link.controllers:
+            self.link.remove_controller(controller)
+
+    @property
+    def controller_count(self) -> int:
+        return len(self.link.controllers)
