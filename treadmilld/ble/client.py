@@ -1,0 +1,900 @@
+"""`BleTreadmillLink`: one FTMS treadmill over bleak, behind the `TreadmillLink` seam.
+
+Flow (docs/ble-client.md has the long form):
+1. find the treadmill with our own bounded scan, connect with bounded attempts;
+2. read Device Information, Feature and both ranges; enable notifications one at a time;
+3. a pump task decodes notifications in order (bleak callbacks only enqueue);
+4. a supervisor watches for a disconnect or silence (liveness) and reconnects with backoff.
+
+The link never starts the belt by itself and never re-applies a target after a reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import structlog
+
+from treadmilld.ble.api import (
+    BeltNotMovingError,
+    ConnectionState,
+    ControlNotPermittedError,
+    ControlRejectedError,
+    ControlTimeoutError,
+    DeviceInformation,
+    LinkConnected,
+    LinkError,
+    LinkEvent,
+    LinkLost,
+    MachineStatusReceived,
+    NotConnectedError,
+    Telemetry,
+    TelemetryReceived,
+    TreadmillCapabilities,
+)
+from treadmilld.ble.config import LinkSettings, TargetSelector
+from treadmilld.ble.control import (
+    INCLINATION_DECIMALS,
+    SPEED_DECIMALS,
+    clamp_to_range,
+    rejection_error,
+)
+from treadmilld.ble.discovery import is_target
+from treadmilld.ble.gatt import ConnectFailedError, GattBackend, GattConnection, GattError
+from treadmilld.ble.quirks import Quirks, SpeedUnit, speed_from_deck, speed_to_deck
+from treadmilld.ble.timing import ReconnectBackoff, sleep_until_set, wait_for_on_clock
+from treadmilld.clock import Clock
+from treadmilld.ftms import (
+    CONTROL_POINT_UUID,
+    FEATURE_UUID,
+    FIRMWARE_REVISION_UUID,
+    HARDWARE_REVISION_UUID,
+    INCLINATION_RANGE_UUID,
+    MACHINE_STATUS_UUID,
+    MANUFACTURER_NAME_UUID,
+    MODEL_NUMBER_UUID,
+    SERIAL_NUMBER_UUID,
+    SOFTWARE_REVISION_UUID,
+    SPEED_RANGE_UUID,
+    TREADMILL_DATA_UUID,
+    CodecError,
+    ControlPermissionLost,
+    ControlRequest,
+    ControlResponse,
+    FitnessMachineFeature,
+    InclinationRange,
+    MachineFeatures,
+    RequestControl,
+    ResetStatus,
+    ResultCode,
+    SetTargetInclination,
+    SetTargetSpeed,
+    SpeedRange,
+    StartOrResume,
+    StopKind,
+    StopOrPause,
+    StoppedBySafetyKey,
+    StoppedOrPausedByUser,
+    TargetSettingFeatures,
+    TreadmillData,
+    TreadmillDataAssembler,
+    decode_control_response,
+    decode_feature,
+    decode_inclination_range,
+    decode_machine_status,
+    decode_speed_range,
+    encode_control_request,
+    merge_treadmill_data,
+)
+
+if TYPE_CHECKING:
+    from treadmilld.ble.bleak_io import ClientBackend, ScannerBackend
+
+T = TypeVar("T")
+
+_log = structlog.get_logger(__name__)
+
+HINT_NOT_FOUND: Final = (
+    "is the treadmill on and in range? is another app connected (it stops advertising then)? "
+    "does the target match what `treadmilld scan` shows?"
+)
+HINT_CONNECT: Final = (
+    "is the treadmill on and in range? is another app connected? "
+    "is the Bluetooth adapter out of connection slots?"
+)
+HINT_SETUP: Final = "the link dropped while setting up; is the treadmill in range?"
+HINT_NOT_TREADMILL: Final = (
+    "the device exposes no Treadmill Data (0x2ACD), so it is not an FTMS treadmill; "
+    "check the configured address or name"
+)
+HINT_NO_ADAPTER: Final = "is Bluetooth available (adapter present and powered, BlueZ running)?"
+
+_DEVICE_INFORMATION_FIELDS: Final = (
+    ("manufacturer", MANUFACTURER_NAME_UUID),
+    ("model", MODEL_NUMBER_UUID),
+    ("serial_number", SERIAL_NUMBER_UUID),
+    ("hardware_revision", HARDWARE_REVISION_UUID),
+    ("firmware_revision", FIRMWARE_REVISION_UUID),
+    ("software_revision", SOFTWARE_REVISION_UUID),
+)
+
+_NO_FEATURES: Final = FitnessMachineFeature(
+    machine=MachineFeatures(0), target_settings=TargetSettingFeatures(0)
+)
+
+
+class _ConnectStepError(Exception):
+    """One connect attempt failed; `hint` says what a person should check."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class _EndOfEvents:
+    """Marks the end of a subscription (the link closed)."""
+
+
+_END: Final = _EndOfEvents()
+
+
+class _Subscription:
+    """One subscriber's queue of events; the link keeps it only weakly."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[LinkEvent | _EndOfEvents] = asyncio.Queue()
+        self._ended = False
+
+    def put(self, event: LinkEvent | _EndOfEvents) -> None:
+        self._queue.put_nowait(event)
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> LinkEvent:
+        if self._ended:
+            raise StopAsyncIteration
+        event = await self._queue.get()
+        if isinstance(event, _EndOfEvents):
+            self._ended = True
+            raise StopAsyncIteration
+        return event
+
+
+@dataclasses.dataclass(eq=False)
+class _Session:
+    """Everything that lives exactly as long as one connection."""
+
+    connection: GattConnection
+    name: str | None
+    quirks: Quirks
+    connected_at: float
+    last_data_at: float
+    disconnected: asyncio.Event
+    inbound: asyncio.Queue[tuple[str, bytes]] = dataclasses.field(default_factory=asyncio.Queue)
+    assembler: TreadmillDataAssembler = dataclasses.field(default_factory=TreadmillDataAssembler)
+    capabilities: TreadmillCapabilities | None = None
+    # Ranges in the deck's own units (mph decks), used to clamp what is written.
+    deck_speed_range: SpeedRange | None = None
+    inclination_range: InclinationRange | None = None
+    has_control_point: bool = False
+    control_granted: bool = False
+    control_request_lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    start_lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    # Clock time a successful Start was sent and the belt has not been seen moving since.
+    start_pending_since: float | None = None
+    # Clock time the reported speed went above 0 (None while the belt stands still).
+    moving_since: float | None = None
+    belt_moving: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    first_record: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    pending_opcode: int | None = None
+    pending_response: asyncio.Future[ControlResponse] | None = None
+    pump: asyncio.Task[None] | None = None
+
+
+class BleTreadmillLink:
+    """One treadmill over bleak; implements `treadmilld.ble.api.TreadmillLink`."""
+
+    def __init__(
+        self,
+        treadmill_id: str,
+        target: TargetSelector,
+        settings: LinkSettings,
+        *,
+        clock: Clock,
+        scanner_backend: ScannerBackend | None = None,
+        client_backend: ClientBackend | None = None,
+        gatt_backend: GattBackend | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        """`scanner_backend`/`client_backend` are bleak backend classes (the simulator's);
+        `gatt_backend` replaces bleak altogether (unit tests of our own seam)."""
+        self._id = treadmill_id
+        self._target = target
+        self._settings = settings
+        self._clock = clock
+        if gatt_backend is None:
+            from treadmilld.ble.bleak_io import BleakGattBackend  # noqa: PLC0415 - bleak lazily
+
+            gatt_backend = BleakGattBackend(
+                clock, scanner_backend=scanner_backend, client_backend=client_backend
+            )
+        self._gatt = gatt_backend
+        self._backoff = ReconnectBackoff(settings.backoff, rng)
+        self._state = ConnectionState.DISCONNECTED
+        self._capabilities: TreadmillCapabilities | None = None
+        self._telemetry = Telemetry(data=TreadmillData(), received_at=None)
+        self._subscribers: weakref.WeakSet[_Subscription] = weakref.WeakSet()
+        self._session: _Session | None = None
+        self._control_lock = asyncio.Lock()
+        self._closing = asyncio.Event()
+        self._closed = False
+        self._run_done: asyncio.Event | None = None
+        self._log = _log.bind(treadmill=treadmill_id)
+
+    # ------------------------------------------------------------------ TreadmillLink: state
+
+    @property
+    def treadmill_id(self) -> str:
+        return self._id
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def capabilities(self) -> TreadmillCapabilities | None:
+        return self._capabilities
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self._telemetry
+
+    @property
+    def quirks(self) -> Quirks | None:
+        """The quirks in use on the current connection (None while disconnected)."""
+        session = self._session
+        return session.quirks if session is not None else None
+
+    def events(self) -> AsyncIterator[LinkEvent]:
+        subscription = _Subscription()
+        if self._closed:
+            subscription.put(_END)
+        else:
+            self._subscribers.add(subscription)
+        return subscription
+
+    def _emit(self, event: LinkEvent) -> None:
+        for subscription in list(self._subscribers):
+            subscription.put(event)
+
+    # ------------------------------------------------------------------ run / close
+
+    async def run(self) -> None:
+        if self._run_done is not None:
+            raise RuntimeError(f"{self._id}: run() is already running; call it once per link")
+        self._run_done = asyncio.Event()
+        try:
+            while not self._closing.is_set():
+                session = await self._until_closing(self._connect())
+                if session is None:
+                    if self._closing.is_set():
+                        break
+                    delay = self._backoff.next_delay()
+                    self._log.info("reconnect_scheduled", retry_in_s=round(delay, 2))
+                    await sleep_until_set(self._closing, delay, self._clock)
+                    continue
+                reason = await self._supervise(session)
+                healthy_for = self._clock.now() - session.connected_at
+                await self._end_session(session, reason)
+                if healthy_for >= self._settings.backoff.reset_after_healthy_s:
+                    self._backoff.reset()
+                if self._closing.is_set():
+                    break
+                delay = self._backoff.next_delay()
+                self._log.info(
+                    "reconnect_scheduled",
+                    retry_in_s=round(delay, 2),
+                    after=reason,
+                    healthy_for_s=round(healthy_for, 2),
+                )
+                await sleep_until_set(self._closing, delay, self._clock)
+        finally:
+            session = self._session
+            if session is not None:
+                await self._end_session(session, "link closed")
+            self._state = ConnectionState.DISCONNECTED
+            self._finish_subscriptions()
+            self._run_done.set()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closing.set()
+        if self._run_done is not None:
+            await self._run_done.wait()
+        else:
+            session = self._session
+            if session is not None:
+                await self._end_session(session, "link closed")
+            self._finish_subscriptions()
+        self._log.info("link_closed")
+
+    def _finish_subscriptions(self) -> None:
+        self._closed = True
+        for subscription in list(self._subscribers):
+            subscription.put(_END)
+        self._subscribers.clear()
+
+    async def _until_closing(self, aw: Awaitable[T]) -> T | None:
+        """`aw`'s result, or None (after cancelling it) if the link is closed first."""
+        task: asyncio.Future[T] = asyncio.ensure_future(aw)
+        closing = asyncio.ensure_future(self._closing.wait())
+        racers: set[asyncio.Future[Any]] = {task, closing}
+        try:
+            await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            return None
+        return task.result()
+
+    # ------------------------------------------------------------------ connect
+
+    async def _connect(self) -> _Session | None:
+        """One connect step; logs and returns None when it fails."""
+        self._state = ConnectionState.CONNECTING
+        try:
+            return await self._establish()
+        except _ConnectStepError as error:
+            self._state = ConnectionState.DISCONNECTED
+            self._log.warning(
+                "connect_failed",
+                target=self._target.describe(),
+                error=str(error),
+                hint=error.hint,
+                attempt=self._backoff.failures + 1,
+            )
+            return None
+        except BaseException:
+            self._state = ConnectionState.DISCONNECTED
+            raise
+
+    async def _establish(self) -> _Session:
+        settings = self._settings
+        try:
+            found = await self._gatt.find(
+                lambda adv: is_target(adv, self._target), settings.scan_timeout_s
+            )
+        except GattError as error:
+            raise _ConnectStepError(str(error), HINT_NO_ADAPTER) from error
+        if found is None:
+            raise _ConnectStepError(
+                f"no treadmill with {self._target.describe()} heard within "
+                f"{settings.scan_timeout_s:g} s",
+                HINT_NOT_FOUND,
+            )
+        address = found.advertisement.address
+        name = found.advertisement.name
+        disconnected = asyncio.Event()
+        try:
+            connection = await wait_for_on_clock(
+                self._gatt.connect(
+                    found, attempts=settings.connect_attempts, on_disconnect=disconnected.set
+                ),
+                settings.connect_timeout_s,
+                self._clock,
+            )
+        except TimeoutError:
+            raise _ConnectStepError(
+                f"connecting to {name or address} ({address}) took longer than "
+                f"{settings.connect_timeout_s:g} s",
+                HINT_CONNECT,
+            ) from None
+        except ConnectFailedError as error:
+            raise _ConnectStepError(str(error), HINT_CONNECT) from error
+        now = self._clock.now()
+        session = _Session(
+            connection=connection,
+            name=name,
+            quirks=settings.quirks_for(name),
+            connected_at=now,
+            last_data_at=now,
+            disconnected=disconnected,
+        )
+        try:
+            await wait_for_on_clock(
+                self._set_up(session, address), settings.connect_timeout_s, self._clock
+            )
+        except (GattError, TimeoutError, _ConnectStepError) as error:
+            await self._disconnect_quietly(connection)
+            if isinstance(error, _ConnectStepError):
+                raise
+            raise _ConnectStepError(
+                f"setting up {name or address} failed: {error or 'timed out'}", HINT_SETUP
+            ) from error
+        except BaseException:
+            await self._disconnect_quietly(connection)
+            raise
+        return session
+
+    async def _set_up(self, session: _Session, address: str) -> None:
+        connection = session.connection
+        if not connection.has_characteristic(TREADMILL_DATA_UUID):
+            raise _ConnectStepError(
+                f"{session.name or address} has no Treadmill Data characteristic",
+                HINT_NOT_TREADMILL,
+            )
+        device_information = await self._read_device_information(connection)
+        features = await self._read_optional(connection, FEATURE_UUID, decode_feature)
+        deck_speed_range = await self._read_optional(
+            connection, SPEED_RANGE_UUID, decode_speed_range
+        )
+        inclination_range = await self._read_optional(
+            connection, INCLINATION_RANGE_UUID, decode_inclination_range
+        )
+        session.deck_speed_range = deck_speed_range
+        session.inclination_range = inclination_range
+        session.has_control_point = connection.has_characteristic(CONTROL_POINT_UUID)
+        unit = session.quirks.target_speed_unit
+        speed_range_kmh = (
+            None
+            if deck_speed_range is None
+            else SpeedRange(
+                minimum_kmh=speed_from_deck(deck_speed_range.minimum_kmh, unit),
+                maximum_kmh=speed_from_deck(deck_speed_range.maximum_kmh, unit),
+                increment_kmh=speed_from_deck(deck_speed_range.increment_kmh, unit),
+            )
+        )
+        session.capabilities = TreadmillCapabilities(
+            address=address,
+            name=session.name,
+            device_information=device_information,
+            features=features or _NO_FEATURES,
+            speed_range=speed_range_kmh,
+            inclination_range=inclination_range,
+        )
+
+        def enqueue(uuid: str) -> Callable[[bytes], None]:
+            # Runs in bleak's callback: only enqueue, the pump does the work in order.
+            return lambda data: session.inbound.put_nowait((uuid, data))
+
+        # One CCCD at a time with a gap: KingSmith drops CCCD writes < ~30 ms apart (ftms.md §2).
+        uuids = [TREADMILL_DATA_UUID]
+        if connection.has_characteristic(MACHINE_STATUS_UUID):
+            uuids.append(MACHINE_STATUS_UUID)
+        if session.has_control_point:
+            uuids.append(CONTROL_POINT_UUID)
+        for index, uuid in enumerate(uuids):
+            if index:
+                await self._clock.sleep(self._settings.cccd_gap_s)
+            await connection.subscribe(uuid, enqueue(uuid))
+
+        # The link is up: fresh telemetry, then LinkConnected, then the pump starts so every
+        # TelemetryReceived of this connection follows its LinkConnected.
+        now = self._clock.now()
+        session.connected_at = now
+        session.last_data_at = now
+        self._telemetry = Telemetry(data=TreadmillData(), received_at=None)
+        self._capabilities = session.capabilities
+        self._session = session
+        self._state = ConnectionState.CONNECTED
+        self._log.info(
+            "link_connected",
+            address=address,
+            name=session.name,
+            quirks=session.quirks.name,
+            speed_range=dataclasses.asdict(speed_range_kmh) if speed_range_kmh else None,
+            inclination_range=dataclasses.asdict(inclination_range) if inclination_range else None,
+            controllable=session.has_control_point,
+        )
+        self._emit(LinkConnected(capabilities=session.capabilities, at=now))
+        session.pump = asyncio.create_task(self._pump(session), name=f"{self._id}-pump")
+
+    async def _read_device_information(self, connection: GattConnection) -> DeviceInformation:
+        values: dict[str, str | None] = {}
+        for field_name, uuid in _DEVICE_INFORMATION_FIELDS:
+            values[field_name] = None
+            if connection.has_characteristic(uuid):
+                raw = await self._read(connection, uuid)
+                text = raw.decode("utf-8", errors="replace").strip("\x00 ").strip()
+                values[field_name] = text or None
+        return DeviceInformation(**values)
+
+    async def _read(self, connection: GattConnection, uuid: str) -> bytes:
+        return await wait_for_on_clock(
+            connection.read(uuid), self._settings.control_response_timeout_s, self._clock
+        )
+
+    async def _read_optional(
+        self, connection: GattConnection, uuid: str, decode: Callable[[bytes], T]
+    ) -> T | None:
+        """Read and decode an optional characteristic; absent or malformed gives None."""
+        if not connection.has_characteristic(uuid):
+            # FTMS §4.3-4.4: a missing range means that target cannot be controlled.
+            self._log.info("characteristic_missing", characteristic=uuid)
+            return None
+        raw = await self._read(connection, uuid)
+        try:
+            return decode(raw)
+        except CodecError as error:
+            self._log.warning(
+                "characteristic_unreadable", characteristic=uuid, data=raw.hex(), error=str(error)
+            )
+            return None
+
+    async def _disconnect_quietly(self, connection: GattConnection) -> None:
+        try:
+            await wait_for_on_clock(
+                connection.disconnect(), self._settings.connect_timeout_s, self._clock
+            )
+        except (GattError, TimeoutError) as error:
+            self._log.warning("disconnect_failed", error=str(error) or "timed out")
+
+    # ------------------------------------------------------------------ supervise / end
+
+    async def _supervise(self, session: _Session) -> str:
+        """Wait until the session ends; returns why."""
+        liveness = self._settings.liveness_timeout_s
+        while True:
+            if self._closing.is_set():
+                return "link closed"
+            if session.disconnected.is_set():
+                return "the treadmill or the Bluetooth stack dropped the connection"
+            if session.pump is not None and session.pump.done():
+                return "notification processing stopped unexpectedly"
+            silent_for = self._clock.now() - session.last_data_at
+            if silent_for >= liveness:
+                return f"no treadmill data for {liveness:g} s"
+            waiters: list[asyncio.Future[Any]] = [
+                asyncio.ensure_future(self._closing.wait()),
+                asyncio.ensure_future(session.disconnected.wait()),
+                asyncio.ensure_future(self._clock.sleep(liveness - silent_for)),
+            ]
+            if session.pump is not None:
+                waiters.append(session.pump)
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters[:3]:
+                    waiter.cancel()
+
+    async def _end_session(self, session: _Session, reason: str) -> None:
+        if self._session is not session:
+            return
+        self._session = None
+        self._state = ConnectionState.DISCONNECTED
+        session.assembler.reset()  # a partial record never completes across links (FTMS §4.18)
+        pending = session.pending_response
+        if pending is not None and not pending.done():
+            pending.set_exception(
+                NotConnectedError(
+                    f"{self._id}: the link went down while waiting for an answer ({reason}); "
+                    "it reconnects by itself, retry after LinkConnected"
+                )
+            )
+        now = self._clock.now()
+        level = self._log.info if reason == "link closed" else self._log.warning
+        level("link_lost", reason=reason)
+        self._emit(LinkLost(reason=reason, at=now))
+        if session.pump is not None:
+            session.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await session.pump
+        if not session.disconnected.is_set():
+            await self._disconnect_quietly(session.connection)
+
+    # ------------------------------------------------------------------ notifications
+
+    async def _pump(self, session: _Session) -> None:
+        while True:
+            uuid, data = await session.inbound.get()
+            try:
+                if uuid == TREADMILL_DATA_UUID:
+                    self._on_treadmill_data(session, data)
+                elif uuid == MACHINE_STATUS_UUID:
+                    self._on_machine_status(session, data)
+                elif uuid == CONTROL_POINT_UUID:
+                    self._on_control_response(session, data)
+            except CodecError as error:
+                # Malformed data from a deck is logged and dropped, never a crash.
+                self._log.warning(
+                    "notification_dropped", characteristic=uuid, data=data.hex(), error=str(error)
+                )
+
+    def _on_treadmill_data(self, session: _Session, data: bytes) -> None:
+        now = self._clock.now()
+        session.last_data_at = now  # a fragment is a sign of life too
+        record = session.assembler.feed(data)
+        if record is None:
+            return
+        if session.quirks.reported_speed_unit is SpeedUnit.MPH:
+            record = _record_to_kmh(record)
+        telemetry = Telemetry(
+            data=merge_treadmill_data(self._telemetry.data, record), received_at=now
+        )
+        self._telemetry = telemetry
+        session.first_record.set()
+        if telemetry.belt_moving:
+            if session.moving_since is None:
+                session.moving_since = now
+                session.start_pending_since = None
+                session.belt_moving.set()
+        elif session.moving_since is not None:
+            session.moving_since = None
+            session.belt_moving.clear()
+        self._emit(TelemetryReceived(record=record, telemetry=telemetry, at=now))
+
+    def _on_machine_status(self, session: _Session, data: bytes) -> None:
+        status = decode_machine_status(data)
+        if isinstance(status, ControlPermissionLost):
+            # FTMS §4.17: permission is gone; the next command asks again (not now: the console
+            # or another app took over, and grabbing it back would fight a person).
+            session.control_granted = False
+        elif isinstance(status, ResetStatus):
+            session.control_granted = False
+            session.start_pending_since = None
+        elif isinstance(status, StoppedOrPausedByUser | StoppedBySafetyKey):
+            session.start_pending_since = None
+        self._log.info("machine_status", status=type(status).__name__)
+        self._emit(MachineStatusReceived(status=status, at=self._clock.now()))
+
+    def _on_control_response(self, session: _Session, data: bytes) -> None:
+        response = decode_control_response(data)
+        pending = session.pending_response
+        if pending is None or pending.done():
+            self._log.warning("control_response_unexpected", data=data.hex())
+            return
+        if response.request_opcode != session.pending_opcode:
+            self._log.warning(
+                "control_response_mismatch",
+                data=data.hex(),
+                expected_opcode=session.pending_opcode,
+            )
+            return
+        pending.set_result(response)
+
+    # ------------------------------------------------------------------ control channel
+
+    def _require_session(self, what: str) -> _Session:
+        session = self._session
+        if session is None:
+            raise NotConnectedError(
+                f"{self._id}: cannot {what}, the treadmill is not connected; the link reconnects "
+                "by itself, retry after LinkConnected"
+            )
+        return session
+
+    def _require_control_point(self, session: _Session, what: str) -> None:
+        if not session.has_control_point:
+            raise ControlRejectedError(
+                f"{self._id}: cannot {what}, the treadmill has no Control Point (it can only be "
+                "watched, not driven)",
+                request=what,
+                result="not_supported",
+            )
+
+    async def _execute(self, session: _Session, request: ControlRequest, what: str) -> None:
+        """One Control Point procedure: write, wait for its response, check the result."""
+        payload = encode_control_request(request)
+        async with self._control_lock:
+            if self._session is not session:
+                self._require_session(what)
+                raise NotConnectedError(
+                    f"{self._id}: the link reconnected before {what} was sent; retry it"
+                )
+            # The future exists before the write, so an answer can never arrive unobserved.
+            response_future: asyncio.Future[ControlResponse] = (
+                asyncio.get_running_loop().create_future()
+            )
+            session.pending_opcode = payload[0]
+            session.pending_response = response_future
+            try:
+                response = await wait_for_on_clock(
+                    self._write_and_wait(session, payload, response_future, what),
+                    self._settings.control_response_timeout_s,
+                    self._clock,
+                )
+            except TimeoutError:
+                self._log.warning("control_timeout", request=what, data=payload.hex())
+                raise ControlTimeoutError(
+                    f"{self._id}: no answer to {what} within "
+                    f"{self._settings.control_response_timeout_s:g} s. The treadmill may not "
+                    "support remote control or be busy; check its console and retry"
+                ) from None
+            finally:
+                session.pending_opcode = None
+                session.pending_response = None
+        if response.result is not ResultCode.SUCCESS:
+            self._log.warning("control_rejected", request=what, result=response.result.name)
+            raise rejection_error(self._id, what, response.result)
+        self._log.debug("control_succeeded", request=what)
+
+    async def _write_and_wait(
+        self,
+        session: _Session,
+        payload: bytes,
+        response_future: asyncio.Future[ControlResponse],
+        what: str,
+    ) -> ControlResponse:
+        try:
+            await session.connection.write(CONTROL_POINT_UUID, payload)
+        except GattError as error:
+            raise LinkError(
+                f"{self._id}: writing {what} failed ({error}); if the link is dropping it "
+                "reconnects by itself, retry after LinkConnected"
+            ) from error
+        return await response_future
+
+    async def _ensure_control(self, session: _Session) -> None:
+        async with session.control_request_lock:
+            if session.control_granted:
+                return
+            await self._execute(session, RequestControl(), "Request Control")
+            session.control_granted = True
+            self._log.info("control_granted")
+
+    async def _command(self, session: _Session, request: ControlRequest, what: str) -> None:
+        """A command that needs control permission (everything but Request Control)."""
+        self._require_control_point(session, what)
+        if session.quirks.request_control_first:
+            await self._ensure_control(session)
+        try:
+            await self._execute(session, request, what)
+        except ControlNotPermittedError:
+            # Permission was lost without a status, or never asked for (FS-/SF-T decks):
+            # ask once, then retry the command once.
+            session.control_granted = False
+            self._log.info("control_rerequested", request=what)
+            await self._ensure_control(session)
+            await self._execute(session, request, what)
+
+    # ------------------------------------------------------------------ TreadmillLink: commands
+
+    async def start_belt(self) -> None:
+        session = self._require_session("start the belt")
+        self._require_control_point(session, "start the belt")
+        async with session.start_lock:
+            # Whether the belt moves is only known from data: wait for the first record.
+            if not await sleep_until_set(
+                session.first_record, self._settings.liveness_timeout_s, self._clock
+            ):
+                raise LinkError(
+                    f"{self._id}: no treadmill data yet, so whether the belt is moving is "
+                    "unknown; not sending Start. Retry in a moment"
+                )
+            if self._telemetry.belt_moving:
+                self._log.info("start_skipped", reason="belt already moving")
+                return
+            pending_since = session.start_pending_since
+            if pending_since is not None and (
+                session.quirks.start_toggles_belt
+                or self._clock.now() - pending_since < self._settings.start_gate_timeout_s
+            ):
+                # A second Start while the belt spins up stops it on some decks (TM11GY).
+                self._log.info("start_skipped", reason="start already sent, belt spinning up")
+                return
+            await self._command(session, StartOrResume(), "Start")
+            session.start_pending_since = self._clock.now()
+
+    async def set_target_speed(self, speed_kmh: float) -> float:
+        what = "Set Target Speed"
+        session = self._require_session("set the speed")
+        self._require_control_point(session, "set the speed")
+        deck_range = session.deck_speed_range
+        if deck_range is None:
+            raise ControlRejectedError(
+                f"{self._id}: the treadmill exposes no Supported Speed Range, so its speed "
+                "cannot be controlled",
+                request=what,
+                result="not_supported",
+            )
+        unit = session.quirks.target_speed_unit
+        deck_value = clamp_to_range(
+            speed_to_deck(speed_kmh, unit),
+            deck_range.minimum_kmh,
+            deck_range.maximum_kmh,
+            deck_range.increment_kmh,
+            decimals=SPEED_DECIMALS,
+            what="target speed",
+        )
+        written_kmh = round(speed_from_deck(deck_value, unit), 4)
+        half_step_kmh = speed_from_deck(max(deck_range.increment_kmh, 0.01), unit) / 2
+        if abs(written_kmh - speed_kmh) > half_step_kmh + 1e-6:
+            self._log.info("target_clamped", target="speed", asked=speed_kmh, written=written_kmh)
+        if session.quirks.start_gate:
+            await self._wait_for_belt(session)
+        # On mph decks the value encoded is mph, in the same 0.01 resolution (TM11GY, Bowflex).
+        await self._command(session, SetTargetSpeed(speed_kmh=deck_value), what)
+        return written_kmh
+
+    async def _wait_for_belt(self, session: _Session) -> None:
+        """Start gate (KingSmith): the belt moves, and has been moving for the settle time."""
+        settings = self._settings
+        if not await sleep_until_set(
+            session.belt_moving, settings.start_gate_timeout_s, self._clock
+        ):
+            raise BeltNotMovingError(
+                f"{self._id}: the belt did not start moving within "
+                f"{settings.start_gate_timeout_s:g} s, and this treadmill must not get a speed "
+                "while standing still; start the belt first (start_belt or the console)"
+            )
+        moving_since = session.moving_since
+        if moving_since is not None:
+            settle_left = moving_since + settings.start_gate_settle_s - self._clock.now()
+            if settle_left > 0:
+                await self._clock.sleep(settle_left)
+        if not session.belt_moving.is_set():
+            raise BeltNotMovingError(
+                f"{self._id}: the belt stopped while settling after Start; start it again first"
+            )
+
+    async def set_target_inclination(self, inclination_pct: float) -> float:
+        what = "Set Target Inclination"
+        session = self._require_session("set the incline")
+        self._require_control_point(session, "set the incline")
+        incline_range = session.inclination_range
+        if incline_range is None:
+            raise ControlRejectedError(
+                f"{self._id}: the treadmill exposes no Supported Inclination Range, so its "
+                "incline cannot be controlled",
+                request=what,
+                result="not_supported",
+            )
+        value = clamp_to_range(
+            inclination_pct,
+            incline_range.minimum_pct,
+            incline_range.maximum_pct,
+            incline_range.increment_pct,
+            decimals=INCLINATION_DECIMALS,
+            what="target inclination",
+        )
+        if abs(value - inclination_pct) > max(incline_range.increment_pct, 0.1) / 2 + 1e-6:
+            self._log.info("target_clamped", target="incline", asked=inclination_pct, written=value)
+        await self._command(session, SetTargetInclination(inclination_pct=value), what)
+        return value
+
+    async def pause_belt(self) -> None:
+        await self._stop_or_pause(StopKind.PAUSE, "Pause")
+
+    async def stop_belt(self) -> None:
+        await self._stop_or_pause(StopKind.STOP, "Stop")
+
+    async def _stop_or_pause(self, kind: StopKind, what: str) -> None:
+        session = self._require_session(what.lower())
+        try:
+            await self._command(session, StopOrPause(kind=kind), what)
+        except ControlRejectedError as error:
+            # FTMS answers Stop on a stopped belt with Operation Failed (ftms.md §1.3): the belt
+            # is where the caller wants it, so that is not a failure.
+            if error.result != "operation_failed" or self._telemetry.belt_moving:
+                raise
+            self._log.info("stop_not_needed", request=what, reason="belt already stopped")
+        session.start_pending_since = None
+
+
+def _record_to_kmh(record: TreadmillData) -> TreadmillData:
+    """A record from an mph deck with its speeds in km/h."""
+    return dataclasses.replace(
+        record,
+        instantaneous_speed_kmh=(
+            None
+            if record.instantaneous_speed_kmh is None
+            else speed_from_deck(record.instantaneous_speed_kmh, SpeedUnit.MPH)
+        ),
+        average_speed_kmh=(
+            None
+            if record.average_speed_kmh is None
+            else speed_from_deck(record.average_speed_kmh, SpeedUnit.MPH)
+        ),
+    )

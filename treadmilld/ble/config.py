@@ -1,0 +1,179 @@
+"""Settings of one treadmill link: which treadmill, how patiently, and with which quirks.
+
+Backend classes (the simulator's bleak backends) are passed to `BleTreadmillLink` in code, never
+through config: a config file names a treadmill, not a Python class.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from treadmilld.ble.quirks import Quirks, quirks_by_name, quirks_for_name
+
+
+class TargetSelector(BaseModel):
+    """Which treadmill to connect to: by address, or by advertised name.
+
+    With an address, that device is used whatever it advertises. With a name match, the first
+    device whose advertised name matches is used; it is confirmed as a treadmill after connecting
+    (it must expose Treadmill Data 0x2ACD), which also covers decks that advertise no FTMS
+    service data (Toorx TRL200, Domyos).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = Field(default=None, description="Bluetooth address, e.g. AA:BB:..")
+    name_contains: str | None = Field(
+        default=None, description="Case-insensitive substring of the advertised name."
+    )
+    name_regex: str | None = Field(
+        default=None, description="Regular expression searched in the advertised name."
+    )
+
+    @field_validator("name_regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"name_regex {value!r} is not a valid regex: {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_match(self) -> Self:
+        if self.address is None and self.name_contains is None and self.name_regex is None:
+            raise ValueError(
+                "a treadmill target needs an address, name_contains or name_regex; "
+                "run `treadmilld scan` to see what is nearby"
+            )
+        return self
+
+    def matches(self, address: str, name: str | None) -> bool:
+        """Whether an advertisement from `address` named `name` is this target."""
+        if self.address is not None and address.lower() != self.address.lower():
+            return False
+        if self.name_contains is not None and (
+            name is None or self.name_contains.lower() not in name.lower()
+        ):
+            return False
+        return self.name_regex is None or (
+            name is not None and re.search(self.name_regex, name) is not None
+        )
+
+    @property
+    def has_name_match(self) -> bool:
+        return self.name_contains is not None or self.name_regex is not None
+
+    def describe(self) -> str:
+        parts = []
+        if self.address is not None:
+            parts.append(f"address {self.address}")
+        if self.name_contains is not None:
+            parts.append(f"name containing {self.name_contains!r}")
+        if self.name_regex is not None:
+            parts.append(f"name matching /{self.name_regex}/")
+        return " and ".join(parts)
+
+
+class BackoffSettings(BaseModel):
+    """Delays between reconnect attempts: capped, jittered, exponential."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial_s: float = Field(default=1.0, gt=0, description="First delay after a failure.")
+    maximum_s: float = Field(default=30.0, gt=0, description="Cap on the delay.")
+    multiplier: float = Field(default=2.0, ge=1.0, description="Growth per failed attempt.")
+    jitter: float = Field(
+        default=0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Each delay is scaled by a random factor in [1 - jitter, 1 + jitter], so "
+        "several daemons (or treadmills) do not retry in lockstep.",
+    )
+    reset_after_healthy_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A session that stayed up this long resets the delay to initial_s.",
+    )
+
+    @model_validator(mode="after")
+    def _cap_not_below_initial(self) -> Self:
+        if self.maximum_s < self.initial_s:
+            raise ValueError(
+                f"backoff maximum_s ({self.maximum_s}) is below initial_s ({self.initial_s}); "
+                "raise maximum_s"
+            )
+        return self
+
+
+class LinkSettings(BaseModel):
+    """How one treadmill link connects, waits and recovers. Times are seconds on the link clock."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scan_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long to look for the treadmill before giving up."
+    )
+    connect_timeout_s: float = Field(
+        # Home Assistant recommends at least 10 s for a BLE connect (ftms.md §2, BlueZ).
+        default=10.0,
+        gt=0,
+        description="Bound on one whole connect step (all its attempts).",
+    )
+    connect_attempts: int = Field(
+        default=2, ge=1, le=10, description="Connect attempts per step (bleak-retry-connector)."
+    )
+    control_response_timeout_s: float = Field(
+        # FTMS sets no timeout (only ATT's 30 s); pyftms waits 2 s (ftms.md §1.3).
+        default=2.0,
+        gt=0,
+        description="How long to wait for a Control Point response indication.",
+    )
+    liveness_timeout_s: float = Field(
+        # The KingSmith app reconnects when no data arrives for 3 s (walkingpad-controller §2.5).
+        default=3.0,
+        gt=0,
+        description="No Treadmill Data for this long means the link is dead.",
+    )
+    cccd_gap_s: float = Field(
+        # KingSmith drops CCCD writes under ~30 ms apart; its app waits 100-300 ms (ftms.md §2).
+        default=0.1,
+        ge=0,
+        description="Pause between enabling one notification and the next.",
+    )
+    start_gate_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="With the start-gate quirk: how long a speed command waits for the belt to "
+        "move after Start.",
+    )
+    start_gate_settle_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="With the start-gate quirk: extra wait after the belt first moves.",
+    )
+    backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+    quirks: str | Quirks | None = Field(
+        default=None,
+        description="None: pick the quirk set from the advertised name. A string: a named "
+        "quirk set (fitshow, sunny, tm11gy, mph, kingsmith, standard). Or the fields spelled out.",
+    )
+
+    @field_validator("quirks")
+    @classmethod
+    def _quirk_set_exists(cls, value: str | Quirks | None) -> str | Quirks | None:
+        if isinstance(value, str):
+            quirks_by_name(value)  # raises with the list of known names
+        return value
+
+    def quirks_for(self, advertised_name: str | None) -> Quirks:
+        """The quirks to use for a treadmill advertising `advertised_name`."""
+        if self.quirks is None:
+            return quirks_for_name(advertised_name)
+        if isinstance(self.quirks, str):
+            return quirks_by_name(self.quirks)
+        return self.quirks

@@ -1,0 +1,131 @@
+"""How real treadmills deviate from FTMS, as a table keyed by the advertised name.
+
+Each entry cites where the behaviour was reported (see docs/ble-client.md and
+shared reference ftms.md §2). A deployment can also pick a quirk set by name, or spell the
+fields out, in `LinkSettings.quirks`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# One statute mile is exactly 1.609344 km (international yard and pound agreement, 1959).
+KM_PER_MILE = 1.609344
+
+
+class SpeedUnit(StrEnum):
+    KMH = "km/h"
+    MPH = "mph"
+
+
+class Quirks(BaseModel):
+    """What this treadmill needs beyond (or instead of) plain FTMS behaviour.
+
+    The defaults are the standard behaviour; every field names one deviation.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="standard", description="Label of the quirk set, for logs.")
+    request_control_first: bool = Field(
+        default=True,
+        description=(
+            "Send Request Control before the first command of a connection. False for decks "
+            "that break on the Request Control/Start preamble (FitShow FS-, Sunny SF-T); they "
+            "still get Request Control if they answer a command with Control Not Permitted."
+        ),
+    )
+    start_toggles_belt: bool = Field(
+        default=False,
+        description=(
+            "Start while running stops the belt (TM11GY): once Start succeeded it is never "
+            "sent again until the belt is seen stopped, however long the belt takes to move."
+        ),
+    )
+    start_gate: bool = Field(
+        default=False,
+        description=(
+            "Write a target speed only once the belt reports a speed above 0, plus a settle "
+            "time (KingSmith KS-: a speed written too soon after Start crashes the link)."
+        ),
+    )
+    target_speed_unit: SpeedUnit = Field(
+        default=SpeedUnit.KMH,
+        description="Unit the deck reads Set Target Speed (and the speed range) in.",
+    )
+    reported_speed_unit: SpeedUnit = Field(
+        default=SpeedUnit.KMH,
+        description="Unit the deck reports Treadmill Data speeds in.",
+    )
+
+
+STANDARD = Quirks()
+
+# Named quirk sets, selectable in config by their key.
+QUIRK_SETS: dict[str, Quirks] = {
+    "standard": STANDARD,
+    # FitShow modules break when Request Control + Start precede a speed write
+    # (cagnulein/qdomyos-zwift PR#4703).
+    "fitshow": Quirks(name="fitshow", request_control_first=False),
+    # Sunny Health & Fitness SF-T decks: same preamble problem (qdomyos-zwift PR#4944).
+    "sunny": Quirks(name="sunny", request_control_first=False),
+    # TM11GY walking pad: Start while running ramps the belt to 0, and the target speed is read
+    # as mph while its Treadmill Data stays in km/h (qdomyos-zwift #5100: `02 64 00` = 1 mph).
+    "tm11gy": Quirks(name="tm11gy", start_toggles_belt=True, target_speed_unit=SpeedUnit.MPH),
+    # Bowflex T9 and JFTM T202 work in mph both ways (shared reference ftms.md §2, from QZ).
+    "mph": Quirks(name="mph", target_speed_unit=SpeedUnit.MPH, reported_speed_unit=SpeedUnit.MPH),
+    # KingSmith WalkingPad (FTMS firmware): Set Speed too soon after Start crashes the link; wait
+    # for a reported speed above 0 and a settle time (mcdax/walkingpad-controller README).
+    "kingsmith": Quirks(name="kingsmith", start_gate=True),
+}
+
+# Advertised-name prefixes, matched case-insensitively; the first match wins, so longer,
+# more specific prefixes come first.
+NAME_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("FS-", "fitshow"),
+    ("SF-T", "sunny"),
+    ("TM11GY", "tm11gy"),
+    # The exact advertised names of the mph decks are unverified; these prefixes are a best
+    # guess, and `LinkSettings.quirks = "mph"` covers a deck they miss.
+    ("BOWFLEX T9", "mph"),
+    ("JFTM", "mph"),
+    ("KS-", "kingsmith"),
+)
+
+
+class UnknownQuirkSetError(ValueError):
+    """A configured quirk set name is not in the table."""
+
+
+def quirks_by_name(set_name: str) -> Quirks:
+    """The named quirk set (`fitshow`, `kingsmith`, ...)."""
+    try:
+        return QUIRK_SETS[set_name]
+    except KeyError:
+        known = ", ".join(sorted(QUIRK_SETS))
+        raise UnknownQuirkSetError(
+            f"unknown quirk set {set_name!r}; use one of: {known}, or spell the fields out"
+        ) from None
+
+
+def quirks_for_name(name: str | None) -> Quirks:
+    """The quirk set for a treadmill advertising `name` (standard when nothing matches)."""
+    if not name:
+        return STANDARD
+    upper = name.strip().upper()
+    for prefix, set_name in NAME_PREFIXES:
+        if upper.startswith(prefix):
+            return QUIRK_SETS[set_name]
+    return STANDARD
+
+
+def speed_to_deck(speed_kmh: float, unit: SpeedUnit) -> float:
+    """A speed in km/h expressed in the deck's unit."""
+    return speed_kmh / KM_PER_MILE if unit is SpeedUnit.MPH else speed_kmh
+
+
+def speed_from_deck(value: float, unit: SpeedUnit) -> float:
+    """A speed in the deck's unit expressed in km/h."""
+    return value * KM_PER_MILE if unit is SpeedUnit.MPH else value
