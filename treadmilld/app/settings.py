@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from treadmilld.app.logging import LogFormat, LogLevel
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.quirks import Quirks, quirks_by_name
+from treadmilld.engine.limits import SafetyLimits
 from treadmilld.mqtt.config import MqttSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/treadmilld/config.toml")
@@ -186,9 +187,9 @@ class Settings(BaseSettings):
     treadmills: list[TreadmillSettings] = Field(default_factory=list)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    limits: dict[str, Any] = Field(
-        default_factory=dict,
-        description="safety limits, general and clinical (treadmilld.engine.limits.SafetyLimits)",
+    limits: SafetyLimits = Field(
+        default_factory=SafetyLimits,
+        description="safety limits: [limits.general] always, [limits.clinical] in clinical mode",
     )
     link: LinkSettings = Field(
         default_factory=LinkSettings,
