@@ -29,7 +29,7 @@ from treadmilld.ftms.control_point import (
     encode_control_request,
     encode_control_response,
 )
-from treadmilld.ftms.errors import CodecError
+from treadmilld.ftms.errors import BytesLike, CodecError
 from treadmilld.ftms.feature import (
     FitnessMachineFeature,
     InclinationRange,
@@ -121,6 +121,7 @@ __all__ = [
     "SPEED_RANGE_UUID",
     "TRAINING_STATUS_UUID",
     "TREADMILL_DATA_UUID",
+    "BytesLike",
     "CodecError",
     "ControlOpcode",
     "ControlPermissionLost",

@@ -49,10 +49,8 @@ class Field:
     def raw_bounds(self) -> tuple[int, int]:
         """Raw values a real measurement may take (the sentinel excluded)."""
         low, high = _BOUNDS[self.kind]
-        if self.not_available == high:
+        if self.not_available == high:  # every FTMS sentinel is its type's maximum
             high -= 1
-        elif self.not_available == low:
-            low += 1
         return low, high
 
     def to_value(self, raw: int) -> int | float | None:
@@ -74,9 +72,11 @@ class Field:
             return self.not_available
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise CodecError(characteristic, f"{self.name}={value!r} is not a number")
-        if isinstance(value, float) and not math.isfinite(value):
+        scaled = value * self.scale
+        if isinstance(scaled, float) and not math.isfinite(scaled):
+            # Also catches huge finite values that overflow once scaled.
             raise CodecError(characteristic, f"{self.name}={value!r} is not a finite number")
-        raw = round(value * self.scale)
+        raw = round(scaled)
         low, high = self.raw_bounds
         if not low <= raw <= high:
             raise CodecError(

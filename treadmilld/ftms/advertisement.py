@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntFlag
 
-from treadmilld.ftms.errors import CodecError
+from treadmilld.ftms.errors import BytesLike, CodecError, as_bytes, require_type
 
 _CHARACTERISTIC = "FTMS Service Data (0x1826)"
 _AVAILABLE = 0x01
@@ -38,13 +38,13 @@ class FtmsServiceData:
         return MachineType.TREADMILL in self.machine_types
 
 
-def decode_ftms_service_data(data: bytes) -> FtmsServiceData:
+def decode_ftms_service_data(data: BytesLike) -> FtmsServiceData:
     """Decode the service-data value (without the AD header or UUID).
 
     Real machines swap the two type bytes or send only one (ftms.md §1.7); like pyftms, the
     type bytes are ORed together, so every defined bit (all in the low byte) survives either way.
     """
-    data = bytes(data)
+    data = as_bytes(data, _CHARACTERISTIC)
     if len(data) < 2:
         raise CodecError(_CHARACTERISTIC, "needs a flags byte and a machine type", data)
     machine_types = data[1] | data[2] if len(data) >= 3 else data[1]
@@ -55,6 +55,7 @@ def decode_ftms_service_data(data: bytes) -> FtmsServiceData:
 
 def encode_ftms_service_data(service_data: FtmsServiceData) -> bytes:
     """flags, then the machine type as a little-endian uint16 (as the spec lays it out)."""
+    require_type(service_data, FtmsServiceData, _CHARACTERISTIC)
     machine_types = service_data.machine_types
     if not isinstance(machine_types, int) or not 0 <= machine_types <= 0xFF:
         raise CodecError(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from treadmilld.ftms._layout import Field, Layout
-from treadmilld.ftms.errors import CodecError
+from treadmilld.ftms.errors import BytesLike, CodecError, as_bytes, require_type
 
 _CHARACTERISTIC = "Control Point (0x2AD9)"
 
@@ -147,13 +147,13 @@ def encode_control_request(request: ControlRequest) -> bytes:
     return bytes((opcode,)) + layout.pack(values, _CHARACTERISTIC)
 
 
-def decode_control_request(data: bytes) -> ControlRequest:
+def decode_control_request(data: BytesLike) -> ControlRequest:
     """Decode a written request (what a simulated treadmill receives).
 
     Opcodes outside the treadmill subset above, and wrong parameter lengths, raise CodecError;
     a server answers the first with Not Supported and the second with Invalid Parameter.
     """
-    data = bytes(data)
+    data = as_bytes(data, _CHARACTERISTIC)
     if not data:
         raise CodecError(_CHARACTERISTIC, "empty write, expected an opcode", data)
     entry = _REQUEST_BY_OPCODE.get(data[0])
@@ -190,7 +190,9 @@ class ControlResponse:
 
 def encode_control_response(response: ControlResponse) -> bytes:
     """`80 <request opcode> <result>` (no optional response parameter)."""
-    if not 0 <= response.request_opcode <= 0xFF:
+    require_type(response, ControlResponse, _CHARACTERISTIC)
+    opcode = response.request_opcode
+    if isinstance(opcode, bool) or not isinstance(opcode, int) or not 0 <= opcode <= 0xFF:
         raise CodecError(
             _CHARACTERISTIC, f"request_opcode {response.request_opcode!r} does not fit one byte"
         )
@@ -199,9 +201,9 @@ def encode_control_response(response: ControlResponse) -> bytes:
     return bytes((ControlOpcode.RESPONSE_CODE, response.request_opcode, response.result))
 
 
-def decode_control_response(data: bytes) -> ControlResponse:
+def decode_control_response(data: BytesLike) -> ControlResponse:
     """Decode an indication; response parameters after the third byte are ignored."""
-    data = bytes(data)
+    data = as_bytes(data, _CHARACTERISTIC)
     if len(data) < 3:
         raise CodecError(_CHARACTERISTIC, "a response needs 3 bytes: 80 <opcode> <result>", data)
     if data[0] != ControlOpcode.RESPONSE_CODE:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import IntFlag
 
 from treadmilld.ftms._layout import Field, Layout
-from treadmilld.ftms.errors import CodecError
+from treadmilld.ftms.errors import BytesLike, CodecError, as_bytes, require_type
 
 _FEATURE = "Fitness Machine Feature (0x2ACC)"
 _SPEED_RANGE = "Supported Speed Range (0x2AD4)"
@@ -68,8 +68,8 @@ class FitnessMachineFeature:
 _FEATURE_LAYOUT = Layout([Field("machine", "u32"), Field("target_settings", "u32")])
 
 
-def decode_feature(data: bytes) -> FitnessMachineFeature:
-    data = bytes(data)
+def decode_feature(data: BytesLike) -> FitnessMachineFeature:
+    data = as_bytes(data, _FEATURE)
     if len(data) != _FEATURE_LAYOUT.size:
         raise CodecError(_FEATURE, f"expected 8 bytes (two uint32), got {len(data)}", data)
     machine, target_settings = _FEATURE_LAYOUT.unpack(data)
@@ -77,6 +77,7 @@ def decode_feature(data: bytes) -> FitnessMachineFeature:
 
 
 def encode_feature(feature: FitnessMachineFeature) -> bytes:
+    require_type(feature, FitnessMachineFeature, _FEATURE)
     return _FEATURE_LAYOUT.pack([feature.machine, feature.target_settings], _FEATURE)
 
 
@@ -111,8 +112,8 @@ _INCLINATION_RANGE_LAYOUT = Layout(
 )
 
 
-def decode_speed_range(data: bytes) -> SpeedRange:
-    data = bytes(data)
+def decode_speed_range(data: BytesLike) -> SpeedRange:
+    data = as_bytes(data, _SPEED_RANGE)
     if len(data) != _SPEED_RANGE_LAYOUT.size:
         raise CodecError(_SPEED_RANGE, f"expected 6 bytes, got {len(data)}", data)
     minimum, maximum, increment = _SPEED_RANGE_LAYOUT.unpack(data)
@@ -120,12 +121,13 @@ def decode_speed_range(data: bytes) -> SpeedRange:
 
 
 def encode_speed_range(speed_range: SpeedRange) -> bytes:
+    require_type(speed_range, SpeedRange, _SPEED_RANGE)
     values = [getattr(speed_range, name) for name in _SPEED_RANGE_LAYOUT.names]
     return _SPEED_RANGE_LAYOUT.pack(values, _SPEED_RANGE)
 
 
-def decode_inclination_range(data: bytes) -> InclinationRange:
-    data = bytes(data)
+def decode_inclination_range(data: BytesLike) -> InclinationRange:
+    data = as_bytes(data, _INCLINATION_RANGE)
     if len(data) != _INCLINATION_RANGE_LAYOUT.size:
         raise CodecError(_INCLINATION_RANGE, f"expected 6 bytes, got {len(data)}", data)
     minimum, maximum, increment = _INCLINATION_RANGE_LAYOUT.unpack(data)
@@ -133,5 +135,6 @@ def decode_inclination_range(data: bytes) -> InclinationRange:
 
 
 def encode_inclination_range(inclination_range: InclinationRange) -> bytes:
+    require_type(inclination_range, InclinationRange, _INCLINATION_RANGE)
     values = [getattr(inclination_range, name) for name in _INCLINATION_RANGE_LAYOUT.names]
     return _INCLINATION_RANGE_LAYOUT.pack(values, _INCLINATION_RANGE)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from treadmilld.ftms._layout import Field, Layout
 from treadmilld.ftms.control_point import StopKind
-from treadmilld.ftms.errors import CodecError
+from treadmilld.ftms.errors import BytesLike, CodecError, as_bytes
 
 _CHARACTERISTIC = "Fitness Machine Status (0x2ADA)"
 
@@ -247,8 +247,8 @@ _STATUSES: dict[int, tuple[type[MachineStatus], Layout]] = {
 _OPCODE_BY_TYPE = {kind: (opcode, layout) for opcode, (kind, layout) in _STATUSES.items()}
 
 
-def decode_machine_status(data: bytes) -> MachineStatus:
-    data = bytes(data)
+def decode_machine_status(data: BytesLike) -> MachineStatus:
+    data = as_bytes(data, _CHARACTERISTIC)
     if not data:
         raise CodecError(_CHARACTERISTIC, "empty notification, expected an opcode", data)
     entry = _STATUSES.get(data[0])

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from treadmilld.ftms.errors import CodecError
+from treadmilld.ftms.errors import BytesLike, CodecError, as_bytes, require_type
 
 _CHARACTERISTIC = "Training Status (0x2AD3)"
 _STRING_PRESENT = 0x01  # flags bit 0
-_MAX_STRING_BYTES = 0xFFFF  # far above any ATT value; only guards against absurd input
 
 
 class TrainingStatusCode(IntEnum):
@@ -49,8 +48,8 @@ class TrainingStatus:
             return None
 
 
-def decode_training_status(data: bytes) -> TrainingStatus:
-    data = bytes(data)
+def decode_training_status(data: BytesLike) -> TrainingStatus:
+    data = as_bytes(data, _CHARACTERISTIC)
     if len(data) < 2:
         raise CodecError(_CHARACTERISTIC, "needs at least 2 bytes: flags and status", data)
     flags, status = data[0], data[1]
@@ -70,7 +69,12 @@ def decode_training_status(data: bytes) -> TrainingStatus:
 
 
 def encode_training_status(status: TrainingStatus) -> bytes:
-    if not isinstance(status.status, int) or not 0 <= status.status <= 0xFF:
+    require_type(status, TrainingStatus, _CHARACTERISTIC)
+    if (
+        isinstance(status.status, bool)
+        or not isinstance(status.status, int)
+        or not 0 <= status.status <= 0xFF
+    ):
         raise CodecError(_CHARACTERISTIC, f"status {status.status!r} does not fit one byte")
     if status.text is None:
         return bytes((0, status.status))
@@ -80,6 +84,4 @@ def encode_training_status(status: TrainingStatus) -> bytes:
         raise CodecError(
             _CHARACTERISTIC, f"text {status.text!r} cannot be encoded as UTF-8"
         ) from None
-    if len(encoded) > _MAX_STRING_BYTES:
-        raise CodecError(_CHARACTERISTIC, f"text is {len(encoded)} bytes, too long for one value")
     return bytes((_STRING_PRESENT, status.status)) + encoded

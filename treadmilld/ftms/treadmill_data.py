@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from treadmilld.ftms._layout import Field, Layout
-from treadmilld.ftms.errors import CodecError
+from treadmilld.ftms.errors import BytesLike, CodecError, as_bytes, require_type
 
 _CHARACTERISTIC = "Treadmill Data (0x2ACD)"
 
@@ -118,27 +118,34 @@ def _layout_for(present_bits: int) -> Layout:
     return layout
 
 
-def decode_treadmill_data(data: bytes) -> TreadmillData:
+def decode_treadmill_data(data: BytesLike) -> TreadmillData:
     """Decode one notification (a whole record, or a fragment with `more_data=True`)."""
+    # bytes is the common case; skip the conversion call on the hot path.
+    data = data if type(data) is bytes else as_bytes(data, _CHARACTERISTIC)
     if len(data) < 2:
-        raise CodecError(_CHARACTERISTIC, "too short for the 2-byte flags field", bytes(data))
+        raise CodecError(_CHARACTERISTIC, "too short for the 2-byte flags field", data)
     (flags,) = _FLAGS.unpack_from(data)
     if flags & _RESERVED_BITS:
         raise CodecError(
             _CHARACTERISTIC,
             f"flags 0x{flags:04x} set reserved bits 14-15, whose field length is unknown",
-            bytes(data),
+            data,
         )
-    more_data = bool(flags & MORE_DATA_BIT)
-    layout = _layout_for(flags ^ MORE_DATA_BIT)
+    present = flags ^ MORE_DATA_BIT
+    layout = _layout_for(present)
     if len(data) != 2 + layout.size:
-        raise CodecError(
-            _CHARACTERISTIC,
-            f"flags 0x{flags:04x} announce {2 + layout.size} bytes, got {len(data)}",
-            bytes(data),
-        )
+        # Some KingSmith firmware sets bit 13 without sending the step bytes (the KS-HD-Z1D
+        # capture in kkz6/WalkingPadSDK FTMSTests.swift): the length tells the two apart.
+        layout = _layout_for(present & ~STEP_COUNT_BIT)
+        if not present & STEP_COUNT_BIT or len(data) != 2 + layout.size:
+            raise CodecError(
+                _CHARACTERISTIC,
+                f"flags 0x{flags:04x} announce {2 + _layout_for(present).size} bytes, "
+                f"got {len(data)}",
+                data,
+            )
     values = dict(zip(layout.names, layout.unpack(data, 2), strict=True))
-    return TreadmillData(**values, more_data=more_data)
+    return TreadmillData(**values, more_data=bool(flags & MORE_DATA_BIT))
 
 
 def _present_bits(record: TreadmillData) -> int:
@@ -155,10 +162,7 @@ def encode_treadmill_data(record: TreadmillData) -> bytes:
     A whole record must carry `instantaneous_speed_kmh` (the spec omits it only from non-final
     fragments); a fragment must not.
     """
-    if not isinstance(record, TreadmillData):
-        raise CodecError(
-            _CHARACTERISTIC, f"cannot encode {type(record).__name__}, expected TreadmillData"
-        )
+    require_type(record, TreadmillData, _CHARACTERISTIC)
     return _encode_groups(record, _present_bits(record), more_data=record.more_data)
 
 
@@ -184,15 +188,14 @@ def encode_treadmill_data_fragments(record: TreadmillData, mtu: int) -> list[byt
     Field groups are never split. Every notification but the last has More Data set; the last
     carries the instantaneous speed. A record that fits is returned as one notification.
     """
-    if not isinstance(record, TreadmillData):
-        raise CodecError(
-            _CHARACTERISTIC, f"cannot encode {type(record).__name__}, expected TreadmillData"
-        )
+    require_type(record, TreadmillData, _CHARACTERISTIC)
     if record.more_data or record.instantaneous_speed_kmh is None:
         raise CodecError(
             _CHARACTERISTIC,
             "only a whole record (more_data=False, with instantaneous_speed_kmh) can be split",
         )
+    if isinstance(mtu, bool) or not isinstance(mtu, int):
+        raise CodecError(_CHARACTERISTIC, f"MTU {mtu!r} is not an integer")
     whole = encode_treadmill_data(record)
     capacity = mtu - 3 - _FLAGS.size  # ATT notification header is 3 bytes
     if len(whole) <= mtu - 3:
@@ -250,7 +253,7 @@ class TreadmillDataAssembler:
     def has_partial_record(self) -> bool:
         return self._pending is not None
 
-    def feed(self, data: bytes) -> TreadmillData | None:
+    def feed(self, data: BytesLike) -> TreadmillData | None:
         """Decode one notification; CodecError also discards the partial record."""
         try:
             record = decode_treadmill_data(data)
