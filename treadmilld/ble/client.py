@@ -41,13 +41,13 @@ from treadmilld.ble.api import (
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.control import (
     INCLINATION_DECIMALS,
-    SPEED_DECIMALS,
     clamp_to_range,
     rejection_error,
+    speed_to_write,
 )
 from treadmilld.ble.discovery import is_target
 from treadmilld.ble.gatt import ConnectFailedError, GattBackend, GattConnection, GattError
-from treadmilld.ble.quirks import Quirks, SpeedUnit, speed_from_deck, speed_to_deck
+from treadmilld.ble.quirks import Quirks, SpeedUnit, speed_from_deck
 from treadmilld.ble.timing import ReconnectBackoff, sleep_until_set, wait_for_on_clock
 from treadmilld.clock import Clock
 from treadmilld.ftms import (
@@ -446,7 +446,7 @@ class BleTreadmillLink:
         session.deck_speed_range = deck_speed_range
         session.inclination_range = inclination_range
         session.has_control_point = connection.has_characteristic(CONTROL_POINT_UUID)
-        unit = session.quirks.target_speed_unit
+        unit = session.quirks.speed_range_unit
         speed_range_kmh = (
             None
             if deck_speed_range is None
@@ -799,18 +799,15 @@ class BleTreadmillLink:
                 request=what,
                 result="not_supported",
             )
-        unit = session.quirks.target_speed_unit
-        deck_value = clamp_to_range(
-            speed_to_deck(speed_kmh, unit),
-            deck_range.minimum_kmh,
-            deck_range.maximum_kmh,
-            deck_range.increment_kmh,
-            decimals=SPEED_DECIMALS,
-            what="target speed",
+        quirks = session.quirks
+        deck_value, written_kmh = speed_to_write(
+            speed_kmh,
+            deck_range,
+            range_unit=quirks.speed_range_unit,
+            target_unit=quirks.target_speed_unit,
         )
-        written_kmh = round(speed_from_deck(deck_value, unit), 4)
-        half_step_kmh = speed_from_deck(max(deck_range.increment_kmh, 0.01), unit) / 2
-        if abs(written_kmh - speed_kmh) > half_step_kmh + 1e-6:
+        half_step_kmh = speed_from_deck(deck_range.increment_kmh, quirks.speed_range_unit) / 2
+        if abs(written_kmh - speed_kmh) > half_step_kmh + 0.01:
             self._log.info("target_clamped", target="speed", asked=speed_kmh, written=written_kmh)
         if session.quirks.start_gate:
             await self._wait_for_belt(session)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 
 from treadmilld.ble.api import ControlNotPermittedError, ControlRejectedError, LinkError
-from treadmilld.ftms import ResultCode
+from treadmilld.ble.quirks import SpeedUnit, speed_from_deck, speed_to_deck
+from treadmilld.ftms import ResultCode, SpeedRange
 
 # Control Point parameter resolutions (FTMS v1.0.1 §4.16.2.4-5): speed 0.01 km/h, incline 0.1 %.
 SPEED_DECIMALS = 2
@@ -30,6 +31,43 @@ def clamp_to_range(
             clamped -= increment
         clamped = max(clamped, minimum)
     return round(clamped, decimals)
+
+
+# One step of the Control Point's speed encoding (0.01 of the deck's unit).
+_SPEED_STEP = 0.01
+# Tolerance for comparing converted speeds with the range limits.
+_SPEED_EPSILON = 1e-9
+
+
+def speed_to_write(
+    speed_kmh: float,
+    deck_range: SpeedRange,
+    *,
+    range_unit: SpeedUnit,
+    target_unit: SpeedUnit,
+) -> tuple[float, float]:
+    """The number to encode in Set Target Speed for `speed_kmh`, and what it means in km/h.
+
+    The target is clamped and rounded on the deck's own grid (`deck_range`, in `range_unit`),
+    then expressed in the unit the deck reads commands in (`target_unit`) at the wire's 0.01
+    resolution, nudged so that rounding never leaves the range.
+    """
+    on_grid = clamp_to_range(
+        speed_to_deck(speed_kmh, range_unit),
+        deck_range.minimum_kmh,
+        deck_range.maximum_kmh,
+        deck_range.increment_kmh,
+        decimals=SPEED_DECIMALS,
+        what="target speed",
+    )
+    lowest_kmh = speed_from_deck(deck_range.minimum_kmh, range_unit)
+    highest_kmh = speed_from_deck(deck_range.maximum_kmh, range_unit)
+    value = round(speed_to_deck(speed_from_deck(on_grid, range_unit), target_unit), SPEED_DECIMALS)
+    while speed_from_deck(value, target_unit) > highest_kmh + _SPEED_EPSILON:
+        value = round(value - _SPEED_STEP, SPEED_DECIMALS)
+    while speed_from_deck(value, target_unit) < lowest_kmh - _SPEED_EPSILON:
+        value = round(value + _SPEED_STEP, SPEED_DECIMALS)
+    return value, round(speed_from_deck(value, target_unit), 4)
 
 
 _ADVICE: dict[ResultCode, tuple[str, str]] = {

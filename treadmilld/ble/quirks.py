@@ -51,9 +51,15 @@ class Quirks(BaseModel):
             "time (KingSmith KS-: a speed written too soon after Start crashes the link)."
         ),
     )
+    # Units are kept apart per direction: on the TM11GY only the command is mph while telemetry
+    # stays km/h (qdomyos-zwift #5100), so there is no single "mph mode".
     target_speed_unit: SpeedUnit = Field(
         default=SpeedUnit.KMH,
-        description="Unit the deck reads Set Target Speed (and the speed range) in.",
+        description="Unit the deck reads Set Target Speed in.",
+    )
+    speed_range_unit: SpeedUnit = Field(
+        default=SpeedUnit.KMH,
+        description="Unit of the deck's Supported Speed Range (0x2AD4).",
     )
     reported_speed_unit: SpeedUnit = Field(
         default=SpeedUnit.KMH,
@@ -74,8 +80,13 @@ QUIRK_SETS: dict[str, Quirks] = {
     # TM11GY walking pad: Start while running ramps the belt to 0, and the target speed is read
     # as mph while its Treadmill Data stays in km/h (qdomyos-zwift #5100: `02 64 00` = 1 mph).
     "tm11gy": Quirks(name="tm11gy", start_toggles_belt=True, target_speed_unit=SpeedUnit.MPH),
-    # Bowflex T9 and JFTM T202 work in mph both ways (shared reference ftms.md §2, from QZ).
-    "mph": Quirks(name="mph", target_speed_unit=SpeedUnit.MPH, reported_speed_unit=SpeedUnit.MPH),
+    # Bowflex T9 and JFTM T202 expect mph (ftms.md §2, from QZ); assumed mph in every direction.
+    "mph": Quirks(
+        name="mph",
+        target_speed_unit=SpeedUnit.MPH,
+        speed_range_unit=SpeedUnit.MPH,
+        reported_speed_unit=SpeedUnit.MPH,
+    ),
     # KingSmith WalkingPad (FTMS firmware): Set Speed too soon after Start crashes the link; wait
     # for a reported speed above 0 and a settle time (mcdax/walkingpad-controller README).
     "kingsmith": Quirks(name="kingsmith", start_gate=True),
