@@ -294,13 +294,20 @@ class FtmsGattServer:
 
     async def _send_treadmill_data(self) -> None:
         model = self._model
+        last_sent = self._clock.now()
         while True:
             faults = model.faults
-            rate = model.config.data_rate_hz
+            base_rate = model.config.data_rate_hz
+            fast_rate = faults.moving_data_rate_hz
+            # Wake at the faster rate when there is one, so a belt that starts moving switches
+            # to it at once rather than after the slow interval.
+            await self._clock.sleep(1.0 / max(base_rate, fast_rate or base_rate))
             moving = model.running_state is RunningState.RUNNING or model.belt_speed_kmh > 0
-            if moving and faults.moving_data_rate_hz is not None:
-                rate = faults.moving_data_rate_hz
-            await self._clock.sleep(1.0 / rate)
+            rate = fast_rate if moving and fast_rate is not None else base_rate
+            now = self._clock.now()
+            if now - last_sent < 1.0 / rate - 1e-6:
+                continue
+            last_sent = now
             if not self._device.connections:
                 continue
             record = model.treadmill_data()

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
+from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
 
 from treadmilld.clock import VirtualTimeEventLoop
 from treadmilld.ftms import (
@@ -31,7 +32,6 @@ from treadmilld.ftms import (
     decode_training_status,
     encode_control_request,
 )
-from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
 
 # Generous bound for one test's waits: a hang (e.g. Bumble's connect-cancel) fails the test
 # here with a clear traceback instead of at pytest-timeout's process level.

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from bleak.exc import BleakGATTProtocolError
+from treadmilld_sim import RunningState, SimulatedFleet, SimulatedTreadmill
 
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
@@ -32,9 +33,9 @@ from treadmilld.ftms import (
     StartedOrResumedByUser,
     StartOrResume,
     StopKind,
+    StopOrPause,
     StoppedBySafetyKey,
     StoppedOrPausedByUser,
-    StopOrPause,
     TargetInclineChanged,
     TargetSettingFeatures,
     TargetSpeedChanged,
@@ -43,8 +44,8 @@ from treadmilld.ftms import (
     decode_inclination_range,
     decode_speed_range,
     decode_training_status,
+    decode_treadmill_data,
 )
-from treadmilld_sim import RunningState, SimulatedFleet, SimulatedTreadmill
 
 from .session import TEST_TIMEOUT_S, connected
 
@@ -59,14 +60,16 @@ async def test_reads_feature_ranges_and_device_information(
         incline_range = decode_inclination_range(
             await client.read_gatt_char(INCLINATION_RANGE_UUID)
         )
-        manufacturer = await client.read_gatt_char(MANUFACTURER_NAME_UUID)
-        model_number = await client.read_gatt_char(MODEL_NUMBER_UUID)
-        firmware = await client.read_gatt_char(FIRMWARE_REVISION_UUID)
+        manufacturer = bytes(await client.read_gatt_char(MANUFACTURER_NAME_UUID))
+        model_number = bytes(await client.read_gatt_char(MODEL_NUMBER_UUID))
+        firmware = bytes(await client.read_gatt_char(FIRMWARE_REVISION_UUID))
         training = decode_training_status(await client.read_gatt_char(TRAINING_STATUS_UUID))
         assert client.mtu_size == 247
         assert client.name == "SIM-TM01"
     assert MachineFeatures.INCLINATION in feature.machine
-    assert feature.target_settings == TargetSettingFeatures.SPEED | TargetSettingFeatures.INCLINATION
+    assert (
+        feature.target_settings == TargetSettingFeatures.SPEED | TargetSettingFeatures.INCLINATION
+    )
     assert speed_range == SpeedRange(0.5, 16.0, 0.1)
     assert incline_range == InclinationRange(0.0, 15.0, 0.5)
     assert (manufacturer, model_number, firmware) == (b"treadmilld", b"SIM-TM", b"1.0.0")
@@ -130,7 +133,9 @@ async def test_every_procedure_and_its_result_codes(
     assert treadmill.model.running_state is RunningState.IDLE
 
 
-async def test_one_procedure_at_a_time(fleet: SimulatedFleet, treadmill: SimulatedTreadmill) -> None:
+async def test_one_procedure_at_a_time(
+    fleet: SimulatedFleet, treadmill: SimulatedTreadmill
+) -> None:
     treadmill.faults.response_delay_s = 0.5
     async with asyncio.timeout(TEST_TIMEOUT_S), connected(fleet, treadmill) as session:
         await session.write_raw(bytes([ControlOpcode.REQUEST_CONTROL]))
@@ -183,8 +188,9 @@ async def test_safety_key_stops_the_belt_and_start_is_refused_until_it_is_back(
         await session.take_control()
         assert (await session.send(SetTargetSpeed(3.0))).result is ResultCode.SUCCESS
         assert (await session.send(StartOrResume())).result is ResultCode.SUCCESS
-        while model.belt_speed_kmh < 0.5:
-            await asyncio.sleep(0.05)
+        # Wait for the belt to be moving, as the daemon would see it: in Treadmill Data.
+        while (decode_treadmill_data(await session.data.get()).instantaneous_speed_kmh or 0) < 0.5:
+            pass
         model.pull_safety_key()
         status = await session.statuses.get()
         belt_after_pull = model.belt_speed_kmh
@@ -211,7 +217,9 @@ async def test_control_listener_sees_every_request(
     assert seen[0][1] <= seen[1][1]
 
 
-async def test_disconnect_loses_control(fleet: SimulatedFleet, treadmill: SimulatedTreadmill) -> None:
+async def test_disconnect_loses_control(
+    fleet: SimulatedFleet, treadmill: SimulatedTreadmill
+) -> None:
     async with asyncio.timeout(TEST_TIMEOUT_S):
         async with connected(fleet, treadmill) as session:
             await session.take_control()

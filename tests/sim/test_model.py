@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from treadmilld_sim import RunningState, SimulatedTreadmillConfig, TreadmillModel
 
 from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
@@ -19,14 +20,13 @@ from treadmilld.ftms import (
     StartedOrResumedByUser,
     StartOrResume,
     StopKind,
+    StopOrPause,
     StoppedBySafetyKey,
     StoppedOrPausedByUser,
-    StopOrPause,
     TargetSpeedChanged,
     TrainingStatus,
     TrainingStatusCode,
 )
-from treadmilld_sim import RunningState, SimulatedTreadmillConfig, TreadmillModel
 
 from .session import run_in_virtual_time
 
@@ -186,7 +186,10 @@ def test_training_status_follows_the_belt() -> None:
     assert model.training_status.code is TrainingStatusCode.IDLE
     model.press_start()
     model.press_stop()
-    assert [s.code for s in seen] == [TrainingStatusCode.MANUAL_MODE, TrainingStatusCode.POST_WORKOUT]
+    assert [s.code for s in seen] == [
+        TrainingStatusCode.MANUAL_MODE,
+        TrainingStatusCode.POST_WORKOUT,
+    ]
 
 
 def test_quirk_require_start_before_speed() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from bleak import BleakScanner
-
-from treadmilld.ftms import FTMS_SERVICE_UUID, MachineType, decode_ftms_service_data
 from treadmilld_sim import (
     SimulatedFleet,
     SimulatedTreadmill,
@@ -14,6 +12,8 @@ from treadmilld_sim import (
     build_advertising_data,
     parse_advertising_data,
 )
+
+from treadmilld.ftms import FTMS_SERVICE_UUID, MachineType, decode_ftms_service_data
 
 from .session import TEST_TIMEOUT_S
 
