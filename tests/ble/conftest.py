@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 
 import pytest
+from treadmilld_sim import SimulatedFleet
 
 from treadmilld.clock import LoopClock, VirtualTimeEventLoop
-from treadmilld_sim import SimulatedFleet
 
 
 def pytest_asyncio_loop_factories(

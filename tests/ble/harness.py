@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
+
 from treadmilld.ble.api import LinkConnected, LinkEvent, LinkLost, Telemetry, TelemetryReceived
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ftms import ControlRequest
-from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
 
 # Bound on any single wait, in (virtual) seconds: a hang fails the test with a traceback here
 # instead of at pytest-timeout's process level. Virtual time makes this cost nothing.
@@ -27,9 +28,7 @@ class LinkUnderTest:
     events: AsyncIterator[LinkEvent]
     seen: list[LinkEvent] = field(default_factory=list)
 
-    async def next_event(
-        self, kind: type[E], where: Callable[[E], bool] = lambda _e: True
-    ) -> E:
+    async def next_event(self, kind: type[E], where: Callable[[E], bool] = lambda _e: True) -> E:
         """The next event of `kind` satisfying `where` (earlier ones are kept in `seen`)."""
         async with asyncio.timeout(WAIT_BOUND_S):
             async for event in self.events:
@@ -51,8 +50,10 @@ class LinkUnderTest:
     async def belt_at(self, speed_kmh: float) -> Telemetry:
         """Wait until the measured belt speed reaches `speed_kmh` (within 0.01)."""
         return await self.telemetry_where(
-            lambda t: t.data.instantaneous_speed_kmh is not None
-            and abs(t.data.instantaneous_speed_kmh - speed_kmh) < 0.011
+            lambda t: (
+                t.data.instantaneous_speed_kmh is not None
+                and abs(t.data.instantaneous_speed_kmh - speed_kmh) < 0.011
+            )
         )
 
 

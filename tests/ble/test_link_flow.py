@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from treadmilld_sim import RunningState, SimulatedFleet, SimulatedTreadmillConfig
 
+from tests.ble.harness import record_requests, running_link
 from treadmilld.ble.api import (
     ConnectionState,
     ControlNotPermittedError,
@@ -31,8 +33,6 @@ from treadmilld.ftms import (
     StoppedBySafetyKey,
     StoppedOrPausedByUser,
 )
-from treadmilld_sim import RunningState, SimulatedFleet, SimulatedTreadmillConfig
-from tests.ble.harness import record_requests, running_link
 
 
 async def test_scan_lists_a_treadmill_by_its_ftms_service_data(fleet: SimulatedFleet) -> None:
@@ -57,7 +57,7 @@ async def test_full_flow_connect_start_speed_incline_pause_stop_close(
     async with running_link(fleet, treadmill) as lut:
         connected = await lut.connected()
         capabilities = connected.capabilities
-        assert lut.link.connection_state is ConnectionState.CONNECTED
+        state_while_connected = lut.link.connection_state
         assert capabilities.name == "SIM-FLOW"
         assert capabilities.device_information.manufacturer == "Acme"
         assert capabilities.device_information.firmware_revision == "2.1"
@@ -76,10 +76,10 @@ async def test_full_flow_connect_start_speed_incline_pause_stop_close(
 
         await lut.link.pause_belt()
         await lut.belt_at(0.0)
-        assert treadmill.model.running_state is RunningState.PAUSED
+        paused = treadmill.model.running_state
         await lut.link.stop_belt()
-        assert treadmill.model.running_state is RunningState.STOPPED
-
+        stopped = treadmill.model.running_state
+    assert (paused, stopped) == (RunningState.PAUSED, RunningState.STOPPED)
     assert requests == [
         RequestControl(),
         StartOrResume(),
@@ -90,7 +90,10 @@ async def test_full_flow_connect_start_speed_incline_pause_stop_close(
     ]
     rest = [event async for event in lut.events]
     assert rest[-1] == LinkLost(reason="link closed", at=rest[-1].at)
-    assert lut.link.connection_state is ConnectionState.DISCONNECTED
+    assert (state_while_connected, lut.link.connection_state) == (
+        ConnectionState.CONNECTED,
+        ConnectionState.DISCONNECTED,
+    )
     assert not treadmill.is_connected
 
 
