@@ -1,16 +1,187 @@
-"""The `treadmilld` command line."""
+"""The `treadmilld` command line (also `python -m treadmilld`).
+
+Exit codes: 0 success (also a clean stop on SIGTERM), 1 a failure while running,
+2 a configuration or usage error (systemd's RestartPreventExitStatus=2 keeps a broken config
+from restarting in a loop).
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from treadmilld import __version__
 
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="treadmilld",
+        description="Reverse-walking interval profiles on Bluetooth FTMS treadmills, over MQTT.",
+        epilog="Start with `treadmilld demo`: simulated treadmills, no hardware needed.",
+    )
+    parser.add_argument("--version", action="version", version=f"treadmilld {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_config(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            metavar="PATH",
+            help="TOML configuration (default: $TREADMILLD_CONFIG or /etc/treadmilld/config.toml)",
+        )
+
+    run = commands.add_parser("run", help="run the daemon (what systemd starts)")
+    with_config(run)
+
+    demo = commands.add_parser(
+        "demo", help="run a profile on simulated treadmills with an embedded MQTT broker"
+    )
+    demo.add_argument(
+        "--treadmills", type=int, default=1, metavar="N", help="simulated treadmills (1)"
+    )
+    demo.add_argument(
+        "--profile", default=None, help="built-in profile to run (default: the P1 starter)"
+    )
+    demo.add_argument(
+        "--speedup",
+        type=float,
+        default=None,
+        metavar="X",
+        help="profile time runs X times faster (default: the profile takes about a minute)",
+    )
+    demo.add_argument(
+        "--broker", default=None, metavar="URL", help="use this broker (mqtt://host:1883)"
+    )
+    demo.add_argument(
+        "--base-topic", default="treadmilld", help="MQTT base topic (default: treadmilld)"
+    )
+    demo.add_argument(
+        "--weight", type=float, default=70.0, metavar="KG", help="body weight for calories"
+    )
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave treadmills and broker up after the profile, for a dashboard (Ctrl-C ends)",
+    )
+    demo.add_argument("--verbose", action="store_true", help="show the daemon's log lines")
+
+    check = commands.add_parser(
+        "check-config", help="validate the configuration and print it, secrets redacted"
+    )
+    with_config(check)
+
+    scan = commands.add_parser("scan", help="list FTMS treadmills nearby")
+    scan.add_argument("--timeout", type=float, default=5.0, metavar="S", help="listen S seconds")
+    scan.add_argument(
+        "--sim",
+        type=int,
+        nargs="?",
+        const=2,
+        default=None,
+        metavar="N",
+        help="scan N simulated treadmills instead of the radio (default 2)",
+    )
+
+    diagnose = commands.add_parser(
+        "diagnose", help="versions, Bluetooth adapter, config summary (addresses anonymised)"
+    )
+    with_config(diagnose)
+
+    profiles = commands.add_parser("profiles", help="list, show or check workout profiles")
+    profile_commands = profiles.add_subparsers(dest="profiles_command", metavar="ACTION")
+    profile_commands.add_parser("list", help="the built-in profiles")
+    show = profile_commands.add_parser("show", help="a profile's timeline")
+    show.add_argument("name")
+    show.add_argument("--weight", type=float, default=70.0, metavar="KG")
+    check_profiles = profile_commands.add_parser("check", help="validate profile files")
+    check_profiles.add_argument("paths", nargs="+", type=Path)
+    return parser
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="treadmilld")
-    parser.add_argument("--version", action="version", version=__version__)
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    # Imported per command: `treadmilld --help` and `profiles list` stay fast on a Pi.
+    from treadmilld.app.logging import LogFormat, LogLevel, configure_logging  # noqa: PLC0415
+    from treadmilld.app.settings import ConfigError  # noqa: PLC0415
+
+    # Quiet by default; `run` and `demo` configure logging from their own settings.
+    configure_logging(LogFormat.AUTO, LogLevel.WARNING)
+    handler = _COMMANDS[args.command]
+    try:
+        return handler(args)
+    except ConfigError as error:
+        sys.stderr.write(f"treadmilld: configuration error\n{error}\n")
+        return EXIT_CONFIG
+
+
+# Each command lives in its own module, imported only when used.
+
+
+def _run(args: argparse.Namespace) -> int:
+    from treadmilld.app.run import run_command  # noqa: PLC0415
+
+    return run_command(args.config)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from treadmilld.app.demo import DemoOptions, demo_command  # noqa: PLC0415
+
+    return demo_command(
+        DemoOptions(
+            treadmills=args.treadmills,
+            profile=args.profile,
+            speedup=args.speedup,
+            broker=args.broker,
+            base_topic=args.base_topic,
+            body_weight_kg=args.weight,
+            keep_running=args.keep_running,
+            verbose=args.verbose,
+        )
+    )
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from treadmilld.app.run import check_config_command  # noqa: PLC0415
+
+    return check_config_command(args.config)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from treadmilld.app.inspect import scan_command  # noqa: PLC0415
+
+    return scan_command(timeout_s=args.timeout, simulated=args.sim)
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from treadmilld.app.inspect import diagnose_command  # noqa: PLC0415
+
+    return diagnose_command(args.config)
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    if args.profiles_command is None:
+        build_parser().parse_args(["profiles", "--help"])
+    from treadmilld.app.inspect import profiles_command  # noqa: PLC0415
+
+    return profiles_command(args)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "demo": _demo,
+    "check-config": _check_config,
+    "scan": _scan,
+    "diagnose": _diagnose,
+    "profiles": _profiles,
+}

@@ -365,11 +365,18 @@ def describe_validation_error(
     env = os.environ if environ is None else environ
     overridden = sorted(key for key in env if key.startswith(ENV_PREFIX) and key != CONFIG_PATH_ENV)
     lines = [f"{path}: {error.error_count()} problem(s) in the configuration:"]
-    for problem in error.errors(include_url=False):
-        field = _dotted(problem["loc"])
-        lines.append(f"  - {field}: {_explain(problem)}")
+    lines.append(describe_problems(error))
     if overridden:
         lines.append(f"  (environment variables also set values: {', '.join(overridden)})")
+    return "\n".join(lines)
+
+
+def describe_problems(error: ValidationError, *, prefix: str = "") -> str:
+    """`  - field: what is wrong; what to do`, one line per problem, fields under `prefix`."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        field = _dotted([prefix, *problem["loc"]] if prefix else problem["loc"])
+        lines.append(f"  - {field}: {_explain(problem)}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,134 @@
+"""Builds the running parts from the settings: links, sessions, the bridge, the simulator.
+
+`treadmilld_sim` is imported here and only here, and only when a simulated treadmill is
+configured, so a gym's install never needs Bumble.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from treadmilld.app.settings import ConfigError, Settings
+from treadmilld.app.simulation import import_simulator, simulated_config
+from treadmilld.app.supervisor import ManagedBridge, ManagedSession, TreadmillUnit
+from treadmilld.ble.client import BleTreadmillLink
+from treadmilld.ble.config import TargetSelector
+from treadmilld.clock import Clock, LoopClock, ScaledClock
+from treadmilld.engine.library import ProfileLibrary
+from treadmilld.engine.session import WorkoutSession
+from treadmilld.mqtt.bridge import BridgeConfigError, MqttBridge
+
+if TYPE_CHECKING:
+    from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
+
+_log = structlog.get_logger()
+
+
+@dataclass
+class Assembly:
+    units: list[TreadmillUnit]
+    bridge: ManagedBridge | None
+    library: ProfileLibrary
+    fleet: SimulatedFleet | None = None
+
+    def simulated(self, treadmill_id: str) -> SimulatedTreadmill | None:
+        """The simulated treadmill behind `treadmill_id` (tests press its console buttons)."""
+        if self.fleet is None:
+            return None
+        return self._simulated.get(treadmill_id)
+
+    def __post_init__(self) -> None:
+        self._simulated: dict[str, SimulatedTreadmill] = {}
+
+
+def clock_for(settings: Settings) -> Clock:
+    """Real time, or scaled time for simulated treadmills (`clock_speedup`)."""
+    if settings.clock_speedup == 1.0:
+        return LoopClock()
+    return ScaledClock(settings.clock_speedup)
+
+
+def profile_library(settings: Settings | None) -> ProfileLibrary:
+    if settings is None:
+        return ProfileLibrary()
+    extra = [settings.profiles_dir] if settings.profiles_dir is not None else []
+    return ProfileLibrary(extra, limits=settings.limits)
+
+
+@contextlib.asynccontextmanager
+async def assemble(settings: Settings, *, clock: Clock, version: str) -> AsyncIterator[Assembly]:
+    """Links, sessions and the bridge for `settings`; the simulator, if any, is torn down on
+    exit (after the supervisor has closed the links)."""
+    library = profile_library(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        fleet: SimulatedFleet | None = None
+        simulated: dict[str, SimulatedTreadmill] = {}
+        configs = {
+            t.id: simulated_config(i, t)
+            for i, t in enumerate(settings.treadmills)
+            if t.simulated is not None
+        }
+        if configs:
+            simulator = import_simulator()
+            started: SimulatedFleet = await stack.enter_async_context(
+                simulator.SimulatedFleet(clock)
+            )
+            fleet = started
+            for treadmill_id, config in configs.items():
+                simulated[treadmill_id] = await started.add(config)
+        units: list[TreadmillUnit] = []
+        for treadmill in settings.treadmills:
+            link_settings = treadmill.link_settings(settings.link)
+            if treadmill.id in simulated:
+                assert fleet is not None  # set together with `simulated`
+                link = BleTreadmillLink(
+                    treadmill.id,
+                    TargetSelector(address=simulated[treadmill.id].address),
+                    link_settings,
+                    clock=clock,
+                    scanner_backend=fleet.scanner_backend,
+                    client_backend=fleet.client_backend,
+                )
+            else:
+                link = BleTreadmillLink(
+                    treadmill.id, treadmill.target(), link_settings, clock=clock
+                )
+            session = make_session(link, settings, library, clock)
+            units.append(TreadmillUnit(treadmill.id, link, session))
+        try:
+            bridge = MqttBridge(
+                settings.mqtt,
+                {unit.treadmill_id: unit.session for unit in units},
+                library,
+                version=version,
+                clock=clock,
+            )
+        except BridgeConfigError as error:
+            raise ConfigError(str(error)) from None
+        assembly = Assembly(units, bridge, library, fleet)
+        assembly._simulated.update(simulated)
+        _log.info(
+            "daemon_assembled",
+            treadmills={
+                t.id: ("simulated" if t.id in simulated else t.target().describe())
+                for t in settings.treadmills
+            },
+        )
+        yield assembly
+
+
+def make_session(
+    link: BleTreadmillLink, settings: Settings, library: ProfileLibrary, clock: Clock
+) -> ManagedSession:
+    return WorkoutSession(
+        link,
+        library=library,
+        limits=settings.limits,
+        clock=clock,
+        default_body_weight_kg=settings.body_weight_kg,
+    )

@@ -1,0 +1,379 @@
+"""`treadmilld demo`: the whole system on one machine, no hardware, one command.
+
+It runs the same supervisor as `treadmilld run` (simulated treadmills over the real bleak code
+path, the engine, the MQTT bridge) against an embedded broker, starts the profile by publishing
+a real MQTT request, as a dashboard would, and shows the workout live in the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+import structlog
+
+from treadmilld.app.assembly import Assembly, profile_library
+from treadmilld.app.logging import LogFormat, LogLevel, configure_logging
+from treadmilld.app.run import run_daemon
+from treadmilld.app.sdnotify import SystemdNotifier
+from treadmilld.app.settings import ConfigError, LoggingSettings, Settings, TreadmillSettings
+from treadmilld.app.supervisor import Supervisor
+from treadmilld.engine.api import (
+    Phase,
+    SessionEvent,
+    SessionSnapshot,
+    TreadmillController,
+    TurnCountdown,
+    TurnNow,
+    WorkoutAborted,
+    WorkoutFinished,
+)
+from treadmilld.mqtt.config import MqttSettings
+from treadmilld.mqtt.link import IncomingMessage, MqttError, MqttLink, OutgoingMessage
+
+_log = structlog.get_logger()
+
+DEFAULT_PROFILE = "p1-starter-a"
+# The demo should take about a minute of wall time whatever the profile's length.
+TARGET_DEMO_S = 60.0
+MAX_TREADMILLS = 8
+# How long the demo waits for the simulated treadmills to connect before giving up.
+CONNECT_WAIT_S = 60.0
+FINISHED_PHASES = frozenset({Phase.FINISHED, Phase.ABORTED})
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    treadmills: int = 1
+    profile: str | None = None
+    speedup: float | None = None
+    broker: str | None = None
+    base_topic: str = "treadmilld"
+    body_weight_kg: float = 70.0
+    keep_running: bool = False
+    verbose: bool = False
+
+
+class DemoFailedError(Exception):
+    """The demo could not run its profile; the message says why and what to try."""
+
+
+def demo_command(options: DemoOptions, out: TextIO | None = None) -> int:
+    stream = sys.stdout if out is None else out
+    if not 1 <= options.treadmills <= MAX_TREADMILLS:
+        raise ConfigError(f"--treadmills must be between 1 and {MAX_TREADMILLS}")
+    if options.speedup is not None and not 1.0 <= options.speedup <= 1000.0:
+        raise ConfigError("--speedup must be between 1 and 1000")
+    profile = options.profile or DEFAULT_PROFILE
+    library = profile_library(None)
+    known = {summary.name: summary for summary in library.summaries()}
+    if profile not in known:
+        raise ConfigError(
+            f"no built-in profile {profile!r}; `treadmilld profiles list` shows: "
+            + ", ".join(sorted(known))
+        )
+    total_s = known[profile].total_s
+    speedup = options.speedup or max(1.0, round(total_s / TARGET_DEMO_S, 1))
+    configure_logging(
+        LogFormat.AUTO,
+        LogLevel.INFO if options.verbose else LogLevel.WARNING,
+        library_level=LogLevel.WARNING,
+    )
+    try:
+        return asyncio.run(_demo(options, profile, speedup, total_s, stream))
+    except DemoFailedError as error:
+        stream.write(f"\ntreadmilld demo: {error}\n")
+        return 1
+
+
+async def _demo(
+    options: DemoOptions, profile: str, speedup: float, total_s: float, out: TextIO
+) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        client_id = f"treadmilld-demo-{os.getpid()}"
+        if options.broker is not None:
+            try:
+                mqtt = MqttSettings.from_url(
+                    options.broker, client_id=client_id, base_topic=options.base_topic
+                )
+            except ValueError as error:
+                raise ConfigError(f"--broker: {error}") from None
+            broker_text = mqtt.url
+        else:
+            from treadmilld.mqtt.embedded_broker import EmbeddedBroker  # noqa: PLC0415
+
+            broker = await stack.enter_async_context(EmbeddedBroker())
+            mqtt = MqttSettings(
+                host=broker.host,
+                port=broker.port,
+                client_id=client_id,
+                base_topic=options.base_topic,
+            )
+            broker_text = f"{broker.url} (embedded {broker.kind})"
+        settings = Settings(
+            treadmills=[
+                TreadmillSettings(
+                    id=f"sim{index:02d}",
+                    name=f"Simulated treadmill {index}",
+                    simulated={"name": f"SIM-TM{index:02d}"},
+                )
+                for index in range(1, options.treadmills + 1)
+            ],
+            mqtt=mqtt,
+            logging=LoggingSettings(),
+            clock_speedup=speedup,
+            body_weight_kg=options.body_weight_kg,
+        )
+        out.write(
+            f"treadmilld demo: {options.treadmills} simulated treadmill(s), profile {profile} "
+            f"({_clock(total_s)} of profile time at {speedup:g}x, about "
+            f"{_clock(total_s / speedup)} here)\nMQTT broker: {broker_text}, base topic "
+            f"{mqtt.base_topic}\n\n"
+        )
+        driver = DemoDriver(options, profile, mqtt, out)
+
+        def attach(assembly: Assembly, supervisor: Supervisor) -> None:
+            driver.attach(assembly, supervisor)
+
+        started = time.monotonic()
+        # No systemd here, whatever the environment says.
+        await run_daemon(settings, notifier=SystemdNotifier({}), on_assembled=attach)
+        if driver.failure is not None:
+            raise DemoFailedError(driver.failure)
+        out.write(driver.summary(time.monotonic() - started, speedup))
+        return 0 if driver.all_finished() else 1
+
+
+class DemoDriver:
+    """Starts the profile over MQTT, draws the live view, and stops the daemon at the end."""
+
+    def __init__(self, options: DemoOptions, profile: str, mqtt: MqttSettings, out: TextIO):
+        self.options = options
+        self.profile = profile
+        self.mqtt = mqtt
+        self.out = out
+        self.tty = out.isatty()
+        self.controllers: dict[str, TreadmillController] = {}
+        self.supervisor: Supervisor | None = None
+        self.final: dict[str, SessionSnapshot] = {}
+        self.failure: str | None = None
+        self._lines_drawn = 0
+        self._last_plain: dict[str, tuple[object, ...]] = {}
+
+    def attach(self, assembly: Assembly, supervisor: Supervisor) -> None:
+        self.controllers = {unit.treadmill_id: unit.session for unit in assembly.units}
+        self.supervisor = supervisor
+        supervisor.on_ready = self.drive
+
+    def all_finished(self) -> bool:
+        return bool(self.final) and all(s.phase is Phase.FINISHED for s in self.final.values())
+
+    async def drive(self) -> None:
+        if self.supervisor is None:
+            raise RuntimeError("DemoDriver.attach() must run before drive()")
+        try:
+            await self._wait_connected()
+            await self._start_over_mqtt()
+            await self._watch()
+        except DemoFailedError as error:
+            self.failure = str(error)
+        if self.failure is None and self.options.keep_running:
+            self.out.write(
+                f"\nStill running (--keep-running): connect a dashboard to {self.mqtt.url}, "
+                f"base topic {self.mqtt.base_topic}; Ctrl-C stops everything.\n"
+            )
+            self.out.flush()
+            return
+        self.supervisor.request_stop("demo finished")
+
+    async def _wait_connected(self) -> None:
+        deadline = time.monotonic() + CONNECT_WAIT_S
+        while time.monotonic() < deadline:
+            states = {tid: c.snapshot().connection for tid, c in self.controllers.items()}
+            if all(state == "connected" for state in states.values()):
+                return
+            await asyncio.sleep(0.05)
+        raise DemoFailedError(
+            f"the simulated treadmills did not connect within {CONNECT_WAIT_S:g} s "
+            f"({states}); run again with --verbose to see the link's log"
+        )
+
+    async def _start_over_mqtt(self) -> None:
+        """Publish `request/start` for every treadmill, as a dashboard would, and wait for the
+        bridge's replies."""
+        base = self.mqtt.base_topic
+        settings = self.mqtt.model_copy(update={"client_id": self.mqtt.client_id + "-dashboard"})
+        link = MqttLink(
+            settings, will=OutgoingMessage(f"{base}/demo/dashboard", "gone", qos=0, retain=False)
+        )
+        pending = set(self.controllers)
+        problems: list[str] = []
+        answered = asyncio.Event()
+
+        async def session() -> None:
+            await link.subscribe([f"{base}/{tid}/response/start" for tid in self.controllers])
+            for tid in self.controllers:
+                request = {
+                    "profile": self.profile,
+                    "body_weight_kg": self.options.body_weight_kg,
+                    "transaction": f"demo-{tid}",
+                }
+                await link.publish_request(f"{base}/{tid}/request/start", json.dumps(request))
+            async for message in link.messages():
+                self._on_reply(message, pending, problems)
+                if not pending or problems:
+                    answered.set()
+                    break
+
+        runner = asyncio.create_task(link.run(session), name="demo-dashboard")
+        try:
+            async with asyncio.timeout(20):
+                await answered.wait()
+        except TimeoutError:
+            problems.append(f"no reply to request/start from {sorted(pending)} within 20 s")
+        finally:
+            await link.close()
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, MqttError):
+                await runner
+        if problems:
+            raise DemoFailedError("; ".join(problems))
+
+    def _on_reply(self, message: IncomingMessage, pending: set[str], problems: list[str]) -> None:
+        treadmill_id = message.topic.split("/")[-3]
+        try:
+            reply = json.loads(message.payload)
+        except json.JSONDecodeError:
+            problems.append(f"{treadmill_id}: unreadable reply {message.payload!r}")
+            return
+        pending.discard(treadmill_id)
+        if reply.get("status") != "ok":
+            problems.append(
+                f"{treadmill_id} refused the start: {reply.get('error')} ({reply.get('code')})"
+            )
+
+    async def _watch(self) -> None:
+        events: asyncio.Queue[SessionEvent] = asyncio.Queue()
+        followers = [
+            asyncio.create_task(self._follow(controller, events), name=f"demo-follow-{tid}")
+            for tid, controller in self.controllers.items()
+        ]
+        try:
+            while True:
+                snapshots = {tid: c.snapshot() for tid, c in self.controllers.items()}
+                self._draw(snapshots)
+                if all(s.phase in FINISHED_PHASES for s in snapshots.values()):
+                    self.final = snapshots
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.25):
+                        event = await events.get()
+                        self._note(event)
+        finally:
+            for task in followers:
+                task.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
+
+    @staticmethod
+    async def _follow(controller: TreadmillController, queue: asyncio.Queue[SessionEvent]) -> None:
+        async for event in controller.events():
+            if isinstance(event, TurnCountdown | TurnNow | WorkoutFinished | WorkoutAborted):
+                await queue.put(event)
+
+    def _note(self, event: SessionEvent) -> None:
+        if self.tty:
+            return  # the live lines show the countdown already
+        if isinstance(event, TurnNow):
+            self.out.write(f"{event.treadmill_id}  turn now: walk {event.to_direction.value}\n")
+        elif isinstance(event, WorkoutAborted):
+            self.out.write(f"{event.treadmill_id}  aborted: {event.reason.value} {event.detail}\n")
+
+    def _draw(self, snapshots: dict[str, SessionSnapshot]) -> None:
+        if self.tty:
+            lines = [render_line(s) for s in snapshots.values()]
+            if self._lines_drawn:
+                self.out.write(f"\x1b[{self._lines_drawn}F")
+            for line in lines:
+                self.out.write("\x1b[2K" + line + "\n")
+            self._lines_drawn = len(lines)
+            self.out.flush()
+            return
+        # Not a terminal (CI, a pipe): one line whenever something a person would notice
+        # changes (segment, phase, direction, countdown), never a redraw.
+        for treadmill_id, snapshot in snapshots.items():
+            key = (
+                snapshot.phase,
+                snapshot.segment_index,
+                snapshot.direction,
+                snapshot.turn_countdown_s,
+            )
+            if self._last_plain.get(treadmill_id) != key:
+                self._last_plain[treadmill_id] = key
+                self.out.write(render_line(snapshot) + "\n")
+        self.out.flush()
+
+    def summary(self, wall_s: float, speedup: float) -> str:
+        lines = ["", "Summary"]
+        for snapshot in self.final.values():
+            result = snapshot.phase.value
+            if snapshot.abort_reason is not None:
+                result += f" ({snapshot.abort_reason.value})"
+            lines.append(
+                f"  {snapshot.treadmill_id}: {snapshot.profile_title or snapshot.profile or '-'}"
+                f" {result}; {_clock(snapshot.elapsed_s)} walked, backward "
+                f"{_clock(snapshot.backward_s)}; forward {snapshot.distance_forward_m:.0f} m, "
+                f"backward {snapshot.distance_backward_m:.0f} m; "
+                f"{snapshot.calories_kcal:.1f} kcal at {snapshot.body_weight_kg:g} kg"
+            )
+        lines.append(f"  wall time {wall_s:.1f} s at {speedup:g}x")
+        return "\n".join(lines) + "\n"
+
+
+def render_line(snapshot: SessionSnapshot) -> str:
+    """One treadmill's live line: progress, phase, direction, measured values, countdown,
+    distances and calories."""
+    progress = _progress(snapshot)
+    bar_width = 20
+    filled = round(progress * bar_width)
+    bar = "#" * filled + "." * (bar_width - filled)
+    direction = snapshot.direction.value if snapshot.direction is not None else "-"
+    speed = _number(snapshot.speed_kmh, "km/h")
+    incline = _number(snapshot.incline_pct, "%")
+    segment = (
+        f"seg {snapshot.segment_index + 1}/{snapshot.segment_count}"
+        if snapshot.segment_index is not None and snapshot.segment_count
+        else "seg -"
+    )
+    countdown = (
+        f"  turn in {snapshot.turn_countdown_s}" if snapshot.turn_countdown_s is not None else ""
+    )
+    return (
+        f"{snapshot.treadmill_id} [{bar}] {progress * 100:3.0f}% {_clock(snapshot.elapsed_s)} "
+        f"{snapshot.phase.value:<9} {direction:<8} {speed} {incline} {segment} "
+        f"fwd {snapshot.distance_forward_m:5.0f} m  back {snapshot.distance_backward_m:4.0f} m  "
+        f"{snapshot.calories_kcal:5.1f} kcal{countdown}"
+    )
+
+
+def _progress(snapshot: SessionSnapshot) -> float:
+    if snapshot.phase is Phase.FINISHED:
+        return 1.0
+    if snapshot.remaining_s is None:
+        return 0.0
+    total = snapshot.elapsed_s + snapshot.remaining_s
+    return min(1.0, snapshot.elapsed_s / total) if total > 0 else 0.0
+
+
+def _number(value: float | None, unit: str) -> str:
+    return f"{value:4.1f} {unit}" if value is not None else f"   - {unit}"
+
+
+def _clock(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"

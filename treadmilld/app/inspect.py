@@ -1,0 +1,230 @@
+"""`treadmilld scan`, `treadmilld diagnose` and `treadmilld profiles ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import TextIO
+
+from treadmilld import __version__
+from treadmilld.app.settings import ConfigError, load_settings
+from treadmilld.ble.discovery import DiscoveredTreadmill
+from treadmilld.ftms import MachineType
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+# Packages whose versions matter when someone reports a problem.
+REPORTED_PACKAGES = (
+    "treadmilld",
+    "treadmilld-sim",
+    "bleak",
+    "bleak-retry-connector",
+    "bumble",
+    "aiomqtt",
+    "paho-mqtt",
+    "amqtt",
+    "pydantic",
+    "pydantic-settings",
+    "structlog",
+)
+
+
+# -- scan ---------------------------------------------------------------------------------
+
+
+def scan_command(*, timeout_s: float, simulated: int | None, out: TextIO | None = None) -> int:
+    stream = sys.stdout if out is None else out
+    if simulated is not None and not 1 <= simulated <= 8:
+        raise ConfigError("--sim takes between 1 and 8 simulated treadmills")
+    try:
+        found = asyncio.run(_scan(timeout_s, simulated))
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001 - report a radio problem, do not dump a trace
+        stream.write(
+            f"treadmilld scan: scanning failed: {error!r}\n"
+            "Check that bluetoothd runs (systemctl status bluetooth), the adapter is up "
+            "(bluetoothctl show) and this user may use it (group bluetooth).\n"
+        )
+        return EXIT_FAILURE
+    stream.write(format_scan(found))
+    return EXIT_OK
+
+
+async def _scan(timeout_s: float, simulated: int | None) -> list[DiscoveredTreadmill]:
+    from treadmilld.ble.discovery import scan  # noqa: PLC0415 - bleak only when scanning
+
+    if simulated is None:
+        return await scan(timeout_s)
+    from treadmilld.app.simulation import import_simulator  # noqa: PLC0415
+
+    simulator = import_simulator()
+    async with simulator.SimulatedFleet() as fleet:
+        for index in range(1, simulated + 1):
+            await fleet.add(simulator.SimulatedTreadmillConfig(name=f"SIM-TM{index:02d}"))
+        result: list[DiscoveredTreadmill] = await scan(
+            min(timeout_s, 2.0), backend=fleet.scanner_backend
+        )
+        return result
+
+
+def _machine_type(found: DiscoveredTreadmill) -> str:
+    if not found.has_service_data:
+        return "unknown (no service data)"
+    names = [flag.name.lower() for flag in MachineType if flag in found.machine_types and flag.name]
+    return ",".join(names) or "none"
+
+
+def format_scan(found: Sequence[DiscoveredTreadmill]) -> str:
+    if not found:
+        return (
+            "No FTMS treadmills heard. Wake the treadmill (press a key or step on it), make sure "
+            "no phone app holds its connection, and scan again with a longer --timeout.\n"
+        )
+    rows = [("ADDRESS", "NAME", "RSSI", "TYPE", "AVAILABLE")]
+    for item in found:
+        rows.append(
+            (
+                item.address,
+                item.name or "-",
+                f"{item.rssi} dBm" if item.rssi is not None else "-",
+                _machine_type(item),
+                "yes" if item.available else "no (in use)",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.append("")
+    lines.append('Put an address in /etc/treadmilld/config.toml: address = "..."')
+    return "\n".join(lines) + "\n"
+
+
+# -- diagnose -----------------------------------------------------------------------------
+
+
+def anonymise_address(address: str) -> str:
+    """Keep the manufacturer part (first three bytes), hide the rest behind a short hash, so
+    two treadmills stay distinguishable in a pasted report without revealing them."""
+    digest = hashlib.sha256(address.upper().encode()).hexdigest()[:4]
+    parts = address.split(":")
+    if len(parts) == 6:
+        return ":".join(parts[:3]) + f":**:**:** (#{digest})"
+    return f"(hidden #{digest})"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _adapters() -> list[str]:
+    root = Path("/sys/class/bluetooth")
+    if not root.is_dir():
+        return []
+    return sorted(entry.name for entry in root.iterdir() if ":" not in entry.name)
+
+
+def diagnose_report(config: Path | None) -> str:
+    lines = ["treadmilld diagnose", "", "Versions"]
+    lines.append(f"  python               {platform.python_version()} ({sys.executable})")
+    lines.append(f"  platform             {platform.platform()}")
+    lines.extend(f"  {name:<22} {_version(name)}" for name in REPORTED_PACKAGES)
+
+    lines += ["", "Bluetooth"]
+    adapters = _adapters()
+    lines.append(f"  adapters             {', '.join(adapters) if adapters else 'none found'}")
+    bluetoothd = shutil.which("bluetoothd") or next(
+        (
+            str(p)
+            for p in (Path("/usr/libexec/bluetooth/bluetoothd"), Path("/usr/sbin/bluetoothd"))
+            if p.exists()
+        ),
+        None,
+    )
+    lines.append(f"  bluetoothd (BlueZ)   {bluetoothd or 'not found: apt-get install bluez'}")
+    bus = Path("/run/dbus/system_bus_socket")
+    lines.append(f"  system D-Bus         {'present' if bus.exists() else 'missing'}")
+    lines.append(f"  groups               {_groups()}")
+
+    lines += ["", "MQTT"]
+    mosquitto = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    lines.append(
+        f"  mosquitto            {mosquitto or 'not installed (demo falls back to amqtt)'}"
+    )
+
+    lines += ["", "Environment"]
+    lines.append(f"  under systemd        {'yes' if os.environ.get('INVOCATION_ID') else 'no'}")
+    lines.append(f"  journald stream      {'yes' if os.environ.get('JOURNAL_STREAM') else 'no'}")
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    lines.append(f"  credentials          {credentials or 'none'}")
+
+    lines += ["", "Configuration"]
+    try:
+        settings, path = load_settings(config)
+    except ConfigError as error:
+        lines.append("  INVALID:")
+        lines.extend("  " + line for line in str(error).splitlines())
+        return "\n".join(lines) + "\n"
+    lines.append(f"  file                 {path}{'' if path.exists() else ' (absent: defaults)'}")
+    lines.append(f"  mqtt                 {settings.mqtt.url} base {settings.mqtt.base_topic}")
+    auth = "password set" if settings.mqtt.password or settings.mqtt.password_file else "none"
+    lines.append(f"  mqtt auth            user {settings.mqtt.username or '-'}, {auth}")
+    lines.append(f"  shutdown mode        {settings.shutdown_mode.value}")
+    lines.append(f"  treadmills           {len(settings.treadmills)}")
+    for treadmill in settings.treadmills:
+        if treadmill.address is not None:
+            target = anonymise_address(treadmill.address)
+        elif treadmill.name_match is not None:
+            target = f"name contains {treadmill.name_match!r}"
+        else:
+            target = "simulated"
+        quirks = treadmill.quirks if isinstance(treadmill.quirks, str) else "from name"
+        lines.append(f"    {treadmill.id:<18} {target}; quirks {quirks}")
+    return "\n".join(lines) + "\n"
+
+
+def _groups() -> str:
+    try:
+        import grp  # noqa: PLC0415 - POSIX only
+
+        names = sorted({grp.getgrgid(gid).gr_name for gid in {os.getgid(), *os.getgroups()}})
+    except (ImportError, KeyError, OSError):
+        return "unknown"
+    note = "" if "bluetooth" in names or os.geteuid() == 0 else " (not in group bluetooth)"
+    return ", ".join(names) + note
+
+
+def diagnose_command(config: Path | None, out: TextIO | None = None) -> int:
+    stream = sys.stdout if out is None else out
+    stream.write(diagnose_report(config))
+    stream.write(f"\n(treadmilld {__version__}; paste this into a bug report as is)\n")
+    return EXIT_OK
+
+
+# -- profiles -----------------------------------------------------------------------------
+
+
+def profiles_command(args: argparse.Namespace) -> int:
+    from treadmilld.engine import profiles_cli  # noqa: PLC0415
+
+    if args.profiles_command == "list":
+        return profiles_cli.list_profiles()
+    if args.profiles_command == "show":
+        return profiles_cli.show_profile(args.name, body_weight_kg=args.weight)
+    return profiles_cli.check_profiles(args.paths)

@@ -1,0 +1,87 @@
+"""`treadmilld run` and `treadmilld check-config`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import structlog
+
+from treadmilld import __version__
+from treadmilld.app.assembly import Assembly, assemble, clock_for
+from treadmilld.app.logging import configure_logging
+from treadmilld.app.sdnotify import SystemdNotifier
+from treadmilld.app.settings import ConfigError, Settings, load_settings, redacted
+from treadmilld.app.supervisor import Supervisor
+
+_log = structlog.get_logger()
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+
+def run_command(config: Path | None) -> int:
+    settings, path = load_settings(config)
+    if not settings.treadmills:
+        raise ConfigError(
+            f"{path}: no treadmills configured; add a [[treadmills]] table with an id and an "
+            f"address (see examples/config.toml), or try `treadmilld demo`"
+        )
+    configure_logging(
+        settings.logging.format,
+        settings.logging.level,
+        library_level=settings.logging.library_level,
+    )
+    _log.info(
+        "daemon_starting",
+        version=__version__,
+        config=str(path),
+        treadmills=[t.id for t in settings.treadmills],
+        broker=settings.mqtt.url,
+    )
+    try:
+        asyncio.run(run_daemon(settings))
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported, then exit 1 for systemd
+        # A crash ends the process non-zero so systemd restarts it; the belts were stopped
+        # by the supervisor before the error got here.
+        _log.critical("daemon_crashed", error=repr(error), exc_info=error)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+async def run_daemon(
+    settings: Settings,
+    *,
+    notifier: SystemdNotifier | None = None,
+    on_assembled: Callable[[Assembly, Supervisor], Awaitable[None] | None] | None = None,
+) -> None:
+    """Assemble every part from `settings` and supervise it until stopped."""
+    clock = clock_for(settings)
+    async with assemble(settings, clock=clock, version=__version__) as assembly:
+        supervisor = Supervisor(
+            assembly.units,
+            assembly.bridge,
+            notifier=notifier or SystemdNotifier(),
+            shutdown_mode=settings.shutdown_mode,
+        )
+        if on_assembled is not None:
+            result = on_assembled(assembly, supervisor)
+            if result is not None:
+                await result
+        await supervisor.run()
+
+
+def check_config_command(config: Path | None) -> int:
+    settings, path = load_settings(config)
+    shown = {"config_file": str(path), **redacted(settings)}
+    sys.stdout.write(json.dumps(shown, indent=2) + "\n")
+    if not settings.treadmills:
+        sys.stderr.write(
+            "treadmilld: warning: no treadmills configured; `treadmilld run` needs at least one\n"
+        )
+    return EXIT_OK
