@@ -53,9 +53,8 @@ class Field:
             high -= 1
         return low, high
 
-    def to_value(self, raw: int) -> int | float | None:
-        if raw == self.not_available:
-            return None
+    def scale_raw(self, raw: int) -> int | float:
+        """The value a raw integer stands for (the sentinel is handled by the caller)."""
         if self.scale == 1:
             return raw
         return round(raw / self.scale, self.decimals)
@@ -82,7 +81,7 @@ class Field:
             raise CodecError(
                 characteristic,
                 f"{self.name}={value!r} is outside the encodable range "
-                f"{self.to_value(low)}..{self.to_value(high)}",
+                f"{self.scale_raw(low)}..{self.scale_raw(high)}",
             )
         return raw
 
@@ -90,30 +89,37 @@ class Field:
 class Layout:
     """A fixed run of fields, compiled into one struct."""
 
-    __slots__ = ("_split_u24", "_struct", "fields", "names", "size")
+    __slots__ = ("_conversions", "_struct", "_u24_positions", "fields", "names", "size")
 
     def __init__(self, fields: Sequence[Field]) -> None:
         self.fields = tuple(fields)
         self.names = tuple(field.name for field in self.fields)
         self._struct = struct.Struct("<" + "".join(_STRUCT_CODES[f.kind] for f in self.fields))
-        self._split_u24 = any(field.kind == "u24" for field in self.fields)
         self.size = self._struct.size
+        # Per field: (sentinel, scale, decimals), read in one tight loop on the hot path.
+        self._conversions = tuple((f.not_available, f.scale, f.decimals) for f in self.fields)
+        # Where each uint24's low 16 bits land in the unpacked tuple; its high byte follows.
+        positions: list[int] = []
+        index = 0
+        for field in self.fields:
+            if field.kind == "u24":
+                positions.append(index)
+                index += 1
+            index += 1
+        self._u24_positions = tuple(reversed(positions))
 
     def unpack(self, data: bytes, offset: int = 0) -> list[Value]:
         """Values of every field starting at `offset`; the caller checks the length first."""
-        raws = self._struct.unpack_from(data, offset)
-        if not self._split_u24:
-            return [field.to_value(raw) for field, raw in zip(self.fields, raws, strict=True)]
-        values: list[Value] = []
-        index = 0
-        for field in self.fields:
-            raw = raws[index]
-            index += 1
-            if field.kind == "u24":
-                raw |= raws[index] << 16
-                index += 1
-            values.append(field.to_value(raw))
-        return values
+        raws: Sequence[int] = self._struct.unpack_from(data, offset)
+        if self._u24_positions:
+            joined = list(raws)
+            for position in self._u24_positions:  # right to left, so earlier indexes hold
+                joined[position] |= joined.pop(position + 1) << 16
+            raws = joined
+        return [
+            None if raw == not_available else (raw if scale == 1 else round(raw / scale, decimals))
+            for raw, (not_available, scale, decimals) in zip(raws, self._conversions, strict=True)
+        ]
 
     def pack(self, values: Sequence[object], characteristic: str) -> bytes:
         raws: list[int] = []

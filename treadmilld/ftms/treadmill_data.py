@@ -8,7 +8,9 @@ lookup and one `unpack_from`.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from treadmilld.ftms._layout import Field, Layout
@@ -106,16 +108,23 @@ class TreadmillData:
 
 _MEASUREMENT_NAMES = tuple(f.name for f in fields(TreadmillData) if f.name != "more_data")
 _FLAGS = struct.Struct("<H")
-_LAYOUTS: dict[int, Layout] = {}
+_measurements: Callable[[TreadmillData], tuple[Any, ...]] = attrgetter(*_MEASUREMENT_NAMES)
+# present bits -> (layout, position of each of its fields among TreadmillData's fields)
+_LAYOUTS: dict[int, tuple[Layout, tuple[int, ...]]] = {}
+
+
+def _compiled(present_bits: int) -> tuple[Layout, tuple[int, ...]]:
+    compiled = _LAYOUTS.get(present_bits)
+    if compiled is None:
+        layout = Layout([f for bit, group in _GROUPS if present_bits & bit for f in group])
+        positions = tuple(_MEASUREMENT_NAMES.index(name) for name in layout.names)
+        compiled = _LAYOUTS[present_bits] = (layout, positions)
+    return compiled
 
 
 def _layout_for(present_bits: int) -> Layout:
     """The compiled layout of every group whose bit is in `present_bits` (speed = bit 0)."""
-    layout = _LAYOUTS.get(present_bits)
-    if layout is None:
-        layout = Layout([f for bit, group in _GROUPS if present_bits & bit for f in group])
-        _LAYOUTS[present_bits] = layout
-    return layout
+    return _compiled(present_bits)[0]
 
 
 def decode_treadmill_data(data: BytesLike) -> TreadmillData:
@@ -132,11 +141,11 @@ def decode_treadmill_data(data: BytesLike) -> TreadmillData:
             data,
         )
     present = flags ^ MORE_DATA_BIT
-    layout = _layout_for(present)
+    layout, positions = _compiled(present)
     if len(data) != 2 + layout.size:
         # Some KingSmith firmware sets bit 13 without sending the step bytes (the KS-HD-Z1D
         # capture in kkz6/WalkingPadSDK FTMSTests.swift): the length tells the two apart.
-        layout = _layout_for(present & ~STEP_COUNT_BIT)
+        layout, positions = _compiled(present & ~STEP_COUNT_BIT)
         if not present & STEP_COUNT_BIT or len(data) != 2 + layout.size:
             raise CodecError(
                 _CHARACTERISTIC,
@@ -144,8 +153,11 @@ def decode_treadmill_data(data: BytesLike) -> TreadmillData:
                 f"got {len(data)}",
                 data,
             )
-    values = dict(zip(layout.names, layout.unpack(data, 2), strict=True))
-    return TreadmillData(**values, more_data=bool(flags & MORE_DATA_BIT))
+    row: list[Any] = [None] * len(_MEASUREMENT_NAMES)
+    for position, value in zip(positions, layout.unpack(data, 2), strict=True):
+        row[position] = value
+    row.append(bool(flags & MORE_DATA_BIT))  # more_data, the last field
+    return TreadmillData(*row)
 
 
 def _present_bits(record: TreadmillData) -> int:
@@ -229,11 +241,12 @@ def encode_treadmill_data_fragments(record: TreadmillData, mtu: int) -> list[byt
 
 def merge_treadmill_data(older: TreadmillData, newer: TreadmillData) -> TreadmillData:
     """`newer` with every field it lacks (None) taken from `older`; `more_data` from `newer`."""
-    merged: dict[str, Any] = {}
-    for name in _MEASUREMENT_NAMES:
-        value = getattr(newer, name)
-        merged[name] = getattr(older, name) if value is None else value
-    return TreadmillData(**merged, more_data=newer.more_data)
+    merged = [
+        old if new is None else new
+        for old, new in zip(_measurements(older), _measurements(newer), strict=True)
+    ]
+    merged.append(newer.more_data)
+    return TreadmillData(*merged)
 
 
 class TreadmillDataAssembler:
