@@ -22,7 +22,8 @@ _CHARACTERISTIC = "Treadmill Data (0x2ACD)"
 # no Instantaneous Speed (FTMS §4.9.1.1, §4.19).
 MORE_DATA_BIT = 0x0001
 # Bit 13 is reserved in FTMS v1.0.1, but KingSmith and Urevo decks put a 3-byte step count there
-# (hassio-ftms#3, mcdax/walkingpad-controller). Bits 14-15 are reserved and of unknown length.
+# (hassio-ftms#3; mcdax/walkingpad-controller docs §6.2 reads it as uint16 plus a zero byte, which
+# as a uint24 is the same number). Bits 14-15 are reserved and of unknown length.
 STEP_COUNT_BIT = 0x2000
 _RESERVED_BITS = 0xC000
 
