@@ -1,0 +1,169 @@
+"""Test doubles of our own GATT seam (`treadmilld.ble.gatt`), named by behaviour.
+
+For narrow unit tests only; the real coverage runs the real BleakClient against the simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from treadmilld.ble.gatt import (
+    Advertisement,
+    FoundDevice,
+    GattConnection,
+    GattError,
+    NotificationCallback,
+)
+from treadmilld.clock import Clock
+from treadmilld.ftms import (
+    CONTROL_POINT_UUID,
+    FEATURE_UUID,
+    FTMS_SERVICE_UUID,
+    INCLINATION_RANGE_UUID,
+    MACHINE_STATUS_UUID,
+    SPEED_RANGE_UUID,
+    TREADMILL_DATA_UUID,
+    ControlResponse,
+    FitnessMachineFeature,
+    FtmsServiceData,
+    InclinationRange,
+    MachineFeatures,
+    MachineType,
+    ResultCode,
+    SpeedRange,
+    TargetSettingFeatures,
+    encode_control_response,
+    encode_feature,
+    encode_ftms_service_data,
+    encode_inclination_range,
+    encode_speed_range,
+)
+
+STANDARD_VALUES: dict[str, bytes] = {
+    FEATURE_UUID: encode_feature(
+        FitnessMachineFeature(
+            machine=MachineFeatures.INCLINATION,
+            target_settings=TargetSettingFeatures.SPEED | TargetSettingFeatures.INCLINATION,
+        )
+    ),
+    SPEED_RANGE_UUID: encode_speed_range(SpeedRange(0.5, 12.0, 0.1)),
+    INCLINATION_RANGE_UUID: encode_inclination_range(InclinationRange(0.0, 10.0, 0.5)),
+}
+
+
+class ObedientDeck:
+    """A treadmill that answers every Control Point request with Success, and sends Treadmill
+    Data only when a test calls `push`. Serves as both `GattBackend` and `GattConnection`."""
+
+    notifiable: tuple[str, ...] = (TREADMILL_DATA_UUID, MACHINE_STATUS_UUID, CONTROL_POINT_UUID)
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        name: str = "UNIT-TM",
+        address: str = "C0:00:00:00:00:01",
+        values: dict[str, bytes] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.name = name
+        self._address = address
+        self.values = dict(STANDARD_VALUES if values is None else values)
+        self.callbacks: dict[str, NotificationCallback] = {}
+        self.subscribed_at: list[tuple[str, float]] = []
+        self.written: list[bytes] = []
+        self.connected = False
+        self._on_disconnect: Callable[[], None] | None = None
+
+    # -- GattBackend
+    def advertisement(self) -> Advertisement:
+        service_data = encode_ftms_service_data(
+            FtmsServiceData(available=True, machine_types=MachineType.TREADMILL)
+        )
+        return Advertisement(
+            address=self._address,
+            name=self.name,
+            rssi=-40,
+            service_uuids=(FTMS_SERVICE_UUID,),
+            service_data={FTMS_SERVICE_UUID: service_data},
+        )
+
+    async def find(
+        self, matches: Callable[[Advertisement], bool], timeout_s: float
+    ) -> FoundDevice | None:
+        advertisement = self.advertisement()
+        if matches(advertisement):
+            return FoundDevice(advertisement=advertisement, handle=self)
+        await self.clock.sleep(timeout_s)
+        return None
+
+    async def scan(self, timeout_s: float) -> list[Advertisement]:
+        await self.clock.sleep(timeout_s)
+        return [self.advertisement()]
+
+    async def connect(
+        self, device: FoundDevice, *, attempts: int, on_disconnect: Callable[[], None]
+    ) -> GattConnection:
+        del device, attempts
+        self.connected = True
+        self._on_disconnect = on_disconnect
+        return self
+
+    # -- GattConnection
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def has_characteristic(self, uuid: str) -> bool:
+        return uuid in self.values or uuid in self.notifiable
+
+    async def read(self, uuid: str) -> bytes:
+        if uuid not in self.values:
+            raise GattError(f"{uuid} is not readable")
+        return self.values[uuid]
+
+    async def write(self, uuid: str, data: bytes) -> None:
+        self.written.append(data)
+        if uuid == CONTROL_POINT_UUID:
+            answer = encode_control_response(ControlResponse(data[0], self.result_for(data)))
+            asyncio.get_running_loop().call_soon(self.push, CONTROL_POINT_UUID, answer)
+
+    def result_for(self, request: bytes) -> ResultCode:
+        del request
+        return ResultCode.SUCCESS
+
+    async def subscribe(self, uuid: str, callback: NotificationCallback) -> None:
+        self.callbacks[uuid] = callback
+        self.subscribed_at.append((uuid, self.clock.now()))
+
+    async def disconnect(self) -> None:
+        self.connected = False
+        if self._on_disconnect is not None:
+            self._on_disconnect()
+
+    # -- test side
+    def push(self, uuid: str, data: bytes) -> None:
+        self.callbacks[uuid](data)
+
+
+class NotATreadmill(ObedientDeck):
+    """A device that matches the target but has no Treadmill Data characteristic."""
+
+    notifiable = (MACHINE_STATUS_UUID,)
+
+
+class WithoutRanges(ObedientDeck):
+    """A deck that exposes neither Supported Speed Range nor Supported Inclination Range."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock, values={FEATURE_UUID: STANDARD_VALUES[FEATURE_UUID]})
+
+
+class AnswersWithAnotherOpcode(ObedientDeck):
+    """A deck whose Control Point answers name the wrong request opcode."""
+
+    async def write(self, uuid: str, data: bytes) -> None:
+        self.written.append(data)
+        wrong = encode_control_response(ControlResponse((data[0] + 1) % 0x80, ResultCode.SUCCESS))
+        asyncio.get_running_loop().call_soon(self.push, CONTROL_POINT_UUID, wrong)
