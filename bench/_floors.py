@@ -51,3 +51,42 @@ def aiomqtt_messages(client: aiomqtt.Client) -> Any:
 class GattFloor:
     write_to_arrival_ms: list[float]
     write_to_indication_ms: list[float]
+
+
+async def gatt_write_ms(n: int) -> GattFloor:
+    """Bare Control Point writes (Request Control) from a `BleakClient` to a simulated treadmill.
+
+    Times each write to its arrival at the treadmill (its control listener) and to the
+    indication coming back, with nothing of treadmilld's client in the path.
+    """
+    from bleak import BleakClient, BleakScanner
+    from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
+
+    from treadmilld.ftms import CONTROL_POINT_UUID, RequestControl, encode_control_request
+
+    arrivals: list[float] = []
+    indications: asyncio.Queue[float] = asyncio.Queue()
+    to_arrival: list[float] = []
+    to_indication: list[float] = []
+    request = encode_control_request(RequestControl())
+    async with SimulatedFleet() as fleet:
+        treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-FLOOR"))
+        treadmill.add_control_listener(lambda _request, _at: arrivals.append(time.perf_counter()))
+        device = await BleakScanner.find_device_by_address(
+            treadmill.address, timeout=10, backend=fleet.scanner_backend
+        )
+        if device is None:
+            raise RuntimeError("the simulated treadmill was not found by a scan; sim broken?")
+        async with BleakClient(device, backend=fleet.client_backend) as client:
+            await client.start_notify(
+                CONTROL_POINT_UUID, lambda _char, _data: indications.put_nowait(time.perf_counter())
+            )
+            for i in range(n + _WARMUP):
+                arrivals.clear()
+                started = time.perf_counter()
+                await client.write_gatt_char(CONTROL_POINT_UUID, request, response=True)
+                indicated = await asyncio.wait_for(indications.get(), timeout=5)
+                if i >= _WARMUP and arrivals:
+                    to_arrival.append((arrivals[0] - started) * 1000.0)
+                    to_indication.append((indicated - started) * 1000.0)
+    return GattFloor(to_arrival, to_indication)

@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from _stats import (
     EXIT_NOT_AVAILABLE,
@@ -100,6 +101,17 @@ def parse_foreign_line(bench: str, line: str) -> Figure | None:
     )
 
 
+def _figures_document(line: str) -> dict[str, Any] | None:
+    """The `{"figures": [...]}` line a script printed with --json (log lines are skipped)."""
+    if not line.startswith('{"figures"'):
+        return None
+    try:
+        document = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def run_script(script: Script, *, quick: bool) -> Outcome:
     path = BENCH_DIR / f"{script.name}.py"
     if not path.exists():
@@ -134,8 +146,8 @@ def run_script(script: Script, *, quick: bool) -> Outcome:
     figures: list[Figure] = []
     if script.speaks_json:
         for line in stdout.splitlines():
-            if line.startswith("{"):
-                document = json.loads(line)
+            document = _figures_document(line)
+            if document is not None:
                 figures.extend(Figure.from_json(item) for item in document["figures"])
     else:
         for line in stdout.splitlines():

@@ -217,3 +217,17 @@ class Stopwatch:
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self._start) * 1000.0
+
+
+def quiet_logs() -> None:
+    """Warnings and errors only, on stderr: stdout carries the figures (and the JSON)."""
+    import logging
+
+    import structlog
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -9,10 +9,17 @@ the ratio says how much treadmilld adds on top of what the transport costs anywa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
+import json
 import sys
+import time
+from collections.abc import AsyncIterator
 
+import aiomqtt
 from _broker import BrokerUnavailableError, mosquitto
-from _floors import mqtt_hop_ms
+from _floors import gatt_write_ms, mqtt_hop_ms
+from _mqtt_contract import BASE_TOPIC, emergency_stop_command, start_command
 from _stats import (
     Figure,
     PartMissingError,
@@ -20,6 +27,7 @@ from _stats import (
     argument_parser,
     emit,
     not_available,
+    quiet_logs,
 )
 
 
@@ -44,17 +52,151 @@ async def measure(stops: int, floor_n: int) -> tuple[list[Figure], str | None]:
 
 
 async def _gatt_floor(n: int) -> list[Figure]:
-    raise PartMissingError("treadmilld_sim has not landed: no GATT floor")
+    if importlib.util.find_spec("treadmilld_sim") is None:
+        raise PartMissingError("treadmilld_sim is not importable: no GATT floor")
+    floor = await gatt_write_ms(n)
+    return [
+        Figure(
+            "estop",
+            "floor: bare GATT Control Point write -> arrival at the simulator",
+            "ms",
+            Summary.of(floor.write_to_arrival_ms),
+        ),
+        Figure(
+            "estop",
+            "floor: bare GATT Control Point write -> indication back",
+            "ms",
+            Summary.of(floor.write_to_indication_ms),
+        ),
+    ]
+
+
+ESTOP_TREADMILL = "bench01"
+# No turns and a steady first segment: the belt is moving at a set speed when the stop comes.
+ESTOP_PROFILE = "forward-walk"
 
 
 async def _estop(host: str, port: int, stops: int, floors: list[Figure]) -> Figure:
-    raise PartMissingError("the MQTT bridge and engine have not landed: no emergency-stop figure")
+    """The whole daemon in this process (run_daemon), one simulated treadmill, a bare client."""
+    for module in ("treadmilld.app.run", "treadmilld.engine.session", "treadmilld.mqtt.bridge"):
+        if importlib.util.find_spec(module) is None:
+            raise PartMissingError(f"{module} is not importable: no emergency-stop figure")
+    from treadmilld.app.assembly import Assembly
+    from treadmilld.app.run import run_daemon
+    from treadmilld.app.settings import Settings, TreadmillSettings
+    from treadmilld.app.supervisor import Supervisor
+    from treadmilld.ftms import SetTargetSpeed, StopOrPause
+    from treadmilld.mqtt.config import MqttSettings
+
+    settings = Settings(
+        treadmills=[TreadmillSettings(id=ESTOP_TREADMILL, simulated={"name": "SIM-ESTOP"})],
+        mqtt=MqttSettings(
+            host=host, port=port, client_id="treadmilld-bench-estop", ha_discovery=False
+        ),
+    )
+    assembled: asyncio.Future[tuple[Assembly, Supervisor]] = (
+        asyncio.get_running_loop().create_future()
+    )
+
+    def on_assembled(assembly: Assembly, supervisor: Supervisor) -> None:
+        assembled.set_result((assembly, supervisor))
+
+    daemon = asyncio.create_task(run_daemon(settings, on_assembled=on_assembled))
+    try:
+        assembly, supervisor = await asyncio.wait_for(asyncio.shield(assembled), timeout=30)
+        treadmill = assembly.simulated(ESTOP_TREADMILL)
+        if treadmill is None:
+            raise RuntimeError("the daemon did not build the simulated treadmill")
+        stop_arrived: asyncio.Queue[float] = asyncio.Queue()
+        speed_arrived: asyncio.Queue[float] = asyncio.Queue()
+
+        def on_request(request: object, _at: float) -> None:
+            now = time.perf_counter()
+            if isinstance(request, StopOrPause):
+                stop_arrived.put_nowait(now)
+            elif isinstance(request, SetTargetSpeed):
+                speed_arrived.put_nowait(now)
+
+        treadmill.add_control_listener(on_request)
+        samples = await _stop_repeatedly(host, port, stops, stop_arrived, speed_arrived)
+        supervisor.request_stop("benchmark done")
+        await asyncio.wait_for(daemon, timeout=15)
+    finally:
+        if not daemon.done():
+            daemon.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await daemon
+    hop = next(f for f in floors if "MQTT" in f.name)
+    arrival = next(f for f in floors if "arrival" in f.name)
+    floor = hop.summary.median + arrival.summary.median
+    return Figure(
+        "estop",
+        "MQTT emergency stop -> Stop at the treadmill's Control Point",
+        "ms",
+        Summary.of(samples),
+        floor_name="MQTT hop + GATT write->arrival",
+        floor_median=floor,
+        note="whole daemon in-process, mosquitto, simulator; workout restarted between stops",
+    )
+
+
+async def _stop_repeatedly(
+    host: str,
+    port: int,
+    stops: int,
+    stop_arrived: asyncio.Queue[float],
+    speed_arrived: asyncio.Queue[float],
+) -> list[float]:
+    samples: list[float] = []
+    async with aiomqtt.Client(host, port, identifier="bench-estop-operator") as operator:
+        await operator.subscribe(f"{BASE_TOPIC}/{ESTOP_TREADMILL}/response/#")
+        responses = aiter(operator.messages)
+        for i in range(stops):
+            _drain(stop_arrived)
+            _drain(speed_arrived)
+            topic, body = start_command(ESTOP_TREADMILL, ESTOP_PROFILE)
+            # Retried: right after connect the session may still refuse ("not connected").
+            async with asyncio.timeout(30):
+                while True:
+                    await operator.publish(topic, body, qos=1)
+                    if await _succeeded(responses, "start"):
+                        break
+                    await asyncio.sleep(0.2)
+                # Walking: the first segment's speed has reached the treadmill.
+                await speed_arrived.get()
+            # Let that procedure's indication come back so the stop meets an idle channel.
+            await asyncio.sleep(0.02)
+            _drain(stop_arrived)
+            topic, body = emergency_stop_command(ESTOP_TREADMILL, i)
+            started = time.perf_counter()
+            await operator.publish(topic, body, qos=1)
+            arrived = await asyncio.wait_for(stop_arrived.get(), timeout=10)
+            samples.append((arrived - started) * 1000.0)
+            await _succeeded(responses, "emergency_stop")
+    return samples
+
+
+async def _succeeded(responses: AsyncIterator[aiomqtt.Message], action: str) -> bool:
+    """Wait for the response to `action`; True when its status is ok."""
+    while True:
+        message = await asyncio.wait_for(anext(responses), timeout=10)
+        if str(message.topic).endswith(f"/response/{action}"):
+            payload = message.payload
+            text = payload.decode() if isinstance(payload, bytes | bytearray) else str(payload)
+            reply = json.loads(text)
+            return isinstance(reply, dict) and reply.get("status") == "ok"
+
+
+def _drain(queue: asyncio.Queue[float]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
 
 
 def main() -> int:
     parser = argument_parser(__doc__ or "")
     parser.add_argument("--stops", type=int, default=500, help="emergency stops to time")
     args = parser.parse_args()
+    quiet_logs()
     stops = 50 if args.quick else args.stops
     floor_n = 100 if args.quick else 500
     try:
