@@ -170,3 +170,33 @@ def test_bad_environment_value_is_reported_with_the_variable(
         load_settings(path)
     assert "mqtt.port" in str(caught.value)
     assert "TREADMILLD_MQTT__PORT" in str(caught.value)
+
+
+def test_every_setting_is_documented() -> None:
+    from pydantic import BaseModel
+
+    from treadmilld.app.settings import LoggingSettings, Settings, TreadmillSettings
+    from treadmilld.ble.config import BackoffSettings, LinkSettings
+    from treadmilld.ble.quirks import Quirks
+    from treadmilld.engine.limits import LimitSet
+    from treadmilld.mqtt.config import MqttSettings, MqttTlsSettings
+
+    text = (EXAMPLES.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    models: list[type[BaseModel]] = [
+        Settings,
+        TreadmillSettings,
+        LoggingSettings,
+        MqttSettings,
+        MqttTlsSettings,
+        LinkSettings,
+        BackoffSettings,
+        Quirks,
+        LimitSet,
+    ]
+    missing = [
+        f"{model.__name__}.{name}"
+        for model in models
+        for name in model.model_fields
+        if f"`{name}`" not in text
+    ]
+    assert missing == []
