@@ -69,20 +69,31 @@ class SimulatedTreadmill:
     """One treadmill: a model, its FTMS GATT server, and a Bumble device on the fleet's radio."""
 
     def __init__(
-        self, radio: SimulatedRadio, config: SimulatedTreadmillConfig, address: str, clock: Clock
+        self,
+        device: Any,
+        config: SimulatedTreadmillConfig,
+        address: str,
+        clock: Clock,
+        on_closed: Callable[[], None] = lambda: None,
     ) -> None:
+        """Serve `config` on `device`, a powered-off Bumble `Device` (any HCI transport).
+
+        `SimulatedFleet.add` builds one on the in-process link; `serve_over_transport` in
+        `treadmilld_sim.runner` on a real controller. `on_closed` runs after power-off.
+        """
         self.config = config
         self.address = address
         self.name = config.name
         self.faults = TreadmillFaults.from_config(config)
         self.model = TreadmillModel(config, clock, self.faults)
-        self._radio = radio
-        self._device, self._controller = radio.new_device(config.name, address)
+        self._device = device
+        self._on_closed = on_closed
         self._server = FtmsGattServer(self._device, self.model, clock)
         self._device.on(self._device.EVENT_CONNECTION, self._on_connection)
         self._advertising = False
 
-    async def _power_on(self) -> None:
+    async def power_on(self) -> None:
+        """Power the device on, start notifications and advertise."""
         await self._device.power_on()
         self._server.start()
         await self.start_advertising()
@@ -158,7 +169,7 @@ class SimulatedTreadmill:
             await self._device.stop_advertising()
         self._advertising = False
         await self._device.power_off()
-        self._radio.remove_controller(self._controller)
+        self._on_closed()
 
 
 class SimulatedFleet:
@@ -216,8 +227,15 @@ class SimulatedFleet:
         address = config.address
         while address is None or address in taken:
             address = self.radio.next_peripheral_address()
-        treadmill = SimulatedTreadmill(self.radio, config, address, self.clock)
-        await treadmill._power_on()
+        device, controller = self.radio.new_device(config.name, address)
+        treadmill = SimulatedTreadmill(
+            device,
+            config,
+            address,
+            self.clock,
+            on_closed=lambda: self.radio.remove_controller(controller),
+        )
+        await treadmill.power_on()
         self._treadmills.append(treadmill)
         log.info("sim_treadmill_added", treadmill=treadmill.name, address=address)
         return treadmill

@@ -1,0 +1,273 @@
+"""`treadmilld-sim` / `python -m treadmilld_sim`: run simulated treadmills and watch them.
+
+Two ways to serve them:
+
+- in-process (default): N treadmills on Bumble's in-memory link. Only code in this process
+  can reach them (through `SimulatedFleet`'s bleak backends), so on its own this mode is a
+  live view of the model; `treadmilld demo` and the tests embed the fleet instead.
+- `--transport usb:0` (or `serial:/dev/ttyACM0`, any Bumble transport): ONE treadmill served
+  over a real Bluetooth controller, so a Pi running treadmilld with plain BlueZ finds and
+  drives it over the air. Not exercised in CI (it needs a radio); see docs/simulator.md.
+
+Type console actions on stdin while it runs: `<n> start|pause|stop|key-out|key-in|drop`,
+`<n> speed <km/h>`, `<n> incline <%>` (n counts from 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import structlog
+from bumble.device import Device
+from bumble.hci import Address
+from bumble.transport import open_transport
+
+from treadmilld.clock import Clock, LoopClock, ScaledClock
+from treadmilld_sim.config import SimulatedTreadmillConfig
+from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill
+
+log = structlog.get_logger()
+
+DEFAULT_TRANSPORT_ADDRESS = "F0:5E:ED:00:00:01"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="treadmilld-sim",
+        description="Run simulated FTMS treadmills and print their live state.",
+    )
+    parser.add_argument("--count", type=int, default=1, help="treadmills to start (default 1)")
+    parser.add_argument(
+        "--speedup",
+        type=float,
+        default=1.0,
+        help="run treadmill time this many times faster than wall time (default 1)",
+    )
+    parser.add_argument(
+        "--name-prefix", default="SIM-TM", help="names are <prefix>01, <prefix>02, ..."
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between state printouts"
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="exit after this many wall-clock seconds (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="log connections and requests to stderr"
+    )
+    parser.add_argument(
+        "--transport",
+        default=None,
+        help=(
+            "serve ONE treadmill over a real controller through this Bumble transport, "
+            "e.g. usb:0 or serial:/dev/ttyACM0 (not tested in CI)"
+        ),
+    )
+    parser.add_argument(
+        "--address",
+        default=DEFAULT_TRANSPORT_ADDRESS,
+        help=f"static random address for --transport (default {DEFAULT_TRANSPORT_ADDRESS})",
+    )
+    return parser
+
+
+def describe(index: int, treadmill: SimulatedTreadmill) -> str:
+    """One status line: what a person standing next to the deck would see."""
+    model = treadmill.model
+    link = (
+        "connected"
+        if treadmill.is_connected
+        else "advertising"
+        if treadmill.is_advertising
+        else "silent"
+    )
+    key = "key-in" if model.safety_key_in else "KEY-OUT"
+    control = "client-control" if model.control_granted else "console"
+    return (
+        f"{index:>2} {treadmill.name:<12} {treadmill.address} {link:<11} "
+        f"{model.running_state.value:<8} "
+        f"belt {model.belt_speed_kmh:5.2f}/{model.target_speed_kmh:5.2f} km/h "
+        f"incline {model.incline_pct:4.1f}/{model.target_incline_pct:4.1f} % "
+        f"{model.distance_m:8.1f} m {model.elapsed_s:7.1f} s {model.energy_kcal:6.1f} kcal "
+        f"{key} {control}"
+    )
+
+
+async def apply_console_command(line: str, treadmills: Sequence[SimulatedTreadmill]) -> str:
+    """Carry out one typed console action; returns what happened, for the operator."""
+    words = line.split()
+    if not words:
+        return ""
+    usage = "usage: <n> start|pause|stop|key-out|key-in|drop | <n> speed <km/h> | <n> incline <%>"
+    try:
+        treadmill = treadmills[int(words[0]) - 1]
+        action = words[1]
+        argument = float(words[2]) if len(words) > 2 else None
+    except (ValueError, IndexError):
+        return usage
+    model = treadmill.model
+    match action, argument:
+        case "start", None:
+            done = model.press_start()
+        case "pause", None:
+            done = model.press_pause()
+        case "stop", None:
+            done = model.press_stop()
+        case "key-out", None:
+            model.pull_safety_key()
+            done = True
+        case "key-in", None:
+            model.insert_safety_key()
+            done = True
+        case "drop", None:
+            await treadmill.drop_link()
+            done = True
+        case "speed", float(value):
+            model.set_speed_at_console(value)
+            done = True
+        case "incline", float(value):
+            model.set_incline_at_console(value)
+            done = True
+        case _:
+            return usage
+    return f"{treadmill.name}: {action} {'done' if done else 'ignored (wrong state)'}"
+
+
+async def _print_live_state(treadmills: Sequence[SimulatedTreadmill], interval: float) -> None:
+    while True:
+        for index, treadmill in enumerate(treadmills, start=1):
+            print(describe(index, treadmill))
+        print(flush=True)
+        await asyncio.sleep(interval)
+
+
+def _read_console(
+    treadmills: Sequence[SimulatedTreadmill], background: set[asyncio.Task[None]]
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def run(line: str) -> None:
+        if message := await apply_console_command(line, treadmills):
+            print(message, flush=True)
+
+    def on_readable() -> None:
+        line = sys.stdin.readline()
+        if not line:  # end of input (e.g. stdin is /dev/null): stop listening
+            loop.remove_reader(sys.stdin.fileno())
+            return
+        task = loop.create_task(run(line))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    with contextlib.suppress(ValueError, OSError, NotImplementedError):
+        loop.add_reader(sys.stdin.fileno(), on_readable)
+
+
+async def _watch(
+    treadmills: Sequence[SimulatedTreadmill], interval: float, duration: float | None
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    background: set[asyncio.Task[None]] = set()
+    _read_console(treadmills, background)
+    printer = loop.create_task(_print_live_state(treadmills, interval))
+    try:
+        if duration is None:
+            await stop.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(duration):
+                    await stop.wait()
+    finally:
+        with contextlib.suppress(ValueError, OSError, NotImplementedError):
+            loop.remove_reader(sys.stdin.fileno())
+        for task in (printer, *background):
+            task.cancel()
+        await asyncio.gather(printer, *background, return_exceptions=True)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+
+
+async def run_in_process(
+    count: int, clock: Clock, name_prefix: str, interval: float, duration: float | None
+) -> None:
+    async with SimulatedFleet(clock) as fleet:
+        for index in range(1, count + 1):
+            await fleet.add(SimulatedTreadmillConfig(name=f"{name_prefix}{index:02d}"))
+        print(f"{count} simulated treadmill(s) on the in-process link; Ctrl-C to stop", flush=True)
+        await _watch(fleet.treadmills, interval, duration)
+
+
+async def serve_over_transport(
+    transport_spec: str,
+    config: SimulatedTreadmillConfig,
+    clock: Clock,
+    interval: float,
+    duration: float | None,
+) -> None:
+    """Serve one treadmill through a real controller (NOT tested in CI: needs a radio)."""
+    address = config.address or DEFAULT_TRANSPORT_ADDRESS
+    async with await open_transport(transport_spec) as transport:
+        device = Device.with_hci(
+            config.name,
+            Address(address, Address.RANDOM_DEVICE_ADDRESS),
+            transport.source,
+            transport.sink,
+        )
+        treadmill = SimulatedTreadmill(device, config, address, clock)
+        await treadmill.power_on()
+        print(f"{config.name} advertising over {transport_spec} as {address}", flush=True)
+        try:
+            await _watch([treadmill], interval, duration)
+        finally:
+            await treadmill.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.count < 1:
+        print("--count must be at least 1", file=sys.stderr)
+        return 2
+    if args.speedup <= 0:
+        print("--speedup must be positive (1 = real time)", file=sys.stderr)
+        return 2
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if args.verbose else logging.WARNING
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    clock: Clock = ScaledClock(args.speedup) if args.speedup != 1 else LoopClock()
+    try:
+        if args.transport is not None:
+            if args.count != 1:
+                print("--transport serves exactly one treadmill; drop --count", file=sys.stderr)
+                return 2
+            config = SimulatedTreadmillConfig(name=f"{args.name_prefix}01", address=args.address)
+            asyncio.run(
+                serve_over_transport(args.transport, config, clock, args.interval, args.duration)
+            )
+        else:
+            asyncio.run(
+                run_in_process(args.count, clock, args.name_prefix, args.interval, args.duration)
+            )
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""The standalone runner: live state lines, console commands typed by an operator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from treadmilld_sim import RunningState, SimulatedFleet, SimulatedTreadmill
+from treadmilld_sim.runner import apply_console_command, describe, main
+
+from .session import TEST_TIMEOUT_S
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    # main() configures logging for the process, as a CLI does; undo it for later tests.
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+def test_runner_starts_n_treadmills_and_prints_their_state(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    exit_code = main(["--count", "3", "--speedup", "20", "--interval", "0.1", "--duration", "0.3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert exit_code == 0
+    for name in ("SIM-TM01", "SIM-TM02", "SIM-TM03"):
+        assert any(name in line and "advertising" in line and "idle" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "argv", [["--count", "0"], ["--speedup", "0"], ["--count", "2", "--transport", "usb:0"]]
+)
+def test_runner_refuses_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err
+
+
+async def test_console_commands_act_on_the_numbered_treadmill(
+    fleet: SimulatedFleet, treadmill: SimulatedTreadmill
+) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT_S):
+        second = await fleet.add()
+        treadmills = fleet.treadmills
+        assert "done" in await apply_console_command("2 speed 4.2", treadmills)
+        assert "done" in await apply_console_command("2 start", treadmills)
+        assert "ignored" in await apply_console_command("1 stop", treadmills)
+        assert "done" in await apply_console_command("2 key-out", treadmills)
+        assert "usage" in await apply_console_command("9 start", treadmills)
+        assert "usage" in await apply_console_command("1 fly", treadmills)
+    assert second.model.target_speed_kmh == 4.2
+    assert second.model.running_state is RunningState.STOPPED
+    assert not second.model.safety_key_in
+    assert treadmill.model.running_state is RunningState.IDLE
+    assert "KEY-OUT" in describe(2, second)
