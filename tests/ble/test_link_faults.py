@@ -132,8 +132,8 @@ async def test_a_missing_treadmill_fails_each_attempt_within_the_scan_timeout(
     failures = [entry for entry in logs if entry["event"] == "connect_failed"]
     assert len(failures) == 3
     assert all("is the treadmill on and in range" in entry["hint"] for entry in failures)
-    delays = [entry["retry_in_s"] for entry in logs if entry["event"] == "reconnect_scheduled"]
-    assert delays[:3] == [1.0, 2.0, 4.0]  # exponential, capped at maximum_s
+    assert [entry["attempt"] for entry in failures] == [1, 2, 3]
+    assert [entry["retry_in_s"] for entry in failures] == [1.0, 2.0, 4.0]  # capped at maximum_s
     assert connected_after < 10.5 + 4.0 + 2.0
 
 

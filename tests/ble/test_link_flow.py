@@ -11,12 +11,14 @@ from tests.ble.harness import record_requests, running_link
 from treadmilld.ble.api import (
     ConnectionState,
     ControlNotPermittedError,
+    LinkConnected,
     LinkLost,
     MachineStatusReceived,
     NotConnectedError,
     TelemetryReceived,
 )
-from treadmilld.ble.config import LinkSettings
+from treadmilld.ble.client import BleTreadmillLink
+from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.discovery import scan
 from treadmilld.ftms import (
     ControlOpcode,
@@ -230,3 +232,29 @@ async def test_eight_treadmills_driven_at_once(fleet: SimulatedFleet) -> None:
 
     assert sorted(results) == sorted((f"SIM-GYM{i}", 1.0 + 0.5 * i) for i in range(8))
     assert all(t.model.target_speed_kmh == 1.0 + 0.5 * i for i, t in enumerate(treadmills))
+
+
+async def test_cancelling_run_disconnects_and_ends_subscriptions(fleet: SimulatedFleet) -> None:
+    treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-CANCEL"))
+    link = BleTreadmillLink(
+        "tm1",
+        TargetSelector(address=treadmill.address),
+        LinkSettings(),
+        clock=fleet.clock,
+        scanner_backend=fleet.scanner_backend,
+        client_backend=fleet.client_backend,
+    )
+    events = link.events()
+    runner = asyncio.create_task(link.run())
+    async with asyncio.timeout(60):
+        async for event in events:
+            if isinstance(event, LinkConnected):
+                break
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+        rest = [event async for event in events]
+        await asyncio.sleep(0.1)
+    assert isinstance(rest[-1], LinkLost)
+    assert link.connection_state is ConnectionState.DISCONNECTED
+    assert not treadmill.is_connected

@@ -100,6 +100,11 @@ T = TypeVar("T")
 
 _log = structlog.get_logger(__name__)
 
+# `LinkLost.reason` values, so the engine can tell a silent deck from a dropped link.
+REASON_CLOSED: Final = "link closed"
+REASON_DROPPED: Final = "the treadmill or the Bluetooth stack dropped the connection"
+REASON_NO_DATA_PREFIX: Final = "no treadmill data for"  # followed by the liveness timeout
+
 HINT_NOT_FOUND: Final = (
     "is the treadmill on and in range? is another app connected (it stops advertising then)? "
     "does the target match what `treadmilld scan` shows?"
@@ -280,16 +285,27 @@ class BleTreadmillLink:
         if self._run_done is not None:
             raise RuntimeError(f"{self._id}: run() is already running; call it once per link")
         self._run_done = asyncio.Event()
+        failures = 0  # consecutive failed connect steps, for the logs
         try:
             while not self._closing.is_set():
-                session = await self._until_closing(self._connect())
-                if session is None:
-                    if self._closing.is_set():
-                        break
+                outcome = await self._until_closing(self._connect())
+                if outcome is None:
+                    break  # closed while connecting
+                if isinstance(outcome, _ConnectStepError):
+                    failures += 1
                     delay = self._backoff.next_delay()
-                    self._log.info("reconnect_scheduled", retry_in_s=round(delay, 2))
+                    self._log.warning(
+                        "connect_failed",
+                        target=self._target.describe(),
+                        error=str(outcome),
+                        hint=outcome.hint,
+                        attempt=failures,
+                        retry_in_s=round(delay, 2),
+                    )
                     await sleep_until_set(self._closing, delay, self._clock)
                     continue
+                failures = 0
+                session = outcome
                 reason = await self._supervise(session)
                 healthy_for = self._clock.now() - session.connected_at
                 await self._end_session(session, reason)
@@ -306,9 +322,9 @@ class BleTreadmillLink:
                 )
                 await sleep_until_set(self._closing, delay, self._clock)
         finally:
-            session = self._session
-            if session is not None:
-                await self._end_session(session, "link closed")
+            current = self._session
+            if current is not None:
+                await self._end_session(current, REASON_CLOSED)
             self._state = ConnectionState.DISCONNECTED
             self._finish_subscriptions()
             self._run_done.set()
@@ -322,7 +338,7 @@ class BleTreadmillLink:
         else:
             session = self._session
             if session is not None:
-                await self._end_session(session, "link closed")
+                await self._end_session(session, REASON_CLOSED)
             self._finish_subscriptions()
         self._log.info("link_closed")
 
@@ -351,21 +367,14 @@ class BleTreadmillLink:
 
     # ------------------------------------------------------------------ connect
 
-    async def _connect(self) -> _Session | None:
-        """One connect step; logs and returns None when it fails."""
+    async def _connect(self) -> _Session | _ConnectStepError:
+        """One connect step: the session, or why it failed."""
         self._state = ConnectionState.CONNECTING
         try:
             return await self._establish()
         except _ConnectStepError as error:
             self._state = ConnectionState.DISCONNECTED
-            self._log.warning(
-                "connect_failed",
-                target=self._target.describe(),
-                error=str(error),
-                hint=error.hint,
-                attempt=self._backoff.failures + 1,
-            )
-            return None
+            return error
         except BaseException:
             self._state = ConnectionState.DISCONNECTED
             raise
@@ -548,14 +557,14 @@ class BleTreadmillLink:
         liveness = self._settings.liveness_timeout_s
         while True:
             if self._closing.is_set():
-                return "link closed"
+                return REASON_CLOSED
             if session.disconnected.is_set():
-                return "the treadmill or the Bluetooth stack dropped the connection"
+                return REASON_DROPPED
             if session.pump is not None and session.pump.done():
                 return "notification processing stopped unexpectedly"
             silent_for = self._clock.now() - session.last_data_at
             if silent_for >= liveness:
-                return f"no treadmill data for {liveness:g} s"
+                return f"{REASON_NO_DATA_PREFIX} {liveness:g} s"
             waiters: list[asyncio.Future[Any]] = [
                 asyncio.ensure_future(self._closing.wait()),
                 asyncio.ensure_future(session.disconnected.wait()),
@@ -584,7 +593,7 @@ class BleTreadmillLink:
                 )
             )
         now = self._clock.now()
-        level = self._log.info if reason == "link closed" else self._log.warning
+        level = self._log.info if reason == REASON_CLOSED else self._log.warning
         level("link_lost", reason=reason)
         self._emit(LinkLost(reason=reason, at=now))
         if session.pump is not None:
