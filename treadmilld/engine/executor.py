@@ -1,0 +1,408 @@
+"""The executor: walks a `WorkoutPlan` on the injected clock through the safety governor.
+
+It owns the timeline and the turn protocol; the governor owns the limits. Commands (pause,
+resume, skip, confirm, stop, nudges) set a flag and wake the executor, which acts on them at its
+next checkpoint; emergency stop does not come here at all: the session cancels the executor's
+task and calls the governor directly.
+
+Link and governor errors propagate out of `run()`; the session turns them into an abort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable
+
+import structlog
+
+from treadmilld.clock import Clock
+from treadmilld.engine.api import (
+    Direction,
+    Phase,
+    SegmentSkipped,
+    SegmentStarted,
+    SessionEvent,
+    TurnConfirmationNeeded,
+    TurnCountdown,
+    TurnNow,
+    WorkoutPaused,
+    WorkoutResumed,
+)
+from treadmilld.engine.governor import SafetyGovernor
+from treadmilld.engine.planner import (
+    COUNTDOWN_S,
+    PlanSegment,
+    PlanStep,
+    SegmentKind,
+    StepKind,
+    WorkoutPlan,
+)
+
+log = structlog.get_logger()
+
+# Seconds between setpoint writes while ramping: one Control Point procedure per second keeps
+# well inside what BLE treadmills answer (ftms.md §5: one write in flight, 2-5 s timeout).
+DEFAULT_TICK_S = 1.0
+_EPS = 1e-6
+
+
+class _SkipSegment(Exception):  # noqa: N818 - control flow, not an error
+    pass
+
+
+class _StopWorkout(Exception):  # noqa: N818 - control flow, not an error
+    pass
+
+
+class WorkoutExecutor:
+    def __init__(
+        self,
+        plan: WorkoutPlan,
+        governor: SafetyGovernor,
+        clock: Clock,
+        *,
+        treadmill_id: str,
+        emit: Callable[[SessionEvent], None],
+        on_change: Callable[[], None],
+        tick_s: float = DEFAULT_TICK_S,
+    ) -> None:
+        self.plan = plan
+        self._governor = governor
+        self._clock = clock
+        self._treadmill_id = treadmill_id
+        self._emit = emit
+        self._on_change = on_change
+        self._tick_s = tick_s
+        self._wake = asyncio.Event()
+        self._pause_requested = False
+        self._resume_requested = False
+        self._skip_requested = False
+        self._stop_requested = False
+        self._confirmed = False
+        self._speed_override: float | None = None
+        self._incline_override: float | None = None
+        self.phase = Phase.RUNNING
+        self.segment_index = 0
+        self.turn_countdown_s: int | None = None
+        self.stopped_by_user = False
+        self._segment_deadline: float | None = None
+        self._paused_at: float | None = None
+
+    # ------------------------------------------------------------------ commands, synchronous
+
+    def request_pause(self) -> None:
+        self._pause_requested = True
+        self._resume_requested = False
+        self._wake.set()
+
+    def request_resume(self) -> None:
+        self._resume_requested = True
+        self._wake.set()
+
+    def request_skip(self) -> None:
+        self._skip_requested = True
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+        self._wake.set()
+
+    def confirm_turn(self) -> None:
+        self._confirmed = True
+        self._wake.set()
+
+    def nudge_speed(self, speed_kmh: float) -> None:
+        self._speed_override = speed_kmh
+        self._wake.set()
+
+    def nudge_incline(self, incline_pct: float) -> None:
+        self._incline_override = incline_pct
+        self._wake.set()
+
+    @property
+    def pause_pending(self) -> bool:
+        return self._pause_requested
+
+    # ------------------------------------------------------------------ progress
+
+    @property
+    def segment(self) -> PlanSegment:
+        return self.plan.segments[min(self.segment_index, len(self.plan.segments) - 1)]
+
+    def segment_remaining_s(self) -> float | None:
+        if self._segment_deadline is None:
+            return None
+        now = self._paused_at if self._paused_at is not None else self._clock.now()
+        return max(self._segment_deadline - now, 0.0)
+
+    def remaining_s(self) -> float:
+        later = sum(s.duration_s for s in self.plan.segments[self.segment_index + 1 :])
+        current = self.segment_remaining_s()
+        return later + (current if current is not None else self.segment.duration_s)
+
+    def _set_phase(self, phase: Phase) -> None:
+        if phase is not self.phase:
+            self.phase = phase
+            self._on_change()
+
+    def _event(self, factory: Callable[..., SessionEvent], **fields: object) -> None:
+        self._emit(factory(treadmill_id=self._treadmill_id, at=self._clock.now(), **fields))
+
+    # ------------------------------------------------------------------ waiting
+
+    async def _sleep_until(self, deadline: float) -> None:
+        """Sleep on the injected clock until `deadline` or until a command wakes us."""
+        remaining = deadline - self._clock.now()
+        if remaining <= 0 or self._wake.is_set():
+            return
+        waker: asyncio.Future[object] = asyncio.ensure_future(self._wake.wait())
+        tasks = {waker}
+        if math.isfinite(remaining):
+            tasks.add(asyncio.ensure_future(self._clock.sleep(remaining)))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _checkpoint(self, *, skippable: bool) -> float:
+        """Act on pending commands; returns how long a pause took (to extend deadlines)."""
+        self._wake.clear()
+        if self._stop_requested:
+            raise _StopWorkout
+        if self._skip_requested:
+            self._skip_requested = False
+            if skippable:
+                raise _SkipSegment
+        if self._pause_requested:
+            return await self._pause_cycle()
+        return 0.0
+
+    async def _hold(self, seconds: float, *, skippable: bool) -> None:
+        """Wait `seconds` of workout time (time spent paused does not count)."""
+        deadline = self._clock.now() + seconds
+        while True:
+            deadline += await self._checkpoint(skippable=skippable)
+            if self._clock.now() >= deadline - _EPS:
+                return
+            await self._sleep_until(deadline)
+
+    # ------------------------------------------------------------------ belt helpers
+
+    async def _ramp_down_and_pause(self, *, stop: bool = False) -> None:
+        """Ramp the target down to the restart speed at the governed rate, then pause (or stop).
+        Only a stop request or cancellation interrupts it."""
+        governor = self._governor
+        limits = governor.limits
+        if governor.belt_moving and limits is not None:
+            restart = limits.restart_speed_kmh
+            while (governor.target_speed_kmh or 0.0) > restart + _EPS:
+                if self._stop_requested and not stop:
+                    break
+                await governor.set_speed(restart)
+                await self._sleep_until(self._clock.now() + self._tick_s)
+                self._wake.clear()
+        if stop:
+            await governor.stop_belt()
+        elif governor.belt_moving:
+            await governor.pause_belt()
+
+    async def _pause_cycle(self) -> float:
+        started = self._clock.now()
+        self._pause_requested = False
+        resume_phase = self.phase
+        self._paused_at = started
+        self._set_phase(Phase.PAUSED)
+        self._event(WorkoutPaused)
+        was_moving = self._governor.belt_moving
+        if was_moving:
+            await self._ramp_down_and_pause()
+        while not self._resume_requested:
+            if self._stop_requested:
+                raise _StopWorkout
+            self._wake.clear()
+            await self._sleep_until(math.inf)
+        self._resume_requested = False
+        self._skip_requested = False
+        self._paused_at = None
+        paused_for = self._clock.now() - started
+        if self._segment_deadline is not None:
+            self._segment_deadline += paused_for
+        self._set_phase(resume_phase)
+        self._event(WorkoutResumed)
+        if was_moving:
+            facing = self._governor.facing
+            if facing is not None:
+                await self._governor.start_belt(facing)
+        return paused_for
+
+    # ------------------------------------------------------------------ the workout
+
+    async def run(self) -> bool:
+        """Run the plan. Returns True when it finished, False when stopped by a command."""
+        segments = self.plan.segments
+        index = 0
+        try:
+            while index < len(segments):
+                await self._run_segment(segments[index], index)
+                index += 1
+            await self._ramp_down_and_pause(stop=True)
+        except _StopWorkout:
+            self.stopped_by_user = True
+            await self._ramp_down_and_pause(stop=True)
+            return False
+        self._segment_deadline = None
+        self._set_phase(Phase.FINISHED)
+        return True
+
+    async def _run_segment(self, segment: PlanSegment, index: int) -> None:
+        self.segment_index = index
+        self._speed_override = None
+        self._incline_override = None
+        self._segment_deadline = self._clock.now() + segment.duration_s
+        paused = segment.kind is not SegmentKind.WALK
+        self._event(
+            SegmentStarted,
+            index=index,
+            direction=Direction.REST if paused else segment.direction,
+            duration_s=segment.duration_s,
+            speed_kmh=segment.speed_kmh,
+            incline_pct=segment.incline_pct,
+            cue=segment.cue,
+        )
+        self._on_change()
+        log.info(
+            "segment_started",
+            index=index,
+            kind=segment.kind.value,
+            direction=segment.direction.value,
+            duration_s=segment.duration_s,
+        )
+        try:
+            if segment.kind is SegmentKind.TURN:
+                await self._turn(segment)
+            elif segment.kind is SegmentKind.REST:
+                await self._rest(segment)
+            else:
+                await self._walk(segment)
+        except _SkipSegment:
+            self._event(SegmentSkipped, index=index)
+            log.info("segment_skipped", index=index)
+
+    async def _rest(self, segment: PlanSegment) -> None:
+        await self._ramp_down_and_pause()
+        self._set_phase(Phase.RESTING)
+        await self._hold(segment.duration_s, skippable=True)
+
+    async def _turn(self, segment: PlanSegment) -> None:
+        to_direction = segment.direction
+        await self._ramp_down_and_pause()
+        self._set_phase(Phase.TURNING)
+        turn_incline = segment.steps[0].incline_pct
+        if (self._governor.target_incline_pct or 0.0) > turn_incline + _EPS:
+            await self._governor.set_incline(turn_incline)
+        self._event(TurnNow, to_direction=to_direction)
+        limits = self._governor.limits
+        hold_s = segment.steps[0].duration_s
+        if limits is not None:
+            hold_s = max(hold_s, limits.turn_pause_s)
+        if segment.awaits_confirmation:
+            await self._hold(hold_s, skippable=False)
+            self._confirmed = False
+            self._set_phase(Phase.AWAITING_CONFIRMATION)
+            self._event(TurnConfirmationNeeded, to_direction=to_direction)
+            while True:
+                await self._checkpoint(skippable=False)
+                if self._confirmed:
+                    break
+                await self._sleep_until(math.inf)
+            self._set_phase(Phase.TURNING)
+            self._segment_deadline = self._clock.now() + COUNTDOWN_S
+        else:
+            await self._hold(hold_s - COUNTDOWN_S, skippable=False)
+        for seconds_left in range(COUNTDOWN_S, 0, -1):
+            self.turn_countdown_s = seconds_left
+            self._event(TurnCountdown, seconds_left=seconds_left, to_direction=to_direction)
+            self._on_change()
+            await self._hold(1.0, skippable=False)
+        self.turn_countdown_s = None
+
+    async def _walk(self, segment: PlanSegment) -> None:
+        self._set_phase(Phase.RUNNING)
+        for step in segment.steps:
+            await self._moving_step(segment, step)
+            self._check_backward_budget(segment)
+
+    def _check_backward_budget(self, segment: PlanSegment) -> None:
+        if segment.direction is Direction.BACKWARD and self._governor.backward_remaining_s() <= 0:
+            log.warning("backward_budget_used", segment=segment.index)
+            raise _SkipSegment
+
+    def _desired(self, step: PlanStep, elapsed: float, last_ramp_down: bool) -> tuple[float, float]:
+        fraction = 1.0 if step.duration_s <= 0 else min(max(elapsed / step.duration_s, 0.0), 1.0)
+        speed = step.from_speed_kmh + (step.speed_kmh - step.from_speed_kmh) * fraction
+        incline = step.from_incline_pct + (step.incline_pct - step.from_incline_pct) * fraction
+        if step.duration_s <= 0:
+            incline = step.incline_pct
+        if self._speed_override is not None and not last_ramp_down:
+            speed = self._speed_override
+        if self._incline_override is not None:
+            incline = self._incline_override
+        return speed, incline
+
+    async def _moving_step(self, segment: PlanSegment, step: PlanStep) -> None:
+        governor = self._governor
+        if not governor.belt_moving:
+            await governor.start_belt(segment.direction)
+        last_ramp_down = (
+            step is segment.steps[-1]
+            and step.kind is StepKind.RAMP
+            and step.speed_kmh < step.from_speed_kmh
+            and governor.limits is not None
+            and step.speed_kmh <= governor.limits.restart_speed_kmh + _EPS
+        )
+        start = self._clock.now()
+        deadline = start + step.duration_s
+        while True:
+            shift = await self._checkpoint(skippable=True)
+            start += shift
+            deadline += shift
+            if not governor.belt_moving:
+                await governor.start_belt(segment.direction)
+            self._check_backward_budget(segment)
+            now = self._clock.now()
+            speed, incline = self._desired(step, now - start, last_ramp_down)
+            changing = await self._apply(speed, incline)
+            if now >= deadline - _EPS:
+                return
+            if changing or step.kind is StepKind.RAMP:
+                await self._sleep_until(min(deadline, now + self._tick_s))
+            else:
+                await self._sleep_until(deadline)
+
+    async def _apply(self, speed: float, incline: float) -> bool:
+        """Write what differs; True while the belt has not reached the desired setpoints."""
+        governor = self._governor
+        limits = governor.limits
+        changing = False
+        if limits is not None and limits.incline_controllable:
+            current_incline = governor.target_incline_pct
+            if current_incline is None or abs(incline - current_incline) >= (
+                limits.incline_increment_pct / 2
+            ):
+                written = await governor.set_incline(incline)
+                changing = abs(written - incline) >= limits.incline_increment_pct / 2 and (
+                    written != current_incline
+                )
+        current = governor.target_speed_kmh
+        if current is None or abs(speed - current) >= (
+            (limits.speed_increment_kmh / 2) if limits else _EPS
+        ):
+            written = await governor.set_speed(speed)
+            changing = changing or written != current
+        return changing

@@ -1,0 +1,347 @@
+"""Safety limits: the configured sets, and the effective set one workout runs under.
+
+Default values come from the "Default safety limits" table of the retro-walking reference
+(docs/safety.md lists each with its source). They are engineering proposals pending clinician
+review. `effective_limits` combines global config, clinical mode, the profile's own limits and
+the treadmill's supported ranges; the strictest value of each wins. Only the safety governor
+(`treadmilld.engine.governor`) enforces them; the planner reads them to lay out a timeline that
+will pass the governor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from treadmilld.engine.api import Direction, Range
+
+# Hard caps no configuration may exceed (retro-walking reference, default limits table).
+HARD_CAP_BACKWARD_WALK_KMH = 6.0  # "5.0 km/h (unlock to 6.0)"
+HARD_CAP_BACKWARD_JOG_KMH = 8.0  # "7.0 km/h ... hard cap 8.0"
+HARD_CAP_BACKWARD_INCLINE_PCT = 15.0  # "10% (hard cap 15%)"
+HARD_CAP_BACKWARD_S = 30 * 60.0  # "<= 30 min (the longest dose in the trials)"
+# The belt restarts at no more than 1.0 km/h after any pause (reference, direction change row).
+HARD_CAP_RESTART_KMH = 1.0
+# A turn pause under 10 s is never allowed (reference, direction change row).
+MIN_TURN_PAUSE_S = 10.0
+# Perturbation training provokes falls with 10.8 km/h per s (BMC Geriatrics 2020); routine
+# ramps must be more than 20x gentler, so anything above 0.5 km/h per s is refused.
+HARD_CAP_RAMP_KMH_PER_S = 0.5
+
+
+class LimitSet(BaseModel):
+    """One set of limits. Values may be made stricter than the defaults, never looser than the
+    hard caps above."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # [D] The reference sets no forward cap; 8 km/h keeps forward walking at walking pace.
+    max_forward_speed_kmh: float = Field(default=8.0, gt=0, le=20.0)
+    max_backward_speed_kmh: float = Field(default=5.0, gt=0, le=HARD_CAP_BACKWARD_WALK_KMH)
+    backward_jog_unlocked: bool = False
+    max_backward_jog_speed_kmh: float = Field(default=7.0, gt=0, le=HARD_CAP_BACKWARD_JOG_KMH)
+    # [D] The reference caps only the backward incline; 15 % matches its hard cap.
+    max_forward_incline_pct: float = Field(default=15.0, ge=0, le=40.0)
+    max_backward_incline_pct: float = Field(default=10.0, ge=0, le=HARD_CAP_BACKWARD_INCLINE_PCT)
+    max_turn_incline_pct: float = Field(default=5.0, ge=0, le=5.0)
+    ramp_rate_kmh_per_s: float = Field(default=0.5, gt=0, le=HARD_CAP_RAMP_KMH_PER_S)
+    turn_pause_s: float = Field(default=10.0, ge=MIN_TURN_PAUSE_S, le=600.0)
+    confirm_turns: bool = False
+    restart_speed_kmh: float = Field(default=HARD_CAP_RESTART_KMH, gt=0, le=HARD_CAP_RESTART_KMH)
+    max_backward_s: float = Field(default=HARD_CAP_BACKWARD_S, gt=0, le=HARD_CAP_BACKWARD_S)
+    min_backward_segment_s: float = Field(default=10.0, ge=10.0, le=600.0)
+    # Incline changes only during steady walking this long after a speed change.
+    steady_before_incline_s: float = Field(default=5.0, ge=0, le=60.0)
+    # ftms.md §5: abort "when data stops for more than 3 s".
+    telemetry_timeout_s: float = Field(default=3.0, gt=0, le=30.0)
+
+    @model_validator(mode="after")
+    def _jog_above_walk(self) -> LimitSet:
+        if self.backward_jog_unlocked and self.max_backward_jog_speed_kmh < (
+            self.max_backward_speed_kmh
+        ):
+            raise ValueError(
+                "max_backward_jog_speed_kmh is below max_backward_speed_kmh; raise the jog "
+                "limit or leave backward_jog_unlocked false"
+            )
+        return self
+
+
+def _clinical_defaults() -> LimitSet:
+    return LimitSet(
+        max_forward_speed_kmh=4.0,  # [D] clinical users walk slowly; not from the reference
+        max_backward_speed_kmh=2.5,
+        backward_jog_unlocked=False,
+        max_backward_incline_pct=5.0,
+        ramp_rate_kmh_per_s=0.2,
+        turn_pause_s=20.0,
+        confirm_turns=True,
+        min_backward_segment_s=30.0,
+    )
+
+
+class SafetyLimits(BaseModel):
+    """Global limits: `general` always applies; `clinical` applies on top in clinical mode."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    general: LimitSet = Field(default_factory=LimitSet)
+    clinical: LimitSet = Field(default_factory=_clinical_defaults)
+
+    @model_validator(mode="after")
+    def _no_clinical_jog(self) -> SafetyLimits:
+        if self.clinical.backward_jog_unlocked:
+            raise ValueError(
+                "clinical.backward_jog_unlocked must be false: backward jogging is not allowed "
+                "in clinical mode (retro-walking reference, default limits)"
+            )
+        return self
+
+
+class ProfileLimits(BaseModel):
+    """Limits a profile asks for; they can only tighten the global ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_forward_speed_kmh: float | None = Field(default=None, gt=0)
+    max_backward_speed_kmh: float | None = Field(default=None, gt=0)
+    max_backward_incline_pct: float | None = Field(default=None, ge=0)
+    ramp_rate_kmh_per_s: float | None = Field(default=None, gt=0)
+    turn_pause_s: float | None = Field(default=None, gt=0)
+    confirm_turns: bool | None = None
+    max_backward_s: float | None = Field(default=None, gt=0)
+
+
+@dataclass(frozen=True, slots=True)
+class TreadmillRanges:
+    """What the treadmill itself supports (Supported Speed/Inclination Range, FTMS 4.13/4.14);
+    `None` when the treadmill does not expose the characteristic."""
+
+    speed: Range | None
+    incline: Range | None
+
+
+class LimitConflictError(ValueError):
+    """The limits cannot all be met (e.g. the treadmill cannot go as slow as the restart cap)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLimits:
+    """The strictest of every source, for one workout on one treadmill."""
+
+    clinical: bool
+    max_forward_speed_kmh: float
+    max_backward_speed_kmh: float  # walking, or jogging when unlocked
+    max_forward_incline_pct: float
+    max_backward_incline_pct: float
+    max_turn_incline_pct: float
+    ramp_rate_kmh_per_s: float
+    turn_pause_s: float
+    confirm_turns: bool
+    restart_speed_kmh: float
+    max_backward_s: float
+    min_backward_segment_s: float
+    steady_before_incline_s: float
+    telemetry_timeout_s: float
+    min_speed_kmh: float
+    speed_increment_kmh: float
+    min_incline_pct: float
+    incline_increment_pct: float
+    incline_controllable: bool
+    # Which source set each tightened value, e.g. {"max_backward_speed_kmh": "treadmill"}.
+    decided_by: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def max_speed_kmh(self, facing: Direction | None) -> float:
+        if facing is Direction.BACKWARD:
+            return self.max_backward_speed_kmh
+        return self.max_forward_speed_kmh
+
+    def max_incline_pct(self, facing: Direction | None) -> float:
+        if facing is Direction.BACKWARD:
+            return self.max_backward_incline_pct
+        return self.max_forward_incline_pct
+
+    def quantize_speed(self, speed_kmh: float, *, toward: float | None = None) -> float:
+        """Round to the treadmill's increment; with `toward`, never past the requested value
+        away from `toward` (so rounding can never make a ramp step larger)."""
+        return _quantize(speed_kmh, self.min_speed_kmh, self.speed_increment_kmh, toward)
+
+    def quantize_incline(self, incline_pct: float, *, toward: float | None = None) -> float:
+        return _quantize(incline_pct, self.min_incline_pct, self.incline_increment_pct, toward)
+
+
+def _quantize(value: float, origin: float, increment: float, toward: float | None) -> float:
+    if increment <= 0:
+        return value
+    steps = (value - origin) / increment
+    if toward is None:
+        rounded = round(steps)
+    elif value >= toward:
+        rounded = math.floor(steps + 1e-6)
+    else:
+        rounded = math.ceil(steps - 1e-6)
+    return round(origin + rounded * increment, 6)
+
+
+def _strictest_max(
+    decided: dict[str, str], name: str, candidates: list[tuple[str, float | None]]
+) -> float:
+    best_source, best = "", math.inf
+    for source, value in candidates:
+        if value is not None and value < best:
+            best_source, best = source, value
+    decided[name] = best_source
+    return best
+
+
+def _strictest_min(
+    decided: dict[str, str], name: str, candidates: list[tuple[str, float | None]]
+) -> float:
+    best_source, best = "", -math.inf
+    for source, value in candidates:
+        if value is not None and value > best:
+            best_source, best = source, value
+    decided[name] = best_source
+    return best
+
+
+def effective_limits(
+    limits: SafetyLimits,
+    *,
+    clinical: bool,
+    profile: ProfileLimits | None = None,
+    treadmill: TreadmillRanges | None = None,
+) -> EffectiveLimits:
+    """The strictest of global config, clinical mode, the profile and the treadmill's range."""
+    profile = profile or ProfileLimits()
+    # Without a treadmill (planning for display) assume incline control exists.
+    incline_controllable = treadmill is None or treadmill.incline is not None
+    treadmill = treadmill or TreadmillRanges(speed=None, incline=None)
+    sets: list[tuple[str, LimitSet]] = [("general", limits.general)]
+    if clinical:
+        sets.append(("clinical", limits.clinical))
+    decided: dict[str, str] = {}
+
+    def backward_speed(limit_set: LimitSet) -> float:
+        if limit_set.backward_jog_unlocked:
+            return limit_set.max_backward_jog_speed_kmh
+        return limit_set.max_backward_speed_kmh
+
+    speed_range, incline_range = treadmill.speed, treadmill.incline
+    tm_max_speed = speed_range.maximum if speed_range else None
+    tm_max_incline = incline_range.maximum if incline_range else None
+
+    def from_sets(attr: str) -> list[tuple[str, float | None]]:
+        return [(name, float(getattr(s, attr))) for name, s in sets]
+
+    max_forward_speed = _strictest_max(
+        decided,
+        "max_forward_speed_kmh",
+        [
+            *from_sets("max_forward_speed_kmh"),
+            ("profile", profile.max_forward_speed_kmh),
+            ("treadmill", tm_max_speed),
+        ],
+    )
+    max_backward_speed = _strictest_max(
+        decided,
+        "max_backward_speed_kmh",
+        [
+            *[(name, backward_speed(s)) for name, s in sets],
+            ("profile", profile.max_backward_speed_kmh),
+            ("treadmill", tm_max_speed),
+        ],
+    )
+    max_forward_incline = _strictest_max(
+        decided,
+        "max_forward_incline_pct",
+        [*from_sets("max_forward_incline_pct"), ("treadmill", tm_max_incline)],
+    )
+    max_backward_incline = _strictest_max(
+        decided,
+        "max_backward_incline_pct",
+        [
+            *from_sets("max_backward_incline_pct"),
+            ("profile", profile.max_backward_incline_pct),
+            ("treadmill", tm_max_incline),
+        ],
+    )
+    max_turn_incline = _strictest_max(
+        decided,
+        "max_turn_incline_pct",
+        [*from_sets("max_turn_incline_pct"), ("treadmill", tm_max_incline)],
+    )
+    ramp_rate = _strictest_max(
+        decided,
+        "ramp_rate_kmh_per_s",
+        [*from_sets("ramp_rate_kmh_per_s"), ("profile", profile.ramp_rate_kmh_per_s)],
+    )
+    turn_pause = _strictest_min(
+        decided,
+        "turn_pause_s",
+        [*from_sets("turn_pause_s"), ("profile", profile.turn_pause_s)],
+    )
+    restart_speed = _strictest_max(decided, "restart_speed_kmh", from_sets("restart_speed_kmh"))
+    max_backward_s = _strictest_max(
+        decided,
+        "max_backward_s",
+        [*from_sets("max_backward_s"), ("profile", profile.max_backward_s)],
+    )
+    min_backward_segment = _strictest_min(
+        decided, "min_backward_segment_s", from_sets("min_backward_segment_s")
+    )
+    steady = _strictest_min(
+        decided, "steady_before_incline_s", from_sets("steady_before_incline_s")
+    )
+    telemetry_timeout = _strictest_max(
+        decided, "telemetry_timeout_s", from_sets("telemetry_timeout_s")
+    )
+    confirm = any(s.confirm_turns for _, s in sets) or bool(profile.confirm_turns)
+
+    min_speed = speed_range.minimum if speed_range else 0.1
+    if min_speed > restart_speed + 1e-9:
+        raise LimitConflictError(
+            f"this treadmill's minimum speed {min_speed:g} km/h is above the "
+            f"{restart_speed:g} km/h restart cap, so the belt cannot restart gently after a "
+            "turn; use a treadmill that goes down to 1.0 km/h"
+        )
+    speed_increment = speed_range.increment if speed_range and speed_range.increment > 0 else 0.1
+    incline_increment = (
+        incline_range.increment if incline_range and incline_range.increment > 0 else 0.5
+    )
+    min_incline = incline_range.minimum if incline_range else 0.0
+    effective = EffectiveLimits(
+        clinical=clinical,
+        max_forward_speed_kmh=max_forward_speed,
+        max_backward_speed_kmh=max_backward_speed,
+        max_forward_incline_pct=max(max_forward_incline, 0.0),
+        max_backward_incline_pct=max(max_backward_incline, 0.0),
+        max_turn_incline_pct=max(max_turn_incline, 0.0),
+        ramp_rate_kmh_per_s=ramp_rate,
+        turn_pause_s=turn_pause,
+        confirm_turns=confirm,
+        restart_speed_kmh=restart_speed,
+        max_backward_s=max_backward_s,
+        min_backward_segment_s=min_backward_segment,
+        steady_before_incline_s=steady,
+        telemetry_timeout_s=telemetry_timeout,
+        min_speed_kmh=min_speed,
+        speed_increment_kmh=speed_increment,
+        min_incline_pct=min_incline,
+        incline_increment_pct=incline_increment,
+        incline_controllable=incline_controllable,
+        decided_by=decided,
+    )
+    # Rounding to the treadmill's increment must never lift a cap: quantize caps downwards.
+    return _with_quantized_caps(effective)
+
+
+def _with_quantized_caps(limits: EffectiveLimits) -> EffectiveLimits:
+    return replace(
+        limits,
+        max_forward_speed_kmh=limits.quantize_speed(limits.max_forward_speed_kmh, toward=0.0),
+        max_backward_speed_kmh=limits.quantize_speed(limits.max_backward_speed_kmh, toward=0.0),
+        restart_speed_kmh=limits.quantize_speed(limits.restart_speed_kmh, toward=0.0),
+    )

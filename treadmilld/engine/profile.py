@@ -1,0 +1,300 @@
+"""The profile format: TOML files validated by strict pydantic models.
+
+A profile is metadata plus a list of segments. A segment walks forward or backward, or rests
+(belt paused), for a duration; a repeat block repeats its nested segments. A change of direction
+is written as two plain segments: the planner inserts the turn protocol between them.
+docs/profiles.md describes the format for people writing profiles.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from treadmilld.engine.api import Direction
+from treadmilld.engine.limits import (
+    HARD_CAP_BACKWARD_INCLINE_PCT,
+    HARD_CAP_BACKWARD_JOG_KMH,
+    ProfileLimits,
+)
+
+PROFILE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# Consumer decks top out around 20 km/h and -10..+40 % incline; anything beyond is a typo.
+MAX_SEGMENT_SPEED_KMH = 20.0
+MIN_SEGMENT_INCLINE_PCT = -10.0
+MAX_SEGMENT_INCLINE_PCT = 40.0
+MAX_SEGMENT_S = 4 * 3600.0
+MAX_REPEAT = 100
+
+
+class Ramp(BaseModel):
+    """Change speed and/or incline linearly across the segment, ending at these values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    to_speed_kmh: float | None = Field(default=None, gt=0, le=MAX_SEGMENT_SPEED_KMH)
+    to_incline_pct: float | None = Field(
+        default=None, ge=MIN_SEGMENT_INCLINE_PCT, le=MAX_SEGMENT_INCLINE_PCT
+    )
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Ramp:
+        if self.to_speed_kmh is None and self.to_incline_pct is None:
+            raise ValueError("a ramp needs to_speed_kmh, to_incline_pct or both")
+        return self
+
+
+class Segment(BaseModel):
+    """Walk forward or backward, or rest with the belt paused, for `duration_s`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    direction: Direction
+    duration_s: float = Field(gt=0, le=MAX_SEGMENT_S)
+    speed_kmh: float = Field(default=0.0, ge=0, le=MAX_SEGMENT_SPEED_KMH)
+    incline_pct: float = Field(default=0.0, ge=MIN_SEGMENT_INCLINE_PCT, le=MAX_SEGMENT_INCLINE_PCT)
+    ramp: Ramp | None = None
+    cue: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Segment:
+        if self.direction is Direction.REST:
+            if self.speed_kmh != 0 or self.ramp is not None:
+                raise ValueError(
+                    "a rest segment pauses the belt: remove speed_kmh and ramp from it"
+                )
+            return self
+        if self.speed_kmh <= 0:
+            raise ValueError(
+                f"a {self.direction.value} segment needs speed_kmh above 0; "
+                'use direction = "rest" to pause the belt'
+            )
+        if self.direction is Direction.BACKWARD:
+            speeds = [self.speed_kmh, self.ramp.to_speed_kmh if self.ramp else None]
+            inclines = [self.incline_pct, self.ramp.to_incline_pct if self.ramp else None]
+            if any(s is not None and s > HARD_CAP_BACKWARD_JOG_KMH for s in speeds):
+                raise ValueError(
+                    f"backward speed above the {HARD_CAP_BACKWARD_JOG_KMH:g} km/h hard cap; "
+                    "lower speed_kmh"
+                )
+            if any(i is not None and i > HARD_CAP_BACKWARD_INCLINE_PCT for i in inclines):
+                raise ValueError(
+                    f"backward incline above the {HARD_CAP_BACKWARD_INCLINE_PCT:g} % hard cap; "
+                    "lower incline_pct"
+                )
+        return self
+
+
+def _segment_kind(item: Any) -> str:
+    if isinstance(item, dict):
+        return "repeat" if "repeat" in item else "segment"
+    return "repeat" if isinstance(item, RepeatBlock) else "segment"
+
+
+class RepeatBlock(BaseModel):
+    """Its nested segments, `repeat` times in a row."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repeat: int = Field(ge=1, le=MAX_REPEAT)
+    segments: list[SegmentItem] = Field(min_length=1)
+
+
+SegmentItem = Annotated[
+    Annotated[Segment, Tag("segment")] | Annotated[RepeatBlock, Tag("repeat")],
+    Discriminator(_segment_kind),
+]
+RepeatBlock.model_rebuild()
+
+
+@dataclass(frozen=True, slots=True)
+class FlatSegment:
+    """One segment as it will run, after repeat blocks are unrolled."""
+
+    segment: Segment
+    origin: str  # where it came from, e.g. "segments[1] (repeat 2/8) > segments[0]"
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=PROFILE_NAME_PATTERN)
+    title: str = Field(min_length=1, max_length=100)
+    description: str = Field(min_length=1)
+    suits: str = Field(min_length=1)
+    sessions_per_week: int | None = Field(default=None, ge=1, le=14)
+    sources: list[str] = Field(min_length=1)
+    clinical: bool = False
+    limits: ProfileLimits = Field(default_factory=ProfileLimits)
+    segments: list[SegmentItem] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _moves_at_some_point(self) -> Profile:
+        if not any(f.segment.direction is not Direction.REST for f in self.flat_segments()):
+            raise ValueError("the profile only rests; add a forward or backward segment")
+        return self
+
+    def flat_segments(self) -> list[FlatSegment]:
+        return list(_flatten(self.segments, ""))
+
+
+def _flatten(items: Sequence[Segment | RepeatBlock], prefix: str) -> Iterator[FlatSegment]:
+    for index, item in enumerate(items):
+        here = f"{prefix}segments[{index}]"
+        if isinstance(item, Segment):
+            yield FlatSegment(segment=item, origin=here)
+        else:
+            for round_no in range(1, item.repeat + 1):
+                yield from _flatten(item.segments, f"{here} (repeat {round_no}/{item.repeat}) > ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, with every error of a file collected and explained.
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileIssue:
+    file: str
+    field: str  # e.g. "segments[2].segments[0].speed_kmh", or "(toml)" for syntax errors
+    message: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message} (hint: {self.hint})"
+
+
+class ProfileError(ValueError):
+    """A profile file is invalid; `issues` lists every problem found, each with a hint."""
+
+    def __init__(self, issues: Sequence[ProfileIssue]) -> None:
+        self.issues = tuple(issues)
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
+        super().__init__(f"invalid profile ({len(self.issues)} problem(s)):\n{lines}")
+
+
+_MODELS_BY_TAG: dict[str, type[BaseModel]] = {"segment": Segment, "repeat": RepeatBlock}
+_MODELS_BY_KEY: dict[str, type[BaseModel]] = {"limits": ProfileLimits, "ramp": Ramp}
+
+
+def _field_path(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel]]:
+    """Human path for a pydantic location, and the model that holds its last element."""
+    parts: list[str] = []
+    model: type[BaseModel] = Profile
+    previous_was_index = False
+    for element in loc:
+        if isinstance(element, int):
+            parts.append(f"[{element}]")
+            previous_was_index = True
+            continue
+        if previous_was_index and element in _MODELS_BY_TAG:
+            model = _MODELS_BY_TAG[element]
+            previous_was_index = False
+            continue
+        previous_was_index = False
+        if element in _MODELS_BY_KEY:
+            model = _MODELS_BY_KEY[element]
+        parts.append(f".{element}" if parts else element)
+    return "".join(parts) or "(profile)", model
+
+
+def _parent_model(loc: tuple[int | str, ...]) -> type[BaseModel]:
+    return _field_path(loc[:-1])[1] if loc else Profile
+
+
+_HINTS_BY_TYPE: dict[str, str] = {
+    "greater_than": "bring the value inside the allowed range",
+    "greater_than_equal": "bring the value inside the allowed range",
+    "less_than": "bring the value inside the allowed range",
+    "less_than_equal": "bring the value inside the allowed range",
+    "float_parsing": "write a plain number without quotes or units (units are in the field name)",
+    "float_type": "write a plain number without quotes or units (units are in the field name)",
+    "int_parsing": "write a whole number without quotes",
+    "int_type": "write a whole number without quotes",
+    "int_from_float": "write a whole number without quotes",
+    "string_type": "write text in double quotes",
+    "bool_type": "write true or false",
+    "bool_parsing": "write true or false",
+    "list_type": 'write a list, e.g. ["first", "second"]',
+    "string_pattern_mismatch": "use lowercase letters, digits and dashes, e.g. my-retro-walk",
+    "too_short": "it must not be empty",
+    "string_too_short": "it must not be empty",
+    "value_error": "see the message; docs/profiles.md describes each rule",
+}
+
+
+def _hint(error: ErrorDetails) -> str:
+    kind = error["type"]
+    loc = tuple(error["loc"])
+    name = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        allowed = sorted(_parent_model(loc).model_fields)
+        close = difflib.get_close_matches(name, allowed, n=1)
+        suggestion = f"did you mean `{close[0]}`? " if close else ""
+        return f"{suggestion}remove it or use one of: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"add `{name} = ...` here (see docs/profiles.md for its meaning)"
+    if kind == "enum":
+        expected = (error.get("ctx") or {}).get("expected", "forward, backward, rest")
+        return f"use one of: {expected}"
+    return _HINTS_BY_TYPE.get(kind, "see docs/profiles.md")
+
+
+def _issues_from_validation(file: str, error: ValidationError) -> list[ProfileIssue]:
+    issues = []
+    for detail in error.errors(include_url=False):
+        field_path, _ = _field_path(tuple(detail["loc"]))
+        message = detail["msg"].removeprefix("Value error, ")
+        issues.append(ProfileIssue(file, field_path, message, _hint(detail)))
+    return issues
+
+
+def parse_profile(text: str, *, file: str, expected_name: str | None = None) -> Profile:
+    """Parse and validate one profile; raises `ProfileError` listing every problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ProfileError(
+            [ProfileIssue(file, "(toml)", str(error), "fix the TOML syntax at the place shown")]
+        ) from error
+    try:
+        profile = Profile.model_validate(raw)
+    except ValidationError as error:
+        raise ProfileError(_issues_from_validation(file, error)) from error
+    if expected_name is not None and profile.name != expected_name:
+        raise ProfileError(
+            [
+                ProfileIssue(
+                    file,
+                    "name",
+                    f"name {profile.name!r} differs from the file name {expected_name!r}",
+                    f'rename the file to {profile.name}.toml or set name = "{expected_name}"',
+                )
+            ]
+        )
+    return profile
+
+
+def load_profile(path: Path) -> Profile:
+    """Load `path`; the profile's name must match the file name (without `.toml`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ProfileError(
+            [ProfileIssue(str(path), "(file)", str(error), "check the path and that it is UTF-8")]
+        ) from error
+    return parse_profile(text, file=str(path), expected_name=path.stem)

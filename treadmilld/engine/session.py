@@ -1,0 +1,665 @@
+"""`WorkoutSession`: one treadmill's workout engine, implementing `TreadmillController`.
+
+It listens to the link (telemetry, console actions, safety key, link loss), runs workouts
+through a `WorkoutExecutor` and a `SafetyGovernor`, integrates distance and energy from the
+treadmill's measured values, and publishes events to any number of subscribers.
+
+Safety rules kept here: the belt never starts on connect; an abort (safety key, console stop or
+pause, control lost, link lost, no data, emergency stop) locks the governor and stops the belt,
+and only a new `start_profile` leaves ABORTED; after a link loss the belt is stopped as soon as
+the link is back, because a treadmill may keep running on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import structlog
+
+from treadmilld.ble.api import (
+    ConnectionState,
+    LinkConnected,
+    LinkError,
+    LinkEvent,
+    LinkLost,
+    MachineStatusReceived,
+    NotConnectedError,
+    TelemetryReceived,
+    TreadmillLink,
+)
+from treadmilld.clock import Clock
+from treadmilld.engine.api import (
+    AbortReason,
+    CommandRejectedError,
+    Direction,
+    LimitApplied,
+    Phase,
+    Range,
+    SessionEvent,
+    SessionSnapshot,
+    StateChanged,
+    WorkoutAborted,
+    WorkoutFinished,
+    WorkoutStarted,
+)
+from treadmilld.engine.calories import WorkoutTotals
+from treadmilld.engine.executor import DEFAULT_TICK_S, WorkoutExecutor
+from treadmilld.engine.governor import GovernorRefusedError, LimitNotice, SafetyGovernor
+from treadmilld.engine.library import ProfileLibrary, UnknownProfileError
+from treadmilld.engine.limits import (
+    LimitConflictError,
+    SafetyLimits,
+    TreadmillRanges,
+    effective_limits,
+)
+from treadmilld.engine.planner import WorkoutPlan, plan_workout
+from treadmilld.ftms import (
+    ControlPermissionLost,
+    ResetStatus,
+    StartedOrResumedByUser,
+    StopKind,
+    StoppedBySafetyKey,
+    StoppedOrPausedByUser,
+)
+
+log = structlog.get_logger()
+
+ACTIVE_PHASES = frozenset(
+    {
+        Phase.RUNNING,
+        Phase.TURNING,
+        Phase.AWAITING_CONFIRMATION,
+        Phase.RESTING,
+        Phase.PAUSED,
+    }
+)
+MIN_BODY_WEIGHT_KG = 20.0
+MAX_BODY_WEIGHT_KG = 300.0
+# How often the no-data watchdog looks (clock seconds).
+WATCHDOG_INTERVAL_S = 0.5
+# Events kept per subscriber before the oldest are dropped (a stalled reader loses old news,
+# never blocks the engine).
+SUBSCRIBER_QUEUE_SIZE = 1000
+
+
+class _Subscription:
+    """One subscriber's queue; registered when created, so nothing after `events()` is lost."""
+
+    def __init__(self, owner: set[_Subscription]) -> None:
+        self._owner = owner
+        self._queue: asyncio.Queue[SessionEvent | None] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+        owner.add(self)
+
+    def put(self, event: SessionEvent | None) -> None:
+        if self._queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+        self._queue.put_nowait(event)
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> SessionEvent:
+        event = await self._queue.get()
+        if event is None:
+            self._owner.discard(self)
+            raise StopAsyncIteration
+        return event
+
+    async def aclose(self) -> None:
+        self._owner.discard(self)
+
+
+def _range(minimum: float, maximum: float, increment: float) -> Range:
+    return Range(minimum=minimum, maximum=maximum, increment=increment)
+
+
+class WorkoutSession:
+    def __init__(
+        self,
+        link: TreadmillLink,
+        *,
+        library: ProfileLibrary,
+        limits: SafetyLimits,
+        clock: Clock,
+        default_body_weight_kg: float = 70.0,
+        tick_s: float = DEFAULT_TICK_S,
+    ) -> None:
+        self._link = link
+        self._library = library
+        self._limits = limits
+        self._clock = clock
+        self._tick_s = tick_s
+        self._default_body_weight_kg = default_body_weight_kg
+        self._governor = SafetyGovernor(link, clock, on_limit=self._on_limit)
+        self._subscribers: set[_Subscription] = set()
+        self._phase = Phase.IDLE
+        self._plan: WorkoutPlan | None = None
+        self._executor: WorkoutExecutor | None = None
+        self._executor_task: asyncio.Task[None] | None = None
+        self._totals = WorkoutTotals(body_weight_kg=default_body_weight_kg)
+        self._clinical = False
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
+        self._abort_reason: AbortReason | None = None
+        self._telemetry_at: float | None = None
+        self._stop_on_reconnect = False
+        self._closed = asyncio.Event()
+        self._last_limit_notice: LimitNotice | None = None
+
+    # ------------------------------------------------------------------ seam: state
+
+    @property
+    def treadmill_id(self) -> str:
+        return self._link.treadmill_id
+
+    @property
+    def phase(self) -> Phase:
+        if self._executor is not None and self._phase in ACTIVE_PHASES:
+            return self._executor.phase
+        return self._phase
+
+    @property
+    def plan(self) -> WorkoutPlan | None:
+        return self._plan
+
+    @property
+    def governor(self) -> SafetyGovernor:
+        return self._governor
+
+    def snapshot(self) -> SessionSnapshot:
+        phase = self.phase
+        caps = self._link.capabilities
+        data = self._link.telemetry.data
+        executor = self._executor
+        plan = self._plan
+        active = phase in ACTIVE_PHASES and executor is not None
+        segment = executor.segment if active and executor is not None else None
+        direction: Direction | None = None
+        if segment is not None:
+            direction = Direction.REST if phase is not Phase.RUNNING else segment.direction
+        now = self._clock.now()
+        elapsed = 0.0
+        if self._started_at is not None:
+            elapsed = (self._ended_at if self._ended_at is not None else now) - self._started_at
+        return SessionSnapshot(
+            treadmill_id=self.treadmill_id,
+            connection=self._link.connection_state.value,
+            phase=phase,
+            direction=direction,
+            profile=plan.profile if plan else None,
+            profile_title=plan.title if plan else None,
+            segment_index=executor.segment_index if active and executor else None,
+            segment_count=len(plan.segments) if plan else None,
+            segment_cue=segment.cue if segment else None,
+            segment_remaining_s=executor.segment_remaining_s() if active and executor else None,
+            speed_kmh=data.instantaneous_speed_kmh,
+            target_speed_kmh=self._governor.target_speed_kmh,
+            incline_pct=data.inclination_pct,
+            target_incline_pct=self._governor.target_incline_pct,
+            distance_m=self._totals.distance_m,
+            distance_forward_m=self._totals.distance_forward_m,
+            distance_backward_m=self._totals.distance_backward_m,
+            elapsed_s=elapsed,
+            remaining_s=executor.remaining_s() if active and executor else None,
+            backward_s=self._governor.backward_used_s() if plan else 0.0,
+            calories_kcal=self._totals.calories_kcal,
+            heart_rate_bpm=data.heart_rate_bpm,
+            turn_countdown_s=executor.turn_countdown_s if active and executor else None,
+            abort_reason=self._abort_reason if phase is Phase.ABORTED else None,
+            body_weight_kg=self._totals.body_weight_kg,
+            clinical=self._clinical,
+            speed_range=(
+                _range(
+                    caps.speed_range.minimum_kmh,
+                    caps.speed_range.maximum_kmh,
+                    caps.speed_range.increment_kmh,
+                )
+                if caps and caps.speed_range
+                else None
+            ),
+            incline_range=(
+                _range(
+                    caps.inclination_range.minimum_pct,
+                    caps.inclination_range.maximum_pct,
+                    caps.inclination_range.increment_pct,
+                )
+                if caps and caps.inclination_range
+                else None
+            ),
+        )
+
+    def events(self) -> AsyncIterator[SessionEvent]:
+        return _Subscription(self._subscribers)
+
+    def _emit(self, event: SessionEvent) -> None:
+        for subscriber in list(self._subscribers):
+            subscriber.put(event)
+
+    def _changed(self) -> None:
+        self._emit(
+            StateChanged(
+                treadmill_id=self.treadmill_id, at=self._clock.now(), snapshot=self.snapshot()
+            )
+        )
+
+    def _on_limit(self, notice: LimitNotice) -> None:
+        if notice == self._last_limit_notice:
+            return
+        self._last_limit_notice = notice
+        log.info(
+            "limit_applied", limit=notice.limit, requested=notice.requested, applied=notice.applied
+        )
+        self._emit(
+            LimitApplied(
+                treadmill_id=self.treadmill_id,
+                at=self._clock.now(),
+                limit=notice.limit,
+                requested=notice.requested,
+                applied=notice.applied,
+            )
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Consume link events until the link closes or `shutdown()`; a named task in the
+        daemon's TaskGroup."""
+        link_events = self._link.events()
+        consumer = asyncio.create_task(self._consume(link_events), name="session-link-events")
+        watchdog = asyncio.create_task(self._watchdog(), name="session-watchdog")
+        closed = asyncio.create_task(self._closed.wait(), name="session-closed")
+        try:
+            await asyncio.wait({consumer, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (consumer, watchdog, closed):
+                task.cancel()
+            for task in (consumer, watchdog, closed):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _consume(self, link_events: AsyncIterator[LinkEvent]) -> None:
+        async for event in link_events:
+            await self._on_link_event(event)
+
+    async def shutdown(self, mode: Literal["stop", "pause"] = "stop") -> None:
+        """Stop (or pause) the belt and end `run()`; the daemon calls it on exit."""
+        self._governor.lock_out("shutdown")
+        await self._cancel_executor()
+        if self._link.connection_state is ConnectionState.CONNECTED:
+            try:
+                if mode == "pause":
+                    await self._governor.pause_belt()
+                else:
+                    await self._governor.stop_belt()
+            except LinkError as error:
+                log.warning("shutdown_stop_failed", error=str(error))
+        if self._phase in ACTIVE_PHASES:
+            self._end_aborted(AbortReason.SHUTDOWN, f"the daemon is shutting down ({mode})")
+        self._closed.set()
+        for subscriber in list(self._subscribers):
+            subscriber.put(None)
+
+    async def _cancel_executor(self) -> None:
+        task = self._executor_task
+        self._executor_task = None
+        if task is None or task is asyncio.current_task():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    # ------------------------------------------------------------------ link events
+
+    async def _on_link_event(self, event: LinkEvent) -> None:
+        if isinstance(event, TelemetryReceived):
+            self._on_telemetry(event)
+        elif isinstance(event, MachineStatusReceived):
+            await self._on_status(event)
+        elif isinstance(event, LinkLost):
+            await self._on_link_lost(event)
+        elif isinstance(event, LinkConnected):
+            await self._on_connected(event)
+        self._changed()
+
+    def _on_telemetry(self, event: TelemetryReceived) -> None:
+        self._telemetry_at = event.at
+        if self._phase not in ACTIVE_PHASES:
+            return
+        facing = self._governor.facing or Direction.FORWARD
+        self._totals.add_sample(
+            event.at,
+            event.telemetry.data.instantaneous_speed_kmh,
+            event.telemetry.data.inclination_pct,
+            facing,
+        )
+
+    async def _on_status(self, event: MachineStatusReceived) -> None:
+        status = event.status
+        if isinstance(status, StoppedBySafetyKey):
+            self._governor.belt_stopped_by_treadmill()
+            await self._abort(AbortReason.SAFETY_KEY, "the safety key was pulled")
+        elif isinstance(status, StoppedOrPausedByUser):
+            self._governor.belt_stopped_by_treadmill()
+            if status.kind is StopKind.PAUSE:
+                await self._abort(AbortReason.PAUSED_AT_CONSOLE, "paused at the console")
+            else:
+                await self._abort(AbortReason.STOPPED_AT_CONSOLE, "stopped at the console")
+        elif isinstance(status, ControlPermissionLost | ResetStatus):
+            await self._abort(
+                AbortReason.CONTROL_LOST,
+                "the treadmill withdrew control (another app, the console or a reset)",
+            )
+        elif isinstance(status, StartedOrResumedByUser) and self._phase in ACTIVE_PHASES:
+            # ftms.md §2: console start/stop buttons must abort a running profile.
+            await self._abort(
+                AbortReason.CONTROL_LOST, "the belt was started at the console mid-workout"
+            )
+
+    async def _on_link_lost(self, event: LinkLost) -> None:
+        self._totals.gap()
+        if self._governor.belt_moving or self._phase in ACTIVE_PHASES:
+            # The treadmill may keep running by itself: stop it as soon as the link is back.
+            self._stop_on_reconnect = True
+        reason_text = event.reason.lower()
+        reason = (
+            AbortReason.NO_DATA
+            if "data" in reason_text or "liveness" in reason_text or "silent" in reason_text
+            else AbortReason.LINK_LOST
+        )
+        await self._abort(reason, f"link lost: {event.reason}", stop_belt=False)
+        self._governor.belt_stopped_by_treadmill()
+
+    async def _on_connected(self, event: LinkConnected) -> None:
+        log.info("treadmill_connected", treadmill=self.treadmill_id, name=event.capabilities.name)
+        if self._stop_on_reconnect:
+            try:
+                await self._governor.stop_belt()
+            except LinkError as error:
+                log.warning("stop_after_reconnect_failed", error=str(error))
+            else:
+                self._stop_on_reconnect = False
+                log.warning("belt_stopped_after_reconnect", treadmill=self.treadmill_id)
+
+    async def _watchdog(self) -> None:
+        while True:
+            await self._clock.sleep(WATCHDOG_INTERVAL_S)
+            limits = self._governor.limits
+            since = self._governor.moving_since
+            if self._phase not in ACTIVE_PHASES or limits is None or since is None:
+                continue
+            last = max(self._telemetry_at or -math.inf, since)
+            if self._clock.now() - last > limits.telemetry_timeout_s:
+                await self._abort(
+                    AbortReason.NO_DATA,
+                    f"no treadmill data for more than {limits.telemetry_timeout_s:g} s",
+                )
+
+    # ------------------------------------------------------------------ aborts and endings
+
+    async def _abort(self, reason: AbortReason, detail: str, *, stop_belt: bool = True) -> None:
+        """Lock the governor, end the workout as ABORTED and stop the belt. Idempotent."""
+        self._governor.lock_out(reason.value)
+        if self._phase not in ACTIVE_PHASES:
+            return
+        await self._cancel_executor()
+        self._end_aborted(reason, detail)
+        if stop_belt:
+            try:
+                await self._governor.stop_belt()
+            except LinkError as error:
+                self._stop_on_reconnect = True
+                log.warning("abort_stop_failed", reason=reason.value, error=str(error))
+
+    def _end_aborted(self, reason: AbortReason, detail: str) -> None:
+        self._phase = Phase.ABORTED
+        self._abort_reason = reason
+        self._ended_at = self._clock.now()
+        log.warning(
+            "workout_aborted", treadmill=self.treadmill_id, reason=reason.value, detail=detail
+        )
+        self._emit(
+            WorkoutAborted(
+                treadmill_id=self.treadmill_id, at=self._clock.now(), reason=reason, detail=detail
+            )
+        )
+        self._changed()
+
+    async def _drive(self, executor: WorkoutExecutor) -> None:
+        try:
+            finished = await executor.run()
+        except NotConnectedError as error:
+            await self._abort(AbortReason.LINK_LOST, str(error), stop_belt=False)
+            return
+        except (LinkError, GovernorRefusedError) as error:
+            await self._abort(AbortReason.COMMAND_FAILED, str(error))
+            return
+        if self._phase not in ACTIVE_PHASES:
+            return
+        if not finished:
+            self._governor.lock_out(AbortReason.USER_STOP.value)
+            self._end_aborted(AbortReason.USER_STOP, "stopped by command")
+            return
+        self._phase = Phase.FINISHED
+        self._ended_at = self._clock.now()
+        plan = self._plan
+        self._emit(
+            WorkoutFinished(
+                treadmill_id=self.treadmill_id,
+                at=self._clock.now(),
+                profile=plan.profile if plan else "",
+                elapsed_s=self._ended_at - (self._started_at or self._ended_at),
+                distance_forward_m=self._totals.distance_forward_m,
+                distance_backward_m=self._totals.distance_backward_m,
+                calories_kcal=self._totals.calories_kcal,
+            )
+        )
+        log.info(
+            "workout_finished",
+            treadmill=self.treadmill_id,
+            kcal=round(self._totals.calories_kcal, 1),
+        )
+        self._changed()
+
+    # ------------------------------------------------------------------ commands
+
+    def _active_executor(self) -> WorkoutExecutor:
+        if self._phase not in ACTIVE_PHASES or self._executor is None:
+            raise CommandRejectedError("no_workout", "no workout is running; start a profile")
+        return self._executor
+
+    async def start_profile(
+        self, profile: str, *, body_weight_kg: float | None = None, clinical: bool = False
+    ) -> None:
+        caps = self._link.capabilities
+        if self._link.connection_state is not ConnectionState.CONNECTED or caps is None:
+            raise CommandRejectedError(
+                "not_connected", "the treadmill is not connected; wait for it to connect"
+            )
+        if self._phase in ACTIVE_PHASES:
+            raise CommandRejectedError(
+                "workout_running", "a workout is running; stop it before starting another"
+            )
+        try:
+            chosen = self._library.get(profile)
+        except UnknownProfileError as error:
+            raise CommandRejectedError("unknown_profile", str(error)) from None
+        weight = self._default_body_weight_kg if body_weight_kg is None else body_weight_kg
+        if not (math.isfinite(weight) and MIN_BODY_WEIGHT_KG <= weight <= MAX_BODY_WEIGHT_KG):
+            raise CommandRejectedError(
+                "invalid_argument",
+                f"body weight must be {MIN_BODY_WEIGHT_KG:g}-{MAX_BODY_WEIGHT_KG:g} kg, "
+                f"got {weight}",
+            )
+        if caps.speed_range is None:
+            raise CommandRejectedError(
+                "not_supported",
+                "this treadmill reports no supported speed range, so its speed cannot be "
+                "controlled; profiles cannot run on it",
+            )
+        if self._governor.belt_moving or self._link.telemetry.belt_moving:
+            raise CommandRejectedError(
+                "invalid_state", "the belt is moving; stop it before starting a profile"
+            )
+        use_clinical = clinical or chosen.clinical
+        ranges = TreadmillRanges(
+            speed=_range(
+                caps.speed_range.minimum_kmh,
+                caps.speed_range.maximum_kmh,
+                caps.speed_range.increment_kmh,
+            ),
+            incline=(
+                _range(
+                    caps.inclination_range.minimum_pct,
+                    caps.inclination_range.maximum_pct,
+                    caps.inclination_range.increment_pct,
+                )
+                if caps.inclination_range
+                else None
+            ),
+        )
+        try:
+            limits = effective_limits(
+                self._limits, clinical=use_clinical, profile=chosen.limits, treadmill=ranges
+            )
+        except LimitConflictError as error:
+            raise CommandRejectedError("limit_exceeded", str(error)) from None
+        plan = plan_workout(chosen, limits)
+
+        # Accepted: from here on, state changes.
+        self._governor.arm(limits)
+        self._plan = plan
+        self._clinical = use_clinical
+        self._totals = WorkoutTotals(body_weight_kg=weight)
+        self._started_at = self._clock.now()
+        self._ended_at = None
+        self._abort_reason = None
+        self._last_limit_notice = None
+        self._phase = Phase.RUNNING
+        executor = WorkoutExecutor(
+            plan,
+            self._governor,
+            self._clock,
+            treadmill_id=self.treadmill_id,
+            emit=self._emit,
+            on_change=self._changed,
+            tick_s=self._tick_s,
+        )
+        self._executor = executor
+        log.info(
+            "workout_started",
+            treadmill=self.treadmill_id,
+            profile=plan.profile,
+            clinical=use_clinical,
+            total_s=plan.total_s,
+            backward_s=plan.backward_s,
+        )
+        self._emit(
+            WorkoutStarted(
+                treadmill_id=self.treadmill_id,
+                at=self._clock.now(),
+                profile=plan.profile,
+                clinical=use_clinical,
+                body_weight_kg=weight,
+            )
+        )
+        self._executor_task = asyncio.create_task(
+            self._drive(executor), name=f"workout-{self.treadmill_id}"
+        )
+        self._changed()
+
+    async def pause(self) -> None:
+        executor = self._active_executor()
+        if executor.phase is Phase.PAUSED or executor.pause_pending:
+            raise CommandRejectedError("invalid_state", "the workout is already paused")
+        executor.request_pause()
+
+    async def resume(self) -> None:
+        executor = self._active_executor()
+        if executor.phase is not Phase.PAUSED and not executor.pause_pending:
+            raise CommandRejectedError("invalid_state", "the workout is not paused")
+        executor.request_resume()
+
+    async def stop(self) -> None:
+        if self._phase in ACTIVE_PHASES and self._executor is not None:
+            self._executor.request_stop()
+            return
+        if self._governor.belt_moving or self._link.telemetry.belt_moving:
+            try:
+                await self._governor.stop_belt()
+            except LinkError as error:
+                raise CommandRejectedError("command_failed", f"could not stop: {error}") from None
+            return
+        raise CommandRejectedError("no_workout", "no workout is running and the belt is stopped")
+
+    async def emergency_stop(self) -> None:
+        try:
+            self._governor.lock_out(AbortReason.EMERGENCY_STOP.value)
+            task = self._executor_task
+            self._executor_task = None
+            if task is not None:
+                task.cancel()
+            await self._governor.emergency_stop(AbortReason.EMERGENCY_STOP.value)
+            if self._phase in ACTIVE_PHASES or self._phase is Phase.IDLE:
+                self._end_aborted(AbortReason.EMERGENCY_STOP, "emergency stop")
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        except Exception as error:  # noqa: BLE001 - emergency_stop must never raise
+            log.warning("emergency_stop_error", error=repr(error))
+
+    async def skip_segment(self) -> None:
+        executor = self._active_executor()
+        if executor.phase in (Phase.TURNING, Phase.AWAITING_CONFIRMATION):
+            raise CommandRejectedError(
+                "invalid_state", "a turn cannot be cut short; wait for it to finish"
+            )
+        if executor.phase is Phase.PAUSED or executor.pause_pending:
+            raise CommandRejectedError("invalid_state", "the workout is paused; resume first")
+        executor.request_skip()
+
+    async def confirm_turn(self) -> None:
+        executor = self._active_executor()
+        if executor.phase is not Phase.AWAITING_CONFIRMATION:
+            raise CommandRejectedError(
+                "invalid_state", "no turn is waiting for confirmation right now"
+            )
+        executor.confirm_turn()
+
+    def _walking_executor(self, what: str) -> WorkoutExecutor:
+        executor = self._active_executor()
+        if executor.phase is not Phase.RUNNING or executor.pause_pending:
+            raise CommandRejectedError(
+                "invalid_state",
+                f"{what} can change only while walking, not while {executor.phase.value}",
+            )
+        return executor
+
+    async def set_speed(self, speed_kmh: float) -> float:
+        if not math.isfinite(speed_kmh) or speed_kmh <= 0:
+            raise CommandRejectedError(
+                "invalid_argument",
+                f"speed must be above 0 km/h (use pause to stop), got {speed_kmh}",
+            )
+        executor = self._walking_executor("speed")
+        target, limit = self._governor.speed_target_for(speed_kmh)
+        if limit is not None:
+            self._on_limit(LimitNotice(limit, speed_kmh, target))
+        executor.nudge_speed(target)
+        return target
+
+    async def set_incline(self, incline_pct: float) -> float:
+        if not math.isfinite(incline_pct):
+            raise CommandRejectedError(
+                "invalid_argument", f"incline must be a number, got {incline_pct}"
+            )
+        executor = self._walking_executor("incline")
+        target, limit = self._governor.incline_target_for(incline_pct)
+        if limit is not None:
+            self._on_limit(LimitNotice(limit, incline_pct, target))
+        executor.nudge_incline(target)
+        return target
