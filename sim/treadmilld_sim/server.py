@@ -57,7 +57,10 @@ ControlListener = Callable[[ControlRequest, float], None]
 # written while its indications are off / while another procedure is still running.
 ATT_CCCD_IMPROPERLY_CONFIGURED = 0xFD
 ATT_PROCEDURE_ALREADY_IN_PROGRESS = 0xFE
-# An empty write has no opcode (Core Vol 3, Part F, 3.4.1.1).
+# Core Vol 3, Part F, 3.4.1.1: reads/writes a characteristic does not offer; an empty
+# Control Point write has no opcode.
+ATT_READ_NOT_PERMITTED = 0x02
+ATT_WRITE_NOT_PERMITTED = 0x03
 ATT_INVALID_ATTRIBUTE_VALUE_LENGTH = 0x0D
 # CCCD bit that enables indications (Core Vol 3, Part G, 3.3.3.3).
 _CCCD_INDICATE = 0x02
@@ -86,6 +89,36 @@ def _sig_uuid(full_uuid: str) -> Any:
     return UUID.from_16_bits(int(full_uuid[4:8], 16))
 
 
+def _characteristic(
+    uuid: str,
+    properties: Characteristic.Properties,
+    read: Callable[[], bytes] | None = None,
+    write: Callable[[Any, bytes], None] | None = None,
+) -> Characteristic[bytes]:
+    """A characteristic that refuses what its properties do not offer, as real stacks do.
+
+    (Bumble's server does not check properties itself: a read of a notify-only
+    characteristic would otherwise return an empty value instead of Read Not Permitted.)
+    """
+
+    def refuse_read(_connection: Any) -> bytes:
+        raise att.ATT_Error(ATT_READ_NOT_PERMITTED)
+
+    def refuse_write(_connection: Any, _value: bytes) -> None:
+        raise att.ATT_Error(ATT_WRITE_NOT_PERMITTED)
+
+    permissions = Characteristic.Permissions(0)
+    if read is not None:
+        permissions |= Characteristic.READABLE
+    if write is not None:
+        permissions |= Characteristic.WRITEABLE
+    value: CharacteristicValue[bytes] = CharacteristicValue(
+        read=(lambda _connection: read()) if read is not None else refuse_read,
+        write=write if write is not None else refuse_write,
+    )
+    return Characteristic(_sig_uuid(uuid), properties, permissions, value)
+
+
 class FtmsGattServer:
     """FTMS + Device Information on one Bumble device, bound to one `TreadmillModel`."""
 
@@ -99,45 +132,28 @@ class FtmsGattServer:
         self._outbox: asyncio.Queue[tuple[Any, bytes]] = asyncio.Queue()
         self._background: list[asyncio.Task[None]] = []
 
-        readable = Characteristic.READABLE
         config = model.config
-        self.feature: Characteristic[bytes] = Characteristic(
-            _sig_uuid(FEATURE_UUID),
-            Characteristic.Properties.READ,
-            readable,
-            CharacteristicValue(read=lambda _c: encode_feature(model.feature)),
+        read = Characteristic.Properties.READ
+        self.feature = _characteristic(FEATURE_UUID, read, lambda: encode_feature(model.feature))
+        self.treadmill_data = _characteristic(TREADMILL_DATA_UUID, Characteristic.Properties.NOTIFY)
+        self.training_status = _characteristic(
+            TRAINING_STATUS_UUID,
+            read | Characteristic.Properties.NOTIFY,
+            lambda: encode_training_status(model.training_status),
         )
-        self.treadmill_data: Characteristic[bytes] = Characteristic(
-            _sig_uuid(TREADMILL_DATA_UUID), Characteristic.Properties.NOTIFY, readable, b""
+        self.speed_range = _characteristic(
+            SPEED_RANGE_UUID, read, lambda: encode_speed_range(model.speed_range)
         )
-        self.training_status: Characteristic[bytes] = Characteristic(
-            _sig_uuid(TRAINING_STATUS_UUID),
-            Characteristic.Properties.READ | Characteristic.Properties.NOTIFY,
-            readable,
-            CharacteristicValue(read=lambda _c: encode_training_status(model.training_status)),
-        )
-        self.speed_range: Characteristic[bytes] = Characteristic(
-            _sig_uuid(SPEED_RANGE_UUID),
-            Characteristic.Properties.READ,
-            readable,
-            CharacteristicValue(read=lambda _c: encode_speed_range(model.speed_range)),
-        )
-        self.inclination_range: Characteristic[bytes] = Characteristic(
-            _sig_uuid(INCLINATION_RANGE_UUID),
-            Characteristic.Properties.READ,
-            readable,
-            CharacteristicValue(read=lambda _c: encode_inclination_range(model.inclination_range)),
+        self.inclination_range = _characteristic(
+            INCLINATION_RANGE_UUID, read, lambda: encode_inclination_range(model.inclination_range)
         )
         # FTMS §4.16: the Control Point is Write + Indicate, never Write Without Response.
-        self.control_point: Characteristic[bytes] = Characteristic(
-            _sig_uuid(CONTROL_POINT_UUID),
+        self.control_point = _characteristic(
+            CONTROL_POINT_UUID,
             Characteristic.Properties.WRITE | Characteristic.Properties.INDICATE,
-            Characteristic.WRITEABLE,
-            CharacteristicValue(write=self._on_control_point_write),
+            write=self._on_control_point_write,
         )
-        self.machine_status: Characteristic[bytes] = Characteristic(
-            _sig_uuid(MACHINE_STATUS_UUID), Characteristic.Properties.NOTIFY, readable, b""
-        )
+        self.machine_status = _characteristic(MACHINE_STATUS_UUID, Characteristic.Properties.NOTIFY)
         device.add_service(
             Service(
                 _sig_uuid(FTMS_SERVICE_UUID),
@@ -153,10 +169,9 @@ class FtmsGattServer:
             )
         )
 
-        def text(uuid: str, value: str) -> Any:
-            return Characteristic(
-                _sig_uuid(uuid), Characteristic.Properties.READ, readable, value.encode("utf-8")
-            )
+        def text(uuid: str, value: str) -> Characteristic[bytes]:
+            encoded = value.encode("utf-8")
+            return _characteristic(uuid, read, lambda: encoded)
 
         device.add_service(
             Service(

@@ -17,6 +17,7 @@ from treadmilld.ftms import (
     MODEL_NUMBER_UUID,
     SPEED_RANGE_UUID,
     TRAINING_STATUS_UUID,
+    TREADMILL_DATA_UUID,
     ControlOpcode,
     ControlPermissionLost,
     ControlRequest,
@@ -226,3 +227,21 @@ async def test_disconnect_loses_control(
         async with connected(fleet, treadmill) as session:
             again = await session.send(StartOrResume())
     assert again.result is ResultCode.CONTROL_NOT_PERMITTED
+
+
+async def test_characteristics_refuse_what_their_properties_do_not_offer(
+    fleet: SimulatedFleet, treadmill: SimulatedTreadmill
+) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT_S), connected(fleet, treadmill) as session:
+        client = session.client
+        with pytest.raises(BleakGATTProtocolError) as read_notify_only:
+            await client.read_gatt_char(TREADMILL_DATA_UUID)
+        with pytest.raises(BleakGATTProtocolError) as read_control_point:
+            await client.read_gatt_char(CONTROL_POINT_UUID)
+        with pytest.raises(BleakGATTProtocolError) as write_feature:
+            await client.write_gatt_char(FEATURE_UUID, b"\x00" * 8, response=True)
+        feature_after = decode_feature(await client.read_gatt_char(FEATURE_UUID))
+    assert read_notify_only.value.code == 0x02
+    assert read_control_point.value.code == 0x02
+    assert write_feature.value.code == 0x03
+    assert feature_after.target_settings  # unchanged by the refused write
