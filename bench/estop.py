@@ -149,19 +149,24 @@ async def _stop_repeatedly(
 ) -> list[float]:
     samples: list[float] = []
     async with aiomqtt.Client(host, port, identifier="bench-estop-operator") as operator:
+        await operator.subscribe(f"{BASE_TOPIC}/bridge/state")
         await operator.subscribe(f"{BASE_TOPIC}/{ESTOP_TREADMILL}/response/#")
-        responses = aiter(operator.messages)
+        messages = aiter(operator.messages)
+        # The bridge's retained `online` means its command subscriptions are in place.
+        async with asyncio.timeout(30):
+            while True:
+                message = await anext(messages)
+                if str(message.topic).endswith("bridge/state") and _text(message) == "online":
+                    break
         for i in range(stops):
-            _drain(stop_arrived)
             _drain(speed_arrived)
             topic, body = start_command(ESTOP_TREADMILL, ESTOP_PROFILE)
             # Retried: right after connect the session may still refuse ("not connected").
             async with asyncio.timeout(30):
-                while True:
-                    await operator.publish(topic, body, qos=1)
-                    if await _succeeded(responses, "start"):
-                        break
+                await operator.publish(topic, body, qos=1)
+                while not await _succeeded(messages, "start"):
                     await asyncio.sleep(0.2)
+                    await operator.publish(topic, body, qos=1)
                 # Walking: the first segment's speed has reached the treadmill.
                 await speed_arrived.get()
             # Let that procedure's indication come back so the stop meets an idle channel.
@@ -172,19 +177,28 @@ async def _stop_repeatedly(
             await operator.publish(topic, body, qos=1)
             arrived = await asyncio.wait_for(stop_arrived.get(), timeout=10)
             samples.append((arrived - started) * 1000.0)
-            await _succeeded(responses, "emergency_stop")
+            await _succeeded(messages, "emergency_stop", timeout_s=10)
     return samples
 
 
-async def _succeeded(responses: AsyncIterator[aiomqtt.Message], action: str) -> bool:
-    """Wait for the response to `action`; True when its status is ok."""
-    while True:
-        message = await asyncio.wait_for(anext(responses), timeout=10)
-        if str(message.topic).endswith(f"/response/{action}"):
-            payload = message.payload
-            text = payload.decode() if isinstance(payload, bytes | bytearray) else str(payload)
-            reply = json.loads(text)
-            return isinstance(reply, dict) and reply.get("status") == "ok"
+def _text(message: aiomqtt.Message) -> str:
+    payload = message.payload
+    return payload.decode() if isinstance(payload, bytes | bytearray) else str(payload)
+
+
+async def _succeeded(
+    messages: AsyncIterator[aiomqtt.Message], action: str, timeout_s: float = 2.0
+) -> bool:
+    """True when the next response to `action` says ok; False on an error or no answer."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await anext(messages)
+                if str(message.topic).endswith(f"/response/{action}"):
+                    reply = json.loads(_text(message))
+                    return isinstance(reply, dict) and reply.get("status") == "ok"
+    except TimeoutError:
+        return False
 
 
 def _drain(queue: asyncio.Queue[float]) -> None:
