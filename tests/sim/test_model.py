@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from treadmilld_sim import RunningState, SimulatedTreadmillConfig, TreadmillModel
 
-from treadmilld.clock import LoopClock
+from treadmilld.clock import LoopClock, ScaledClock
 from treadmilld.ftms import (
     ControlPermissionLost,
     MachineStatus,
@@ -231,3 +231,14 @@ def test_a_45_minute_session_runs_in_virtual_time() -> None:
     assert elapsed == pytest.approx(45 * 60, abs=0.01)
     # 45 min at 3 km/h = 2250 m, less the 3 s ramp (1.5 km/h average).
     assert distance == pytest.approx(2250 - 1.5 / 3.6 * 3, abs=0.1)
+
+
+async def test_model_follows_a_scaled_clock() -> None:
+    # 1000x: 50 ms of wall time is at least 50 s on the treadmill, far more than the 3 s ramp.
+    model = TreadmillModel(SimulatedTreadmillConfig(), ScaledClock(1000.0))
+    model.apply_control_request(RequestControl())
+    model.apply_control_request(SetTargetSpeed(3.0))
+    model.apply_control_request(StartOrResume())
+    await asyncio.sleep(0.05)
+    assert model.belt_speed_kmh == 3.0
+    assert model.elapsed_s >= 50.0

@@ -154,3 +154,18 @@ def test_kingsmith_sends_10_hz_while_moving_and_1_hz_at_rest() -> None:
     at_rest, moving = run_in_virtual_time(scenario)
     assert 9 <= at_rest <= 11
     assert 95 <= moving <= 105
+
+
+async def test_an_answer_owed_when_the_link_drops_does_not_block_the_next_connection(
+    fleet: SimulatedFleet, treadmill: SimulatedTreadmill
+) -> None:
+    treadmill.faults.response_delay_s = 30.0
+    async with asyncio.timeout(TEST_TIMEOUT_S):
+        async with connected(fleet, treadmill) as session:
+            await session.write_raw(bytes([ControlOpcode.REQUEST_CONTROL]))
+            await treadmill.drop_link()
+            await session.disconnected.wait()
+        treadmill.faults.response_delay_s = 0.0
+        async with connected(fleet, treadmill) as session:
+            answer = await session.send(RequestControl())
+    assert answer.result is ResultCode.SUCCESS
