@@ -37,6 +37,10 @@ log = structlog.get_logger()
 DEFAULT_TRANSPORT_ADDRESS = "F0:5E:ED:00:00:01"
 
 
+class TransportUnavailableError(RuntimeError):
+    """The real controller named by --transport could not be opened."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="treadmilld-sim",
@@ -220,7 +224,15 @@ async def serve_over_transport(
 ) -> None:
     """Serve one treadmill through a real controller (NOT tested in CI: needs a radio)."""
     address = config.address or DEFAULT_TRANSPORT_ADDRESS
-    async with await open_transport(transport_spec) as transport:
+    try:
+        opened = await open_transport(transport_spec)
+    except Exception as error:  # each transport (USB, serial, ...) raises its own kinds
+        raise TransportUnavailableError(
+            f"could not open Bluetooth transport {transport_spec!r} ({error!r}); check the"
+            " controller is plugged in, not claimed by BlueZ (hciconfig hciN down) and that"
+            " you may access it (udev rule or group), then retry"
+        ) from error
+    async with opened as transport:
         device = Device.with_hci(
             config.name,
             Address(address, Address.RANDOM_DEVICE_ADDRESS),
@@ -264,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(
                 run_in_process(args.count, clock, args.name_prefix, args.interval, args.duration)
             )
+    except TransportUnavailableError as error:
+        print(error, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     return 0

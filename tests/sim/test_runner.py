@@ -56,3 +56,12 @@ async def test_console_commands_act_on_the_numbered_treadmill(
     assert not second.model.safety_key_in
     assert treadmill.model.running_state is RunningState.IDLE
     assert "KEY-OUT" in describe(2, second)
+
+
+def test_an_unusable_transport_is_a_clear_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Only the failure path: serving over a real controller needs a radio (not tested in CI).
+    exit_code = main(["--transport", "serial:/dev/treadmilld-no-such-port", "--duration", "0.1"])
+    assert exit_code == 1
+    assert "could not open Bluetooth transport" in capsys.readouterr().err
