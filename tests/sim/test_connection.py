@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from bleak import BleakClient, BleakScanner
@@ -125,20 +126,21 @@ async def test_eight_treadmills_on_one_link_all_at_once(fleet: SimulatedFleet) -
             service_uuids=[FTMS_SERVICE_UUID],
             backend=fleet.scanner_backend,
         )
-        sessions = [connected(fleet, treadmill) for treadmill in treadmills]
-        entered = [await session.__aenter__() for session in sessions]
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            sessions = [
+                await stack.enter_async_context(connected(fleet, treadmill))
+                for treadmill in treadmills
+            ]
 
             async def drive(index: int) -> ResultCode:
-                session = entered[index]
+                session = sessions[index]
                 await session.take_control()
                 await session.send(SetTargetSpeed(1.0 + index * 0.5))
                 return (await session.send(StartOrResume())).result
 
+            # All eight connected at once, driven concurrently.
+            assert all(session.client.is_connected for session in sessions)
             results = await asyncio.gather(*(drive(index) for index in range(8)))
-        finally:
-            for session in reversed(sessions):
-                await session.__aexit__(None, None, None)
     assert len({t.address for t in treadmills}) == 8
     assert {found[t.address][1].local_name for t in treadmills} == {t.name for t in treadmills}
     assert results == [ResultCode.SUCCESS] * 8
