@@ -339,7 +339,17 @@ class WorkoutExecutor:
             self._check_backward_budget(segment)
 
     def _check_backward_budget(self, segment: PlanSegment) -> None:
-        if segment.direction is Direction.BACKWARD and self._governor.backward_remaining_s() <= 0:
+        """End a backward segment early when the rest of the budget is only enough to ramp
+        down (so the pause lands inside the budget)."""
+        if segment.direction is not Direction.BACKWARD:
+            return
+        governor = self._governor
+        limits = governor.limits
+        if limits is None:
+            return
+        speed_above_restart = max((governor.target_speed_kmh or 0.0) - limits.restart_speed_kmh, 0)
+        ramp_down_s = speed_above_restart / limits.ramp_rate_kmh_per_s
+        if governor.belt_moving and governor.backward_remaining_s() <= ramp_down_s + _EPS:
             log.warning("backward_budget_used", segment=segment.index)
             raise _SkipSegment
 
@@ -358,6 +368,12 @@ class WorkoutExecutor:
     async def _moving_step(self, segment: PlanSegment, step: PlanStep) -> None:
         governor = self._governor
         if not governor.belt_moving:
+            if (
+                segment.direction is Direction.BACKWARD
+                and governor.backward_remaining_s() <= _EPS
+            ):
+                log.warning("backward_budget_used", segment=segment.index)
+                raise _SkipSegment
             await governor.start_belt(segment.direction)
         last_ramp_down = (
             step is segment.steps[-1]
@@ -386,23 +402,24 @@ class WorkoutExecutor:
                 await self._sleep_until(deadline)
 
     async def _apply(self, speed: float, incline: float) -> bool:
-        """Write what differs; True while the belt has not reached the desired setpoints."""
+        """Write what differs; True while the setpoints have not reached where the limits let
+        them settle (so the caller keeps ticking through a governed ramp)."""
         governor = self._governor
         limits = governor.limits
+        if limits is None:
+            return False
         changing = False
-        if limits is not None and limits.incline_controllable:
+        if limits.incline_controllable:
+            reachable_incline, _ = governor.incline_target_for(incline)
             current_incline = governor.target_incline_pct
-            if current_incline is None or abs(incline - current_incline) >= (
-                limits.incline_increment_pct / 2
-            ):
+            half_step = limits.incline_increment_pct / 2
+            if current_incline is None or abs(reachable_incline - current_incline) >= half_step:
                 written = await governor.set_incline(incline)
-                changing = abs(written - incline) >= limits.incline_increment_pct / 2 and (
-                    written != current_incline
-                )
+                changing = abs(written - reachable_incline) >= half_step
+        reachable_speed, _ = governor.speed_target_for(speed)
         current = governor.target_speed_kmh
-        if current is None or abs(speed - current) >= (
-            (limits.speed_increment_kmh / 2) if limits else _EPS
-        ):
+        half_step = limits.speed_increment_kmh / 2
+        if current is None or abs(reachable_speed - current) >= half_step:
             written = await governor.set_speed(speed)
-            changing = changing or written != current
+            changing = changing or abs(written - reachable_speed) >= half_step
         return changing

@@ -1,0 +1,379 @@
+"""WorkoutSession behaviour over in-process treadmills, in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from treadmilld.clock import LoopClock
+from treadmilld.engine.api import (
+    AbortReason,
+    CommandRejectedError,
+    Direction,
+    Phase,
+    SegmentStarted,
+    TreadmillController,
+    TurnCountdown,
+    WorkoutAborted,
+    WorkoutFinished,
+)
+from treadmilld.engine.library import ProfileLibrary
+from treadmilld.engine.limits import LimitSet, SafetyLimits
+from treadmilld.engine.profile import parse_profile
+from treadmilld.ftms import SpeedRange, StopKind
+
+from .doubles import (
+    DropsLinkMidRun,
+    GoesSilentMidRun,
+    ObedientTreadmill,
+    PausedAtConsoleMidRun,
+    SafetyKeyPulledMidRun,
+)
+from .harness import rig
+
+
+SHORT_TURNS = """
+name = "short-turns"
+title = "Short turns"
+description = "F 60, B 60, F 60"
+suits = "tests"
+sources = ["test"]
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 4.0
+[[segments]]
+direction = "backward"
+duration_s = 60
+speed_kmh = 3.0
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 4.0
+"""
+
+
+def short_library() -> ProfileLibrary:
+    return ProfileLibrary.from_profiles([parse_profile(SHORT_TURNS, file="short-turns.toml")])
+
+
+def test_session_implements_the_controller_seam() -> None:
+    from treadmilld.engine.session import WorkoutSession
+
+    clock = LoopClock()
+    session = WorkoutSession(
+        ObedientTreadmill(clock), library=short_library(), limits=SafetyLimits(), clock=clock
+    )
+    assert isinstance(session, TreadmillController)
+
+
+async def test_the_belt_never_starts_on_connect() -> None:
+    async with rig() as r:
+        await asyncio.sleep(120)
+        assert r.treadmill.writes == []
+        assert r.session.snapshot().phase is Phase.IDLE
+        assert r.session.snapshot().connection == "connected"
+
+
+async def test_a_45_minute_profile_finishes_and_reports_measured_totals() -> None:
+    async with rig() as r:
+        await r.session.start_profile("forward-walk", body_weight_kg=80)
+        await r.wait_for("workout_finished", within_s=3000)
+        finished = r.recorder.of_type("workout_finished")[0]
+        assert isinstance(finished, WorkoutFinished)
+        assert 2700 <= finished.elapsed_s <= 2710
+        # 5 min at 3.5 + 35 min at 5.0 + 5 min at 3.5 km/h, ramps aside: 3.5 km.
+        assert finished.distance_forward_m == pytest.approx(3500, rel=0.01)
+        assert finished.distance_backward_m == 0
+        assert finished.calories_kcal > 0
+        assert r.session.snapshot().phase is Phase.FINISHED
+        assert r.treadmill.writes[-1].kind == "stop"
+        assert not r.treadmill.running
+
+
+async def test_a_turn_pauses_the_belt_counts_down_and_restarts_slowly() -> None:
+    async with rig(library=short_library()) as r:
+        await r.session.start_profile("short-turns")
+        await r.wait_for("workout_finished")
+        types = r.recorder.types()
+        first_turn = types.index("turn_now")
+        assert types[first_turn : first_turn + 4] == [
+            "turn_now", "turn_countdown", "turn_countdown", "turn_countdown",
+        ]
+        countdown = [e for e in r.recorder.events if isinstance(e, TurnCountdown)][:3]
+        assert [e.seconds_left for e in countdown] == [3, 2, 1]
+        assert all(e.to_direction is Direction.BACKWARD for e in countdown)
+        writes = r.treadmill.writes
+        pauses = [w for w in writes if w.kind == "pause"]
+        starts = [w for w in writes if w.kind == "start"]
+        assert len(pauses) == 2 and len(starts) == 3
+        for pause, start in zip(pauses, starts[1:], strict=True):
+            assert start.at - pause.at >= 10.0
+            speed_before_pause = [w for w in writes if w.kind == "speed" and w.at <= pause.at][-1]
+            assert speed_before_pause.value is not None and speed_before_pause.value <= 1.0
+            speed_after_start = [w for w in writes if w.kind == "speed" and w.at >= start.at][0]
+            assert speed_after_start.value is not None and speed_after_start.value <= 1.0
+        backward = [e for e in r.recorder.events if isinstance(e, SegmentStarted)]
+        assert [e.direction for e in backward] == [
+            Direction.FORWARD, Direction.REST, Direction.BACKWARD, Direction.REST,
+            Direction.FORWARD,
+        ]
+        assert r.session.snapshot().distance_backward_m > 0
+
+
+async def test_clinical_turns_wait_for_the_confirm_command() -> None:
+    async with rig(library=short_library()) as r:
+        await r.session.start_profile("short-turns", clinical=True)
+        await r.wait_for("turn_confirmation_needed")
+        assert r.session.snapshot().phase is Phase.AWAITING_CONFIRMATION
+        waiting_since = r.clock.now()
+        starts_before = len([w for w in r.treadmill.writes if w.kind == "start"])
+        await asyncio.sleep(600)  # nobody confirms: the belt stays paused
+        assert len([w for w in r.treadmill.writes if w.kind == "start"]) == starts_before
+        assert not r.treadmill.running
+        await r.session.confirm_turn()
+        await r.wait_for("turn_countdown", count=3)
+        await asyncio.sleep(4)
+        restart = [w for w in r.treadmill.writes if w.kind == "start"][-1]
+        assert restart.at >= waiting_since + 600 + 3
+        pause = [w for w in r.treadmill.writes if w.kind == "pause"][0]
+        assert restart.at - pause.at >= 20.0
+        assert r.treadmill.running
+
+
+async def test_safety_key_aborts_and_the_belt_stays_stopped() -> None:
+    async with rig(lambda c: SafetyKeyPulledMidRun(c, pull_at=100.0)) as r:
+        await r.session.start_profile("p2-retro-core")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is AbortReason.SAFETY_KEY
+        abort_at = aborted.at
+        await asyncio.sleep(1800)
+        assert not [w for w in r.treadmill.writes if w.at > abort_at and w.kind != "stop"]
+        assert not r.treadmill.running
+        snapshot = r.session.snapshot()
+        assert snapshot.phase is Phase.ABORTED
+        assert snapshot.abort_reason is AbortReason.SAFETY_KEY
+        with pytest.raises(CommandRejectedError) as rejected:
+            await r.session.resume()
+        assert rejected.value.code == "no_workout"
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [(StopKind.PAUSE, AbortReason.PAUSED_AT_CONSOLE), (StopKind.STOP, AbortReason.STOPPED_AT_CONSOLE)],
+)
+async def test_console_stop_or_pause_aborts(kind: StopKind, reason: AbortReason) -> None:
+    async with rig(lambda c: PausedAtConsoleMidRun(c, press_at=50.0, kind=kind)) as r:
+        await r.session.start_profile("p2-retro-core")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is reason
+        await asyncio.sleep(600)
+        assert not [w for w in r.treadmill.writes if w.at > aborted.at and w.kind == "start"]
+
+
+async def test_link_loss_aborts_and_the_belt_is_stopped_when_the_link_returns() -> None:
+    async with rig(lambda c: DropsLinkMidRun(c, drop_at=100.0, back_after=30.0)) as r:
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is AbortReason.LINK_LOST
+        assert r.treadmill.running  # the deck kept going on its own
+        await asyncio.sleep(60)
+        assert r.treadmill.back
+        assert r.treadmill.writes[-1].kind == "stop"
+        assert not r.treadmill.running
+        assert not [w for w in r.treadmill.writes if w.at > aborted.at and w.kind == "start"]
+        assert r.session.snapshot().phase is Phase.ABORTED
+
+
+async def test_no_data_aborts() -> None:
+    async with rig(lambda c: GoesSilentMidRun(c, silent_at=100.0)) as r:
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is AbortReason.NO_DATA
+        assert aborted.at <= 100.0 + 5.0
+        assert not r.treadmill.running
+
+
+async def test_emergency_stop_stops_at_once_and_never_resumes() -> None:
+    async with rig() as r:
+        await r.session.start_profile("forward-walk")
+        await asyncio.sleep(200)
+        await r.session.emergency_stop()
+        stop_at = r.clock.now()
+        assert r.treadmill.writes[-1].kind == "stop"
+        assert r.treadmill.writes[-1].at == stop_at
+        await asyncio.sleep(600)
+        assert [w for w in r.treadmill.writes if w.at > stop_at] == []
+        assert r.session.snapshot().abort_reason is AbortReason.EMERGENCY_STOP
+        await r.session.emergency_stop()  # twice is harmless and does not raise
+
+
+async def test_a_new_start_is_the_only_way_out_of_aborted() -> None:
+    async with rig() as r:
+        await r.session.start_profile("forward-walk")
+        await asyncio.sleep(30)
+        await r.session.emergency_stop()
+        await asyncio.sleep(30)
+        for command in (r.session.pause, r.session.resume, r.session.skip_segment):
+            with pytest.raises(CommandRejectedError):
+                await command()
+        assert r.session.snapshot().phase is Phase.ABORTED
+        await r.session.start_profile("forward-walk")
+        await asyncio.sleep(30)
+        assert r.session.snapshot().phase is Phase.RUNNING
+        assert r.treadmill.running
+
+
+async def test_pause_ramps_down_and_resume_restarts_slowly() -> None:
+    async with rig() as r:
+        await r.session.start_profile("forward-walk")
+        await asyncio.sleep(600)
+        await r.session.pause()
+        with pytest.raises(CommandRejectedError) as again:
+            await r.session.pause()
+        assert again.value.code == "invalid_state"
+        await asyncio.sleep(60)
+        assert r.session.snapshot().phase is Phase.PAUSED
+        assert not r.treadmill.running
+        pause = [w for w in r.treadmill.writes if w.kind == "pause"][-1]
+        before = [w for w in r.treadmill.writes if w.kind == "speed" and w.at <= pause.at]
+        assert before[-1].value == 1.0
+        remaining_paused = r.session.snapshot().remaining_s
+        await asyncio.sleep(120)
+        assert r.session.snapshot().remaining_s == remaining_paused  # the clock stood still
+        await r.session.resume()
+        await asyncio.sleep(30)
+        assert r.session.snapshot().phase is Phase.RUNNING
+        start = [w for w in r.treadmill.writes if w.kind == "start"][-1]
+        after = [w for w in r.treadmill.writes if w.kind == "speed" and w.at >= start.at]
+        assert after[0].value == 1.0
+        assert r.treadmill.target_speed == 5.0
+        await r.wait_for("workout_finished")
+        finished = r.recorder.of_type("workout_finished")[0]
+        assert isinstance(finished, WorkoutFinished)
+        assert finished.elapsed_s >= 2700 + 120
+
+
+async def test_skip_moves_to_the_next_segment() -> None:
+    async with rig(library=short_library()) as r:
+        await r.session.start_profile("short-turns")
+        await asyncio.sleep(20)
+        await r.session.skip_segment()
+        await r.wait_for("turn_now")
+        assert r.recorder.of_type("segment_skipped")
+        assert r.clock.now() < 45  # well before the 60 s segment would have ended
+        with pytest.raises(CommandRejectedError) as during_turn:
+            await r.session.skip_segment()
+        assert during_turn.value.code == "invalid_state"
+
+
+async def test_manual_nudges_stay_within_the_limits() -> None:
+    async with rig(library=short_library()) as r:
+        await r.session.start_profile("short-turns")
+        await asyncio.sleep(20)
+        assert await r.session.set_speed(4.5) == 4.5
+        await asyncio.sleep(5)
+        assert r.treadmill.target_speed == 4.5
+        assert await r.session.set_speed(30) == 8.0  # general forward cap
+        await asyncio.sleep(0.1)
+        assert r.recorder.of_type("limit_applied")
+        await r.wait_for("segment_started", count=3)  # the backward segment
+        await asyncio.sleep(15)
+        assert await r.session.set_speed(9.0) == 5.0  # backward cap
+        assert await r.session.set_incline(14.0) == 10.0  # backward incline cap
+        await asyncio.sleep(20)
+        assert max(w.value or 0 for w in r.treadmill.writes if w.kind == "speed") <= 8.0
+        backward_speeds = [
+            w.value for w in r.treadmill.writes if w.kind == "speed" and 75 <= w.at <= 125
+        ]
+        assert max(v or 0 for v in backward_speeds) <= 5.0
+
+
+async def test_rejected_commands_change_nothing() -> None:
+    async with rig(library=short_library()) as r:
+        with pytest.raises(CommandRejectedError) as unknown:
+            await r.session.start_profile("no-such-profile")
+        assert unknown.value.code == "unknown_profile"
+        with pytest.raises(CommandRejectedError) as heavy:
+            await r.session.start_profile("short-turns", body_weight_kg=5000)
+        assert heavy.value.code == "invalid_argument"
+        for command in (r.session.pause, r.session.resume, r.session.skip_segment,
+                        r.session.confirm_turn):
+            with pytest.raises(CommandRejectedError) as idle:
+                await command()
+            assert idle.value.code == "no_workout"
+        with pytest.raises(CommandRejectedError) as nudge:
+            await r.session.set_speed(3.0)
+        assert nudge.value.code == "no_workout"
+        assert r.treadmill.writes == []
+        assert r.session.snapshot().phase is Phase.IDLE
+        await r.session.start_profile("short-turns")
+        with pytest.raises(CommandRejectedError) as running:
+            await r.session.start_profile("short-turns")
+        assert running.value.code == "workout_running"
+        with pytest.raises(CommandRejectedError) as confirm:
+            await r.session.confirm_turn()
+        assert confirm.value.code == "invalid_state"
+
+
+async def test_start_is_refused_while_disconnected() -> None:
+    async with rig(lambda c: DropsLinkMidRun(c, drop_at=5.0, back_after=1000.0)) as r:
+        await asyncio.sleep(10)
+        with pytest.raises(CommandRejectedError) as rejected:
+            await r.session.start_profile("forward-walk")
+        assert rejected.value.code == "not_connected"
+        assert r.treadmill.writes == []
+
+
+async def test_a_treadmill_that_cannot_go_slow_enough_is_refused() -> None:
+    def stiff(clock: LoopClock) -> ObedientTreadmill:
+        return ObedientTreadmill(clock, speed_range=SpeedRange(1.6, 16.0, 0.1))
+
+    async with rig(stiff) as r:
+        with pytest.raises(CommandRejectedError) as rejected:
+            await r.session.start_profile("forward-walk")
+        assert rejected.value.code == "limit_exceeded"
+        assert "restart" in rejected.value.message
+
+
+async def test_shutdown_stops_the_belt() -> None:
+    async with rig() as r:
+        await r.session.start_profile("forward-walk")
+        await asyncio.sleep(100)
+        await r.session.shutdown()
+        assert r.treadmill.writes[-1].kind == "stop"
+        assert r.session.snapshot().abort_reason is AbortReason.SHUTDOWN
+
+
+async def test_distance_comes_from_the_measured_belt_not_the_target() -> None:
+    class HalfSpeedBelt(ObedientTreadmill):
+        """A slipping deck: the belt only ever reaches half the target."""
+
+        def _advance(self, now: float) -> None:
+            super()._advance(now)
+            self.belt_speed = min(self.belt_speed, self.target_speed / 2)
+
+    async with rig(HalfSpeedBelt) as r:
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_finished", within_s=3000)
+        finished = r.recorder.of_type("workout_finished")[0]
+        assert isinstance(finished, WorkoutFinished)
+        assert finished.distance_forward_m == pytest.approx(3500 / 2, rel=0.01)
+
+
+async def test_the_backward_budget_is_kept() -> None:
+    limits = SafetyLimits(general=LimitSet(max_backward_s=120.0))
+    async with rig(limits=limits) as r:
+        await r.session.start_profile("p2-retro-core")
+        await r.wait_for("workout_finished", within_s=3000)
+        assert r.session.governor.backward_used_s() <= 120.0 + 1.0
+        assert r.session.snapshot().backward_s <= 121.0
