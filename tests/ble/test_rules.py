@@ -239,3 +239,21 @@ def test_a_busy_treadmill_is_skipped_by_name_but_taken_by_address() -> None:
     )
     assert not is_target(busy, TargetSelector(name_contains="SIM"))
     assert is_target(busy, TargetSelector(address="C0:00:00:00:00:09"))
+
+
+async def test_a_result_arriving_after_the_timeout_is_handed_over_not_leaked() -> None:
+    released: list[str] = []
+
+    async def connect_that_finishes_anyway() -> str:
+        try:
+            await asyncio.sleep(5.0)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.5)  # the stack completes the connect while unwinding
+        return "connection"
+
+    with pytest.raises(TimeoutError):
+        await wait_for_on_clock(
+            connect_that_finishes_anyway(), 2.0, LoopClock(), on_late_result=released.append
+        )
+    await asyncio.sleep(1.0)
+    assert released == ["connection"]

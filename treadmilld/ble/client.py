@@ -12,7 +12,6 @@ The link never starts the belt by itself and never re-applies a target after a r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import random
 import weakref
@@ -241,6 +240,7 @@ class BleTreadmillLink:
         self._closing = asyncio.Event()
         self._closed = False
         self._run_done: asyncio.Event | None = None
+        self._background: set[asyncio.Future[None]] = set()
         self._log = _log.bind(treadmill=treadmill_id)
 
     # ------------------------------------------------------------------ TreadmillLink: state
@@ -359,11 +359,18 @@ class BleTreadmillLink:
             closing.cancel()
             if not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Not `await task`: that would also swallow our own cancellation.
+                await asyncio.wait({task})
         if task.cancelled():
             return None
         return task.result()
+
+    async def _reap(self, task: asyncio.Task[None]) -> None:
+        """Cancel a helper task and wait for it; an unexpected failure is logged, not raised."""
+        task.cancel()
+        await asyncio.wait({task})
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._log.error("pump_failed", error=repr(error))
 
     # ------------------------------------------------------------------ connect
 
@@ -403,6 +410,7 @@ class BleTreadmillLink:
                 ),
                 settings.connect_timeout_s,
                 self._clock,
+                on_late_result=self._release_late_connection,
             )
         except TimeoutError:
             raise _ConnectStepError(
@@ -542,6 +550,13 @@ class BleTreadmillLink:
             )
             return None
 
+    def _release_late_connection(self, connection: GattConnection) -> None:
+        """A connect that finished after we gave up on it: let the treadmill go again."""
+        self._log.info("late_connection_released")
+        task = asyncio.ensure_future(self._disconnect_quietly(connection))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _disconnect_quietly(self, connection: GattConnection) -> None:
         try:
             await wait_for_on_clock(
@@ -597,9 +612,7 @@ class BleTreadmillLink:
         level("link_lost", reason=reason)
         self._emit(LinkLost(reason=reason, at=now))
         if session.pump is not None:
-            session.pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await session.pump
+            await self._reap(session.pump)
         if not session.disconnected.is_set():
             await self._disconnect_quietly(session.connection)
 

@@ -7,9 +7,8 @@ scale with the demo's `ScaledClock` exactly like the rest of the daemon.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from treadmilld.ble.config import BackoffSettings
@@ -22,7 +21,19 @@ T = TypeVar("T")
 _CANCEL_GRACE_S = 1.0
 
 
-async def _cancel_and_wait(task: asyncio.Future[T], clock: Clock) -> None:
+async def _cancel_and_wait(
+    task: asyncio.Future[T], clock: Clock, on_late_result: Callable[[T], None] | None
+) -> None:
+    def settle(done: asyncio.Future[T]) -> None:
+        if done.cancelled():
+            return
+        error = done.exception()  # retrieved, so asyncio never reports it as lost
+        if error is None and on_late_result is not None:
+            # It succeeded after all (a connect completing as the timeout fired): hand the
+            # result over so it can be released instead of leaking.
+            on_late_result(done.result())
+
+    task.add_done_callback(settle)
     task.cancel()
     grace = asyncio.ensure_future(clock.sleep(_CANCEL_GRACE_S))
     racers: set[asyncio.Future[Any]] = {task, grace}
@@ -30,16 +41,19 @@ async def _cancel_and_wait(task: asyncio.Future[T], clock: Clock) -> None:
         await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
     finally:
         grace.cancel()
-    if task.done() and not task.cancelled():
-        # The awaitable finished (or failed) while being cancelled; nothing is waiting on it.
-        with contextlib.suppress(Exception):
-            task.exception()
 
 
-async def wait_for_on_clock(aw: Awaitable[T], seconds: float, clock: Clock) -> T:
+async def wait_for_on_clock(
+    aw: Awaitable[T],
+    seconds: float,
+    clock: Clock,
+    *,
+    on_late_result: Callable[[T], None] | None = None,
+) -> T:
     """Like `asyncio.wait_for`, but the timeout is `seconds` of `clock` time.
 
-    Raises `TimeoutError` (the awaitable is cancelled) when the clock runs out first.
+    Raises `TimeoutError` (the awaitable is cancelled) when the clock runs out first. If the
+    awaitable still produces a result after losing, `on_late_result` receives it.
     """
     task: asyncio.Future[T] = asyncio.ensure_future(aw)
     timer = asyncio.ensure_future(clock.sleep(seconds))
@@ -48,12 +62,12 @@ async def wait_for_on_clock(aw: Awaitable[T], seconds: float, clock: Clock) -> T
         await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
         timer.cancel()
-        await _cancel_and_wait(task, clock)
+        await _cancel_and_wait(task, clock, on_late_result)
         raise
     if task.done():
         timer.cancel()
         return task.result()
-    await _cancel_and_wait(task, clock)
+    await _cancel_and_wait(task, clock, on_late_result)
     raise TimeoutError(f"no result within {seconds:g} s")
 
 
