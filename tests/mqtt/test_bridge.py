@@ -1,0 +1,513 @@
+"""The topic contract of docs/mqtt.md, against a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from treadmilld.engine.api import Phase, WorkoutFinished
+from treadmilld.mqtt.embedded_broker import EmbeddedBroker
+
+from .client import ManualClock, Observer, Received, running_bridge
+from .doubles import RecordingTreadmill, RejectsEverything
+
+BASE = "treadmilld"
+TM = f"{BASE}/tm01"
+
+
+def is_json(**expected: Any) -> Any:
+    """A `where` predicate: the JSON payload has these key/values."""
+
+    def check(message: Received) -> bool:
+        try:
+            body = message.json()
+        except ValueError:
+            return False
+        return isinstance(body, dict) and all(body.get(k) == v for k, v in expected.items())
+
+    return check
+
+
+async def test_bridge_announces_itself_and_each_treadmill_retained(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    # A dashboard arriving later still learns everything: all of it is retained.
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as late:
+        await late.subscribe(f"{BASE}/#")
+        state = await late.wait_for(f"{BASE}/bridge/state")
+        info = await late.wait_for(f"{BASE}/bridge/info")
+        devices = await late.wait_for(f"{BASE}/bridge/devices")
+        profiles = await late.wait_for(f"{BASE}/bridge/profiles")
+        availability = await late.wait_for(f"{TM}/availability")
+        tm_state = await late.wait_for(f"{TM}/state")
+
+    assert (state.text, state.retain) == ("online", True)
+    assert info.retain
+    assert info.json()["version"] == "9.9.9"
+    assert info.json()["treadmills"] == ["tm01"]
+    assert devices.retain
+    assert devices.json()[0]["id"] == "tm01"
+    assert profiles.retain
+    assert [p["name"] for p in profiles.json()] == ["hill_30", "retro_intro"]
+    assert profiles.json()[0]["total_s"] == 1800.0
+    assert (availability.text, availability.retain) == ("online", True)
+    body = tm_state.json()
+    assert tm_state.retain
+    assert body["phase"] == "idle"
+    assert body["connection"] == "connected"
+    assert body["distance_backward_m"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected_call"),
+    [
+        (
+            {"command": "start", "profile": "hill_30", "body_weight_kg": 82.5, "clinical": True},
+            ("start_profile", ("hill_30", 82.5, True)),
+        ),
+        ({"command": "pause"}, ("pause", ())),
+        ({"command": "resume"}, ("resume", ())),
+        ({"command": "stop"}, ("stop", ())),
+        ({"command": "emergency_stop"}, ("emergency_stop", ())),
+        ({"command": "skip"}, ("skip_segment", ())),
+        ({"command": "confirm_turn"}, ("confirm_turn", ())),
+        ({"speed_kmh": 4.5}, ("set_speed", (4.5,))),
+        ({"incline_pct": 2.0}, ("set_incline", (2.0,))),
+    ],
+)
+async def test_every_set_command_reaches_the_treadmill(
+    mqtt_broker: EmbeddedBroker, payload: dict[str, Any], expected_call: tuple[str, tuple[Any]]
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.publish(f"{TM}/set", payload)
+        async with asyncio.timeout(10):
+            await treadmill.call_recorded.wait()
+    assert treadmill.calls == [expected_call]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected_call"),
+    [
+        ("speed_kmh", "3.5", ("set_speed", (3.5,))),
+        ("incline_pct", "-1", ("set_incline", (-1.0,))),
+        ("command", "pause", ("pause", ())),
+        ("command", "emergency_stop", ("emergency_stop", ())),
+    ],
+)
+async def test_plain_set_field_takes_a_bare_value(
+    mqtt_broker: EmbeddedBroker, field: str, value: str, expected_call: tuple[str, tuple[Any]]
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.publish(f"{TM}/set/{field}", value)
+        async with asyncio.timeout(10):
+            await treadmill.call_recorded.wait()
+    assert treadmill.calls == [expected_call]
+
+
+async def test_selected_profile_is_started_by_a_bare_start(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/state")
+        await app.publish(f"{TM}/set/profile", "retro_intro")
+        # Selecting never moves the belt; it shows up in the state for HA's select.
+        await app.wait_for(f"{TM}/state", is_json(selected_profile="retro_intro"))
+        assert treadmill.calls == []
+        await app.publish(f"{TM}/set", {"command": "start"})
+        async with asyncio.timeout(10):
+            await treadmill.call_recorded.wait()
+    assert treadmill.calls == [("start_profile", ("retro_intro", None, False))]
+
+
+async def test_requests_are_answered_with_transaction_and_data(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/response/#")
+        started = await app.request(
+            f"{TM}/request/start", {"profile": "hill_30"}, transaction="abc"
+        )
+        speed = await app.request(f"{TM}/request/set_speed", {"speed_kmh": 9.0}, transaction="spd")
+        incline = await app.request(f"{TM}/request/set_incline", {"incline_pct": 1.5})
+        paused = await app.request(f"{TM}/request/pause", transaction="p")
+        state = await app.request(f"{TM}/request/state", transaction="s")
+        for action in ("resume", "skip", "confirm_turn", "stop", "emergency_stop"):
+            reply = await app.request(f"{TM}/request/{action}", transaction=action)
+            assert reply == {"status": "ok", "data": {}, "transaction": action}
+
+    assert started == {"status": "ok", "data": {"profile": "hill_30"}, "transaction": "abc"}
+    # The engine capped the speed; the reply says what was actually targeted.
+    assert speed == {"status": "ok", "data": {"speed_kmh": 6.0}, "transaction": "spd"}
+    assert incline["data"] == {"incline_pct": 1.5}
+    assert paused["status"] == "ok"
+    assert state["data"]["phase"] == "paused"
+    assert treadmill.names() == [
+        "start_profile",
+        "set_speed",
+        "set_incline",
+        "pause",
+        "resume",
+        "skip_segment",
+        "confirm_turn",
+        "stop",
+        "emergency_stop",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1, 2]", "invalid_payload"),
+        (b'{"command": "fly", "transaction": "x1"}', "invalid_payload"),
+        (b'{"speed_kmh": 85, "transaction": "x1"}', "invalid_payload"),
+        (b'{"speed_kmh": 4, "incline_pct": 2, "transaction": "x1"}', "invalid_payload"),
+        (b'{"command": "stop", "speed_kmh": 4, "transaction": "x1"}', "invalid_payload"),
+        (b'{"command": "pause", "profile": "hill_30", "transaction": "x1"}', "invalid_payload"),
+        (b'{"colour": "red", "transaction": "x1"}', "invalid_payload"),
+        (b'{"command": "start", "clinical": "yes", "transaction": "x1"}', "invalid_payload"),
+        (b'{"transaction": "x1"}', "invalid_payload"),
+    ],
+)
+async def test_bad_set_payload_gets_an_error_event_and_changes_nothing(
+    mqtt_broker: EmbeddedBroker, payload: bytes, code: str
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/event")
+        await app.publish(f"{TM}/set", payload)
+        event = (await app.wait_for(f"{TM}/event", is_json(type="error"))).json()
+        # Then a good command, to show the bad one left nothing queued behind.
+        await app.publish(f"{TM}/set", {"command": "pause"})
+        async with asyncio.timeout(10):
+            await treadmill.call_recorded.wait()
+    assert event["status"] == "error"
+    assert event["code"] == code
+    assert event["error"]
+    assert event["request"] == f"{TM}/set"
+    if b"x1" in payload and code != "invalid_json":
+        assert event["transaction"] == "x1"
+    assert treadmill.calls == [("pause", ())]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("speed_kmh", "fast", "invalid_payload"),
+        ("speed_kmh", "nan", "invalid_payload"),
+        ("incline_pct", "99", "invalid_payload"),
+        ("command", "warp", "invalid_payload"),
+        ("colour", "red", "unknown_field"),
+    ],
+)
+async def test_bad_plain_set_gets_an_error_event(
+    mqtt_broker: EmbeddedBroker, field: str, value: str, code: str
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/event")
+        await app.publish(f"{TM}/set/{field}", value)
+        event = (await app.wait_for(f"{TM}/event", is_json(type="error"))).json()
+    assert event["code"] == code
+    assert treadmill.calls == []
+
+
+async def test_bad_requests_get_error_replies(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/response/#", f"{BASE}/bridge/response/#")
+        unknown = await app.request(f"{TM}/request/teleport", transaction="u")
+        missing = await app.request(f"{TM}/request/set_speed", transaction="m")
+        no_profile = await app.request(f"{TM}/request/start", transaction="n")
+        bad_select = await app.request(f"{TM}/request/start", {"profile": ""}, transaction="e")
+        unknown_bridge = await app.request(f"{BASE}/bridge/request/reboot", transaction="b")
+    assert unknown["status"] == "error"
+    assert unknown["code"] == "unknown_action"
+    assert unknown["transaction"] == "u"
+    assert missing["code"] == "invalid_payload"
+    assert "speed_kmh" in missing["error"]
+    assert no_profile["code"] == "profile_required"
+    assert bad_select["code"] == "invalid_payload"
+    assert unknown_bridge["code"] == "unknown_action"
+    assert treadmill.calls == []
+
+
+async def test_unknown_profile_selection_is_refused(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/event")
+        await app.publish(f"{TM}/set", {"profile": "no_such_profile", "transaction": 7})
+        event = (await app.wait_for(f"{TM}/event", is_json(type="error"))).json()
+    assert (event["code"], event["transaction"]) == ("unknown_profile", 7)
+
+
+async def test_engine_refusal_is_reported_with_its_code(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RejectsEverything("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/response/#", f"{TM}/event")
+        reply = await app.request(f"{TM}/request/pause", transaction="r")
+        await app.publish(f"{TM}/set", {"speed_kmh": 3.0, "transaction": "s"})
+        event = (await app.wait_for(f"{TM}/event", is_json(type="error"))).json()
+        estop = await app.request(f"{TM}/request/emergency_stop", transaction="e")
+    assert reply["status"] == "error"
+    assert reply["code"] == "control_not_permitted"
+    assert (event["code"], event["transaction"]) == ("control_not_permitted", "s")
+    assert estop["status"] == "ok"
+    assert treadmill.names() == ["emergency_stop"]
+
+
+async def test_retained_command_is_refused_not_replayed(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/event")
+        # Left on the broker by a careless client before the daemon came up.
+        await app.publish(
+            f"{TM}/set", {"command": "start", "profile": "hill_30", "transaction": "r"}, retain=True
+        )
+        async with running_bridge(mqtt_broker, {"tm01": treadmill}):
+            event = (await app.wait_for(f"{TM}/event", is_json(type="error"))).json()
+            await app.publish(f"{TM}/set", b"", retain=True)  # clear it
+            await app.publish(f"{TM}/set", {"command": "pause"})
+            async with asyncio.timeout(10):
+                await treadmill.call_recorded.wait()
+    assert event["code"] == "retained_command"
+    assert event["transaction"] == "r"
+    assert treadmill.calls == [("pause", ())]
+
+
+async def test_stale_and_future_commands_are_refused(mqtt_broker: EmbeddedBroker) -> None:
+    now = 1_800_000_000.0
+    treadmill = RecordingTreadmill("tm01")
+    async with (
+        running_bridge(
+            mqtt_broker, {"tm01": treadmill}, wall_time=lambda: now, max_command_age_s=5.0
+        ),
+        Observer(mqtt_broker) as app,
+    ):
+        await app.subscribe(f"{TM}/event", f"{TM}/response/#")
+        await app.publish(f"{TM}/set", {"speed_kmh": 3.0, "ts": now - 60, "transaction": "old"})
+        stale = (await app.wait_for(f"{TM}/event", is_json(transaction="old"))).json()
+        future = await app.request(
+            f"{TM}/request/start", {"profile": "hill_30", "ts": now + 600}, transaction="fut"
+        )
+        fresh = await app.request(
+            f"{TM}/request/pause", {"ts": "2027-01-15T08:00:01+00:00"}, transaction="ok"
+        )
+        # Stopping is always safe: an old emergency stop still stops.
+        await app.publish(f"{TM}/set", {"command": "emergency_stop", "ts": now - 3600})
+        async with asyncio.timeout(10):
+            while "emergency_stop" not in treadmill.names():
+                await treadmill.call_recorded.wait()
+                treadmill.call_recorded.clear()
+    assert stale["code"] == "stale_command"
+    assert future["code"] == "timestamp_in_future"
+    assert fresh["status"] == "ok"
+    assert treadmill.names() == ["pause", "emergency_stop"]
+
+
+async def test_emergency_stop_runs_ahead_of_queued_commands(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    treadmill.hold_commands = True  # the first command hangs, e.g. a slow BLE write
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/response/#", f"{TM}/event")
+        await app.publish(f"{TM}/request/start", {"profile": "hill_30", "transaction": "s"})
+        async with asyncio.timeout(10):
+            await treadmill.command_began.wait()
+        await app.publish(f"{TM}/request/resume", {"transaction": "queued-1"})
+        await app.publish(f"{TM}/set", {"speed_kmh": 5.0, "transaction": "queued-2"})
+        await app.publish(f"{TM}/set", {"command": "emergency_stop"})
+        dropped_1 = await app.wait_for(f"{TM}/response/resume", is_json(transaction="queued-1"))
+        dropped_2 = await app.wait_for(f"{TM}/event", is_json(transaction="queued-2"))
+        # The emergency stop ran while the first command was still stuck.
+        assert treadmill.names() == ["emergency_stop"]
+        treadmill.release()
+        await app.wait_for(f"{TM}/response/start", is_json(transaction="s"))
+    assert dropped_1.json()["code"] == "superseded_by_emergency_stop"
+    assert dropped_2.json()["code"] == "superseded_by_emergency_stop"
+    assert treadmill.names() == ["emergency_stop", "start_profile"]
+    assert treadmill.started == ["start_profile"]  # resume and set_speed never began
+
+
+async def test_bridge_requests(mqtt_broker: EmbeddedBroker) -> None:
+    treadmills = {"tm01": RecordingTreadmill("tm01"), "tm02": RecordingTreadmill("tm02")}
+    async with running_bridge(mqtt_broker, treadmills), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{BASE}/bridge/response/#")
+        health = await app.request(f"{BASE}/bridge/request/health_check", transaction="h")
+        devices = await app.request(f"{BASE}/bridge/request/devices", transaction="d")
+        profiles = await app.request(f"{BASE}/bridge/request/profiles", transaction="p")
+        info = await app.request(f"{BASE}/bridge/request/info", transaction="i")
+    assert health["status"] == "ok"
+    assert health["transaction"] == "h"
+    assert health["data"]["healthy"] is True
+    assert health["data"]["treadmills"] == {"tm01": "connected", "tm02": "connected"}
+    assert [d["id"] for d in devices["data"]] == ["tm01", "tm02"]
+    assert [p["name"] for p in profiles["data"]] == ["hill_30", "retro_intro"]
+    assert info["data"]["treadmills"] == ["tm01", "tm02"]
+
+
+async def test_get_republishes_state(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    clock = ManualClock()  # frozen: neither rate limit nor heartbeat will publish by itself
+    async with (
+        running_bridge(mqtt_broker, {"tm01": treadmill}, clock=clock),
+        Observer(mqtt_broker) as app,
+    ):
+        await app.subscribe(f"{TM}/state")
+        await app.wait_for(f"{TM}/state")
+        after = app.mark()
+        await app.publish(f"{TM}/get", "")
+        again = await app.wait_for(f"{TM}/state", after=after)
+    assert again.json()["treadmill_id"] == "tm01"
+
+
+async def test_state_changes_are_published_rate_limited_and_coalesced(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    clock = ManualClock()
+    async with (
+        running_bridge(mqtt_broker, {"tm01": treadmill}, clock=clock, state_min_interval_s=1.0),
+        Observer(mqtt_broker) as app,
+    ):
+        await app.subscribe(f"{TM}/state")
+        await app.wait_for(f"{TM}/state")
+        treadmill.change(speed_kmh=2.0)
+        # The publisher is now holding that change back until the interval has passed.
+        async with asyncio.timeout(10):
+            await clock.sleeper_until(clock.now() + 1.0)
+        treadmill.change(speed_kmh=3.0, distance_m=12.5)
+        await clock.advance(1.0)
+        latest = await app.wait_for(f"{TM}/state", is_json(speed_kmh=3.0))
+        await app.publish(f"{TM}/get", "")  # sync point: everything before it has arrived
+        await app.wait_for(f"{TM}/state", after=app.received.index(latest) + 1)
+    assert latest.json()["distance_m"] == 12.5
+    # 2.0 was superseded before its slot came: it was never published.
+    assert app.matching(f"{TM}/state", is_json(speed_kmh=2.0)) == []
+
+
+async def test_heartbeat_republishes_unchanged_state(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    clock = ManualClock()
+    async with (
+        running_bridge(mqtt_broker, {"tm01": treadmill}, clock=clock, heartbeat_interval_s=30.0),
+        Observer(mqtt_broker) as app,
+    ):
+        await app.subscribe(f"{TM}/state")
+        first = await app.wait_for(f"{TM}/state")
+        after = app.mark()
+        await clock.advance(30.0)
+        beat = await app.wait_for(f"{TM}/state", after=after)
+    assert beat.json()["phase"] == first.json()["phase"] == "idle"
+
+
+async def test_engine_events_and_availability_are_published(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/#", f"{BASE}/bridge/event")
+        await app.wait_for(f"{TM}/availability", lambda m: m.text == "online")
+        treadmill.emit(
+            WorkoutFinished(
+                treadmill_id="tm01",
+                at=1.0,
+                profile="hill_30",
+                elapsed_s=1800.0,
+                distance_forward_m=900.0,
+                distance_backward_m=300.0,
+                calories_kcal=150.0,
+            )
+        )
+        finished = await app.wait_for(f"{TM}/event", is_json(type="workout_finished"))
+        after = app.mark()
+        treadmill.change(connection="disconnected")
+        offline = await app.wait_for(f"{TM}/availability", after=after)
+        bridge_event = await app.wait_for(
+            f"{BASE}/bridge/event", is_json(type="treadmill_disconnected")
+        )
+    assert finished.json()["distance_backward_m"] == 300.0
+    assert not finished.retain
+    assert offline.text == "offline"  # live copy: retain=0 (MQTT 3.1.1 §3.3.1.3)
+    assert bridge_event.json()["data"] == {"id": "tm01"}
+
+
+async def test_clean_close_publishes_offline(mqtt_broker: EmbeddedBroker) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with Observer(mqtt_broker) as app:
+        await app.subscribe(f"{BASE}/bridge/state")
+        async with running_bridge(mqtt_broker, {"tm01": treadmill}):
+            await app.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online")
+            after = app.mark()
+        goodbye = await app.wait_for(f"{BASE}/bridge/state", after=after)
+    assert goodbye.text == "offline"
+    assert treadmill.calls == []  # closing never touches the belt by itself
+
+
+async def test_clean_close_leaves_offline_retained(mosquitto_broker: EmbeddedBroker) -> None:
+    async with running_bridge(mosquitto_broker, {"tm01": RecordingTreadmill("tm01")}):
+        pass
+    async with Observer(mosquitto_broker) as later:
+        await later.subscribe(f"{BASE}/bridge/state")
+        retained = await later.wait_for(f"{BASE}/bridge/state")
+    assert (retained.text, retained.retain) == ("offline", True)
+
+
+async def test_v5_response_topic_and_correlation_data_are_honoured(
+    mosquitto_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with (
+        running_bridge(mosquitto_broker, {"tm01": treadmill}, protocol="5"),
+        Observer(mosquitto_broker, v5=True) as app,
+    ):
+        await app.subscribe(f"{TM}/response/mine/#")
+        await app.publish(
+            f"{TM}/request/pause",
+            {"transaction": "v5"},
+            response_topic=f"{TM}/response/mine/42",
+            correlation_data=b"\x00corr-42",
+        )
+        reply = await app.wait_for(f"{TM}/response/mine/42")
+    assert reply.json() == {"status": "ok", "data": {}, "transaction": "v5"}
+    assert reply.correlation_data == b"\x00corr-42"
+    assert treadmill.names() == ["pause"]
+
+
+async def test_v5_response_topic_cannot_target_daemon_owned_topics(
+    mosquitto_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with (
+        running_bridge(mosquitto_broker, {"tm01": treadmill}, protocol="5"),
+        Observer(mosquitto_broker, v5=True) as app,
+    ):
+        await app.subscribe(f"{TM}/state", f"{TM}/response/pause")
+        await app.wait_for(f"{TM}/state")
+        after = app.mark()
+        await app.publish(
+            f"{TM}/request/pause",
+            {"transaction": "spoof"},
+            response_topic=f"{TM}/state",
+            correlation_data=b"x",
+        )
+        reply = await app.wait_for(f"{TM}/response/pause", after=after)
+    assert reply.json()["transaction"] == "spoof"
+    assert reply.correlation_data == b"x"
+    assert app.matching(f"{TM}/state", is_json(transaction="spoof"), after=after) == []
+
+
+async def test_two_treadmills_are_independent(mqtt_broker: EmbeddedBroker) -> None:
+    tm01, tm02 = RecordingTreadmill("tm01"), RecordingTreadmill("tm02")
+    async with (
+        running_bridge(mqtt_broker, {"tm01": tm01, "tm02": tm02}),
+        Observer(mqtt_broker) as app,
+    ):
+        await app.subscribe(f"{BASE}/+/response/#")
+        await app.request(f"{BASE}/tm02/request/emergency_stop", transaction="e2")
+        await app.request(f"{BASE}/tm01/request/start", {"profile": "hill_30"}, transaction="s1")
+    assert tm01.names() == ["start_profile"]
+    assert tm02.names() == ["emergency_stop"]
+    assert tm01.snapshot().phase is Phase.RUNNING

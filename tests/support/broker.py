@@ -1,0 +1,148 @@
+"""Real MQTT brokers for tests (never a mock).
+
+Import the fixtures into a conftest:
+    from tests.support.broker import mqtt_broker  # noqa: F401
+`mqtt_broker` is mosquitto when installed, else in-process amqtt; `mosquitto_broker` is for
+tests that need exact retained or MQTT v5 semantics and is skipped without mosquitto.
+`secured_mosquitto(...)` starts mosquitto with a password file, an ACL and optionally TLS
+(certificates generated at test time with the `openssl` CLI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from treadmilld.mqtt.embedded_broker import EmbeddedBroker, TlsListener, find_mosquitto
+
+AMQTT_RETAINED_BUG = (
+    "needs mosquitto: amqtt 0.12.1 delivers retained messages twice and pushes retained "
+    "messages for other sessions' subscriptions on CONNECT, and refuses MQTT v5 CONNECT "
+    "(see docs in shared/reference/mqtt.md §3); install mosquitto to run this test"
+)
+
+
+def mosquitto_available() -> bool:
+    return find_mosquitto() is not None
+
+
+@pytest.fixture
+async def mqtt_broker() -> AsyncIterator[EmbeddedBroker]:
+    """A fresh broker per test on a free 127.0.0.1 port (mosquitto ~6 ms, else amqtt)."""
+    async with EmbeddedBroker() as broker:
+        yield broker
+
+
+@pytest.fixture
+async def mosquitto_broker() -> AsyncIterator[EmbeddedBroker]:
+    """mosquitto only: for exact retained delivery, Will timing and MQTT v5 properties."""
+    if not mosquitto_available():
+        pytest.skip(AMQTT_RETAINED_BUG)
+    async with EmbeddedBroker(prefer="mosquitto") as broker:
+        yield broker
+
+
+@dataclass(frozen=True, slots=True)
+class TestCertificates:
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca_cert: Path  # a CA that signed nothing here: connecting with it must fail
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+def make_certificates(directory: Path, client_cn: str = "tm01") -> TestCertificates:
+    """A CA, a server cert for 127.0.0.1/localhost and a client cert with CN `client_cn`."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl CLI is needed to make test certificates; install openssl")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("ca", "other-ca"):
+        _openssl(
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", f"{name}.key", "-out", f"{name}.crt", "-subj", f"/CN=treadmilld test {name}",
+            cwd=directory,
+        )  # fmt: skip
+    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, cn, extfile in (("server", "localhost", "server.ext"), ("client", client_cn, None)):
+        _openssl(
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr", "-subj", f"/CN={cn}",
+            cwd=directory,
+        )  # fmt: skip
+        sign = [
+            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-out", f"{name}.crt",
+        ]  # fmt: skip
+        if extfile:
+            sign += ["-extfile", extfile]
+        _openssl(*sign, cwd=directory)
+    return TestCertificates(
+        ca_cert=directory / "ca.crt",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.crt",
+        client_key=directory / "client.key",
+        other_ca_cert=directory / "other-ca.crt",
+    )
+
+
+def write_password_file(path: Path, users: Mapping[str, str]) -> Path:
+    """A mosquitto password file (hashed by `mosquitto_passwd`)."""
+    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not Path(tool).exists():
+        pytest.skip("mosquitto_passwd is needed for auth tests; install mosquitto")
+    path.write_text("")
+    for user, password in users.items():
+        subprocess.run([tool, "-b", str(path), user, password], check=True, timeout=30)
+    return path
+
+
+@contextlib.asynccontextmanager
+async def secured_mosquitto(
+    directory: Path,
+    *,
+    users: Mapping[str, str],
+    acl: str,
+    certificates: TestCertificates | None = None,
+    require_client_certificate: bool = False,
+) -> AsyncIterator[EmbeddedBroker]:
+    """mosquitto with no anonymous access, a password file, an ACL and (optionally) a TLS
+    listener on `broker.tls_port`, as docs/gym-broker.md configures a gym."""
+    if not mosquitto_available():
+        pytest.skip("security tests need mosquitto (amqtt's auth/ACL are not what gyms run)")
+    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a tmp_path, instant
+    passwords = write_password_file(directory / "passwd", users)
+    acl_file = directory / "acl"
+    acl_file.write_text(acl)
+    tls = None
+    if certificates is not None:
+        tls = TlsListener(
+            certfile=certificates.server_cert,
+            keyfile=certificates.server_key,
+            cafile=certificates.ca_cert,
+            require_certificate=require_client_certificate,
+            use_identity_as_username=require_client_certificate,
+        )
+    broker = EmbeddedBroker(
+        prefer="mosquitto",
+        allow_anonymous=False,
+        config_lines=(
+            f"password_file {passwords}",
+            f"acl_file {acl_file}",
+        ),
+        listener_options=("use_username_as_clientid true",),
+        tls=tls,
+    )
+    async with broker:
+        yield broker

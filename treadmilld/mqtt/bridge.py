@@ -1,0 +1,734 @@
+"""The MQTT bridge: publishes every treadmill's state and turns MQTT messages into commands.
+
+Topic contract: docs/mqtt.md. Three kinds of task:
+
+- per treadmill, a *follower* reading the controller's events. It never touches the network:
+  it marks state dirty and queues events, so a slow or absent broker can never hold up the
+  engine;
+- per treadmill, a *worker* running that treadmill's commands one at a time, in arrival order.
+  Emergency stop skips the worker: it runs at once in its own task and discards whatever was
+  still queued for that treadmill;
+- per broker connection, a *listener* (validates, refuses, queues; never waits on the
+  engine) and a *publisher* (state on change, rate-limited, heartbeat, events, discovery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import structlog
+
+from treadmilld.clock import Clock, LoopClock
+from treadmilld.engine.api import (
+    CommandRejectedError,
+    ProfileCatalog,
+    SessionSnapshot,
+    StateChanged,
+    TreadmillController,
+)
+from treadmilld.mqtt.config import MqttSettings
+from treadmilld.mqtt.discovery import discovery_config, discovery_topic
+from treadmilld.mqtt.link import IncomingMessage, MqttLink, OutgoingMessage
+from treadmilld.mqtt.payloads import (
+    BRIDGE_REQUEST_MODELS,
+    COMMAND_NAMES,
+    PLAIN_SET_FIELDS,
+    TREADMILL_REQUESTS,
+    Command,
+    PayloadError,
+    command_age_s,
+    parse_plain_set,
+    parse_request,
+    parse_set,
+    request_command,
+    transaction_of,
+)
+
+log = structlog.get_logger()
+
+# Events produced while the broker is away are dropped beyond this many (they are not
+# retained; the retained state says where things stand when the broker returns).
+EVENT_BACKLOG = 256
+_RESERVED_IDS = frozenset({"bridge"})
+_BAD_ID_CHARS = frozenset("/+#\x00 ")
+_BAD_TOPIC_CHARS = frozenset("+#\x00")
+
+
+class BridgeConfigError(ValueError):
+    """The bridge cannot run with this configuration; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where the outcome of one message goes."""
+
+    treadmill_id: str | None
+    reply_topic: str | None  # request/<action> -> response/<action>; None for `set`
+    transaction: str | int | None
+    response_topic: str | None = None  # MQTT v5 ResponseTopic: wins over reply_topic
+    correlation_data: bytes | None = None
+    request: str | None = None  # topic, named in error events
+
+
+@dataclass(slots=True)
+class _Job:
+    command: Command
+    route: _Route
+
+
+@dataclass(slots=True)
+class _Treadmill:
+    id: str
+    controller: TreadmillController
+    pending: deque[_Job] = field(default_factory=deque)
+    work_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    selection: Command | None = None  # profile chosen via `set {"profile": ...}`
+    dirty: bool = True
+    last_state_at: float | None = None
+    # What this connection has already told the broker (reset on every connect).
+    published_availability: str | None = None
+    announced_ranges: tuple[object, object] | None = None
+
+
+def _availability(snapshot: SessionSnapshot) -> str:
+    return "online" if snapshot.connection == "connected" else "offline"
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str)
+
+
+class MqttBridge:
+    """Runs as one named task in the daemon's TaskGroup: `await bridge.run()`.
+
+    `run()` returns after `close()` and raises only on cancellation or a fatal configuration
+    error; a broker outage is retried forever and never reaches the engine.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        controllers: Mapping[str, TreadmillController],
+        catalog: ProfileCatalog,
+        *,
+        version: str,
+        clock: Clock | None = None,
+        wall_time: Callable[[], float] = time.time,
+    ) -> None:
+        for treadmill_id in controllers:
+            if (
+                not treadmill_id
+                or treadmill_id in _RESERVED_IDS
+                or _BAD_ID_CHARS.intersection(treadmill_id)
+            ):
+                raise BridgeConfigError(
+                    f"treadmill id {treadmill_id!r} cannot be an MQTT topic level; use a slug "
+                    "like 'tm01' (no '/', '+', '#', spaces, and not 'bridge')"
+                )
+        self._settings = settings
+        self._catalog = catalog
+        self._version = version
+        self._clock: Clock = clock or LoopClock()
+        self._wall_time = wall_time
+        self._base = settings.base_topic
+        self._treadmills = {
+            treadmill_id: _Treadmill(treadmill_id, controller)
+            for treadmill_id, controller in controllers.items()
+        }
+        self._events: deque[tuple[str, dict[str, Any]]] = deque(maxlen=EVENT_BACKLOG)
+        self._wake = asyncio.Event()
+        self._estop_tasks: set[asyncio.Task[None]] = set()
+        self._subscribed = asyncio.Event()
+        offline = OutgoingMessage(self._bridge_topic("state"), "offline", qos=1, retain=True)
+        self._link = MqttLink(settings, will=offline, goodbye=[offline])
+
+    # -- topics ---------------------------------------------------------------------------
+
+    def _bridge_topic(self, suffix: str) -> str:
+        return f"{self._base}/bridge/{suffix}"
+
+    def _treadmill_topic(self, treadmill_id: str, suffix: str) -> str:
+        return f"{self._base}/{treadmill_id}/{suffix}"
+
+    @property
+    def _ha_status_topic(self) -> str:
+        return f"{self._settings.ha_discovery_prefix}/status"
+
+    def _subscriptions(self) -> list[str]:
+        topics = [self._bridge_topic("request/+")]
+        for treadmill_id in self._treadmills:
+            topics += [
+                self._treadmill_topic(treadmill_id, "set"),
+                self._treadmill_topic(treadmill_id, "set/+"),
+                self._treadmill_topic(treadmill_id, "get"),
+                self._treadmill_topic(treadmill_id, "request/+"),
+            ]
+        if self._settings.ha_discovery:
+            topics.append(self._ha_status_topic)
+        return topics
+
+    @property
+    def connected(self) -> bool:
+        """Whether the bridge is connected to its broker right now."""
+        return self._link.online
+
+    async def wait_ready(self) -> None:
+        """Return once connected, announced and subscribed (e.g. before sd_notify READY)."""
+        await self._subscribed.wait()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        background: list[asyncio.Task[None]] = []
+        async with asyncio.TaskGroup() as group:
+            for treadmill in self._treadmills.values():
+                background.append(
+                    group.create_task(self._follow(treadmill), name=f"mqtt-follow-{treadmill.id}")
+                )
+                background.append(
+                    group.create_task(self._work(treadmill), name=f"mqtt-work-{treadmill.id}")
+                )
+            try:
+                await self._link.run(self._session)
+            finally:
+                for task in background:
+                    task.cancel()
+        log.info("mqtt_bridge_stopped")
+
+    async def close(self) -> None:
+        """Publish `offline` on bridge/state, disconnect cleanly and let `run()` return."""
+        await self._link.close()
+        for task in list(self._estop_tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- engine side: never waits on the network -----------------------------------------
+
+    async def _follow(self, treadmill: _Treadmill) -> None:
+        async for event in treadmill.controller.events():
+            if isinstance(event, StateChanged):
+                treadmill.dirty = True
+            else:
+                self._events.append((treadmill.id, event.payload()))
+            self._wake.set()
+
+    async def _work(self, treadmill: _Treadmill) -> None:
+        while True:
+            await treadmill.work_ready.wait()
+            treadmill.work_ready.clear()
+            while treadmill.pending:
+                job = treadmill.pending.popleft()
+                await self._run_job(treadmill, job)
+
+    async def _run_job(self, treadmill: _Treadmill, job: _Job) -> None:
+        try:
+            data = await self._execute(treadmill, job.command)
+        except CommandRejectedError as error:
+            log.info(
+                "mqtt_command_rejected",
+                treadmill=treadmill.id,
+                command=job.command.kind,
+                code=error.code,
+                error=error.message,
+            )
+            await self._refuse(job.route, error.code, error.message)
+        except Exception as error:
+            log.exception("mqtt_command_failed", treadmill=treadmill.id, command=job.command.kind)
+            await self._refuse(
+                job.route, "internal_error", f"{type(error).__name__}: {error}; see the daemon log"
+            )
+        else:
+            log.info("mqtt_command_done", treadmill=treadmill.id, command=job.command.kind)
+            await self._succeed(job.route, data)
+
+    async def _execute(self, treadmill: _Treadmill, command: Command) -> dict[str, Any]:
+        controller = treadmill.controller
+        match command.kind:
+            case "start":
+                selection = treadmill.selection
+                profile = command.profile or (selection.profile if selection else None)
+                if profile is None:
+                    raise CommandRejectedError(
+                        "profile_required",
+                        'no profile to start: send {"command": "start", "profile": ...} '
+                        'or select one first with {"profile": ...}',
+                    )
+                weight = command.body_weight_kg
+                clinical = command.clinical
+                if command.profile is None and selection is not None:
+                    weight = weight if weight is not None else selection.body_weight_kg
+                    clinical = clinical or selection.clinical
+                await controller.start_profile(profile, body_weight_kg=weight, clinical=clinical)
+                return {"profile": profile}
+            case "select_profile":
+                known = [summary.name for summary in self._catalog.summaries()]
+                if command.profile not in known:
+                    raise CommandRejectedError(
+                        "unknown_profile",
+                        f"no profile {command.profile!r}; see {self._bridge_topic('profiles')}",
+                    )
+                treadmill.selection = command
+                treadmill.dirty = True
+                self._wake.set()
+                return {"selected_profile": command.profile}
+            case "set_speed":
+                assert command.speed_kmh is not None  # guaranteed by the payload models
+                return {"speed_kmh": await controller.set_speed(command.speed_kmh)}
+            case "set_incline":
+                assert command.incline_pct is not None
+                return {"incline_pct": await controller.set_incline(command.incline_pct)}
+        simple = {
+            "pause": controller.pause,
+            "resume": controller.resume,
+            "stop": controller.stop,
+            "skip": controller.skip_segment,
+            "confirm_turn": controller.confirm_turn,
+            "emergency_stop": controller.emergency_stop,
+        }
+        await simple[command.kind]()
+        return {}
+
+    def _submit(self, treadmill: _Treadmill, command: Command, route: _Route) -> None:
+        if command.kind == "emergency_stop":
+            # Priority path: anything still queued was asked for before the emergency and
+            # must not run after it.
+            discarded = list(treadmill.pending)
+            treadmill.pending.clear()
+            task = asyncio.create_task(
+                self._emergency_stop(treadmill, route, discarded),
+                name=f"mqtt-estop-{treadmill.id}",
+            )
+            self._estop_tasks.add(task)
+            task.add_done_callback(self._estop_tasks.discard)
+            return
+        treadmill.pending.append(_Job(command, route))
+        treadmill.work_ready.set()
+
+    async def _emergency_stop(
+        self, treadmill: _Treadmill, route: _Route, discarded: list[_Job]
+    ) -> None:
+        log.warning("mqtt_emergency_stop", treadmill=treadmill.id, discarded=len(discarded))
+        try:
+            await treadmill.controller.emergency_stop()
+        except Exception as error:  # the seam says it never raises; report it if it does
+            log.exception("mqtt_emergency_stop_failed", treadmill=treadmill.id)
+            await self._refuse(route, "internal_error", f"emergency stop failed: {error}")
+        else:
+            await self._succeed(route, {})
+        for job in discarded:
+            await self._refuse(
+                job.route,
+                "superseded_by_emergency_stop",
+                f"{job.command.kind} was dropped: an emergency stop arrived before it ran",
+            )
+
+    # -- broker side ----------------------------------------------------------------------
+
+    async def _session(self) -> None:
+        """One broker connection: announce, subscribe, then listen and publish."""
+        self._events.clear()  # events from the outage are old news; state says the rest
+        for treadmill in self._treadmills.values():
+            treadmill.published_availability = None
+            treadmill.announced_ranges = None
+            treadmill.dirty = True
+            treadmill.last_state_at = None
+        try:
+            await self._link.publish(self._bridge_topic("state"), "online", qos=1, retain=True)
+            await self._publish_bridge_info()
+            await self._link.subscribe(self._subscriptions())
+            await self._publish_pass()  # availability, discovery and state before "ready"
+            self._subscribed.set()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._listen(), name="mqtt-listen")
+                group.create_task(self._publish_loop(), name="mqtt-publish")
+        finally:
+            self._subscribed.clear()
+            # Commands accepted on this connection but not started yet do not survive it.
+            for treadmill in self._treadmills.values():
+                if treadmill.pending:
+                    log.warning(
+                        "mqtt_commands_dropped_on_disconnect",
+                        treadmill=treadmill.id,
+                        count=len(treadmill.pending),
+                    )
+                treadmill.pending.clear()
+
+    async def _publish_bridge_info(self) -> None:
+        info = {
+            "version": self._version,
+            "base_topic": self._base,
+            "protocol": self._settings.protocol,
+            "ha_discovery": {
+                "enabled": self._settings.ha_discovery,
+                "prefix": self._settings.ha_discovery_prefix,
+            },
+            "treadmills": list(self._treadmills),
+            "commands": list(COMMAND_NAMES),
+            "set_fields": list(PLAIN_SET_FIELDS),
+            "requests": sorted(TREADMILL_REQUESTS),
+            "bridge_requests": sorted(BRIDGE_REQUEST_MODELS),
+            "max_command_age_s": self._settings.max_command_age_s,
+        }
+        await self._link.publish(self._bridge_topic("info"), _json(info), qos=1, retain=True)
+        await self._publish_devices()
+        await self._link.publish(
+            self._bridge_topic("profiles"), _json(self._profiles()), qos=1, retain=True
+        )
+
+    def _profiles(self) -> list[dict[str, Any]]:
+        profiles = []
+        for summary in self._catalog.summaries():
+            entry = asdict(summary)
+            entry["sources"] = list(summary.sources)
+            profiles.append(entry)
+        return profiles
+
+    def _devices(self) -> list[dict[str, Any]]:
+        devices = []
+        for treadmill in self._treadmills.values():
+            snapshot = treadmill.controller.snapshot()
+            devices.append(
+                {
+                    "id": treadmill.id,
+                    "connection": snapshot.connection,
+                    "availability": _availability(snapshot),
+                    "speed_range": asdict(snapshot.speed_range) if snapshot.speed_range else None,
+                    "incline_range": (
+                        asdict(snapshot.incline_range) if snapshot.incline_range else None
+                    ),
+                    "state_topic": self._treadmill_topic(treadmill.id, "state"),
+                }
+            )
+        return devices
+
+    async def _publish_devices(self) -> None:
+        await self._link.publish(
+            self._bridge_topic("devices"), _json(self._devices()), qos=1, retain=True
+        )
+
+    def _state_payload(self, treadmill: _Treadmill) -> dict[str, Any]:
+        state = treadmill.controller.snapshot().to_json_dict()
+        selection = treadmill.selection
+        state["selected_profile"] = selection.profile if selection else None
+        state["ts"] = round(self._wall_time(), 3)
+        return state
+
+    async def _publish_state(self, treadmill: _Treadmill) -> None:
+        treadmill.dirty = False
+        treadmill.last_state_at = self._clock.now()
+        # QoS 0: telemetry, superseded a moment later; retained so late subscribers see it.
+        await self._link.publish(
+            self._treadmill_topic(treadmill.id, "state"),
+            _json(self._state_payload(treadmill)),
+            qos=0,
+            retain=True,
+        )
+
+    async def _announce_discovery(self, treadmill: _Treadmill) -> None:
+        snapshot = treadmill.controller.snapshot()
+        treadmill.announced_ranges = (snapshot.speed_range, snapshot.incline_range)
+        if not self._settings.ha_discovery:
+            return
+        config = discovery_config(
+            base_topic=self._base,
+            treadmill_id=treadmill.id,
+            snapshot=snapshot,
+            profiles=[summary.name for summary in self._catalog.summaries()],
+            version=self._version,
+        )
+        await self._link.publish(
+            discovery_topic(self._settings.ha_discovery_prefix, self._base, treadmill.id),
+            _json(config),
+            qos=1,
+            retain=True,
+        )
+
+    async def _publish_loop(self) -> None:
+        while True:
+            next_due = await self._publish_pass()
+            if not self._wake.is_set():
+                await self._sleep_until_woken(next_due - self._clock.now())
+
+    async def _publish_pass(self) -> float:
+        """Publish whatever is due; returns the clock time of the next deadline."""
+        self._wake.clear()
+        next_due = math.inf
+        devices_changed = False
+        for treadmill in self._treadmills.values():
+            changed, due = await self._publish_treadmill(treadmill)
+            devices_changed = devices_changed or changed
+            next_due = min(next_due, due)
+        if devices_changed:
+            await self._publish_devices()
+        while self._events:
+            treadmill_id, payload = self._events.popleft()
+            await self._link.publish(
+                self._treadmill_topic(treadmill_id, "event"), _json(payload), qos=1
+            )
+        return next_due
+
+    async def _publish_treadmill(self, treadmill: _Treadmill) -> tuple[bool, float]:
+        """Availability, discovery and state for one treadmill, as far as due. Returns
+        (whether bridge/devices needs republishing, next deadline)."""
+        settings = self._settings
+        snapshot = treadmill.controller.snapshot()
+        devices_changed = False
+        availability = _availability(snapshot)
+        if availability != treadmill.published_availability:
+            previous = treadmill.published_availability
+            treadmill.published_availability = availability
+            await self._link.publish(
+                self._treadmill_topic(treadmill.id, "availability"),
+                availability,
+                qos=1,
+                retain=True,
+            )
+            if previous is not None:
+                devices_changed = True
+                kind = "connected" if availability == "online" else "disconnected"
+                await self._publish_bridge_event(f"treadmill_{kind}", {"id": treadmill.id})
+        ranges = (snapshot.speed_range, snapshot.incline_range)
+        if ranges != treadmill.announced_ranges:
+            # HA's number entities are bounded by these: re-announce once they are known.
+            devices_changed = devices_changed or treadmill.announced_ranges is not None
+            await self._announce_discovery(treadmill)
+        now = self._clock.now()
+        last = treadmill.last_state_at
+        next_due = math.inf
+        heartbeat_due = last is None or now - last >= settings.heartbeat_interval_s
+        if treadmill.dirty or heartbeat_due:
+            if last is None or now - last >= settings.state_min_interval_s:
+                await self._publish_state(treadmill)
+            else:
+                next_due = last + settings.state_min_interval_s
+        if treadmill.last_state_at is not None:
+            next_due = min(next_due, treadmill.last_state_at + settings.heartbeat_interval_s)
+        return devices_changed, next_due
+
+    async def _sleep_until_woken(self, delay_s: float) -> None:
+        waker = asyncio.create_task(self._wake.wait())
+        sleeper = asyncio.create_task(self._clock.sleep(delay_s if delay_s < math.inf else 3600))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            sleeper.cancel()
+
+    async def _publish_bridge_event(self, kind: str, data: dict[str, Any]) -> None:
+        await self._link.publish(
+            self._bridge_topic("event"), _json({"type": kind, "data": data}), qos=1
+        )
+
+    # -- incoming -------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        async for message in self._link.messages():
+            try:
+                await self._handle(message)
+            except Exception:
+                # A bug in one message's handling must not stop the next (an e-stop) arriving.
+                log.exception("mqtt_message_handling_failed", topic=message.topic)
+
+    async def _handle(self, message: IncomingMessage) -> None:
+        if message.topic == self._ha_status_topic:
+            await self._on_ha_status(message)
+            return
+        levels = message.topic.removeprefix(self._base + "/").split("/")
+        match levels:
+            case ["bridge", "request", action]:
+                await self._on_bridge_request(action, message)
+            case [treadmill_id, "set"] if treadmill_id in self._treadmills:
+                await self._on_set(self._treadmills[treadmill_id], None, message)
+            case [treadmill_id, "set", field_name] if treadmill_id in self._treadmills:
+                await self._on_set(self._treadmills[treadmill_id], field_name, message)
+            case [treadmill_id, "get"] if treadmill_id in self._treadmills:
+                await self._publish_state(self._treadmills[treadmill_id])
+            case [treadmill_id, "request", action] if treadmill_id in self._treadmills:
+                await self._on_request(self._treadmills[treadmill_id], action, message)
+            case _:
+                log.debug("mqtt_message_ignored", topic=message.topic)
+
+    async def _on_ha_status(self, message: IncomingMessage) -> None:
+        if message.payload.strip() != b"online":
+            return
+        log.info("mqtt_home_assistant_online")
+        for treadmill in self._treadmills.values():
+            await self._announce_discovery(treadmill)
+            # HA wants state after config: republish now, rate limit or not.
+            await self._publish_state(treadmill)
+
+    @staticmethod
+    def _refuse_retained(message: IncomingMessage) -> None:
+        """Raise `PayloadError` for a retained command."""
+        if message.retain:
+            # A retained command would fire again on every resubscribe (MQTT 3.1.1 §3.3.1.3:
+            # live deliveries carry retain=0, so retain=1 means a replay from the broker).
+            raise PayloadError(
+                "retained_command",
+                "commands must not be retained: they would replay on every reconnect; "
+                "publish without the retain flag (and clear the retained one)",
+            )
+
+    def _check_age(self, sent_age_s: float | None, *, urgent: bool) -> None:
+        if sent_age_s is None or urgent:
+            # An emergency stop is never refused for its age: stopping is always safe.
+            return
+        limit = self._settings.max_command_age_s
+        if sent_age_s > limit:
+            raise PayloadError(
+                "stale_command",
+                f"command is {sent_age_s:.1f} s old (limit {limit:g} s); send it again, and "
+                "check the sender's clock if this repeats",
+            )
+        if sent_age_s < -limit:
+            raise PayloadError(
+                "timestamp_in_future",
+                f"command ts is {-sent_age_s:.1f} s in the future; fix the sender's clock",
+            )
+
+    async def _on_set(
+        self, treadmill: _Treadmill, field_name: str | None, message: IncomingMessage
+    ) -> None:
+        route = _Route(
+            treadmill_id=treadmill.id,
+            reply_topic=None,
+            transaction=transaction_of(message.payload) if field_name is None else None,
+            response_topic=message.response_topic,
+            correlation_data=message.correlation_data,
+            request=message.topic,
+        )
+        try:
+            self._refuse_retained(message)
+            payload = (
+                parse_set(message.payload)
+                if field_name is None
+                else parse_plain_set(field_name, message.payload)
+            )
+            command = payload.to_command()
+            urgent = command.kind == "emergency_stop"
+            self._check_age(command_age_s(payload.ts, self._wall_time()), urgent=urgent)
+        except PayloadError as error:
+            log.info("mqtt_set_refused", topic=message.topic, code=error.code, error=error.message)
+            await self._refuse(route, error.code, error.message)
+            return
+        self._submit(treadmill, command, route)
+
+    async def _on_request(
+        self, treadmill: _Treadmill, action: str, message: IncomingMessage
+    ) -> None:
+        route = _Route(
+            treadmill_id=treadmill.id,
+            reply_topic=self._treadmill_topic(treadmill.id, f"response/{action}"),
+            transaction=transaction_of(message.payload),
+            response_topic=message.response_topic,
+            correlation_data=message.correlation_data,
+            request=message.topic,
+        )
+        try:
+            self._refuse_retained(message)
+            request = parse_request(action, message.payload, TREADMILL_REQUESTS)
+            command = request_command(action, request)
+            urgent = command is not None and command.kind == "emergency_stop"
+            self._check_age(command_age_s(request.ts, self._wall_time()), urgent=urgent)
+        except PayloadError as error:
+            log.info(
+                "mqtt_request_refused", topic=message.topic, code=error.code, error=error.message
+            )
+            await self._refuse(route, error.code, error.message)
+            return
+        if command is None:  # "state": read-only, answered at once
+            await self._succeed(route, self._state_payload(treadmill))
+            return
+        self._submit(treadmill, command, route)
+
+    async def _on_bridge_request(self, action: str, message: IncomingMessage) -> None:
+        route = _Route(
+            treadmill_id=None,
+            reply_topic=self._bridge_topic(f"response/{action}"),
+            transaction=transaction_of(message.payload),
+            response_topic=message.response_topic,
+            correlation_data=message.correlation_data,
+            request=message.topic,
+        )
+        try:
+            self._refuse_retained(message)
+            parse_request(action, message.payload, BRIDGE_REQUEST_MODELS)
+        except PayloadError as error:
+            await self._refuse(route, error.code, error.message)
+            return
+        data: Any
+        match action:
+            case "health_check":
+                data = {
+                    "healthy": True,
+                    "version": self._version,
+                    "treadmills": {
+                        treadmill.id: treadmill.controller.snapshot().connection
+                        for treadmill in self._treadmills.values()
+                    },
+                }
+            case "devices":
+                data = self._devices()
+            case "profiles":
+                data = self._profiles()
+            case _:  # "info"
+                await self._publish_bridge_info()
+                data = {"version": self._version, "treadmills": list(self._treadmills)}
+        await self._succeed(route, data)
+
+    # -- replies --------------------------------------------------------------------------
+
+    async def _succeed(self, route: _Route, data: Any) -> None:
+        if route.reply_topic is None and route.response_topic is None:
+            return  # a plain `set` succeeded: the state topic shows the result
+        payload = {"status": "ok", "data": data, "transaction": route.transaction}
+        await self._reply(route, payload)
+
+    async def _refuse(self, route: _Route, code: str, error: str) -> None:
+        payload: dict[str, Any] = {
+            "status": "error",
+            "error": error,
+            "code": code,
+            "transaction": route.transaction,
+        }
+        if route.reply_topic is None and route.treadmill_id is not None:
+            # `set` has no response topic of its own: errors go out as events.
+            event = {"type": "error", **payload, "request": route.request}
+            await self._link.publish(
+                self._treadmill_topic(route.treadmill_id, "event"), _json(event), qos=1
+            )
+        await self._reply(route, payload)
+
+    def _honoured_response_topic(self, route: _Route) -> str | None:
+        """A v5 ResponseTopic, unless it points into topics the daemon owns: the daemon may
+        write where a member may not, so a member must not aim replies at a state topic."""
+        wanted = route.response_topic
+        if wanted is None:
+            return None
+        own_reply_space = [f"{self._bridge_topic('response')}/"]
+        if route.treadmill_id is not None:
+            own_reply_space.append(f"{self._treadmill_topic(route.treadmill_id, 'response')}/")
+        daemon_owned = (f"{self._base}/", f"{self._settings.ha_discovery_prefix}/")
+        allowed = not _BAD_TOPIC_CHARS.intersection(wanted) and (
+            wanted.startswith(tuple(own_reply_space)) or not wanted.startswith(daemon_owned)
+        )
+        if not allowed:
+            log.warning("mqtt_response_topic_refused", response_topic=wanted, request=route.request)
+            return None
+        return wanted
+
+    async def _reply(self, route: _Route, payload: dict[str, Any]) -> None:
+        topic = self._honoured_response_topic(route) or route.reply_topic
+        if topic is None:
+            return
+        await self._link.publish(
+            topic, _json(payload), qos=1, correlation_data=route.correlation_data
+        )

@@ -1,0 +1,314 @@
+"""Every payload the daemon accepts over MQTT, validated by pydantic before anything runs.
+
+A payload that fails here gets an error reply and changes nothing. Each valid payload maps
+to exactly one `Command`, so a message can never half-apply (e.g. speed set, incline
+refused).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
+
+CommandName = Literal["start", "pause", "resume", "stop", "emergency_stop", "skip", "confirm_turn"]
+COMMAND_NAMES: tuple[str, ...] = CommandName.__args__  # type: ignore[attr-defined]
+
+# Sanity bounds only: the engine's safety governor holds the real (per-treadmill, clinical)
+# limits and clamps or refuses within them. These catch typos such as 85 for 8.5 km/h.
+SpeedKmh = Annotated[float, Field(ge=0.0, le=40.0, allow_inf_nan=False)]
+InclinePct = Annotated[float, Field(ge=-30.0, le=40.0, allow_inf_nan=False)]
+BodyWeightKg = Annotated[float, Field(gt=20.0, le=400.0, allow_inf_nan=False)]
+ProfileName = Annotated[str, Field(min_length=1, max_length=100)]
+Transaction = str | int
+
+
+class PayloadError(ValueError):
+    """A payload that cannot be accepted; `code` is the machine-readable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One thing to do to one treadmill, already validated."""
+
+    kind: Literal[
+        "start",
+        "pause",
+        "resume",
+        "stop",
+        "emergency_stop",
+        "skip",
+        "confirm_turn",
+        "set_speed",
+        "set_incline",
+        "select_profile",
+    ]
+    profile: str | None = None
+    body_weight_kg: float | None = None
+    clinical: bool = False
+    speed_kmh: float | None = None
+    incline_pct: float | None = None
+
+
+class _Envelope(BaseModel):
+    """Fields every command and request may carry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transaction: Transaction | None = Field(
+        default=None, description="echoed in the reply so a client can match it"
+    )
+    ts: AwareDatetime | None = Field(
+        default=None,
+        description="when the client sent it (epoch seconds or ISO 8601 with zone); "
+        "older than mqtt.max_command_age_s is refused",
+    )
+
+
+class SetPayload(_Envelope):
+    """`<base>/<id>/set`: exactly one of a command, a profile selection or one setpoint."""
+
+    command: CommandName | None = None
+    profile: ProfileName | None = None
+    body_weight_kg: BodyWeightKg | None = None
+    clinical: StrictBool | None = None
+    speed_kmh: SpeedKmh | None = None
+    incline_pct: InclinePct | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_action(self) -> SetPayload:
+        setpoints = [
+            name for name in ("speed_kmh", "incline_pct") if getattr(self, name) is not None
+        ]
+        start_options = (
+            self.profile is not None
+            or self.body_weight_kg is not None
+            or (self.clinical is not None)
+        )
+        if self.command is not None:
+            if setpoints:
+                raise ValueError(
+                    f"send {setpoints[0]} in its own message, not together with a command"
+                )
+            if start_options and self.command != "start":
+                raise ValueError(
+                    "profile, body_weight_kg and clinical only go with command 'start'"
+                )
+        elif len(setpoints) > 1:
+            raise ValueError("send speed_kmh and incline_pct as separate messages")
+        elif setpoints and start_options:
+            raise ValueError(f"send {setpoints[0]} in its own message, not with a profile")
+        elif not setpoints and self.profile is None:
+            raise ValueError("nothing to do: give a command, a profile, speed_kmh or incline_pct")
+        return self
+
+    def to_command(self) -> Command:
+        if self.command == "start":
+            return Command(
+                "start",
+                profile=self.profile,
+                body_weight_kg=self.body_weight_kg,
+                clinical=bool(self.clinical),
+            )
+        if self.command is not None:
+            return Command(self.command)
+        if self.speed_kmh is not None:
+            return Command("set_speed", speed_kmh=self.speed_kmh)
+        if self.incline_pct is not None:
+            return Command("set_incline", incline_pct=self.incline_pct)
+        return Command(
+            "select_profile",
+            profile=self.profile,
+            body_weight_kg=self.body_weight_kg,
+            clinical=bool(self.clinical),
+        )
+
+
+class EmptyRequest(_Envelope):
+    """A request that takes no arguments (pause, stop, health_check, ...)."""
+
+
+class StartRequest(_Envelope):
+    """`request/start`: the profile may be omitted when one was selected via `set`."""
+
+    profile: ProfileName | None = None
+    body_weight_kg: BodyWeightKg | None = None
+    clinical: StrictBool = False
+
+
+class SetSpeedRequest(_Envelope):
+    speed_kmh: SpeedKmh
+
+
+class SetInclineRequest(_Envelope):
+    incline_pct: InclinePct
+
+
+TREADMILL_REQUESTS: dict[str, type[_Envelope]] = {
+    "start": StartRequest,
+    "pause": EmptyRequest,
+    "resume": EmptyRequest,
+    "stop": EmptyRequest,
+    "emergency_stop": EmptyRequest,
+    "skip": EmptyRequest,
+    "confirm_turn": EmptyRequest,
+    "set_speed": SetSpeedRequest,
+    "set_incline": SetInclineRequest,
+    "state": EmptyRequest,
+}
+
+BRIDGE_REQUESTS: tuple[str, ...] = ("health_check", "info", "devices", "profiles")
+
+# `<base>/<id>/set/<field>` fields and how their plain value maps onto `SetPayload`.
+PLAIN_SET_FIELDS: tuple[str, ...] = ("command", "profile", "speed_kmh", "incline_pct")
+
+
+def request_command(action: str, request: _Envelope) -> Command | None:
+    """The command a treadmill request stands for (None for read-only requests)."""
+    if isinstance(request, StartRequest):
+        return Command(
+            "start",
+            profile=request.profile,
+            body_weight_kg=request.body_weight_kg,
+            clinical=request.clinical,
+        )
+    if isinstance(request, SetSpeedRequest):
+        return Command("set_speed", speed_kmh=request.speed_kmh)
+    if isinstance(request, SetInclineRequest):
+        return Command("set_incline", incline_pct=request.incline_pct)
+    if action in COMMAND_NAMES:
+        return Command(action)  # type: ignore[arg-type]
+    return None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One readable line: `speed_kmh: Input should be less than or equal to 40`."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(piece) for piece in item["loc"]) or "payload"
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PayloadError(
+            "invalid_json", f"payload is not JSON ({error}); send an object"
+        ) from None
+    if not isinstance(value, dict):
+        raise PayloadError(
+            "invalid_payload", f"payload must be a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
+def transaction_of(raw: bytes) -> Transaction | None:
+    """The `transaction` of a payload, best effort, so even a refusal can echo it."""
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(value, dict):
+        transaction = value.get("transaction")
+        if isinstance(transaction, str | int) and not isinstance(transaction, bool):
+            return transaction
+    return None
+
+
+def parse_set(raw: bytes) -> SetPayload:
+    data = _json_object(raw)
+    try:
+        return SetPayload.model_validate(data)
+    except ValidationError as error:
+        raise PayloadError("invalid_payload", describe_validation_error(error)) from None
+
+
+def parse_plain_set(field: str, raw: bytes) -> SetPayload:
+    """`set/<field>` with a plain value, e.g. `set/speed_kmh` = `8.5`."""
+    if field not in PLAIN_SET_FIELDS:
+        raise PayloadError(
+            "unknown_field",
+            f"set/{field} is not a settable field; use one of: {', '.join(PLAIN_SET_FIELDS)}",
+        )
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PayloadError("invalid_payload", f"set/{field} needs a UTF-8 text value") from None
+    value: Any = text
+    if field in ("speed_kmh", "incline_pct"):
+        try:
+            value = float(text)
+        except ValueError:
+            raise PayloadError(
+                "invalid_payload", f"set/{field} needs a number, got {text!r}"
+            ) from None
+    try:
+        return SetPayload.model_validate({field: value})
+    except ValidationError as error:
+        raise PayloadError("invalid_payload", describe_validation_error(error)) from None
+
+
+def parse_request(action: str, raw: bytes, known: dict[str, type[_Envelope]]) -> _Envelope:
+    model = known.get(action)
+    if model is None:
+        raise PayloadError(
+            "unknown_action",
+            f"no request {action!r}; known requests: {', '.join(sorted(known))}",
+        )
+    data = _json_object(raw)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise PayloadError("invalid_payload", describe_validation_error(error)) from None
+
+
+def command_age_s(sent: datetime | None, now_epoch_s: float) -> float | None:
+    """Seconds since the client stamped the command (negative = stamped in the future)."""
+    if sent is None:
+        return None
+    return now_epoch_s - sent.timestamp()
+
+
+BRIDGE_REQUEST_MODELS: dict[str, type[_Envelope]] = dict.fromkeys(BRIDGE_REQUESTS, EmptyRequest)
+
+__all__ = [
+    "BRIDGE_REQUEST_MODELS",
+    "COMMAND_NAMES",
+    "PLAIN_SET_FIELDS",
+    "TREADMILL_REQUESTS",
+    "Command",
+    "EmptyRequest",
+    "PayloadError",
+    "SetInclineRequest",
+    "SetPayload",
+    "SetSpeedRequest",
+    "StartRequest",
+    "command_age_s",
+    "describe_validation_error",
+    "parse_plain_set",
+    "parse_request",
+    "parse_set",
+    "request_command",
+    "transaction_of",
+]
