@@ -8,6 +8,7 @@ from restarting in a loop).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--treadmills", type=int, default=1, metavar="N", help="simulated treadmills (1)"
     )
     demo.add_argument(
-        "--profile", default=None, help="built-in profile to run (default: the P1 starter)"
+        "--profile",
+        default=None,
+        help="built-in profile name, or a profile .toml file (default: p1-starter-a)",
     )
     demo.add_argument(
         "--speedup",
@@ -96,10 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = commands.add_parser("profiles", help="list, show or check workout profiles")
     profile_commands = profiles.add_subparsers(dest="profiles_command", metavar="ACTION")
-    profile_commands.add_parser("list", help="the built-in profiles")
+    listing = profile_commands.add_parser("list", help="the built-in profiles")
+    with_config(listing)
     show = profile_commands.add_parser("show", help="a profile's timeline")
     show.add_argument("name")
     show.add_argument("--weight", type=float, default=70.0, metavar="KG")
+    with_config(show)
     check_profiles = profile_commands.add_parser("check", help="validate profile files")
     check_profiles.add_argument("paths", nargs="+", type=Path)
     return parser
@@ -123,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         sys.stderr.write(f"treadmilld: configuration error\n{error}\n")
         return EXIT_CONFIG
+    except BrokenPipeError:
+        # `treadmilld profiles show p1 | head`: the reader left; that is not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 # Each command lives in its own module, imported only when used.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Literal
 
-from treadmilld.app.settings import ShutdownMode
 from treadmilld.ble.api import (
     ConnectionState,
     LinkEvent,
@@ -132,7 +132,7 @@ class DrivesItsBelt:
 
     def __init__(self, link: ObedientLink) -> None:
         self.link = link
-        self.shutdown_modes: list[ShutdownMode] = []
+        self.shutdown_modes: list[str] = []
         self.runs = 0
         self._done = asyncio.Event()
 
@@ -153,10 +153,10 @@ class DrivesItsBelt:
         self.runs += 1
         await self._done.wait()
 
-    async def shutdown(self, mode: ShutdownMode) -> None:
+    async def shutdown(self, mode: Literal["stop", "pause"] = "stop") -> None:
         self.shutdown_modes.append(mode)
         if self.link.telemetry.belt_moving:
-            if mode is ShutdownMode.PAUSE:
+            if mode == "pause":
                 await self.link.pause_belt()
             else:
                 await self.link.stop_belt()
@@ -204,7 +204,7 @@ class CrashesWhileRunning(DrivesItsBelt):
 class HangsOnShutdown(DrivesItsBelt):
     """A session that never finishes shutting down (stuck waiting on its treadmill)."""
 
-    async def shutdown(self, mode: ShutdownMode) -> None:
+    async def shutdown(self, mode: Literal["stop", "pause"] = "stop") -> None:
         self.shutdown_modes.append(mode)
         await asyncio.Event().wait()
 

@@ -47,7 +47,7 @@ async def test_stop_request_stops_every_belt_then_publishes_offline_then_returns
         await eventually(lambda: journal == ["bridge running"])
         supervisor.request_stop("test")
         await runner
-    assert [s.shutdown_modes for s in sessions] == [[ShutdownMode.STOP], [ShutdownMode.STOP]]
+    assert [s.shutdown_modes for s in sessions] == [["stop"], ["stop"]]
     assert bridge.speeds_at_close == [0.0, 0.0]
     assert journal == ["bridge running", "offline published"]
     assert all(link.commands == ["stop", "close"] for link in links)
@@ -120,7 +120,7 @@ async def test_an_unexpected_failure_stops_every_belt_then_crashes_loudly() -> N
             await supervisor.run()
     assert caught.group_contains(ValueError, match="bridge bug")
     assert all(link.speed_kmh == 0.0 for link in links)
-    assert [s.shutdown_modes for s in sessions] == [[ShutdownMode.STOP], [ShutdownMode.STOP]]
+    assert [s.shutdown_modes for s in sessions] == [["stop"], ["stop"]]
 
 
 async def test_ready_before_any_treadmill_connects_watchdog_pings_and_stopping(

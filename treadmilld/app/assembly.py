@@ -20,6 +20,7 @@ from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import TargetSelector
 from treadmilld.clock import Clock, LoopClock, ScaledClock
 from treadmilld.engine.library import ProfileLibrary
+from treadmilld.engine.limits import LimitSet
 from treadmilld.engine.session import WorkoutSession
 from treadmilld.mqtt.bridge import BridgeConfigError, MqttBridge
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
 
 _log = structlog.get_logger()
+
+# LimitSet's own upper bound on telemetry_timeout_s (treadmilld.engine.limits).
+TELEMETRY_TIMEOUT_CAP_S = LimitSet.model_fields["telemetry_timeout_s"].metadata[-1].le
 
 
 @dataclass
@@ -53,6 +57,38 @@ def clock_for(settings: Settings) -> Clock:
     return ScaledClock(settings.clock_speedup)
 
 
+def real_time_tolerances(settings: Settings) -> Settings:
+    """With a sped-up clock (simulated treadmills only), keep time-outs the same in *wall*
+    time: a 3 s liveness timeout at 30x would otherwise be 0.1 s of real time, and one busy
+    moment of the event loop would look like a dead link."""
+    speedup = settings.clock_speedup
+    if speedup == 1.0:
+        return settings
+    link = settings.link.model_copy(
+        update={
+            "scan_timeout_s": settings.link.scan_timeout_s * speedup,
+            "connect_timeout_s": settings.link.connect_timeout_s * speedup,
+            "control_response_timeout_s": settings.link.control_response_timeout_s * speedup,
+            "liveness_timeout_s": settings.link.liveness_timeout_s * speedup,
+        }
+    )
+    limits = settings.limits.model_copy(
+        update={
+            name: getattr(settings.limits, name).model_copy(
+                update={
+                    "telemetry_timeout_s": min(
+                        TELEMETRY_TIMEOUT_CAP_S,
+                        getattr(settings.limits, name).telemetry_timeout_s * speedup,
+                    )
+                }
+            )
+            for name in ("general", "clinical")
+        }
+    )
+    _log.info("timeouts_scaled_for_speedup", speedup=speedup)
+    return settings.model_copy(update={"link": link, "limits": limits})
+
+
 def profile_library(settings: Settings | None) -> ProfileLibrary:
     if settings is None:
         return ProfileLibrary()
@@ -64,6 +100,7 @@ def profile_library(settings: Settings | None) -> ProfileLibrary:
 async def assemble(settings: Settings, *, clock: Clock, version: str) -> AsyncIterator[Assembly]:
     """Links, sessions and the bridge for `settings`; the simulator, if any, is torn down on
     exit (after the supervisor has closed the links)."""
+    settings = real_time_tolerances(settings)
     library = profile_library(settings)
     async with contextlib.AsyncExitStack() as stack:
         fleet: SimulatedFleet | None = None

@@ -14,11 +14,12 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import structlog
 
-from treadmilld.app.assembly import Assembly, profile_library
+from treadmilld.app.assembly import Assembly
 from treadmilld.app.logging import LogFormat, LogLevel, configure_logging
 from treadmilld.app.run import run_daemon
 from treadmilld.app.sdnotify import SystemdNotifier
@@ -34,6 +35,8 @@ from treadmilld.engine.api import (
     WorkoutAborted,
     WorkoutFinished,
 )
+from treadmilld.engine.library import ProfileLibrary
+from treadmilld.engine.profile import ProfileError, load_profile
 from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.link import IncomingMessage, MqttError, MqttLink, OutgoingMessage
 
@@ -71,7 +74,16 @@ def demo_command(options: DemoOptions, out: TextIO | None = None) -> int:
     if options.speedup is not None and not 1.0 <= options.speedup <= 1000.0:
         raise ConfigError("--speedup must be between 1 and 1000")
     profile = options.profile or DEFAULT_PROFILE
-    library = profile_library(None)
+    profiles_dir: Path | None = None
+    if profile.endswith(".toml"):
+        # A profile file of one's own: its directory joins the built-in library.
+        path = Path(profile)
+        try:
+            profile = load_profile(path).name
+        except (ProfileError, OSError) as error:
+            raise ConfigError(f"--profile {path}: {error}") from None
+        profiles_dir = path.parent
+    library = ProfileLibrary([profiles_dir] if profiles_dir is not None else [])
     known = {summary.name: summary for summary in library.summaries()}
     if profile not in known:
         raise ConfigError(
@@ -86,14 +98,29 @@ def demo_command(options: DemoOptions, out: TextIO | None = None) -> int:
         library_level=LogLevel.WARNING,
     )
     try:
-        return asyncio.run(_demo(options, profile, speedup, total_s, stream))
+        return asyncio.run(
+            _demo(
+                options,
+                profile=profile,
+                profiles_dir=profiles_dir,
+                speedup=speedup,
+                total_s=total_s,
+                out=stream,
+            )
+        )
     except DemoFailedError as error:
         stream.write(f"\ntreadmilld demo: {error}\n")
         return 1
 
 
 async def _demo(
-    options: DemoOptions, profile: str, speedup: float, total_s: float, out: TextIO
+    options: DemoOptions,
+    *,
+    profile: str,
+    profiles_dir: Path | None,
+    speedup: float,
+    total_s: float,
+    out: TextIO,
 ) -> int:
     async with contextlib.AsyncExitStack() as stack:
         client_id = f"treadmilld-demo-{os.getpid()}"
@@ -129,6 +156,7 @@ async def _demo(
             logging=LoggingSettings(),
             clock_speedup=speedup,
             body_weight_kg=options.body_weight_kg,
+            profiles_dir=profiles_dir,
         )
         out.write(
             f"treadmilld demo: {options.treadmills} simulated treadmill(s), profile {profile} "

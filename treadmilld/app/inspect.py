@@ -220,11 +220,20 @@ def diagnose_command(config: Path | None, out: TextIO | None = None) -> int:
 # -- profiles -----------------------------------------------------------------------------
 
 
-def profiles_command(args: argparse.Namespace) -> int:
+def profiles_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """The engine's profile commands, with the limits and profile directory of `--config`
+    when one is given (built-in profiles and default limits otherwise)."""
+    from treadmilld.app.assembly import profile_library  # noqa: PLC0415
     from treadmilld.engine import profiles_cli  # noqa: PLC0415
+    from treadmilld.engine.limits import SafetyLimits  # noqa: PLC0415
 
+    stream = sys.stdout if out is None else out
+    config: Path | None = getattr(args, "config", None)
+    settings = load_settings(config)[0] if config is not None else None
+    library = profile_library(settings)
+    limits = settings.limits if settings is not None else SafetyLimits()
     if args.profiles_command == "list":
-        return profiles_cli.list_profiles()
+        return profiles_cli.list_profiles(stream, library)
     if args.profiles_command == "show":
-        return profiles_cli.show_profile(args.name, body_weight_kg=args.weight)
-    return profiles_cli.check_profiles(args.paths)
+        return profiles_cli.show_profile(stream, library, args.name, args.weight, limits)
+    return profiles_cli.check_profiles(stream, args.paths)

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -66,6 +66,10 @@ class ConfigError(Exception):
 class ShutdownMode(StrEnum):
     STOP = "stop"  # FTMS Stop (1): belt stops, the treadmill ends its session
     PAUSE = "pause"  # FTMS Pause (2): belt stops, the treadmill keeps its session
+
+    @property
+    def ftms_literal(self) -> Literal["stop", "pause"]:
+        return "pause" if self is ShutdownMode.PAUSE else "stop"
 
 
 class LoggingSettings(BaseModel):

@@ -21,13 +21,13 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ShutdownMode
-from treadmilld.ble.api import TreadmillLink
+from treadmilld.ble.api import ConnectionState, TreadmillLink
 from treadmilld.engine.api import Phase, TreadmillController
 
 _log = structlog.get_logger()
@@ -41,7 +41,7 @@ class ManagedSession(TreadmillController, Protocol):
 
     async def run(self) -> None: ...
 
-    async def shutdown(self, mode: ShutdownMode) -> None:
+    async def shutdown(self, mode: Literal["stop", "pause"] = "stop") -> None:
         """Stop (or pause) the belt if it moves and end any workout, as the daemon stops."""
         ...
 
@@ -90,6 +90,8 @@ class Supervisor:
     shutdown_mode: ShutdownMode = ShutdownMode.STOP
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     stop_budget_s: float = STOP_BUDGET_S
+    # After the stop commands, how long to watch the belts slow down before going offline.
+    confirm_budget_s: float = 5.0
     status_interval_s: float = 5.0
     # Called once the tasks are up (the demo starts its profile from here).
     on_ready: Callable[[], Awaitable[None]] | None = None
@@ -230,6 +232,7 @@ class Supervisor:
         self.notifier.stopping(f"stopping: belts {self.shutdown_mode.value}")
         _log.info("daemon_stopping", mode=self.shutdown_mode.value)
         await self._stop_all_belts()
+        await self._confirm_belts_stopped()
         if self.bridge is not None:
             try:
                 async with asyncio.timeout(self.stop_budget_s):
@@ -248,13 +251,44 @@ class Supervisor:
         self._belts_stopped = True
         await asyncio.gather(*(self._shut_down_session(unit) for unit in self.units))
 
+    async def _confirm_belts_stopped(self) -> None:
+        """Watch the treadmills' own speed readings until every belt stands still (a deck
+        decelerates over a few seconds), and say in the log what each one did."""
+        deadline = time.monotonic() + self.confirm_budget_s
+        waiting = list(self.units)
+        while waiting and time.monotonic() < deadline:
+            for unit in list(waiting):
+                if unit.link.connection_state is not ConnectionState.CONNECTED:
+                    _log.warning(
+                        "belt_state_unknown",
+                        treadmill_id=unit.treadmill_id,
+                        hint="the treadmill is not connected; check it stopped at the console",
+                    )
+                    waiting.remove(unit)
+                elif not unit.link.telemetry.belt_moving:
+                    _log.info(
+                        "belt_stop_confirmed",
+                        treadmill_id=unit.treadmill_id,
+                        speed_kmh=unit.link.telemetry.data.instantaneous_speed_kmh,
+                    )
+                    waiting.remove(unit)
+            if waiting:
+                await asyncio.sleep(0.05)
+        for unit in waiting:
+            _log.critical(
+                "belt_still_moving",
+                treadmill_id=unit.treadmill_id,
+                speed_kmh=unit.link.telemetry.data.instantaneous_speed_kmh,
+                hint="stop it at the console or pull the safety key",
+            )
+
     async def _shut_down_session(self, unit: TreadmillUnit) -> None:
         log = _log.bind(treadmill_id=unit.treadmill_id)
         # Leave room for the direct fallback inside the overall budget.
         session_budget = self.stop_budget_s * 0.6
         try:
             async with asyncio.timeout(session_budget):
-                await unit.session.shutdown(self.shutdown_mode)
+                await unit.session.shutdown(self.shutdown_mode.ftms_literal)
         except TimeoutError:
             log.error("session_shutdown_timed_out", budget_s=session_budget)  # noqa: TRY400
         except Exception:

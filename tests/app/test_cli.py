@@ -1,0 +1,156 @@
+"""The command line as a user meets it: real subprocesses, exit codes and messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from tests.app.process import SHORT_PROFILE, run_to_end
+from treadmilld.mqtt.embedded_broker import EmbeddedBroker
+
+
+async def test_bad_config_exits_2_naming_file_field_and_fix(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[treadmills]]\nid = "TM 1"\naddress = "nope"\n[mqtt]\nport = 99999\n', encoding="utf-8"
+    )
+    code, daemon = await run_to_end("run", "--config", str(config))
+    assert code == 2
+    error = "".join(daemon.stderr)
+    assert "configuration error" in error
+    assert str(config) in error
+    assert "treadmills[0].id: 'TM 1' is not a valid treadmill id" in error
+    assert "treadmills[0].address: 'nope' is not a Bluetooth address" in error
+    assert "`treadmilld scan`" in error
+    assert "mqtt.port" in error
+    assert "Traceback" not in error
+
+
+async def test_missing_config_file_and_no_treadmills_are_config_errors(tmp_path: Path) -> None:
+    code, daemon = await run_to_end("run", "--config", str(tmp_path / "absent.toml"))
+    assert code == 2
+    assert "absent.toml: no such file" in "".join(daemon.stderr)
+    empty = tmp_path / "empty.toml"
+    empty.write_text("[mqtt]\nhost = 'localhost'\n", encoding="utf-8")
+    code, daemon = await run_to_end("run", "--config", str(empty))
+    assert code == 2
+    assert "no treadmills configured" in "".join(daemon.stderr)
+
+
+async def test_check_config_prints_effective_config_with_credential_redacted(
+    tmp_path: Path,
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "mqtt_password").write_text("hunter2\n", encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[treadmills]]\nid = "tm01"\naddress = "AA:BB:CC:DD:EE:01"\n'
+        '[mqtt]\nusername = "treadmilld"\n',
+        encoding="utf-8",
+    )
+    code, daemon = await run_to_end(
+        "check-config",
+        "--config",
+        str(config),
+        env={"CREDENTIALS_DIRECTORY": str(credentials), "TREADMILLD_MQTT__HOST": "broker.lan"},
+    )
+    assert code == 0, daemon.output()
+    shown = json.loads("".join(daemon.stdout))
+    assert shown["mqtt"]["host"] == "broker.lan"
+    assert shown["mqtt"]["password"] == "**********"
+    assert shown["treadmills"][0]["address"] == "AA:BB:CC:DD:EE:01"
+    assert "hunter2" not in daemon.output()
+
+
+async def test_simulated_treadmill_without_the_simulator_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[treadmills]]\nid = "sim01"\nsimulated = {}\n', encoding="utf-8")
+    # Python treats a None entry in sys.modules as "not installed".
+    script = (
+        "import sys; sys.modules['treadmilld_sim'] = None; "
+        "from treadmilld.cli import main; "
+        f"raise SystemExit(main(['run', '--config', {str(config)!r}]))"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(30):
+        _, stderr = await process.communicate()
+    assert process.returncode == 2
+    assert "treadmilld-sim" in stderr.decode()
+    assert "uv sync" in stderr.decode()
+
+
+async def test_bad_simulated_table_names_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[treadmills]]\nid = "sim01"\nsimulated = { max_speed_kmh = -3 }\n', encoding="utf-8"
+    )
+    code, daemon = await run_to_end("run", "--config", str(config))
+    assert code == 2
+    assert "treadmills[0].simulated.max_speed_kmh" in "".join(daemon.stderr)
+
+
+async def test_demo_runs_a_profile_to_its_summary(mqtt_broker: EmbeddedBroker) -> None:
+    code, demo = await run_to_end(
+        "demo",
+        "--profile",
+        str(SHORT_PROFILE),
+        "--speedup",
+        "20",
+        "--treadmills",
+        "2",
+        "--broker",
+        mqtt_broker.url,
+        "--base-topic",
+        "demotest",
+        within_s=90,
+    )
+    output = "".join(demo.stdout)
+    assert code == 0, demo.output()
+    assert "2 simulated treadmill(s), profile test-short" in output
+    summary = output[output.index("Summary") :]
+    for treadmill in ("sim01", "sim02"):
+        line = next(line for line in summary.splitlines() if line.strip().startswith(treadmill))
+        assert "finished" in line
+        assert " 0 m" not in line.split("backward")[-1]  # walked some distance backward
+    # Plain lines (stdout is a pipe): the turn countdown and direction were shown.
+    assert "turn in 3" in output
+    assert "backward" in output
+
+
+async def test_scan_lists_simulated_treadmills() -> None:
+    code, scan = await run_to_end("scan", "--sim", "3", "--timeout", "2")
+    assert code == 0, scan.output()
+    rows = [line for line in "".join(scan.stdout).splitlines() if line.startswith("F")]
+    assert len(rows) == 3
+    assert all("treadmill" in row and "yes" in row for row in rows)
+
+
+async def test_diagnose_anonymises_addresses(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[treadmills]]\nid = "tm01"\naddress = "AA:BB:CC:12:34:56"\n', encoding="utf-8"
+    )
+    code, report = await run_to_end("diagnose", "--config", str(config))
+    assert code == 0, report.output()
+    text = "".join(report.stdout)
+    assert "bleak" in text
+    assert "AA:BB:CC:**:**:**" in text
+    assert "12:34:56" not in text
+
+
+async def test_profiles_commands_are_wired(tmp_path: Path) -> None:
+    code, listing = await run_to_end("profiles", "list")
+    assert code == 0
+    assert "p1-starter-a" in "".join(listing.stdout)
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "broken"\n', encoding="utf-8")
+    code, check = await run_to_end("profiles", "check", str(broken), str(SHORT_PROFILE))
+    assert code != 0
+    assert "broken.toml" in check.output()

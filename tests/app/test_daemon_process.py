@@ -1,0 +1,141 @@
+"""`treadmilld run` as a real subprocess: simulated treadmills, a real broker, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.app.process import treadmilld
+from tests.mqtt.client import Observer, Received
+from treadmilld.mqtt.embedded_broker import EmbeddedBroker
+
+BASE = "tdtest"
+
+
+class NotifyListener:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(str(path))
+        self.socket.setblocking(False)  # noqa: FBT003
+        self.received: list[str] = []
+
+    async def wait_for(self, prefix: str, within_s: float = 30.0) -> str:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(within_s):
+            while True:
+                for message in self.received:
+                    if message.startswith(prefix):
+                        return message
+                self.received.append((await loop.sock_recv(self.socket, 4096)).decode())
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+async def notify(tmp_path: Path) -> AsyncIterator[NotifyListener]:
+    listener = NotifyListener(tmp_path / "notify.sock")
+    yield listener
+    listener.close()
+
+
+def write_config(tmp_path: Path, broker: EmbeddedBroker, *, treadmills: int = 2) -> Path:
+    lines = []
+    for index in range(1, treadmills + 1):
+        lines += ["[[treadmills]]", f'id = "sim{index:02d}"', "simulated = {}", ""]
+    lines += [
+        "[mqtt]",
+        f'host = "{broker.host}"',
+        f"port = {broker.port}",
+        f'base_topic = "{BASE}"',
+        f'client_id = "treadmilld-test-{os.getpid()}"',
+        "ha_discovery = false",
+        "",
+        "[logging]",
+        'format = "json"',
+        'level = "info"',
+    ]
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def moving(message: Received) -> bool:
+    state = message.json()
+    return state.get("phase") == "running" and (state.get("speed_kmh") or 0) > 0
+
+
+async def test_profile_started_over_mqtt_then_sigterm_stops_belts_and_goes_offline(
+    tmp_path: Path, mqtt_broker: EmbeddedBroker, notify: NotifyListener
+) -> None:
+    config = write_config(tmp_path, mqtt_broker)
+    async with (
+        Observer(mqtt_broker) as dashboard,
+        treadmilld(
+            "run", "--config", str(config), env={"NOTIFY_SOCKET": str(notify.path)}
+        ) as daemon,
+    ):
+        await dashboard.subscribe(f"{BASE}/#")
+        # READY=1 comes once tasks are up, without waiting for a treadmill to connect.
+        ready = await notify.wait_for("READY=1")
+        assert "STATUS=sim01" in ready
+        await dashboard.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online", timeout=30)
+        for treadmill in ("sim01", "sim02"):
+            await dashboard.wait_for(
+                f"{BASE}/{treadmill}/availability", lambda m: m.text == "online", timeout=30
+            )
+
+        reply = await dashboard.request(
+            f"{BASE}/sim01/request/start", {"profile": "p1-starter-a"}, transaction="go"
+        )
+        assert reply["status"] == "ok", reply
+        running = await dashboard.wait_for(f"{BASE}/sim01/state", moving, timeout=30)
+        assert running.json()["profile"] == "p1-starter-a"
+        # The other treadmill was not touched.
+        assert dashboard.matching(f"{BASE}/sim02/state", moving) == []
+
+        before_stop = dashboard.mark()
+        daemon.terminate()
+        code = await daemon.wait(30)
+        await dashboard.wait_for(
+            f"{BASE}/bridge/state", lambda m: m.text == "offline", after=before_stop
+        )
+
+    assert code == 0, daemon.output()
+    assert "Traceback" not in daemon.output()
+    await notify.wait_for("STOPPING=1")
+    confirmed = {record["treadmill_id"]: record for record in daemon.events("belt_stop_confirmed")}
+    assert set(confirmed) == {"sim01", "sim02"}, daemon.output()
+    assert all(not record.get("speed_kmh") for record in confirmed.values())
+    assert daemon.events("belt_still_moving") == []
+    # Every log line about a treadmill names it.
+    assert all(r["treadmill_id"] for r in daemon.events("belt_stop_confirmed"))
+
+
+async def test_pause_mode_reaches_the_belt(tmp_path: Path, mqtt_broker: EmbeddedBroker) -> None:
+    config = write_config(tmp_path, mqtt_broker, treadmills=1)
+    config.write_text('shutdown_mode = "pause"\n' + config.read_text(encoding="utf-8"))
+    async with (
+        Observer(mqtt_broker) as dashboard,
+        treadmilld("run", "--config", str(config)) as daemon,
+    ):
+        await dashboard.subscribe(f"{BASE}/#")
+        await dashboard.wait_for(
+            f"{BASE}/sim01/availability", lambda m: m.text == "online", timeout=30
+        )
+        reply = await dashboard.request(f"{BASE}/sim01/request/start", {"profile": "p1-starter-a"})
+        assert reply["status"] == "ok", reply
+        await dashboard.wait_for(f"{BASE}/sim01/state", moving, timeout=30)
+        daemon.terminate()
+        code = await daemon.wait(30)
+    assert code == 0, daemon.output()
+    assert [r["mode"] for r in daemon.events("daemon_stopping")] == ["pause"]
+    assert len(daemon.events("belt_stop_confirmed")) == 1, daemon.output()
