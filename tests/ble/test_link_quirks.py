@@ -170,3 +170,21 @@ async def test_kingsmith_step_count_and_ten_hertz_data(fleet: SimulatedFleet) ->
     assert all(r.record.step_count is not None for r in records)
     span = records[-1].at - records[0].at
     assert span == pytest.approx(2.0, abs=0.2)  # 20 intervals of 0.1 s of virtual time
+
+
+async def test_a_speed_waiting_at_the_kingsmith_gate_is_dropped_when_the_belt_is_stopped(
+    fleet: SimulatedFleet,
+) -> None:
+    treadmill = await fleet.add(SimulatedTreadmillConfig.kingsmith(name="KS-SIM04"))
+    requests = record_requests(treadmill)
+    settings = LinkSettings(start_gate_settle_s=2.0)
+    async with running_link(fleet, treadmill, settings=settings) as lut:
+        await lut.connected()
+        await lut.link.start_belt()
+        await lut.telemetry_where(lambda t: t.belt_moving)
+        speed = asyncio.ensure_future(lut.link.set_target_speed(3.0))  # settling for 2 s
+        await asyncio.sleep(0.5)
+        await lut.link.stop_belt()  # a person wants off while it settles
+        with pytest.raises(BeltNotMovingError, match="speed was not sent"):
+            await speed
+    assert not any(isinstance(r, SetTargetSpeed) for r in requests)

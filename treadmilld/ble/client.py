@@ -196,6 +196,9 @@ class _Session:
     # Clock time the reported speed went above 0 (None while the belt stands still).
     moving_since: float | None = None
     belt_moving: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    # Counts stops and pauses (ours, the console's, the safety key, Reset). A command that
+    # waited compares it before writing, so nothing that waited is sent after a stop.
+    stops: int = 0
     first_record: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     pending_opcode: int | None = None
     pending_response: asyncio.Future[ControlResponse] | None = None
@@ -666,8 +669,10 @@ class BleTreadmillLink:
         elif isinstance(status, ResetStatus):
             session.control_granted = False
             session.start_pending_since = None
+            session.stops += 1
         elif isinstance(status, StoppedOrPausedByUser | StoppedBySafetyKey):
             session.start_pending_since = None
+            session.stops += 1
         self._log.info("machine_status", status=type(status).__name__)
         self._emit(MachineStatusReceived(status=status, at=self._clock.now()))
 
@@ -786,6 +791,7 @@ class BleTreadmillLink:
     async def start_belt(self) -> None:
         session = self._require_session("start the belt")
         self._require_control_point(session, "start the belt")
+        stops_before = session.stops
         async with session.start_lock:
             # Whether the belt moves is only known from data: wait for the first record.
             if not await sleep_until_set(
@@ -794,6 +800,10 @@ class BleTreadmillLink:
                 raise LinkError(
                     f"{self._id}: no treadmill data yet, so whether the belt is moving is "
                     "unknown; not sending Start. Retry in a moment"
+                )
+            if session.stops != stops_before:
+                raise LinkError(
+                    f"{self._id}: the belt was stopped while Start waited; not starting it"
                 )
             if self._telemetry.belt_moving:
                 self._log.info("start_skipped", reason="belt already moving")
@@ -832,13 +842,16 @@ class BleTreadmillLink:
         if abs(written_kmh - speed_kmh) > half_step_kmh + 0.01:
             self._log.info("target_clamped", target="speed", asked=speed_kmh, written=written_kmh)
         if session.quirks.start_gate:
-            await self._wait_for_belt(session)
+            await self._wait_for_belt(session, stops_before=session.stops)
         # On mph decks the value encoded is mph, in the same 0.01 resolution (TM11GY, Bowflex).
         await self._command(session, SetTargetSpeed(speed_kmh=deck_value), what)
         return written_kmh
 
-    async def _wait_for_belt(self, session: _Session) -> None:
-        """Start gate (KingSmith): the belt moves, and has been moving for the settle time."""
+    async def _wait_for_belt(self, session: _Session, *, stops_before: int) -> None:
+        """Start gate (KingSmith): the belt moves, and has been moving for the settle time.
+
+        A stop or pause while waiting cancels the speed change: it is never sent afterwards.
+        """
         settings = self._settings
         if not await sleep_until_set(
             session.belt_moving, settings.start_gate_timeout_s, self._clock
@@ -853,6 +866,11 @@ class BleTreadmillLink:
             settle_left = moving_since + settings.start_gate_settle_s - self._clock.now()
             if settle_left > 0:
                 await self._clock.sleep(settle_left)
+        if session.stops != stops_before:
+            raise BeltNotMovingError(
+                f"{self._id}: the belt was stopped or paused while this speed change waited "
+                "for it; the speed was not sent. Start the belt again first"
+            )
         if not session.belt_moving.is_set():
             raise BeltNotMovingError(
                 f"{self._id}: the belt stopped while settling after Start; start it again first"
@@ -891,6 +909,7 @@ class BleTreadmillLink:
 
     async def _stop_or_pause(self, kind: StopKind, what: str) -> None:
         session = self._require_session(what.lower())
+        session.stops += 1  # before the write: a speed change waiting at the gate gives up
         try:
             await self._command(session, StopOrPause(kind=kind), what)
         except ControlRejectedError as error:
