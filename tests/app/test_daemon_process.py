@@ -87,17 +87,17 @@ async def test_profile_started_over_mqtt_then_sigterm_stops_belts_and_goes_offli
         # READY=1 comes once tasks are up, without waiting for a treadmill to connect.
         ready = await notify.wait_for("READY=1")
         assert "STATUS=sim01" in ready
-        await dashboard.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online", timeout=30)
+        await dashboard.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online", within_s=30)
         for treadmill in ("sim01", "sim02"):
             await dashboard.wait_for(
-                f"{BASE}/{treadmill}/availability", lambda m: m.text == "online", timeout=30
+                f"{BASE}/{treadmill}/availability", lambda m: m.text == "online", within_s=30
             )
 
         reply = await dashboard.request(
             f"{BASE}/sim01/request/start", {"profile": "p1-starter-a"}, transaction="go"
         )
         assert reply["status"] == "ok", reply
-        running = await dashboard.wait_for(f"{BASE}/sim01/state", moving, timeout=30)
+        running = await dashboard.wait_for(f"{BASE}/sim01/state", moving, within_s=30)
         assert running.json()["profile"] == "p1-starter-a"
         # The other treadmill was not touched.
         assert dashboard.matching(f"{BASE}/sim02/state", moving) == []
@@ -129,11 +129,11 @@ async def test_pause_mode_reaches_the_belt(tmp_path: Path, mqtt_broker: Embedded
     ):
         await dashboard.subscribe(f"{BASE}/#")
         await dashboard.wait_for(
-            f"{BASE}/sim01/availability", lambda m: m.text == "online", timeout=30
+            f"{BASE}/sim01/availability", lambda m: m.text == "online", within_s=30
         )
         reply = await dashboard.request(f"{BASE}/sim01/request/start", {"profile": "p1-starter-a"})
         assert reply["status"] == "ok", reply
-        await dashboard.wait_for(f"{BASE}/sim01/state", moving, timeout=30)
+        await dashboard.wait_for(f"{BASE}/sim01/state", moving, within_s=30)
         daemon.terminate()
         code = await daemon.wait(30)
     assert code == 0, daemon.output()
