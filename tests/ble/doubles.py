@@ -167,3 +167,9 @@ class AnswersWithAnotherOpcode(ObedientDeck):
         self.written.append(data)
         wrong = encode_control_response(ControlResponse((data[0] + 1) % 0x80, ResultCode.SUCCESS))
         asyncio.get_running_loop().call_soon(self.push, CONTROL_POINT_UUID, wrong)
+
+
+class WatchOnly(ObedientDeck):
+    """A deck with Treadmill Data and Machine Status but no Control Point."""
+
+    notifiable = (TREADMILL_DATA_UUID, MACHINE_STATUS_UUID)

@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator
 import pytest
 import structlog.testing
 
-from tests.ble.doubles import AnswersWithAnotherOpcode, NotATreadmill, ObedientDeck, WithoutRanges
+from tests.ble.doubles import (
+    AnswersWithAnotherOpcode,
+    NotATreadmill,
+    ObedientDeck,
+    WatchOnly,
+    WithoutRanges,
+)
 from treadmilld.ble.api import (
     ControlRejectedError,
     ControlTimeoutError,
@@ -23,6 +29,7 @@ from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.gatt import GattBackend
 from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
+    MACHINE_STATUS_UUID,
     TREADMILL_DATA_UUID,
     TreadmillData,
     encode_treadmill_data,
@@ -153,3 +160,17 @@ async def test_an_answer_to_another_opcode_is_not_taken_as_the_answer() -> None:
             with pytest.raises(ControlTimeoutError):
                 await link.set_target_inclination(1.0)
     assert any(entry["event"] == "control_response_mismatch" for entry in logs)
+
+
+async def test_a_deck_without_control_point_can_be_watched_but_not_driven() -> None:
+    deck = WatchOnly(LoopClock())
+    async with link_on(deck) as link:
+        events = link.events()
+        await next_of(events, LinkConnected)
+        deck.push(TREADMILL_DATA_UUID, record(1.5))
+        await next_of(events, TelemetryReceived)
+        with pytest.raises(ControlRejectedError, match="no Control Point") as refused:
+            await link.start_belt()
+    assert refused.value.result == "not_supported"
+    assert deck.written == []
+    assert [uuid for uuid, _at in deck.subscribed_at] == [TREADMILL_DATA_UUID, MACHINE_STATUS_UUID]

@@ -705,8 +705,8 @@ class BleTreadmillLink:
     def _require_control_point(self, session: _Session, what: str) -> None:
         if not session.has_control_point:
             raise ControlRejectedError(
-                f"{self._id}: cannot {what}, the treadmill has no Control Point (it can only be "
-                "watched, not driven)",
+                f"{self._id}: cannot send {what}, the treadmill has no Control Point (it can "
+                "only be watched, not driven)",
                 request=what,
                 result="not_supported",
             )
@@ -790,7 +790,7 @@ class BleTreadmillLink:
 
     async def start_belt(self) -> None:
         session = self._require_session("start the belt")
-        self._require_control_point(session, "start the belt")
+        self._require_control_point(session, "Start")
         stops_before = session.stops
         async with session.start_lock:
             # Whether the belt moves is only known from data: wait for the first record.
@@ -822,7 +822,7 @@ class BleTreadmillLink:
     async def set_target_speed(self, speed_kmh: float) -> float:
         what = "Set Target Speed"
         session = self._require_session("set the speed")
-        self._require_control_point(session, "set the speed")
+        self._require_control_point(session, what)
         deck_range = session.deck_speed_range
         if deck_range is None:
             raise ControlRejectedError(
@@ -879,7 +879,7 @@ class BleTreadmillLink:
     async def set_target_inclination(self, inclination_pct: float) -> float:
         what = "Set Target Inclination"
         session = self._require_session("set the incline")
-        self._require_control_point(session, "set the incline")
+        self._require_control_point(session, what)
         incline_range = session.inclination_range
         if incline_range is None:
             raise ControlRejectedError(
