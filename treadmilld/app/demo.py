@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -324,7 +325,9 @@ class DemoDriver:
 
     def _draw(self, snapshots: dict[str, SessionSnapshot]) -> None:
         if self.tty:
-            lines = [render_line(s) for s in snapshots.values()]
+            # A wrapped line would break the cursor-up redraw: cut lines to the terminal.
+            width = shutil.get_terminal_size().columns - 1
+            lines = [render_line(s)[:width] for s in snapshots.values()]
             if self._lines_drawn:
                 self.out.write(f"\x1b[{self._lines_drawn}F")
             for line in lines:
