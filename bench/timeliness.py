@@ -1,0 +1,218 @@
+"""Setpoint timeliness: how late each planned setpoint reaches the treadmill, in real time.
+
+Eight simulated treadmills each run the same short interval profile at once, in real time,
+through the real client and engine in one process. For every ramp of the plan the planned
+moment is the workout's start plus the ramp's end in the plan; the actual moment is the first
+Set Target Speed request with the ramp's final speed reaching
+that treadmill's Control Point at or after it. The matched writes are the final speed of
+each ramp, which the executor writes when the ramp ends (writes inside a ramp follow the
+engine's 1-second tick by design and are not matched). Lateness = actual - planned, so it
+includes the engine's scheduling drift, the governor, the client's one-procedure-at-a-time
+channel and the GATT write.
+
+    uv run python bench/timeliness.py [--seconds S] [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _stats import Figure, Summary, argument_parser, emit, not_available, quiet_logs
+
+REQUIRED = ("treadmilld_sim", "treadmilld.ble.client", "treadmilld.engine.session")
+TREADMILLS = 8
+# Matching window: a setpoint request this much before its planned moment still counts (the
+# executor may write a hair early when a tick lands next to a step boundary).
+EARLY_TOLERANCE_S = 0.05
+
+
+def interval_profile(seconds: float) -> str:
+    """Forward-only 6-second blocks alternating between two speeds: many planned steps per
+    minute, no turns (turn pauses would only add idle time)."""
+    blocks = max(2, int(seconds // 6))
+    lines = [
+        'name = "bench-timeliness"',
+        'title = "Bench: short forward intervals"',
+        'description = "Benchmark profile: 6-second blocks alternating 3.0 and 3.6 km/h."',
+        'suits = "benchmarks only"',
+        'sources = ["bench/timeliness.py"]',
+        "clinical = false",
+    ]
+    for index in range(blocks):
+        speed = 3.0 if index % 2 == 0 else 3.6
+        lines += [
+            "",
+            "[[segments]]",
+            'direction = "forward"',
+            "duration_s = 6",
+            f"speed_kmh = {speed}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Treadmill:
+    # (clock time, speed) of every Set Target Speed request that reached the treadmill.
+    speed_writes: list[tuple[float, float]] = field(default_factory=list)
+    started_at: float | None = None
+    # (plan offset, speed) at the end of each ramp: the executor writes the ramp's final speed
+    # exactly when the ramp ends, so that moment is the write's planned time.
+    planned: list[tuple[float, float]] = field(default_factory=list)
+
+
+async def measure(seconds: float, profiles_dir: Path) -> tuple[list[float], list[float], int]:
+    from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
+
+    from treadmilld.ble.api import LinkConnected
+    from treadmilld.ble.client import BleTreadmillLink
+    from treadmilld.ble.config import LinkSettings, TargetSelector
+    from treadmilld.clock import LoopClock
+    from treadmilld.engine.api import WorkoutAborted, WorkoutFinished, WorkoutStarted
+    from treadmilld.engine.library import ProfileLibrary
+    from treadmilld.engine.limits import SafetyLimits
+    from treadmilld.engine.planner import StepKind
+    from treadmilld.engine.session import WorkoutSession
+    from treadmilld.ftms import SetTargetSpeed
+
+    clock = LoopClock()
+    library = ProfileLibrary([profiles_dir])
+    records = [Treadmill() for _ in range(TREADMILLS)]
+    async with SimulatedFleet(clock) as fleet, asyncio.TaskGroup() as group:
+        background: list[asyncio.Task[None]] = []
+        sessions: list[WorkoutSession] = []
+        links: list[BleTreadmillLink] = []
+        for index, record in enumerate(records):
+            treadmill = await fleet.add(SimulatedTreadmillConfig(name=f"SIM-T{index:02d}"))
+
+            def on_request(request: object, at: float, record: Treadmill = record) -> None:
+                if isinstance(request, SetTargetSpeed):
+                    record.speed_writes.append((at, request.speed_kmh))
+
+            treadmill.add_control_listener(on_request)
+            link = BleTreadmillLink(
+                f"t{index:02d}",
+                TargetSelector(address=treadmill.address),
+                LinkSettings(),
+                clock=clock,
+                scanner_backend=fleet.scanner_backend,
+                client_backend=fleet.client_backend,
+            )
+            session = WorkoutSession(link, library=library, limits=SafetyLimits(), clock=clock)
+            links.append(link)
+            sessions.append(session)
+
+        async def walk(link: BleTreadmillLink, session: WorkoutSession, record: Treadmill) -> None:
+            link_events = link.events()
+            session_events = session.events()
+            background.append(group.create_task(link.run()))
+            background.append(group.create_task(session.run()))
+            async for link_event in link_events:
+                if isinstance(link_event, LinkConnected):
+                    break
+            await session.start_profile("bench-timeliness")
+            plan = session.plan
+            if plan is None:
+                raise RuntimeError("the session has no plan after start_profile")
+            record.planned = [
+                (step.start_s + step.duration_s, step.speed_kmh)
+                for segment in plan.segments
+                for step in segment.steps
+                if step.kind is StepKind.RAMP
+            ]
+            async for event in session_events:
+                if isinstance(event, WorkoutStarted):
+                    record.started_at = event.at
+                if isinstance(event, WorkoutFinished | WorkoutAborted):
+                    break
+
+        async with asyncio.timeout(seconds + 60):
+            await asyncio.gather(
+                *(walk(link, s, r) for link, s, r in zip(links, sessions, records, strict=True))
+            )
+        for link in links:
+            await link.close()
+        for task in background:
+            task.cancel()
+    return lateness_of(records)
+
+
+def lateness_of(records: list[Treadmill]) -> tuple[list[float], list[float], int]:
+    """(lateness ms, drift ms beyond each treadmill's first lateness, planned writes missed)."""
+    lateness: list[float] = []
+    drift: list[float] = []
+    missed = 0
+    for record in records:
+        if record.started_at is None:
+            raise RuntimeError("a workout never reported WorkoutStarted")
+        first: float | None = None
+        for offset, speed in record.planned:
+            planned = record.started_at + offset
+            actual = next(
+                (
+                    at
+                    for at, written in record.speed_writes
+                    if at >= planned - EARLY_TOLERANCE_S and abs(written - speed) < 0.01
+                ),
+                None,
+            )
+            if actual is None or actual - planned > 6.0:
+                missed += 1
+                continue
+            late_ms = max(0.0, actual - planned) * 1000.0
+            lateness.append(late_ms)
+            if first is None:
+                first = late_ms
+            else:
+                drift.append(late_ms - first)
+    return lateness, drift, missed
+
+
+def main() -> int:
+    parser = argument_parser(__doc__ or "")
+    parser.add_argument("--seconds", type=float, default=48.0, help="profile length (real time)")
+    args = parser.parse_args()
+    quiet_logs()
+    seconds = 18.0 if args.quick else args.seconds
+    for module in REQUIRED:
+        if importlib.util.find_spec(module) is None:
+            return not_available(f"{module} is not importable yet")
+    with tempfile.TemporaryDirectory(prefix="treadmilld-bench-timeliness-") as tmp:
+        (Path(tmp) / "bench-timeliness.toml").write_text(
+            interval_profile(seconds), encoding="utf-8"
+        )
+        lateness, drift, missed = asyncio.run(measure(seconds, Path(tmp)))
+    note = (
+        f"{TREADMILLS} treadmills at once, real time, 6 s blocks; includes the start-up delay"
+        " (belt start waits for Treadmill Data showing the belt moving)"
+    )
+    if missed:
+        note += f"; {missed} planned steps had no write within 6 s"
+    emit(
+        [
+            Figure(
+                "timeliness",
+                "setpoint lateness vs plan (8 treadmills, real time)",
+                "ms",
+                Summary.of(lateness),
+                note=note,
+            ),
+            Figure(
+                "timeliness",
+                "setpoint lateness beyond the first setpoint's (drift)",
+                "ms",
+                Summary.of(drift),
+                note="the same writes, minus each treadmill's start-up delay",
+            ),
+        ],
+        as_json=args.json,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
