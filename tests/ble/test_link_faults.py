@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 import structlog.testing
-from treadmilld_sim import RunningState, SimulatedFleet, SimulatedTreadmillConfig
+from treadmilld_sim import (
+    RunningState,
+    SimulatedFleet,
+    SimulatedTreadmill,
+    SimulatedTreadmillConfig,
+)
 
 from tests.ble.harness import record_requests, running_link
 from treadmilld.ble.api import (
@@ -13,8 +21,11 @@ from treadmilld.ble.api import (
     ControlTimeoutError,
     LinkConnected,
 )
+from treadmilld.ble.bleak_io import BleakGattBackend
+from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import BackoffSettings, LinkSettings, TargetSelector
 from treadmilld.ble.discovery import scan
+from treadmilld.ble.gatt import Advertisement, FoundDevice, GattConnection
 from treadmilld.ftms import ControlOpcode, ResultCode, SetTargetSpeed
 
 
@@ -167,3 +178,61 @@ async def test_scan_ignores_what_is_not_a_treadmill_and_name_targets_need_a_matc
     async with running_link(fleet, target=target) as lut:
         connected = await lut.connected()
     assert connected.capabilities.name == "SIM-TWO"
+
+
+class VanishesAfterScan:
+    """The real bleak backend, except the treadmill goes silent right after it was found."""
+
+    def __init__(self, inner: BleakGattBackend, treadmill: SimulatedTreadmill) -> None:
+        self._inner = inner
+        self._treadmill = treadmill
+
+    async def find(
+        self, matches: Callable[[Advertisement], bool], timeout_s: float
+    ) -> FoundDevice | None:
+        found = await self._inner.find(matches, timeout_s)
+        if self._treadmill.is_advertising:
+            await self._treadmill.stop_advertising()
+        return found
+
+    async def scan(self, timeout_s: float) -> list[Advertisement]:
+        return await self._inner.scan(timeout_s)
+
+    async def connect(
+        self, device: FoundDevice, *, attempts: int, on_disconnect: Callable[[], None]
+    ) -> GattConnection:
+        return await self._inner.connect(device, attempts=attempts, on_disconnect=on_disconnect)
+
+
+async def test_a_treadmill_gone_between_scan_and_connect_fails_within_the_connect_timeout(
+    fleet: SimulatedFleet,
+) -> None:
+    treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-VANISH"))
+    gatt = VanishesAfterScan(
+        BleakGattBackend(
+            fleet.clock,
+            scanner_backend=fleet.scanner_backend,
+            client_backend=fleet.client_backend,
+        ),
+        treadmill,
+    )
+    link = BleTreadmillLink(
+        "tm1",
+        TargetSelector(address=treadmill.address),
+        LinkSettings(connect_timeout_s=5.0),
+        clock=fleet.clock,
+        gatt_backend=gatt,
+    )
+    with structlog.testing.capture_logs() as logs:
+        runner = asyncio.create_task(link.run())
+        async with asyncio.timeout(120):
+            # Found at once, then 5 s of connecting and at most 1 s of cancel grace.
+            await fleet.clock.sleep(6.5)
+            await link.close()
+            await runner
+    failure = next(entry for entry in logs if entry["event"] == "connect_failed")
+    assert "longer than 5 s" in failure["error"]
+    # Bounded by our connect timeout (plus the cancel grace), not by bleak-retry-connector's
+    # 20 s per attempt or its 36 s not-found loop.
+    assert failure["took_s"] <= 5.0 + 1.0 + 0.1
+    assert link.capabilities is None

@@ -291,6 +291,7 @@ class BleTreadmillLink:
         failures = 0  # consecutive failed connect steps, for the logs
         try:
             while not self._closing.is_set():
+                attempt_started = self._clock.now()
                 outcome = await self._until_closing(self._connect())
                 if outcome is None:
                     break  # closed while connecting
@@ -303,6 +304,7 @@ class BleTreadmillLink:
                         error=str(outcome),
                         hint=outcome.hint,
                         attempt=failures,
+                        took_s=round(self._clock.now() - attempt_started, 2),
                         retry_in_s=round(delay, 2),
                     )
                     await sleep_until_set(self._closing, delay, self._clock)
