@@ -23,6 +23,7 @@ from treadmilld.ble.api import (
     LinkConnected,
     LinkEvent,
     TelemetryReceived,
+    TreadmillLink,
 )
 from treadmilld.ble.client import HINT_NOT_TREADMILL, BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
@@ -174,3 +175,17 @@ async def test_a_deck_without_control_point_can_be_watched_but_not_driven() -> N
     assert refused.value.result == "not_supported"
     assert deck.written == []
     assert [uuid for uuid, _at in deck.subscribed_at] == [TREADMILL_DATA_UUID, MACHINE_STATUS_UUID]
+
+
+def test_the_bleak_link_implements_the_link_seam() -> None:
+    link: TreadmillLink = BleTreadmillLink(  # mypy checks the protocol here
+        "unit",
+        TargetSelector(address="C0:00:00:00:00:01"),
+        QUIET_DECK,
+        clock=LoopClock(),
+        gatt_backend=ObedientDeck(LoopClock()),
+    )
+    assert isinstance(link, TreadmillLink)
+    assert link.treadmill_id == "unit"
+    assert link.capabilities is None
+    assert link.telemetry.received_at is None
