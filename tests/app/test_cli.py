@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 
-from tests.app.process import SHORT_PROFILE, run_to_end
+from tests.app.process import SHORT_PROFILE, run_to_end, treadmilld
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 
@@ -154,3 +155,18 @@ async def test_profiles_commands_are_wired(tmp_path: Path) -> None:
     code, check = await run_to_end("profiles", "check", str(broken), str(SHORT_PROFILE))
     assert code != 0
     assert "broken.toml" in check.output()
+
+
+async def test_demo_keep_running_stays_up_until_interrupted(mqtt_broker: EmbeddedBroker) -> None:
+    args = ("demo", "--profile", str(SHORT_PROFILE), "--speedup", "20", "--keep-running")
+    async with treadmilld(*args, "--broker", mqtt_broker.url, "--base-topic", "keep") as demo:
+        async with asyncio.timeout(60):
+            while not any("Still running" in line for line in demo.stdout):
+                if demo.process.returncode is not None:
+                    break
+                await asyncio.sleep(0.1)
+        assert demo.process.returncode is None, demo.output()
+        assert any("Summary" in line for line in demo.stdout)
+        demo.process.send_signal(signal.SIGINT)
+        code = await demo.wait(30)
+    assert code == 0, demo.output()

@@ -165,25 +165,33 @@ async def _demo(
             f"{_clock(total_s / speedup)} here)\nMQTT broker: {broker_text}, base topic "
             f"{mqtt.base_topic}\n\n"
         )
-        driver = DemoDriver(options, profile, mqtt, out)
+        driver = DemoDriver(options, profile, mqtt, out, speedup=speedup)
 
         def attach(assembly: Assembly, supervisor: Supervisor) -> None:
             driver.attach(assembly, supervisor)
 
-        started = time.monotonic()
         # No systemd here, whatever the environment says.
         await run_daemon(settings, notifier=SystemdNotifier({}), on_assembled=attach)
         if driver.failure is not None:
             raise DemoFailedError(driver.failure)
-        out.write(driver.summary(time.monotonic() - started, speedup))
         return 0 if driver.all_finished() else 1
 
 
 class DemoDriver:
     """Starts the profile over MQTT, draws the live view, and stops the daemon at the end."""
 
-    def __init__(self, options: DemoOptions, profile: str, mqtt: MqttSettings, out: TextIO):
+    def __init__(
+        self,
+        options: DemoOptions,
+        profile: str,
+        mqtt: MqttSettings,
+        out: TextIO,
+        *,
+        speedup: float,
+    ) -> None:
         self.options = options
+        self.speedup = speedup
+        self.started = time.monotonic()
         self.profile = profile
         self.mqtt = mqtt
         self.out = out
@@ -212,6 +220,8 @@ class DemoDriver:
             await self._watch()
         except DemoFailedError as error:
             self.failure = str(error)
+        else:
+            self.out.write(self.summary(time.monotonic() - self.started, self.speedup))
         if self.failure is None and self.options.keep_running:
             self.out.write(
                 f"\nStill running (--keep-running): connect a dashboard to {self.mqtt.url}, "
