@@ -22,6 +22,7 @@ from treadmilld.ftms import (
     FTMS_SERVICE_UUID,
     INCLINATION_RANGE_UUID,
     MACHINE_STATUS_UUID,
+    MANUFACTURER_NAME_UUID,
     SPEED_RANGE_UUID,
     TREADMILL_DATA_UUID,
     ControlResponse,
@@ -173,3 +174,15 @@ class WatchOnly(ObedientDeck):
     """A deck with Treadmill Data and Machine Status but no Control Point."""
 
     notifiable = (TREADMILL_DATA_UUID, MACHINE_STATUS_UUID)
+
+
+class GuardsDeviceInformation(ObedientDeck):
+    """A deck whose Device Information strings exist but refuse to be read (need pairing)."""
+
+    def has_characteristic(self, uuid: str) -> bool:
+        return uuid == MANUFACTURER_NAME_UUID or super().has_characteristic(uuid)
+
+    async def read(self, uuid: str) -> bytes:
+        if uuid == MANUFACTURER_NAME_UUID:
+            raise GattError("ATT error 0x05: insufficient authentication")
+        return await super().read(uuid)

@@ -12,6 +12,7 @@ import structlog.testing
 
 from tests.ble.doubles import (
     AnswersWithAnotherOpcode,
+    GuardsDeviceInformation,
     NotATreadmill,
     ObedientDeck,
     WatchOnly,
@@ -189,3 +190,12 @@ def test_the_bleak_link_implements_the_link_seam() -> None:
     assert link.treadmill_id == "unit"
     assert link.capabilities is None
     assert link.telemetry.received_at is None
+
+
+async def test_unreadable_device_information_does_not_stop_the_connection() -> None:
+    deck = GuardsDeviceInformation(LoopClock())
+    async with link_on(deck) as link:
+        connected = await next_of(link.events(), LinkConnected)
+    assert isinstance(connected, LinkConnected)
+    assert connected.capabilities.device_information.manufacturer is None
+    assert connected.capabilities.speed_range is not None

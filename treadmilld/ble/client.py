@@ -527,10 +527,18 @@ class BleTreadmillLink:
         values: dict[str, str | None] = {}
         for field_name, uuid in _DEVICE_INFORMATION_FIELDS:
             values[field_name] = None
-            if connection.has_characteristic(uuid):
+            if not connection.has_characteristic(uuid):
+                continue
+            try:
                 raw = await self._read(connection, uuid)
-                text = raw.decode("utf-8", errors="replace").strip("\x00 ").strip()
-                values[field_name] = text or None
+            except (GattError, TimeoutError) as error:
+                # Informational strings only (some decks guard them behind pairing): go on.
+                self._log.info(
+                    "device_information_unreadable", characteristic=uuid, error=repr(error)
+                )
+                continue
+            text = raw.decode("utf-8", errors="replace").strip("\x00 ").strip()
+            values[field_name] = text or None
         return DeviceInformation(**values)
 
     async def _read(self, connection: GattConnection, uuid: str) -> bytes:
