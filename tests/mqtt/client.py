@@ -54,6 +54,7 @@ class Observer:
         port: int | None = None,
         tls_context: ssl.SSLContext | None = None,
         identifier: str | None = None,
+        operation_timeout_s: float = WAIT_S,
     ) -> None:
         self._client = aiomqtt.Client(
             broker.host,
@@ -64,6 +65,7 @@ class Observer:
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             tls_context=tls_context,
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            timeout=operation_timeout_s,
         )
         self.received: list[Received] = []
         self._arrived = asyncio.Condition()

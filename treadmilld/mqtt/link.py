@@ -118,10 +118,16 @@ class MqttLink:
         self._finished = asyncio.Event()
         self._inflight: set[asyncio.Future[Any]] = set()
         self.connect_count = 0
+        self.stale_dropped = 0  # messages from earlier connections drained, never handled
 
     @property
     def online(self) -> bool:
         return self._online
+
+    @property
+    def queued_incoming(self) -> int:
+        """Messages received but not yet consumed through `messages()`."""
+        return len(self._client.messages) if self._client is not None else 0
 
     @property
     def v5(self) -> bool:
@@ -144,7 +150,9 @@ class MqttLink:
             clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,  # paho: v5 only
             keepalive=settings.keepalive_s,
             timeout=OPERATION_TIMEOUT_S,
-            will=aiomqtt.Will(self._will.topic, self._will.payload, self._will.qos, retain=True),
+            will=aiomqtt.Will(
+                self._will.topic, self._will.payload, self._will.qos, retain=self._will.retain
+            ),
             tls_context=_tls_context(settings),
             tls_insecure=settings.tls.insecure if settings.tls is not None else None,
             # Commands and replies are tiny: without this, Nagle plus delayed ACKs adds ~40 ms
@@ -215,6 +223,7 @@ class MqttLink:
     ) -> None:
         self.connect_count += 1
         drained = await self._drain(client)
+        self.stale_dropped += drained
         self._online = True
         log.info(
             "mqtt_connected",
