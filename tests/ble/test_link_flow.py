@@ -258,3 +258,27 @@ async def test_cancelling_run_disconnects_and_ends_subscriptions(fleet: Simulate
     assert isinstance(rest[-1], LinkLost)
     assert link.connection_state is ConnectionState.DISCONNECTED
     assert not treadmill.is_connected
+
+
+async def test_resume_right_after_a_pause_is_sent_while_the_belt_still_coasts(
+    fleet: SimulatedFleet,
+) -> None:
+    treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-RESUME"))
+    requests = record_requests(treadmill)
+    async with running_link(fleet, treadmill) as lut:
+        await lut.connected()
+        await lut.link.start_belt()
+        await lut.link.set_target_speed(4.0)
+        await lut.belt_at(4.0)
+        await lut.link.pause_belt()
+        coasting = await lut.telemetry_where(
+            lambda t: (
+                t.data.instantaneous_speed_kmh is not None
+                and 0 < t.data.instantaneous_speed_kmh < 4.0
+            )
+        )
+        await lut.link.start_belt()  # resume: the belt is slowing down, not running
+        await lut.belt_at(4.0)
+    assert coasting.belt_moving
+    assert requests.count(StartOrResume()) == 2
+    assert treadmill.model.running_state is RunningState.RUNNING

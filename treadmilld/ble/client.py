@@ -199,6 +199,8 @@ class _Session:
     # Counts stops and pauses (ours, the console's, the safety key, Reset). A command that
     # waited compares it before writing, so nothing that waited is sent after a stop.
     stops: int = 0
+    # `stops` when the belt last began to move: more since then means it is coasting to a halt.
+    stops_when_moving_began: int = 0
     first_record: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     pending_opcode: int | None = None
     pending_response: asyncio.Future[ControlResponse] | None = None
@@ -663,6 +665,7 @@ class BleTreadmillLink:
         if telemetry.belt_moving:
             if session.moving_since is None:
                 session.moving_since = now
+                session.stops_when_moving_began = session.stops
                 session.start_pending_since = None
                 session.belt_moving.set()
         elif session.moving_since is not None:
@@ -815,7 +818,9 @@ class BleTreadmillLink:
                 raise LinkError(
                     f"{self._id}: the belt was stopped while Start waited; not starting it"
                 )
-            if self._telemetry.belt_moving:
+            if self._telemetry.belt_moving and session.stops == session.stops_when_moving_began:
+                # Running: a second Start is at best refused, at worst a stop (TM11GY). A belt
+                # still coasting after a stop or pause does get its Start (resume).
                 self._log.info("start_skipped", reason="belt already moving")
                 return
             pending_since = session.start_pending_since
