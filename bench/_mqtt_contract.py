@@ -6,7 +6,7 @@ import json
 
 BASE_TOPIC = "treadmilld"
 # A built-in profile long enough that no measurement window outlives it.
-PROFILE_FOR_BENCH = "retro-core"
+PROFILE_FOR_BENCH = "p2-retro-core"
 
 
 def request_topic(treadmill_id: str, action: str) -> str:
