@@ -116,6 +116,8 @@ async def test_profile_started_over_mqtt_then_sigterm_stops_belts_and_goes_offli
     assert set(confirmed) == {"sim01", "sim02"}, daemon.output()
     assert all(not record.get("speed_kmh") for record in confirmed.values())
     assert daemon.events("belt_still_moving") == []
+    [commanded] = daemon.events("belts_stop_commanded")
+    assert commanded["budget_s"] == 3.0
     # Every log line about a treadmill names it.
     assert all(r["treadmill_id"] for r in daemon.events("belt_stop_confirmed"))
 

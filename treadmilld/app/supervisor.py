@@ -98,6 +98,7 @@ class Supervisor:
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _stopping: bool = field(default=False, init=False)
     _belts_stopped: bool = field(default=False, init=False)
+    _stop_requested_at: float = field(default=0.0, init=False)
 
     def is_stopping(self) -> bool:
         return self._stopping
@@ -105,6 +106,7 @@ class Supervisor:
     def request_stop(self, reason: str = "requested") -> None:
         if not self._stop.is_set():
             _log.info("stop_requested", reason=reason)
+            self._stop_requested_at = time.monotonic()
         self._stop.set()
 
     async def run(self) -> None:
@@ -232,6 +234,11 @@ class Supervisor:
         self.notifier.stopping(f"stopping: belts {self.shutdown_mode.value}")
         _log.info("daemon_stopping", mode=self.shutdown_mode.value)
         await self._stop_all_belts()
+        _log.info(
+            "belts_stop_commanded",
+            seconds_since_stop_request=round(time.monotonic() - self._stop_requested_at, 3),
+            budget_s=self.stop_budget_s,
+        )
         await self._confirm_belts_stopped()
         if self.bridge is not None:
             try:
@@ -270,6 +277,9 @@ class Supervisor:
                         "belt_stop_confirmed",
                         treadmill_id=unit.treadmill_id,
                         speed_kmh=unit.link.telemetry.data.instantaneous_speed_kmh,
+                        seconds_since_stop_request=round(
+                            time.monotonic() - self._stop_requested_at, 3
+                        ),
                     )
                     waiting.remove(unit)
             if waiting:
