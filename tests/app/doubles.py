@@ -9,12 +9,18 @@ from typing import Literal
 
 from treadmilld.ble.api import (
     ConnectionState,
+    DeviceInformation,
     LinkEvent,
     Telemetry,
     TreadmillCapabilities,
 )
 from treadmilld.engine.api import Phase, SessionEvent, SessionSnapshot
-from treadmilld.ftms import TreadmillData
+from treadmilld.ftms import (
+    FitnessMachineFeature,
+    MachineFeatures,
+    TargetSettingFeatures,
+    TreadmillData,
+)
 
 
 class ObedientLink:
@@ -37,7 +43,14 @@ class ObedientLink:
 
     @property
     def capabilities(self) -> TreadmillCapabilities | None:
-        return None
+        return TreadmillCapabilities(
+            address="F0:00:00:00:00:01",
+            name=self._id,
+            device_information=DeviceInformation(),
+            features=FitnessMachineFeature(MachineFeatures(0), TargetSettingFeatures(0)),
+            speed_range=None,
+            inclination_range=None,
+        )
 
     @property
     def telemetry(self) -> Telemetry:

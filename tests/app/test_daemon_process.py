@@ -141,3 +141,38 @@ async def test_pause_mode_reaches_the_belt(tmp_path: Path, mqtt_broker: Embedded
     assert code == 0, daemon.output()
     assert [r["mode"] for r in daemon.events("daemon_stopping")] == ["pause"]
     assert len(daemon.events("belt_stop_confirmed")) == 1, daemon.output()
+
+
+async def test_an_unreachable_treadmill_never_holds_up_the_others(
+    tmp_path: Path, mqtt_broker: EmbeddedBroker
+) -> None:
+    # `real01` is a Bluetooth address no adapter here can reach: its link keeps failing and
+    # retrying while the simulated treadmill runs its profile.
+    config = write_config(tmp_path, mqtt_broker, treadmills=1)
+    config.write_text(
+        '[[treadmills]]\nid = "real01"\naddress = "AA:BB:CC:DD:EE:01"\n\n'
+        + config.read_text(encoding="utf-8")
+        + "\n[link]\nscan_timeout_s = 0.5\n[link.backoff]\ninitial_s = 0.2\nmaximum_s = 0.5\n",
+        encoding="utf-8",
+    )
+    async with (
+        Observer(mqtt_broker) as dashboard,
+        treadmilld("run", "--config", str(config)) as daemon,
+    ):
+        await dashboard.subscribe(f"{BASE}/#")
+        await dashboard.wait_for(
+            f"{BASE}/sim01/availability", lambda m: m.text == "online", within_s=30
+        )
+        reply = await dashboard.request(f"{BASE}/sim01/request/start", {"profile": "p1-starter-a"})
+        assert reply["status"] == "ok", reply
+        await dashboard.wait_for(f"{BASE}/sim01/state", moving, within_s=30)
+        refused = await dashboard.request(
+            f"{BASE}/real01/request/start", {"profile": "p1-starter-a"}, transaction="real"
+        )
+        assert refused["status"] == "error"
+        daemon.terminate()
+        code = await daemon.wait(30)
+    assert code == 0, daemon.output()
+    failures = [r for r in daemon.log_records() if r.get("treadmill_id") == "real01"]
+    assert any(r["level"] == "warning" for r in failures), daemon.output()
+    assert [r["treadmill_id"] for r in daemon.events("belt_stop_confirmed")] == ["sim01"]

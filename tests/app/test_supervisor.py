@@ -169,3 +169,24 @@ async def test_watchdog_is_withheld_while_a_session_stays_down() -> None:
         await eventually(lambda: not supervisor.sessions_alive())
         supervisor.request_stop()
         await runner
+
+
+async def test_shutdown_waits_for_each_belt_to_read_zero() -> None:
+    class CoastsToAStop(ObedientLink):
+        """A deck that keeps reporting speed for a moment after Stop, like a real belt."""
+
+        async def stop_belt(self) -> None:
+            self.commands.append("stop")
+            asyncio.get_running_loop().call_later(0.2, setattr, self, "speed_kmh", 0.0)
+
+    link = CoastsToAStop("tm01", moving_kmh=3.0)
+    journal: list[str] = []
+    bridge = RecordingBridge(journal, [link])
+    supervisor = Supervisor([unit(DrivesItsBelt(link))], bridge, restart=QUICK_RESTART)
+    async with asyncio.timeout(10):
+        runner = asyncio.create_task(supervisor.run())
+        await eventually(lambda: journal == ["bridge running"])
+        supervisor.request_stop()
+        await runner
+    # `offline` went out only once the treadmill itself reported the belt standing still.
+    assert bridge.speeds_at_close == [0.0]

@@ -265,7 +265,11 @@ class Supervisor:
         waiting = list(self.units)
         while waiting and time.monotonic() < deadline:
             for unit in list(waiting):
-                if unit.link.connection_state is not ConnectionState.CONNECTED:
+                if unit.link.capabilities is None:
+                    # Never connected in this run: we never moved this belt.
+                    _log.info("belt_never_connected", treadmill_id=unit.treadmill_id)
+                    waiting.remove(unit)
+                elif unit.link.connection_state is not ConnectionState.CONNECTED:
                     _log.warning(
                         "belt_state_unknown",
                         treadmill_id=unit.treadmill_id,
