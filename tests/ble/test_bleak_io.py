@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
 
 from treadmilld.ble.bleak_io import BleakGattBackend
 from treadmilld.ble.gatt import Advertisement, ConnectFailedError, FoundDevice, GattError
@@ -16,7 +17,6 @@ from treadmilld.ftms import (
     decode_speed_range,
     uuid16,
 )
-from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
 
 
 async def test_real_bleak_reads_writes_and_turns_its_errors_into_gatt_errors(
