@@ -167,6 +167,13 @@ class Observer:
         return body
 
 
+async def eventually(condition: Callable[[], bool], *, within_s: float = WAIT_S) -> None:
+    """Wait (bounded) until `condition()` holds, for state that offers nothing to await."""
+    async with asyncio.timeout(within_s):
+        while not condition():  # noqa: ASYNC110 - polling state that has no event
+            await asyncio.sleep(0.005)
+
+
 class ManualClock:
     """A `Clock` the test moves by hand; `deadlines` lists what sleepers wait for."""
 
@@ -234,4 +241,4 @@ async def running_bridge(
             await task
 
 
-__all__ = ["ManualClock", "Observer", "Received", "running_bridge"]
+__all__ = ["ManualClock", "Observer", "Received", "eventually", "running_bridge"]

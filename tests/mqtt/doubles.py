@@ -97,6 +97,10 @@ class RecordingTreadmill:
         self._snapshot = dataclasses.replace(self._snapshot, **fields)  # type: ignore[arg-type]
         self.emit(StateChanged(treadmill_id=self._id, at=0.0, snapshot=self._snapshot))
 
+    def backlog(self) -> int:
+        """Events emitted but not yet taken by a subscriber."""
+        return sum(queue.qsize() for queue in self._subscribers)
+
     def release(self) -> None:
         self.hold_commands = False
         self._release.set()

@@ -11,6 +11,7 @@ tests that need exact retained or MQTT v5 semantics and is skipped without mosqu
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Mapping
@@ -32,10 +33,18 @@ def mosquitto_available() -> bool:
     return find_mosquitto() is not None
 
 
+# Set TREADMILLD_TEST_BROKER=amqtt to run the `mqtt_broker` tests on the in-process fallback
+# even where mosquitto is installed (what a developer laptop without mosquitto gets).
+BROKER_CHOICE_ENV = "TREADMILLD_TEST_BROKER"
+
+
 @pytest.fixture
 async def mqtt_broker() -> AsyncIterator[EmbeddedBroker]:
     """A fresh broker per test on a free 127.0.0.1 port (mosquitto ~6 ms, else amqtt)."""
-    async with EmbeddedBroker() as broker:
+    choice = os.environ.get(BROKER_CHOICE_ENV, "auto")
+    if choice not in ("auto", "mosquitto", "amqtt"):
+        raise ValueError(f"{BROKER_CHOICE_ENV}={choice!r}: use auto, mosquitto or amqtt")
+    async with EmbeddedBroker(prefer=choice) as broker:  # type: ignore[arg-type]
         yield broker
 
 

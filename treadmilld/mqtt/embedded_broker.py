@@ -199,7 +199,12 @@ class EmbeddedBroker:
         """Stop the broker (SIGKILL with `kill=True`: no goodbyes, clients see a dead link)."""
         if self._amqtt is not None:
             broker, self._amqtt = self._amqtt, None
-            await broker.shutdown()
+            try:
+                async with asyncio.timeout(_STOP_GRACE_S):
+                    await broker.shutdown()
+            except TimeoutError:
+                # In-process there is nothing to kill; the listener is closed by now.
+                log.warning("embedded_broker_shutdown_timed_out", kind="amqtt", url=self.url)
             return
         process, self._process = self._process, None
         if process is None or process.poll() is not None:

@@ -233,21 +233,31 @@ class MqttLink:
         )
         session_task = asyncio.create_task(session(), name="mqtt-session")
         stop_task = asyncio.create_task(self._stop.wait(), name="mqtt-stop-wait")
+        # aiomqtt resolves this future when the connection drops. Watching it means a lost
+        # connection is noticed even while the session is not reading messages (aiomqtt 2
+        # offers no public hook for it).
+        dropped: asyncio.Future[None] = client._disconnected
+        waiting: set[asyncio.Future[Any]] = {session_task, stop_task, dropped}
         try:
-            done, _ = await asyncio.wait(
-                {session_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
-            )
+            while True:
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if stop_task in done:
+                    break
+                if session_task in done:
+                    error = session_task.exception()
+                    if error is not None:
+                        await self._cancel(stop_task)
+                        raise error  # the MqttError that ended the session: reconnect
+                    waiting.discard(session_task)  # returned: stay connected until close()
+                if dropped in done:
+                    await self._cancel(session_task, stop_task)
+                    cause = dropped.exception()
+                    raise aiomqtt.MqttError(f"connection to the broker was lost: {cause}")
         except asyncio.CancelledError:
             # Cancelled from outside (the daemon's TaskGroup shutting down): still say goodbye.
             await self._cancel(session_task, stop_task)
             await self._say_goodbye()
             raise
-        if session_task in done:
-            await self._cancel(stop_task)
-            error = session_task.exception()
-            if error is not None:
-                raise error  # the MqttError that ended the session: reconnect
-            await self._stop.wait()  # a session that returns by itself waits for close()
         await self._cancel(session_task, stop_task)
         await self._say_goodbye()
 

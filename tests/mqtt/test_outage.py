@@ -1,0 +1,143 @@
+"""Broker outages, reconnects, stale messages and the Will, against a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from treadmilld.engine.api import SegmentSkipped
+from treadmilld.mqtt.config import MqttSettings
+from treadmilld.mqtt.embedded_broker import EmbeddedBroker
+from treadmilld.mqtt.link import MqttLink, OutgoingMessage
+
+from .client import Observer, eventually, running_bridge
+from .doubles import RecordingTreadmill
+
+BASE = "treadmilld"
+TM = f"{BASE}/tm01"
+REPO = Path(__file__).parents[2]
+FAST_RECONNECT: dict[str, Any] = {"reconnect_initial_s": 0.02, "reconnect_max_s": 0.1}
+
+
+async def test_outage_keeps_the_workout_going_and_state_returns_with_the_broker(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    treadmill.hold_commands = True  # the start is still in flight when the broker dies
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}, **FAST_RECONNECT) as bridge:
+        async with Observer(mqtt_broker) as app:
+            await app.subscribe(f"{TM}/event")
+            await app.publish(f"{TM}/request/start", {"profile": "hill_30", "transaction": "s"})
+            async with asyncio.timeout(10):
+                await treadmill.command_began.wait()
+            await app.publish(f"{TM}/set", {"command": "pause", "transaction": "before"})
+            # A refused message after it proves the bridge has read (and queued) the pause.
+            await app.publish(f"{TM}/set", {"transaction": "marker"})
+            await app.wait_for(f"{TM}/event", lambda m: m.json().get("transaction") == "marker")
+
+        await mqtt_broker.stop(kill=True)
+        await eventually(lambda: not bridge.connected)
+        # The workout carries on without the broker: the engine's events are still taken...
+        treadmill.release()
+        treadmill.change(speed_kmh=4.2, distance_m=321.0)
+        for index in range(500):
+            treadmill.emit(SegmentSkipped(treadmill_id="tm01", at=float(index), index=index))
+        await eventually(lambda: treadmill.backlog() == 0)
+        assert treadmill.names() == ["start_profile"]
+
+        await mqtt_broker.start()  # same port
+        async with asyncio.timeout(10):
+            await bridge.wait_ready()
+        async with Observer(mqtt_broker) as dashboard:
+            await dashboard.subscribe(f"{TM}/state", f"{BASE}/bridge/state", f"{TM}/response/#")
+            state = await dashboard.wait_for(
+                f"{TM}/state", lambda m: m.json()["distance_m"] == 321.0
+            )
+            online = await dashboard.wait_for(f"{BASE}/bridge/state")
+            reply = await dashboard.request(f"{TM}/request/skip", transaction="after")
+    assert state.json()["speed_kmh"] == 4.2
+    assert state.json()["phase"] == "running"
+    assert online.text == "online"
+    assert reply["status"] == "ok"
+    # The pause accepted before the outage never ran after it.
+    assert treadmill.names() == ["start_profile", "skip_segment"]
+
+
+async def test_messages_left_unread_before_a_reconnect_are_dropped(
+    mosquitto_broker: EmbeddedBroker,
+) -> None:
+    # mosquitto only: the outage must be a killed broker, and amqtt in-process cannot be
+    # killed (its graceful shutdown waits on this deliberately idle client).
+    mqtt_broker = mosquitto_broker
+    settings = MqttSettings.from_url(mqtt_broker.url, client_id="drain-test", **FAST_RECONNECT)
+    link = MqttLink(settings, will=OutgoingMessage("drain/state", "offline", qos=1, retain=True))
+    first_session = asyncio.Event()
+    second_session = asyncio.Event()
+    handled: list[bytes] = []
+
+    async def session() -> None:
+        await link.subscribe(["drain/cmd"])
+        if link.connect_count == 1:
+            first_session.set()
+            await asyncio.Event().wait()  # busy elsewhere: nothing is read on this connection
+        second_session.set()
+        async for message in link.messages():
+            handled.append(message.payload)
+
+    runner = asyncio.create_task(link.run(session))
+    try:
+        async with asyncio.timeout(10):
+            await first_session.wait()
+        async with Observer(mqtt_broker) as app:
+            await app.publish("drain/cmd", "sent-before-the-outage")
+        await eventually(lambda: link.queued_incoming == 1)
+        await mqtt_broker.stop(kill=True)
+        await eventually(lambda: not link.online)
+        await mqtt_broker.start()
+        async with asyncio.timeout(10):
+            await second_session.wait()
+        async with Observer(mqtt_broker) as app:
+            await app.publish("drain/cmd", "sent-after")
+        await eventually(lambda: len(handled) == 1)
+    finally:
+        await link.close()
+        async with asyncio.timeout(10):
+            await runner
+    assert handled == [b"sent-after"]
+    assert link.stale_dropped == 1
+
+
+async def test_will_marks_the_bridge_offline_when_its_process_dies(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    async with Observer(mqtt_broker) as app:
+        await app.subscribe(f"{BASE}/bridge/state")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.mqtt.bridge_process",
+            mqtt_broker.url,
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        try:
+            assert process.stdout is not None
+            async with asyncio.timeout(30):
+                while (line := await process.stdout.readline()).strip() != b"ready":
+                    assert line, "the bridge process exited before it was ready"
+            await app.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online")
+            after = app.mark()
+            process.send_signal(signal.SIGKILL)  # no goodbye: only the Will can tell
+            async with asyncio.timeout(10):
+                await process.wait()
+            will = await app.wait_for(f"{BASE}/bridge/state", after=after)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert will.text == "offline"
