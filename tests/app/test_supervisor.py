@@ -153,20 +153,25 @@ async def test_ready_before_any_treadmill_connects_watchdog_pings_and_stopping(
 
 
 async def test_watchdog_is_withheld_while_a_session_stays_down() -> None:
+    now = [100.0]
     link = ObedientLink("tm01")
     broken = CrashesWhileRunning(link)
-    notifier = SystemdNotifier({"WATCHDOG_USEC": "50000"})
+    notifier = SystemdNotifier({"WATCHDOG_USEC": "30000000"})
     supervisor = Supervisor(
         [unit(broken)],
         None,
         notifier=notifier,
-        restart=RestartPolicy(initial_s=1.0, maximum_s=1.0),
+        restart=RestartPolicy(initial_s=5.0, maximum_s=5.0),
+        monotonic=lambda: now[0],
     )
     async with asyncio.timeout(10):
         runner = asyncio.create_task(supervisor.run())
         await eventually(lambda: broken.runs == 1)
         assert supervisor.sessions_alive()  # just failed: give it a chance to recover
-        await eventually(lambda: not supervisor.sessions_alive())
+        now[0] += 29.0
+        assert supervisor.sessions_alive()
+        now[0] += 2.0  # down for longer than the 30 s watchdog interval
+        assert not supervisor.sessions_alive()
         supervisor.request_stop()
         await runner
 

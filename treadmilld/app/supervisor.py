@@ -95,6 +95,8 @@ class Supervisor:
     status_interval_s: float = 5.0
     # Called once the tasks are up (the demo starts its profile from here).
     on_ready: Callable[[], Awaitable[None]] | None = None
+    # Wall-clock seconds for backoff, watchdog and shutdown budgets (injected by tests).
+    monotonic: Callable[[], float] = time.monotonic
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _stopping: bool = field(default=False, init=False)
     _belts_stopped: bool = field(default=False, init=False)
@@ -106,7 +108,7 @@ class Supervisor:
     def request_stop(self, reason: str = "requested") -> None:
         if not self._stop.is_set():
             _log.info("stop_requested", reason=reason)
-            self._stop_requested_at = time.monotonic()
+            self._stop_requested_at = self.monotonic()
         self._stop.set()
 
     async def run(self) -> None:
@@ -153,7 +155,7 @@ class Supervisor:
     async def _keep_link_running(self, unit: TreadmillUnit) -> None:
         structlog.contextvars.bind_contextvars(treadmill_id=unit.treadmill_id)
         while not self.is_stopping():
-            started = time.monotonic()
+            started = self.monotonic()
             try:
                 await unit.link.run()
             except asyncio.CancelledError:
@@ -179,14 +181,14 @@ class Supervisor:
     async def _keep_session_running(self, unit: TreadmillUnit) -> None:
         structlog.contextvars.bind_contextvars(treadmill_id=unit.treadmill_id)
         while not self.is_stopping():
-            started = time.monotonic()
+            started = self.monotonic()
             unit.session_down_since = None
             try:
                 await unit.session.run()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - one treadmill's failure stays its own
-                unit.session_down_since = time.monotonic()
+                unit.session_down_since = self.monotonic()
                 unit.session_failures = self._count_failure(unit.session_failures, started)
                 delay = self.restart.delay(unit.session_failures)
                 _log.error(
@@ -202,14 +204,14 @@ class Supervisor:
             else:
                 if self.is_stopping():
                     return
-                unit.session_down_since = time.monotonic()
+                unit.session_down_since = self.monotonic()
                 unit.session_failures = self._count_failure(unit.session_failures, started)
                 delay = self.restart.delay(unit.session_failures)
                 _log.warning("session_task_returned", retry_in_s=round(delay, 1))
                 await asyncio.sleep(delay)
 
     def _count_failure(self, failures: int, started: float) -> int:
-        if time.monotonic() - started >= self.restart.healthy_after_s:
+        if self.monotonic() - started >= self.restart.healthy_after_s:
             return 1
         return failures + 1
 
@@ -236,7 +238,7 @@ class Supervisor:
         await self._stop_all_belts()
         _log.info(
             "belts_stop_commanded",
-            seconds_since_stop_request=round(time.monotonic() - self._stop_requested_at, 3),
+            seconds_since_stop_request=round(self.monotonic() - self._stop_requested_at, 3),
             budget_s=self.stop_budget_s,
         )
         await self._confirm_belts_stopped()
@@ -261,9 +263,9 @@ class Supervisor:
     async def _confirm_belts_stopped(self) -> None:
         """Watch the treadmills' own speed readings until every belt stands still (a deck
         decelerates over a few seconds), and say in the log what each one did."""
-        deadline = time.monotonic() + self.confirm_budget_s
+        deadline = self.monotonic() + self.confirm_budget_s
         waiting = list(self.units)
-        while waiting and time.monotonic() < deadline:
+        while waiting and self.monotonic() < deadline:
             for unit in list(waiting):
                 if unit.link.capabilities is None:
                     # Never connected in this run: we never moved this belt.
@@ -282,7 +284,7 @@ class Supervisor:
                         treadmill_id=unit.treadmill_id,
                         speed_kmh=unit.link.telemetry.data.instantaneous_speed_kmh,
                         seconds_since_stop_request=round(
-                            time.monotonic() - self._stop_requested_at, 3
+                            self.monotonic() - self._stop_requested_at, 3
                         ),
                     )
                     waiting.remove(unit)
@@ -348,7 +350,7 @@ class Supervisor:
         so systemd restarts the daemon.
         """
         interval = self.notifier.watchdog_interval_s or 30.0
-        now = time.monotonic()
+        now = self.monotonic()
         return all(
             unit.session_down_since is None or now - unit.session_down_since < interval
             for unit in self.units
