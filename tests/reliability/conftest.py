@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.broker import mosquitto_broker, mqtt_broker
+
+__all__ = ["mosquitto_broker", "mqtt_broker"]
 _COUNTS: Counter[str] = Counter()
 
 
