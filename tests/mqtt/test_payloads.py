@@ -1,0 +1,95 @@
+"""Command payload validation (no broker needed: pure parsing)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from treadmilld.mqtt.payloads import (
+    TREADMILL_REQUESTS,
+    Command,
+    PayloadError,
+    command_age_s,
+    parse_plain_set,
+    parse_request,
+    parse_set,
+    transaction_of,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "command"),
+    [
+        (b'{"command": "start", "profile": "hill_30"}', Command("start", profile="hill_30")),
+        (
+            b'{"command": "start", "body_weight_kg": 60, "clinical": true}',
+            Command("start", body_weight_kg=60.0, clinical=True),
+        ),
+        (b'{"command": "emergency_stop"}', Command("emergency_stop")),
+        (b'{"speed_kmh": 8.5}', Command("set_speed", speed_kmh=8.5)),
+        (b'{"incline_pct": -2}', Command("set_incline", incline_pct=-2.0)),
+        (b'{"profile": "hill_30"}', Command("select_profile", profile="hill_30")),
+    ],
+)
+def test_set_payload_maps_to_one_command(raw: bytes, command: Command) -> None:
+    assert parse_set(raw).to_command() == command
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b'{"speed_kmh": 41}', "speed_kmh"),
+        (b'{"speed_kmh": -1}', "speed_kmh"),
+        (b'{"speed_kmh": "Infinity"}', "speed_kmh"),
+        (b'{"body_weight_kg": 5, "command": "start"}', "body_weight_kg"),
+        (b'{"command": "start", "clinical": 1}', "clinical"),
+        (b'{"command": "stop", "incline_pct": 1}', "incline_pct"),
+        (b'{"speed_kmh": 3, "profile": "x"}', "speed_kmh"),
+        (b'{"ts": "2026-01-01T00:00:00", "command": "stop"}', "ts"),
+        (b'{"command": "stop", "extra": 1}', "extra"),
+        (b"{}", "nothing to do"),
+    ],
+)
+def test_invalid_set_payload_names_the_problem(raw: bytes, fragment: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_set(raw)
+    assert caught.value.code == "invalid_payload"
+    assert fragment in caught.value.message
+
+
+def test_plain_set_parses_bare_values() -> None:
+    assert parse_plain_set("speed_kmh", b" 4.5\n").to_command() == Command(
+        "set_speed", speed_kmh=4.5
+    )
+    assert parse_plain_set("profile", b"hill_30").to_command().profile == "hill_30"
+    with pytest.raises(PayloadError, match="needs a number"):
+        parse_plain_set("incline_pct", b"steep")
+    with pytest.raises(PayloadError) as caught:
+        parse_plain_set("ts", b"1")
+    assert caught.value.code == "unknown_field"
+
+
+def test_request_models_by_action() -> None:
+    request = parse_request("set_speed", b'{"speed_kmh": 3, "transaction": 9}', TREADMILL_REQUESTS)
+    assert request.transaction == 9
+    assert parse_request("pause", b"", TREADMILL_REQUESTS).transaction is None
+    with pytest.raises(PayloadError) as caught:
+        parse_request("warp", b"{}", TREADMILL_REQUESTS)
+    assert caught.value.code == "unknown_action"
+    with pytest.raises(PayloadError, match="speed_kmh"):
+        parse_request("set_speed", b"{}", TREADMILL_REQUESTS)
+
+
+def test_transaction_is_recovered_even_from_invalid_payloads() -> None:
+    assert transaction_of(b'{"speed_kmh": 99, "transaction": "t-1"}') == "t-1"
+    assert transaction_of(b'{"transaction": true}') is None
+    assert transaction_of(b"not json") is None
+
+
+def test_command_age_accepts_epoch_and_iso_timestamps() -> None:
+    epoch = parse_set(b'{"command": "stop", "ts": 1800000000}').ts
+    iso = parse_set(b'{"command": "stop", "ts": "2027-01-15T08:00:00Z"}').ts
+    assert command_age_s(epoch, 1_800_000_004.0) == pytest.approx(4.0)
+    assert iso == datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
+    assert command_age_s(None, 0.0) is None
