@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--broker", default=None, metavar="URL", help="use this broker (mqtt://host:1883)"
     )
     demo.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="port of the embedded broker (default: a free one); e.g. 1883 for a dashboard",
+    )
+    demo.add_argument(
         "--base-topic", default="treadmilld", help="MQTT base topic (default: treadmilld)"
     )
     demo.add_argument(
@@ -153,6 +160,7 @@ def _demo(args: argparse.Namespace) -> int:
             profile=args.profile,
             speedup=args.speedup,
             broker=args.broker,
+            broker_port=args.port,
             base_topic=args.base_topic,
             body_weight_kg=args.weight,
             keep_running=args.keep_running,

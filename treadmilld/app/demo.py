@@ -58,6 +58,7 @@ class DemoOptions:
     profile: str | None = None
     speedup: float | None = None
     broker: str | None = None
+    broker_port: int | None = None
     base_topic: str = "treadmilld"
     body_weight_kg: float = 70.0
     keep_running: bool = False
@@ -72,6 +73,8 @@ def demo_command(options: DemoOptions, out: TextIO | None = None) -> int:
     stream = sys.stdout if out is None else out
     if not 1 <= options.treadmills <= MAX_TREADMILLS:
         raise ConfigError(f"--treadmills must be between 1 and {MAX_TREADMILLS}")
+    if options.broker is not None and options.broker_port is not None:
+        raise ConfigError("--port is for the embedded broker; leave it out with --broker")
     if options.speedup is not None and not 1.0 <= options.speedup <= 1000.0:
         raise ConfigError("--speedup must be between 1 and 1000")
     profile = options.profile or DEFAULT_PROFILE
@@ -136,7 +139,7 @@ async def _demo(
         else:
             from treadmilld.mqtt.embedded_broker import EmbeddedBroker  # noqa: PLC0415
 
-            broker = await stack.enter_async_context(EmbeddedBroker())
+            broker = await stack.enter_async_context(EmbeddedBroker(port=options.broker_port))
             mqtt = MqttSettings(
                 host=broker.host,
                 port=broker.port,
