@@ -141,11 +141,22 @@ class Operator:
     ) -> Any:
         """The next message whose topic ends with `topic_suffix`, JSON-decoded when it can
         be, for which `where(value)` holds."""
+        _topic, value = await self.next_of((topic_suffix,), timeout_s, where)
+        return value
+
+    async def next_of(
+        self,
+        topic_suffixes: tuple[str, ...],
+        timeout_s: float = WAIT_S,
+        where: Callable[[Any], bool] | None = None,
+    ) -> tuple[str, Any]:
+        """(topic, value) of the next message on any of `topic_suffixes` passing `where`."""
         try:
             async with asyncio.timeout(timeout_s):
                 while True:
                     message = await anext(self._messages)
-                    if not str(message.topic).endswith(topic_suffix):
+                    topic = str(message.topic)
+                    if not topic.endswith(topic_suffixes):
                         continue
                     payload = message.payload
                     raw = payload if isinstance(payload, bytes) else str(payload).encode()
@@ -154,9 +165,9 @@ class Operator:
                     except ValueError:
                         value = raw.decode(errors="replace")
                     if where is None or where(value):
-                        return value
+                        return topic, value
         except TimeoutError:
-            raise AssertionError(f"nothing arrived on ...{topic_suffix}") from None
+            raise AssertionError(f"nothing arrived on ...{topic_suffixes}") from None
 
     async def request(
         self, treadmill_id: str, action: str, payload: bytes | str = b"{}"
@@ -166,3 +177,18 @@ class Operator:
         reply = await self.next_on(f"{treadmill_id}/response/{action}")
         assert isinstance(reply, dict), f"reply is not an object: {reply!r}"
         return reply
+
+    async def start_profile(self, daemon: RunningDaemon, treadmill_id: str, profile: str) -> None:
+        """Start `profile` over MQTT once the treadmill is connected (the session may refuse
+        with `not_connected` for a moment after the link comes up: ask again then)."""
+        await daemon.until(
+            "treadmill connected", lambda: daemon.snapshot(treadmill_id).connection == "connected"
+        )
+        await self.subscribe(f"{BASE}/{treadmill_id}/response/start")
+        for _attempt in range(50):
+            reply = await self.request(treadmill_id, "start", json.dumps({"profile": profile}))
+            if reply["status"] == "ok":
+                return
+            assert reply.get("code") == "not_connected", reply
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{profile} never started on {treadmill_id}")

@@ -28,15 +28,8 @@ async def test_broker_killed_and_restarted_mid_profile(
     # commands sent right after the restart certainly precede the daemon's return.
     async with running_daemon(broker, reconnect_initial_s=3.0, reconnect_max_s=6.0) as daemon:
         treadmill = daemon.treadmill(TM)
-        await daemon.until(
-            "treadmill connected", lambda: daemon.snapshot(TM).connection == "connected"
-        )
         async with operator(broker, "starter") as starter:
-            await starter.subscribe(f"{BASE}/{TM}/response/#")
-            while (await starter.request(TM, "start", '{"profile": "forward-walk"}'))[
-                "status"
-            ] != "ok":
-                await asyncio.sleep(0.2)
+            await starter.start_profile(daemon, TM, "forward-walk")
         await daemon.until(
             "the belt walking the profile",
             lambda: (

@@ -58,8 +58,9 @@ async def _expect_error(op: Operator, topic_suffix: str) -> dict[str, Any]:
         topic_suffix, timeout_s=5.0, where=lambda v: isinstance(v, dict) and "status" in v
     )
     assert reply["status"] == "error", reply
-    assert isinstance(reply.get("code"), str) and reply["code"], reply
-    assert isinstance(reply.get("error"), str) and reply["error"], reply
+    for key in ("code", "error"):
+        assert isinstance(reply.get(key), str), reply
+        assert reply[key], reply
     return dict(reply)
 
 
