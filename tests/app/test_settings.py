@@ -200,3 +200,21 @@ def test_every_setting_is_documented() -> None:
         if f"`{name}`" not in text
     ]
     assert missing == []
+
+
+def test_limits_from_file_and_environment_keep_the_clinical_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "[limits.general]\nmax_forward_speed_kmh = 6.0\n")
+    monkeypatch.setenv("TREADMILLD_LIMITS__GENERAL__MAX_BACKWARD_SPEED_KMH", "4")
+    settings, _ = load_settings(path)
+    assert settings.limits.general.max_forward_speed_kmh == 6.0
+    assert settings.limits.general.max_backward_speed_kmh == 4.0
+    assert settings.limits.clinical.max_backward_speed_kmh == 2.5
+    assert settings.limits.clinical.confirm_turns is True
+
+
+def test_limits_beyond_the_hard_caps_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "[limits.general]\nmax_backward_speed_kmh = 9.0\n")
+    with pytest.raises(ConfigError, match=r"limits\.general\.max_backward_speed_kmh"):
+        load_settings(path, environ={})
