@@ -90,3 +90,12 @@ def test_sysusers_creates_the_user_in_group_bluetooth(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert "Creating user 'treadmilld'" in output
     assert "Creating group 'bluetooth'" in output
+
+
+def test_credential_drop_in_names_a_credential_the_daemon_reads() -> None:
+    from treadmilld.app.settings import CREDENTIAL_SETTINGS
+
+    text = (SYSTEMD_DIR / "mqtt-credential.conf").read_text(encoding="utf-8")
+    [line] = [line for line in text.splitlines() if line.startswith("LoadCredential=")]
+    name = line.removeprefix("LoadCredential=").split(":", 1)[0]
+    assert CREDENTIAL_SETTINGS[name] == ("mqtt", "password")
