@@ -127,7 +127,7 @@ async def test_demo_runs_a_profile_to_its_summary(mqtt_broker: EmbeddedBroker) -
 
 
 async def test_scan_lists_simulated_treadmills() -> None:
-    code, scan = await run_to_end("scan", "--sim", "3", "--timeout", "2")
+    code, scan = await run_to_end("scan", "--sim", "3", "--timeout", "1")
     assert code == 0, scan.output()
     rows = [line for line in "".join(scan.stdout).splitlines() if line.startswith("F")]
     assert len(rows) == 3
