@@ -208,6 +208,28 @@ class ManualClock:
 
 
 @contextlib.asynccontextmanager
+async def running_bridge_unready(
+    broker: EmbeddedBroker,
+    controllers: Mapping[str, TreadmillController] | None = None,
+    **settings: Any,
+) -> AsyncIterator[MqttBridge]:
+    """A bridge that is started but not waited for (e.g. its login is refused)."""
+    bridge = MqttBridge(
+        MqttSettings.from_url(broker.url, client_id="treadmilld-test", **settings),
+        controllers or {},
+        StaticCatalog(),
+        version="9.9.9",
+    )
+    task = asyncio.create_task(bridge.run(), name="mqtt-bridge")
+    try:
+        yield bridge
+    finally:
+        async with asyncio.timeout(WAIT_S):
+            await bridge.close()
+            await task
+
+
+@contextlib.asynccontextmanager
 async def running_bridge(
     broker: EmbeddedBroker,
     controllers: Mapping[str, TreadmillController],
@@ -217,7 +239,9 @@ async def running_bridge(
     wall_time: Callable[[], float] | None = None,
     **settings: Any,
 ) -> AsyncIterator[MqttBridge]:
-    """A bridge connected and subscribed (proved by a health_check round trip)."""
+    """A bridge connected, announced and subscribed. State is not rate-limited unless the
+    test asks (`state_min_interval_s=...`), so tests need not wait out the interval."""
+    settings.setdefault("state_min_interval_s", 0.0)
     mqtt_settings = MqttSettings.from_url(broker.url, client_id="treadmilld-test", **settings)
     extra: dict[str, Any] = {}
     if wall_time is not None:
@@ -241,4 +265,11 @@ async def running_bridge(
             await task
 
 
-__all__ = ["ManualClock", "Observer", "Received", "eventually", "running_bridge"]
+__all__ = [
+    "ManualClock",
+    "Observer",
+    "Received",
+    "eventually",
+    "running_bridge",
+    "running_bridge_unready",
+]

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from treadmilld.engine.api import SegmentSkipped
+from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from treadmilld.mqtt.link import MqttLink, OutgoingMessage
 
-from .client import Observer, eventually, running_bridge
-from .doubles import RecordingTreadmill
+from .client import Observer, eventually, running_bridge, running_bridge_unready
+from .doubles import RecordingTreadmill, StaticCatalog
 
 BASE = "treadmilld"
 TM = f"{BASE}/tm01"
@@ -141,3 +146,46 @@ async def test_will_marks_the_bridge_offline_when_its_process_dies(
                 process.kill()
                 await process.wait()
     assert will.text == "offline"
+
+
+async def test_cancelled_bridge_still_says_offline(mqtt_broker: EmbeddedBroker) -> None:
+    """The daemon's TaskGroup may cancel the bridge instead of closing it."""
+    settings = MqttSettings.from_url(mqtt_broker.url, client_id="cancelled")
+    bridge = MqttBridge(
+        settings, {"tm01": RecordingTreadmill("tm01")}, StaticCatalog(), version="9.9.9"
+    )
+    async with Observer(mqtt_broker) as app:
+        await app.subscribe(f"{BASE}/bridge/state")
+        runner = asyncio.create_task(bridge.run())
+        async with asyncio.timeout(10):
+            await bridge.wait_ready()
+        await app.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online")
+        after = app.mark()
+        runner.cancel()
+        async with asyncio.timeout(10):
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        goodbye = await app.wait_for(f"{BASE}/bridge/state", after=after)
+    assert goodbye.text == "offline"
+
+
+async def test_refused_login_is_retried_and_logged_with_what_to_check(tmp_path: Path) -> None:
+    from tests.support.broker import secured_mosquitto
+
+    with capture_logs() as logs:
+        async with (
+            secured_mosquitto(
+                tmp_path, users={"treadmilld": "right"}, acl="topic readwrite #\n"
+            ) as broker,
+            running_bridge_unready(
+                broker, username="treadmilld", password="wrong", **FAST_RECONNECT
+            ) as bridge,
+        ):
+
+            def failures() -> list[MutableMapping[str, Any]]:
+                return [entry for entry in logs if entry["event"] == "mqtt_connect_failed"]
+
+            await eventually(lambda: len(failures()) >= 2)  # it keeps trying
+            assert not bridge.connected
+    assert "mqtt.username" in failures()[0]["hint"]
+    assert failures()[0]["broker"] == broker.url

@@ -67,6 +67,10 @@ class TestCertificates:
     other_ca_cert: Path  # a CA that signed nothing here: connecting with it must fail
 
 
+# P-256 keys: as good as RSA here and generated in milliseconds, not hundreds of them.
+_EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+
+
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
 
@@ -78,14 +82,14 @@ def make_certificates(directory: Path, client_cn: str = "tm01") -> TestCertifica
     directory.mkdir(parents=True, exist_ok=True)
     for name in ("ca", "other-ca"):
         _openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "req", "-x509", *_EC_KEY, "-nodes", "-days", "2",
             "-keyout", f"{name}.key", "-out", f"{name}.crt", "-subj", f"/CN=treadmilld test {name}",
             cwd=directory,
         )  # fmt: skip
     (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     for name, cn, extfile in (("server", "localhost", "server.ext"), ("client", client_cn, None)):
         _openssl(
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+            "req", *_EC_KEY, "-nodes", "-keyout", f"{name}.key",
             "-out", f"{name}.csr", "-subj", f"/CN={cn}",
             cwd=directory,
         )  # fmt: skip
