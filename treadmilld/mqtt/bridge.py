@@ -15,7 +15,6 @@ Topic contract: docs/mqtt.md. Three kinds of task:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import time
@@ -57,6 +56,8 @@ log = structlog.get_logger()
 # Events produced while the broker is away are dropped beyond this many (they are not
 # retained; the retained state says where things stand when the broker returns).
 EVENT_BACKLOG = 256
+# How long close() waits for an emergency stop that is still being sent to the treadmill.
+ESTOP_FINISH_TIMEOUT_S = 5.0
 _RESERVED_IDS = frozenset({"bridge"})
 _BAD_ID_CHARS = frozenset("/+#\x00 ")
 _BAD_TOPIC_CHARS = frozenset("+#\x00")
@@ -206,9 +207,10 @@ class MqttBridge:
     async def close(self) -> None:
         """Publish `offline` on bridge/state, disconnect cleanly and let `run()` return."""
         await self._link.close()
-        for task in list(self._estop_tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._estop_tasks:
+            # Let an emergency stop that is under way finish (without swallowing our own
+            # cancellation, which `await task` inside a suppress would).
+            await asyncio.wait(list(self._estop_tasks), timeout=ESTOP_FINISH_TIMEOUT_S)
 
     # -- engine side: never waits on the network -----------------------------------------
 
