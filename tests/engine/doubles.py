@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from treadmilld.ble.api import (
     ConnectionState,
@@ -231,8 +231,8 @@ class ObedientTreadmill:
 class SafetyKeyPulledMidRun(ObedientTreadmill):
     """At `pull_at` the safety key comes out: the belt stops dead and Status 0x03 is sent."""
 
-    def __init__(self, clock: Clock, *, pull_at: float, **kwargs: object) -> None:
-        super().__init__(clock, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, clock: Clock, *, pull_at: float, **kwargs: Any) -> None:
+        super().__init__(clock, **kwargs)
         self.pull_at = pull_at
         self.pulled = False
 
@@ -248,9 +248,9 @@ class PausedAtConsoleMidRun(ObedientTreadmill):
     """At `press_at` someone presses pause (or stop) on the console: Status 0x02."""
 
     def __init__(
-        self, clock: Clock, *, press_at: float, kind: StopKind = StopKind.PAUSE, **kwargs: object
+        self, clock: Clock, *, press_at: float, kind: StopKind = StopKind.PAUSE, **kwargs: Any
     ) -> None:
-        super().__init__(clock, **kwargs)  # type: ignore[arg-type]
+        super().__init__(clock, **kwargs)
         self.press_at = press_at
         self.kind = kind
         self.pressed = False
@@ -267,9 +267,9 @@ class DropsLinkMidRun(ObedientTreadmill):
     some decks do); it comes back `back_after` seconds later."""
 
     def __init__(
-        self, clock: Clock, *, drop_at: float, back_after: float = 10.0, **kwargs: object
+        self, clock: Clock, *, drop_at: float, back_after: float = 10.0, **kwargs: Any
     ) -> None:
-        super().__init__(clock, **kwargs)  # type: ignore[arg-type]
+        super().__init__(clock, **kwargs)
         self.drop_at = drop_at
         self.back_after = back_after
         self.dropped = False
@@ -288,8 +288,8 @@ class DropsLinkMidRun(ObedientTreadmill):
 class GoesSilentMidRun(ObedientTreadmill):
     """At `silent_at` telemetry stops while the link still looks connected."""
 
-    def __init__(self, clock: Clock, *, silent_at: float, **kwargs: object) -> None:
-        super().__init__(clock, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, clock: Clock, *, silent_at: float, **kwargs: Any) -> None:
+        super().__init__(clock, **kwargs)
         self.silent_at = silent_at
 
     def on_tick(self, now: float) -> None:

@@ -53,7 +53,7 @@ class Rig:
     async def wait_for(self, kind: str, *, count: int = 1, within_s: float = 3600.0) -> None:
         """Wait (in virtual time) until `count` events of `kind` have been recorded."""
         async with asyncio.timeout(within_s):
-            while len(self.recorder.of_type(kind)) < count:
+            while len(self.recorder.of_type(kind)) < count:  # noqa: ASYNC110 - virtual time
                 await asyncio.sleep(0.25)
 
     async def wait_until(self, at: float) -> None:

@@ -203,14 +203,27 @@ class WorkoutExecutor:
             restart = limits.restart_speed_kmh
             while (governor.target_speed_kmh or 0.0) > restart + _EPS:
                 if self._stop_requested and not stop:
+                    # Stopping ramps down too (in `run`), never a pause from speed.
+                    raise _StopWorkout
+                if await governor.set_speed(restart) <= restart + _EPS:
                     break
-                await governor.set_speed(restart)
-                await self._sleep_until(self._clock.now() + self._tick_s)
+                await self._sleep_until(self._clock.now() + self._ramp_tick_s())
                 self._wake.clear()
         if stop:
             await governor.stop_belt()
         elif governor.belt_moving:
             await governor.pause_belt()
+
+    def _ramp_tick_s(self) -> float:
+        """Seconds between ramp writes: a whole number of treadmill increments per write, each
+        exactly at the ramp rate, so rounding to the increment never slows a ramp down."""
+        limits = self._governor.limits
+        if limits is None:
+            return self._tick_s
+        per_increment = limits.speed_increment_kmh / limits.ramp_rate_kmh_per_s
+        if per_increment >= self._tick_s:
+            return per_increment
+        return per_increment * math.floor(self._tick_s / per_increment + 1e-9)
 
     async def _pause_cycle(self) -> float:
         started = self._clock.now()
@@ -338,18 +351,30 @@ class WorkoutExecutor:
             await self._moving_step(segment, step)
             self._check_backward_budget(segment)
 
+    def _backward_margin_s(self) -> float:
+        """Backward time to keep in hand: enough to ramp down and pause, plus one tick."""
+        governor = self._governor
+        limits = governor.limits
+        if limits is None:
+            return 0.0
+        above = max((governor.target_speed_kmh or 0.0) - limits.restart_speed_kmh, 0.0)
+        return above / limits.ramp_rate_kmh_per_s + self._ramp_tick_s()
+
+    def _backward_budget_deadline(self, segment: PlanSegment) -> float | None:
+        """When a backward segment must be cut short to stay inside the backward budget."""
+        if segment.direction is not Direction.BACKWARD or not self._governor.belt_moving:
+            return None
+        remaining = self._governor.backward_remaining_s() - self._backward_margin_s()
+        return self._clock.now() + max(remaining, 0.0)
+
     def _check_backward_budget(self, segment: PlanSegment) -> None:
         """End a backward segment early when the rest of the budget is only enough to ramp
         down (so the pause lands inside the budget)."""
         if segment.direction is not Direction.BACKWARD:
             return
         governor = self._governor
-        limits = governor.limits
-        if limits is None:
-            return
-        speed_above_restart = max((governor.target_speed_kmh or 0.0) - limits.restart_speed_kmh, 0)
-        ramp_down_s = speed_above_restart / limits.ramp_rate_kmh_per_s
-        if governor.belt_moving and governor.backward_remaining_s() <= ramp_down_s + _EPS:
+        margin = self._backward_margin_s()
+        if governor.belt_moving and governor.backward_remaining_s() <= margin + _EPS:
             log.warning("backward_budget_used", segment=segment.index)
             raise _SkipSegment
 
@@ -368,10 +393,7 @@ class WorkoutExecutor:
     async def _moving_step(self, segment: PlanSegment, step: PlanStep) -> None:
         governor = self._governor
         if not governor.belt_moving:
-            if (
-                segment.direction is Direction.BACKWARD
-                and governor.backward_remaining_s() <= _EPS
-            ):
+            if segment.direction is Direction.BACKWARD and governor.backward_remaining_s() <= _EPS:
                 log.warning("backward_budget_used", segment=segment.index)
                 raise _SkipSegment
             await governor.start_belt(segment.direction)
@@ -392,14 +414,21 @@ class WorkoutExecutor:
                 await governor.start_belt(segment.direction)
             self._check_backward_budget(segment)
             now = self._clock.now()
-            speed, incline = self._desired(step, now - start, last_ramp_down)
+            # Aim at where the plan will be at the next tick: the governor holds the ramp
+            # rate, and the belt reaches each planned setpoint on time instead of a tick late.
+            tick = self._ramp_tick_s()
+            aim = min(now + tick, deadline)
+            speed, incline = self._desired(step, aim - start, last_ramp_down)
             changing = await self._apply(speed, incline)
             if now >= deadline - _EPS:
                 return
+            wake_at = deadline
             if changing or step.kind is StepKind.RAMP:
-                await self._sleep_until(min(deadline, now + self._tick_s))
-            else:
-                await self._sleep_until(deadline)
+                wake_at = min(deadline, now + tick)
+            budget_at = self._backward_budget_deadline(segment)
+            if budget_at is not None:
+                wake_at = max(min(wake_at, budget_at), now + _EPS)
+            await self._sleep_until(wake_at)
 
     async def _apply(self, speed: float, incline: float) -> bool:
         """Write what differs; True while the setpoints have not reached where the limits let

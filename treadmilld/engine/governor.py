@@ -7,8 +7,9 @@ the treadmill's range):
 
 - speed: at most the maximum for the way the user faces, at least the treadmill minimum, on the
   treadmill's increment (rounded towards the previous value, so rounding never adds speed);
-- ramp: each speed write moves at most `ramp_rate x min(time since the last write, 1 s)` from
-  the previous one, up or down (the 1 s window stops a long steady spell from licensing a jump);
+- ramp: each speed write moves at most `ramp_rate x min(time since the last write, window)`
+  from the previous one, up or down (the window, normally 1 s, stops a long steady spell from
+  licensing a jump);
 - restart: right after Start/Resume the target is set to at most the restart speed, and before
   every pause the target is brought down to it, so a treadmill that resumes at its last target
   restarts slowly;
@@ -39,11 +40,18 @@ from treadmilld.engine.limits import EffectiveLimits
 
 log = structlog.get_logger()
 
-# The ramp allowance never accumulates beyond one second of ramping (see module docstring).
+# The ramp allowance never accumulates beyond one second of ramping (see `ramp_window_s`).
 RAMP_WINDOW_S = 1.0
 _EPS = 1e-6
 # How long emergency_stop waits for the link before giving up (it never raises).
 EMERGENCY_STOP_TIMEOUT_S = 5.0
+
+
+def ramp_window_s(limits: EffectiveLimits) -> float:
+    """The most clock time one speed write may count towards its ramp allowance: 1 s, or the
+    time one treadmill increment takes at the ramp rate if that is longer (otherwise a coarse
+    deck could never move at all)."""
+    return max(RAMP_WINDOW_S, limits.speed_increment_kmh / limits.ramp_rate_kmh_per_s)
 
 
 class GovernorRefusedError(Exception):
@@ -281,7 +289,9 @@ class SafetyGovernor:
                     "max_backward_s", "the backward time for this session is used up"
                 )
             now = self._clock.now()
-            allowance = limits.ramp_rate_kmh_per_s * min(max(now - self._speed_at, 0.0), 1.0)
+            allowance = limits.ramp_rate_kmh_per_s * min(
+                max(now - self._speed_at, 0.0), ramp_window_s(limits)
+            )
             ramped = min(max(applied, previous - allowance), previous + allowance)
             quantized = limits.quantize_speed(ramped, toward=previous)
             quantized = min(max(quantized, limits.min_speed_kmh), cap)

@@ -198,10 +198,23 @@ def turn_cue(to_direction: Direction) -> str:
 
 
 def plan_workout(profile: Profile, limits: EffectiveLimits) -> WorkoutPlan:
-    adjustments: list[PlanAdjustment] = []
-    work = _apply_segment_limits(profile, limits, adjustments)
-    work = _apply_backward_bounds(work, limits, adjustments)
-    segments = _lay_out(work, limits, adjustments)
+    # Ramps that do not fit can lengthen a segment after the budget was applied; when that
+    # pushes backward time over the budget, plan again with the budget shrunk by the excess.
+    budget = limits.max_backward_s
+    for _ in range(8):
+        adjustments: list[PlanAdjustment] = []
+        work = _apply_segment_limits(profile, limits, adjustments)
+        work = _apply_backward_bounds(work, limits, adjustments, budget)
+        segments = _lay_out(work, limits, adjustments)
+        backward = sum(
+            s.duration_s
+            for s in segments
+            if s.kind is SegmentKind.WALK and s.direction is Direction.BACKWARD
+        )
+        excess = backward - limits.max_backward_s
+        if excess <= _EPS:
+            break
+        budget = max(budget - excess, 0.0)
     return WorkoutPlan(
         profile=profile.name,
         title=profile.title,
@@ -298,7 +311,7 @@ def _apply_segment_limits(
 
 
 def _apply_backward_bounds(
-    work: list[_Work], limits: EffectiveLimits, out: list[PlanAdjustment]
+    work: list[_Work], limits: EffectiveLimits, out: list[PlanAdjustment], budget: float
 ) -> list[_Work]:
     # Minimum backward bout: contiguous backward walking (no rest or turn in between).
     index = 0
@@ -318,15 +331,21 @@ def _apply_backward_bounds(
             )
             last.duration_s = new_duration
         index = end + 1
-    # Backward budget per session: cut the bout that crosses it, drop the rest.
+    # Backward budget per session: cut the bout that crosses it (unless what is left is
+    # shorter than the minimum bout: then drop it), and drop every later backward segment.
     kept: list[_Work] = []
-    budget = limits.max_backward_s
+    in_bout = False
     for item in work:
         if item.direction is not Direction.BACKWARD:
+            in_bout = False
             kept.append(item)
             continue
-        if budget <= _EPS:
+        starting_bout = not in_bout
+        in_bout = True
+        too_short = starting_bout and budget < limits.min_backward_segment_s - _EPS
+        if budget <= _EPS or too_short:
             out.append(PlanAdjustment(item.origin, "max_backward_s", item.duration_s, 0.0))
+            budget = 0.0
             continue
         kept_item = item
         if item.duration_s > budget + _EPS:

@@ -169,9 +169,9 @@ def check_profiles(out: TextIO, paths: Sequence[Path]) -> int:
         seen[profile.name] = path
         out.write(f"ok      {path}  ({profile.name}: {profile.title})\n")
     for issue in issues:
-        out.write(f"error   {issue.file}: {issue.field}: {issue.message}\n        hint: {issue.hint}\n")
+        out.write(
+            f"error   {issue.file}: {issue.field}: {issue.message}\n        hint: {issue.hint}\n"
+        )
     bad_files = len({issue.file for issue in issues})
-    out.write(
-        f"{len(seen)} valid, {bad_files} invalid ({len(issues)} problem(s))\n"
-    )
+    out.write(f"{len(seen)} valid, {bad_files} invalid ({len(issues)} problem(s))\n")
     return EXIT_INVALID if issues else EXIT_OK

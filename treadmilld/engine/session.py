@@ -452,9 +452,8 @@ class WorkoutSession:
                 treadmill_id=self.treadmill_id,
                 at=self._clock.now(),
                 profile=plan.profile if plan else "",
-                elapsed_s=self._ended_at - (
-                    self._started_at if self._started_at is not None else self._ended_at
-                ),
+                elapsed_s=self._ended_at
+                - (self._started_at if self._started_at is not None else self._ended_at),
                 distance_forward_m=self._totals.distance_forward_m,
                 distance_backward_m=self._totals.distance_backward_m,
                 calories_kcal=self._totals.calories_kcal,
