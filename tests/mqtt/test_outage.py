@@ -189,3 +189,16 @@ async def test_refused_login_is_retried_and_logged_with_what_to_check(tmp_path: 
             assert not bridge.connected
     assert "mqtt.username" in failures()[0]["hint"]
     assert failures()[0]["broker"] == broker.url
+
+
+async def test_v5_against_a_3_1_1_only_broker_says_which_setting_to_change() -> None:
+    async with EmbeddedBroker(prefer="amqtt") as broker:  # amqtt refuses MQTT v5 CONNECT
+        with capture_logs() as logs:
+            async with running_bridge_unready(
+                broker, protocol="5", operation_timeout_s=0.2, **FAST_RECONNECT
+            ):
+                await eventually(
+                    lambda: any(entry["event"] == "mqtt_connect_failed" for entry in logs)
+                )
+    failure = next(entry for entry in logs if entry["event"] == "mqtt_connect_failed")
+    assert "mqtt.protocol" in failure["hint"]

@@ -97,6 +97,12 @@ class MqttSettings(BaseModel):
         default="3.1.1", description="5 adds response topic / correlation data on replies"
     )
     keepalive_s: int = Field(default=15, ge=5, le=3600)
+    operation_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="wait this long for CONNACK/PUBACK/SUBACK before counting the connection "
+        "as broken (a broker on the LAN answers in well under a millisecond)",
+    )
     ha_discovery: bool = True
     ha_discovery_prefix: str = "homeassistant"
     state_min_interval_s: float = Field(

@@ -28,9 +28,6 @@ from treadmilld.mqtt.config import MqttCredentialError, MqttSettings
 
 log = structlog.get_logger()
 
-# How long one publish/subscribe may wait for its acknowledgement before the link counts the
-# connection as broken (aiomqtt's default is 10 s; a broker on the LAN answers in < 1 ms).
-OPERATION_TIMEOUT_S = 5.0
 # Bound on the goodbye (`offline`) publish during a clean stop, so shutdown never hangs.
 GOODBYE_TIMEOUT_S = 2.0
 
@@ -76,6 +73,8 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
 def _reconnect_hint(settings: MqttSettings, error: BaseException) -> str:
     """What an operator should check, worded for the failure at hand."""
     text = str(error)
+    if isinstance(error, MqttConnectError) and "protocol" in text.lower():
+        return 'the broker does not speak this MQTT version: set mqtt.protocol = "3.1.1"'
     if isinstance(error, MqttConnectError):
         return (
             "the broker refused the login: check mqtt.username, the password "
@@ -83,11 +82,13 @@ def _reconnect_hint(settings: MqttSettings, error: BaseException) -> str:
         )
     if "CERTIFICATE" in text or "SSL" in text:
         return "TLS failed: check mqtt.tls.ca_file matches the broker's certificate and hostname"
-    if "timed out" in text and settings.tls is None:
-        return (
-            f"no MQTT answer from {settings.host}:{settings.port}: check the port, or whether "
-            "that listener wants TLS (set mqtt.tls)"
-        )
+    if "timed out" in text:
+        checks = ["the port"]
+        if settings.tls is None:
+            checks.append("whether that listener wants TLS (set mqtt.tls)")
+        if settings.protocol == "5":
+            checks.append('whether the broker speaks MQTT v5 (else mqtt.protocol = "3.1.1")')
+        return f"no MQTT answer from {settings.host}:{settings.port}: check " + ", ".join(checks)
     return f"check that a broker is running and reachable at {settings.host}:{settings.port}"
 
 
@@ -149,7 +150,7 @@ class MqttLink:
             clean_session=None if v5 else True,
             clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,  # paho: v5 only
             keepalive=settings.keepalive_s,
-            timeout=OPERATION_TIMEOUT_S,
+            timeout=settings.operation_timeout_s,
             will=aiomqtt.Will(
                 self._will.topic, self._will.payload, self._will.qos, retain=self._will.retain
             ),
@@ -312,7 +313,7 @@ class MqttLink:
         self._stop.set()
         if self._running:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(GOODBYE_TIMEOUT_S + OPERATION_TIMEOUT_S):
+                async with asyncio.timeout(GOODBYE_TIMEOUT_S + self._settings.operation_timeout_s):
                     await self._finished.wait()
 
     async def subscribe(self, topics: Sequence[str], qos: int = 1) -> None:
