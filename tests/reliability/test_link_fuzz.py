@@ -131,4 +131,6 @@ def test_garbage_notifications_are_dropped_and_the_link_stays_usable(
     injected, refused, characteristics = run_in_virtual_time(main)
     assert injected == ROUNDS * rounds * characteristics
     survived.add("malformed notifications dropped", injected)
-    survived.add("commands answered by garbage (typed error)", refused)
+    survived.add("setpoint commands sent amid garbage", ROUNDS * rounds // 25)
+    if refused:
+        survived.add("of those, answered by a garbage response (typed error, no crash)", refused)
