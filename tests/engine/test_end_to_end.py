@@ -1,0 +1,155 @@
+"""End to end in virtual time: WorkoutSession -> the real BleTreadmillLink (real bleak client)
+-> the simulated treadmill on Bumble. A 45-minute profile runs in seconds of wall time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from treadmilld_sim import (
+    RunningState,
+    SimulatedFleet,
+    SimulatedTreadmill,
+    SimulatedTreadmillConfig,
+)
+
+from treadmilld.ble.client import BleTreadmillLink
+from treadmilld.ble.config import LinkSettings, TargetSelector
+from treadmilld.clock import LoopClock
+from treadmilld.engine.api import AbortReason, Phase, SessionEvent, StateChanged, WorkoutAborted
+from treadmilld.engine.library import ProfileLibrary
+from treadmilld.engine.limits import SafetyLimits
+from treadmilld.engine.planner import WorkoutPlan
+from treadmilld.engine.session import WorkoutSession
+from treadmilld.ftms import SetTargetSpeed, StartOrResume
+
+# Virtual seconds any single wait may take before the test fails with a traceback.
+WAIT_BOUND_S = 4 * 3600.0
+
+
+@dataclass
+class EndToEnd:
+    fleet: SimulatedFleet
+    deck: SimulatedTreadmill
+    session: WorkoutSession
+    events: list[SessionEvent] = field(default_factory=list)
+
+    async def wait_for(self, kind: str) -> SessionEvent:
+        async with asyncio.timeout(WAIT_BOUND_S):
+            while True:
+                for event in self.events:
+                    if event.type == kind:
+                        return event
+                await asyncio.sleep(1.0)
+
+    async def connected(self) -> None:
+        async with asyncio.timeout(WAIT_BOUND_S):
+            while self.session.snapshot().connection != "connected":
+                await asyncio.sleep(0.5)
+
+
+@contextlib.asynccontextmanager
+async def end_to_end(name: str) -> AsyncIterator[EndToEnd]:
+    async with SimulatedFleet(LoopClock()) as fleet:
+        deck = await fleet.add(SimulatedTreadmillConfig(name=name))
+        link = BleTreadmillLink(
+            "tm1",
+            TargetSelector(address=deck.address),
+            LinkSettings(),
+            clock=fleet.clock,
+            scanner_backend=fleet.scanner_backend,
+            client_backend=fleet.client_backend,
+        )
+        session = WorkoutSession(
+            link, library=ProfileLibrary(), limits=SafetyLimits(), clock=fleet.clock
+        )
+        rig = EndToEnd(fleet, deck, session)
+        subscription = session.events()
+
+        async def record() -> None:
+            async for event in subscription:
+                if not isinstance(event, StateChanged):
+                    rig.events.append(event)
+
+        tasks = [
+            asyncio.create_task(session.run(), name="session"),
+            asyncio.create_task(record(), name="recorder"),
+            asyncio.create_task(link.run(), name="link"),
+        ]
+        try:
+            await rig.connected()
+            yield rig
+        finally:
+            async with asyncio.timeout(120.0):
+                await session.shutdown()
+                await link.close()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+
+def planned_speed(plan: WorkoutPlan, t: float) -> float:
+    for segment in plan.segments:
+        for step in segment.steps:
+            if step.start_s <= t < step.end_s:
+                fraction = (t - step.start_s) / step.duration_s
+                return step.from_speed_kmh + (step.speed_kmh - step.from_speed_kmh) * fraction
+    return 0.0
+
+
+async def test_a_45_minute_profile_runs_through_the_real_client_and_the_belt_follows() -> None:
+    async with end_to_end("SIM-E2E-WALK") as rig:
+        clock = rig.fleet.clock
+        await rig.session.start_profile("forward-walk")
+        started = clock.now()
+        plan = rig.session.plan
+        assert plan is not None
+        trace: list[tuple[float, float]] = []
+
+        async def sample() -> None:
+            while True:
+                await asyncio.sleep(5.0)
+                trace.append((clock.now() - started, rig.deck.model.belt_speed_kmh))
+
+        sampler = asyncio.create_task(sample())
+        finished = await rig.wait_for("workout_finished")
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        assert finished.at - started == pytest.approx(2700.0, abs=15.0)
+        # The measured belt follows the plan (the simulated deck accelerates at 1 km/h per s,
+        # and each write takes a BLE round trip, so allow a little lag).
+        errors = [abs(speed - planned_speed(plan, t)) for t, speed in trace if t < plan.total_s]
+        assert len(errors) > 500
+        assert max(errors) <= 0.75
+        assert sorted(errors)[len(errors) // 2] <= 0.1
+        snapshot = rig.session.snapshot()
+        assert snapshot.phase is Phase.FINISHED
+        assert snapshot.distance_forward_m == pytest.approx(3500.0, rel=0.03)
+        assert rig.deck.model.running_state is not RunningState.RUNNING
+
+
+async def test_the_safety_key_aborts_the_profile_and_the_belt_stays_stopped() -> None:
+    async with end_to_end("SIM-E2E-KEY") as rig:
+        clock = rig.fleet.clock
+        await rig.session.start_profile("p2-retro-core")
+        # 300 s in: three minutes of forward walking are done, the user walks backward.
+        await asyncio.sleep(300.0)
+        assert rig.deck.model.belt_speed_kmh > 2.0
+        requests: list[object] = []
+        rig.deck.add_control_listener(lambda request, _at: requests.append(request))
+        rig.deck.model.pull_safety_key()
+        aborted = await rig.wait_for("workout_aborted")
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is AbortReason.SAFETY_KEY
+        pulled_at = clock.now()
+        rig.deck.model.insert_safety_key()  # even with the key back, nothing restarts
+        await asyncio.sleep(1800.0)
+        assert rig.deck.model.belt_speed_kmh == 0.0
+        assert rig.deck.model.running_state is not RunningState.RUNNING
+        assert not [r for r in requests if isinstance(r, StartOrResume | SetTargetSpeed)]
+        assert rig.session.snapshot().phase is Phase.ABORTED
+        assert clock.now() - pulled_at >= 1800.0
