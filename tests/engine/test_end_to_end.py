@@ -47,7 +47,7 @@ class EndToEnd:
 
     async def connected(self) -> None:
         async with asyncio.timeout(WAIT_BOUND_S):
-            while self.session.snapshot().connection != "connected":
+            while self.session.snapshot().connection != "connected":  # noqa: ASYNC110
                 await asyncio.sleep(0.5)
 
 
