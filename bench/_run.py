@@ -65,12 +65,15 @@ class Outcome:
 
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
-_UNIT = r"\s*(ns|us|µs|ms|s|MiB|MB|KiB|kB|B|%|/s|ops/s|records/s|msg/s)?"
+# A unit is the word right after the number: "ms", "us", "records/s", "%"...
+_UNIT = r"\s*([A-Za-zµ%/]+)?"
 _MEDIAN = re.compile(r"median[\s:=]*" + _NUMBER + _UNIT, re.IGNORECASE)
 _P99 = re.compile(r"p99[\s:=]*" + _NUMBER + _UNIT, re.IGNORECASE)
 _MIN = re.compile(r"\bmin[\s:=]*" + _NUMBER, re.IGNORECASE)
 _MAX = re.compile(r"\bmax[\s:=]*" + _NUMBER, re.IGNORECASE)
 _N = re.compile(r"\bn\s*[=:]\s*(\d+)", re.IGNORECASE)
+_FLOOR = re.compile(r"floor\s+(.*?)\s+median[\s:=]*" + _NUMBER, re.IGNORECASE)
+_NOTE = re.compile(r"\[(.*)\]\s*$")
 
 
 def parse_foreign_line(bench: str, line: str) -> Figure | None:
@@ -79,6 +82,7 @@ def parse_foreign_line(bench: str, line: str) -> Figure | None:
     if median is None:
         return None
     label = line[: median.start()].strip(" :-,\t") or line.strip()
+    label = label.removeprefix(f"{bench}:").strip()
     unit = median.group(2) or ""
     value = float(median.group(1))
     p99_match = _P99.search(line)
@@ -86,6 +90,8 @@ def parse_foreign_line(bench: str, line: str) -> Figure | None:
     min_match = _MIN.search(line)
     max_match = _MAX.search(line)
     n_match = _N.search(line)
+    floor_match = _FLOOR.search(line)
+    note_match = _NOTE.search(line)
     return Figure(
         bench=bench,
         name=label,
@@ -97,7 +103,9 @@ def parse_foreign_line(bench: str, line: str) -> Figure | None:
             minimum=float(min_match.group(1)) if min_match else value,
             maximum=float(max_match.group(1)) if max_match else p99,
         ),
-        note="parsed from its printed line",
+        floor_name=floor_match.group(1) if floor_match else None,
+        floor_median=float(floor_match.group(2)) if floor_match else None,
+        note=note_match.group(1) if note_match else "",
     )
 
 

@@ -1,8 +1,9 @@
 """Reliability suite plumbing: round counts (normal or soak) and the counts report.
 
 Normal runs stay within a few minutes in total. A soak run multiplies every loop:
-`TREADMILLD_SOAK=20 uv run pytest tests/reliability -s` (an environment variable because
-`pytest_addoption` is only honoured in the root conftest, which this suite does not own).
+`TREADMILLD_SOAK=20 uv run pytest tests/reliability` (an environment variable because
+`pytest_addoption` is only honoured in the root conftest, which this suite does not own; a
+`--soak N` option defined there is read first).
 
 Every test records what it survived in `survived`; the totals are printed at the end of the run
 (`reliability: 12 link drops survived, ...`) and, when `TREADMILLD_RELIABILITY_REPORT` names a
@@ -24,9 +25,11 @@ __all__ = ["mosquitto_broker", "mqtt_broker"]
 _COUNTS: Counter[str] = Counter()
 
 
-def soak_factor() -> int:
-    """How many times longer than a normal run every loop runs (1 = normal)."""
-    raw = os.environ.get("TREADMILLD_SOAK", "").strip()
+def soak_factor(config: pytest.Config | None = None) -> int:
+    """How many times longer than a normal run every loop runs (1 = normal): `--soak N` when
+    the root conftest defines it, else `TREADMILLD_SOAK`."""
+    option = config.getoption("soak", default=None) if config is not None else None
+    raw = str(option) if option is not None else os.environ.get("TREADMILLD_SOAK", "").strip()
     if not raw:
         return 1
     try:
@@ -53,19 +56,20 @@ def survived() -> Survived:
 
 
 @pytest.fixture
-def rounds() -> int:
-    """Multiplier for loop counts: 1 normally, TREADMILLD_SOAK when soaking."""
-    return soak_factor()
+def rounds(request: pytest.FixtureRequest) -> int:
+    """Multiplier for loop counts: 1 normally, N when soaking."""
+    return soak_factor(request.config)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _COUNTS:
         return
     summary = ", ".join(f"{count} {what}" for what, count in sorted(_COUNTS.items()))
-    terminalreporter.write_line(f"reliability (soak x{soak_factor()}): {summary}")
+    factor = soak_factor(terminalreporter.config)
+    terminalreporter.write_line(f"reliability (soak x{factor}): {summary}")
     report = os.environ.get("TREADMILLD_RELIABILITY_REPORT")
     if report:
         Path(report).write_text(
-            json.dumps({"soak": soak_factor(), "counts": dict(_COUNTS)}, indent=2) + "\n",
+            json.dumps({"soak": factor, "counts": dict(_COUNTS)}, indent=2) + "\n",
             encoding="utf-8",
         )
