@@ -36,6 +36,7 @@ from treadmilld.ftms import (
     StoppedBySafetyKey,
     StoppedOrPausedByUser,
     TargetSettingFeatures,
+    TargetSpeedChanged,
     TreadmillData,
 )
 
@@ -295,3 +296,20 @@ class GoesSilentMidRun(ObedientTreadmill):
     def on_tick(self, now: float) -> None:
         if now >= self.silent_at:
             self.sends_data = False
+
+
+class SpeedRaisedAtConsoleMidRun(ObedientTreadmill):
+    """At `press_at` someone raises the target speed on the console to `speed_kmh`
+    (Status 0x05), e.g. while the user walks backward."""
+
+    def __init__(self, clock: Clock, *, press_at: float, speed_kmh: float, **kwargs: Any) -> None:
+        super().__init__(clock, **kwargs)
+        self.press_at = press_at
+        self.console_speed = speed_kmh
+        self.pressed = False
+
+    def on_tick(self, now: float) -> None:
+        if not self.pressed and now >= self.press_at and self.running:
+            self.pressed = True
+            self.target_speed = self.console_speed
+            self.status(TargetSpeedChanged(self.console_speed))

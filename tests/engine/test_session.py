@@ -29,6 +29,7 @@ from .doubles import (
     ObedientTreadmill,
     PausedAtConsoleMidRun,
     SafetyKeyPulledMidRun,
+    SpeedRaisedAtConsoleMidRun,
 )
 from .harness import rig
 
@@ -403,3 +404,22 @@ async def test_the_backward_budget_is_kept() -> None:
         await r.wait_for("workout_finished", within_s=3000)
         assert r.session.governor.backward_used_s() <= 120.0 + 1.0
         assert r.session.snapshot().backward_s <= 121.0
+
+
+async def test_a_speed_raised_at_the_console_is_brought_back_within_the_limits() -> None:
+    # short-turns walks backward at 3.0 km/h from 70 s; at 100 s the console asks for 8.
+    def make(clock: LoopClock) -> ObedientTreadmill:
+        return SpeedRaisedAtConsoleMidRun(clock, press_at=100.0, speed_kmh=8.0)
+
+    async with rig(make, library=short_library()) as r:
+        await r.session.start_profile("short-turns")
+        await r.wait_until(115.0)
+        assert r.treadmill.target_speed == 3.0
+        after = [
+            w.value or 0.0 for w in r.treadmill.writes if w.kind == "speed" and 100 <= w.at <= 115
+        ]
+        # Straight back under the 5.0 km/h backward cap, then ramped to the planned 3.0.
+        assert after[0] == 5.0
+        assert after == sorted(after, reverse=True)
+        assert after[-1] == 3.0
+        assert r.session.snapshot().phase is Phase.RUNNING

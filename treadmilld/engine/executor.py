@@ -121,6 +121,10 @@ class WorkoutExecutor:
         self._incline_override = incline_pct
         self._wake.set()
 
+    def recheck(self) -> None:
+        """Something outside changed the belt's targets: look at the setpoints again now."""
+        self._wake.set()
+
     @property
     def pause_pending(self) -> bool:
         return self._pause_requested

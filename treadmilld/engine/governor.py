@@ -385,6 +385,16 @@ class SafetyGovernor:
         else:
             log.warning("emergency_stop_sent", reason=reason)
 
+    def note_console_speed(self, speed_kmh: float) -> None:
+        """Someone changed the target at the console (Machine Status 0x05): ramps continue
+        from the deck's real target, so the next writes bring it back within the limits."""
+        if self._moving:
+            self._speed = speed_kmh
+            self._speed_at = self._clock.now()
+
+    def note_console_incline(self, incline_pct: float) -> None:
+        self._incline = incline_pct
+
     def belt_stopped_by_treadmill(self) -> None:
         """The treadmill stopped the belt itself (safety key, console, link loss)."""
         self._mark_paused()

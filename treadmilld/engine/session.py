@@ -64,6 +64,8 @@ from treadmilld.ftms import (
     StopKind,
     StoppedBySafetyKey,
     StoppedOrPausedByUser,
+    TargetInclineChanged,
+    TargetSpeedChanged,
 )
 
 log = structlog.get_logger()
@@ -354,11 +356,32 @@ class WorkoutSession:
                 AbortReason.CONTROL_LOST,
                 "the treadmill withdrew control (another app, the console or a reset)",
             )
+        elif isinstance(status, TargetSpeedChanged | TargetInclineChanged):
+            self._on_console_target(status)
         elif isinstance(status, StartedOrResumedByUser) and self._phase in ACTIVE_PHASES:
             # ftms.md §2: console start/stop buttons must abort a running profile.
             await self._abort(
                 AbortReason.CONTROL_LOST, "the belt was started at the console mid-workout"
             )
+
+    def _on_console_target(self, status: TargetSpeedChanged | TargetInclineChanged) -> None:
+        """A target changed at the console mid-workout: the executor brings it back within
+        the limits and the plan, at the ramp rate."""
+        if self._phase not in ACTIVE_PHASES or self._executor is None:
+            return
+        if isinstance(status, TargetSpeedChanged):
+            log.warning(
+                "console_speed_change", treadmill=self.treadmill_id, speed_kmh=status.speed_kmh
+            )
+            self._governor.note_console_speed(status.speed_kmh)
+        else:
+            log.warning(
+                "console_incline_change",
+                treadmill=self.treadmill_id,
+                incline_pct=status.inclination_pct,
+            )
+            self._governor.note_console_incline(status.inclination_pct)
+        self._executor.recheck()
 
     async def _on_link_lost(self, event: LinkLost) -> None:
         self._totals.gap()
