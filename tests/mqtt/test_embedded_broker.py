@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.broker import mosquitto_available
+from tests.support.broker import mosquitto_available, reap_amqtt_leftovers
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker, mqtt_ready
 
 from .client import Observer
@@ -27,6 +27,8 @@ async def test_broker_serves_mqtt_and_restarts_on_its_port(prefer: str) -> None:
             await client.subscribe("probe/#")
             await client.publish("probe/x", "hello")
             message = await client.wait_for("probe/x")
+    if prefer == "amqtt":
+        reap_amqtt_leftovers()
     assert message.text == "hello"
     assert not await mqtt_ready("127.0.0.1", port)
 

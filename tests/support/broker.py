@@ -49,10 +49,10 @@ async def mqtt_broker() -> AsyncIterator[EmbeddedBroker]:
     async with EmbeddedBroker(prefer=choice) as broker:  # type: ignore[arg-type]
         yield broker
     if broker.kind == "amqtt":
-        _reap_amqtt_leftovers()
+        reap_amqtt_leftovers()
 
 
-def _reap_amqtt_leftovers() -> None:
+def reap_amqtt_leftovers() -> None:
     """amqtt 0.12.1 leaves server-side streams of disconnected clients for the garbage
     collector after `shutdown()`; collected later, when this test's loop is closed, they
     would surface as ResourceWarnings in whichever test runs next. Collect them now."""

@@ -70,7 +70,7 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     return context
 
 
-def _reconnect_hint(settings: MqttSettings, error: BaseException) -> str:
+def reconnect_hint(settings: MqttSettings, error: BaseException) -> str:
     """What an operator should check, worded for the failure at hand."""
     text = str(error)
     if isinstance(error, MqttConnectError) and "protocol" in text.lower():
@@ -213,7 +213,7 @@ class MqttLink:
             broker=self._settings.url,
             error=str(error),
             retry_in_s=round(delay, 2),
-            hint=_reconnect_hint(self._settings, error),
+            hint=reconnect_hint(self._settings, error),
         )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
