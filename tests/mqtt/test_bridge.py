@@ -446,6 +446,7 @@ async def test_clean_close_publishes_offline(mqtt_broker: EmbeddedBroker) -> Non
     assert treadmill.calls == []  # closing never touches the belt by itself
 
 
+@pytest.mark.needs_mosquitto
 async def test_clean_close_leaves_offline_retained(mosquitto_broker: EmbeddedBroker) -> None:
     async with running_bridge(mosquitto_broker, {"tm01": RecordingTreadmill("tm01")}):
         pass
@@ -455,6 +456,7 @@ async def test_clean_close_leaves_offline_retained(mosquitto_broker: EmbeddedBro
     assert (retained.text, retained.retain) == ("offline", True)
 
 
+@pytest.mark.needs_mosquitto
 async def test_v5_response_topic_and_correlation_data_are_honoured(
     mosquitto_broker: EmbeddedBroker,
 ) -> None:
@@ -476,6 +478,7 @@ async def test_v5_response_topic_and_correlation_data_are_honoured(
     assert treadmill.names() == ["pause"]
 
 
+@pytest.mark.needs_mosquitto
 async def test_v5_response_topic_cannot_target_daemon_owned_topics(
     mosquitto_broker: EmbeddedBroker,
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from treadmilld.engine.api import Phase
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
@@ -151,6 +153,7 @@ async def test_home_assistant_going_offline_is_not_a_birth(mqtt_broker: Embedded
     assert ha.matching(CONFIG, after=mark) == []
 
 
+@pytest.mark.needs_mosquitto
 async def test_discovery_can_be_turned_off(mosquitto_broker: EmbeddedBroker) -> None:
     async with (
         running_bridge(mosquitto_broker, {"tm01": RecordingTreadmill("tm01")}, ha_discovery=False),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 from structlog.testing import capture_logs
 
 from treadmilld.engine.api import SegmentSkipped
@@ -73,6 +74,7 @@ async def test_outage_keeps_the_workout_going_and_state_returns_with_the_broker(
     assert treadmill.names() == ["start_profile", "skip_segment"]
 
 
+@pytest.mark.needs_mosquitto
 async def test_messages_left_unread_before_a_reconnect_are_dropped(
     mosquitto_broker: EmbeddedBroker,
 ) -> None:

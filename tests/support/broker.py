@@ -25,9 +25,10 @@ import pytest
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker, TlsListener, find_mosquitto
 
 AMQTT_RETAINED_BUG = (
-    "needs mosquitto: amqtt 0.12.1 delivers retained messages twice and pushes retained "
-    "messages for other sessions' subscriptions on CONNECT, and refuses MQTT v5 CONNECT "
-    "(see docs in shared/reference/mqtt.md §3); install mosquitto to run this test"
+    "needs mosquitto: the amqtt 0.12.1 fallback delivers a retained message twice to a "
+    "client subscribing to a topic another session subscribed to, pushes retained messages "
+    "matching other sessions' subscriptions on every CONNECT, cannot be killed mid-session, "
+    "and refuses MQTT v5; install mosquitto (apt-get install mosquitto) to run this test"
 )
 
 
