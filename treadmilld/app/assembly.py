@@ -143,7 +143,8 @@ async def assemble(settings: Settings, *, clock: Clock, version: str) -> AsyncIt
                 {unit.treadmill_id: unit.session for unit in units},
                 library,
                 version=version,
-                clock=clock,
+                # MQTT stays in wall time even when the demo speeds the profile clock up: rate
+                # limits and heartbeats are for the dashboards, which live in real time.
             )
         except BridgeConfigError as error:
             raise ConfigError(str(error)) from None
