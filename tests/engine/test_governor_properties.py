@@ -305,6 +305,7 @@ def check_invariants(  # noqa: PLR0912 - one list of invariants, read top to bot
     assert not [a for a in aborts if a.reason is AbortReason.COMMAND_FAILED], aborts
     assert len(aborts) <= 1
 
+    abort_at = aborts[0].at if aborts else math.inf
     last_speed: Write | None = None
     moving = False
     facing: Direction | None = None
@@ -341,7 +342,9 @@ def check_invariants(  # noqa: PLR0912 - one list of invariants, read top to bot
             last_speed = None
         elif write.kind in {"pause", "stop"}:
             if moving and facing is Direction.BACKWARD:
-                backward_s += write.at - moving_since
+                # After an abort the belt is the deck's (e.g. still running with the link
+                # down until the stop can be sent); the budget is the engine's until then.
+                backward_s += min(write.at, abort_at) - moving_since
             if write.kind == "pause" and moving:
                 assert last_speed is not None
                 assert last_speed.value is not None
