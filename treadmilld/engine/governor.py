@@ -187,7 +187,7 @@ class SafetyGovernor:
     def lock_out(self, reason: str) -> None:
         """Refuse every moving write until the next `arm()`."""
         if self._locked_out is None:
-            log.warning("governor_locked_out", reason=reason)
+            log.info("governor_locked_out", reason=reason)
         self._locked_out = reason
 
     # ----------------------------------------------------------------------------- checks
