@@ -282,3 +282,27 @@ async def test_resume_right_after_a_pause_is_sent_while_the_belt_still_coasts(
     assert coasting.belt_moving
     assert requests.count(StartOrResume()) == 2
     assert treadmill.model.running_state is RunningState.RUNNING
+
+
+async def test_a_second_stop_while_the_belt_coasts_to_a_halt_is_not_an_error(
+    fleet: SimulatedFleet,
+) -> None:
+    # A finished workout stops the belt, and the daemon's shutdown stops it again while it is
+    # still slowing down: the deck answers Operation Failed, but the belt is where we want it.
+    treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-COAST"))
+    requests = record_requests(treadmill)
+
+    async with running_link(fleet, treadmill) as lut:
+        await lut.connected()
+        await lut.link.start_belt()
+        await lut.link.set_target_speed(5.0)
+        await lut.belt_at(5.0)
+        await lut.link.stop_belt()
+        coasting = await lut.telemetry_where(lambda t: t.belt_moving)
+
+        await lut.link.stop_belt()  # must not raise
+
+        assert coasting.data.instantaneous_speed_kmh is not None
+        assert requests.count(StopOrPause(kind=StopKind.STOP)) == 2
+        await lut.belt_at(0.0)
+        assert treadmill.model.running_state is not RunningState.RUNNING

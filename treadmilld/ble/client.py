@@ -756,7 +756,9 @@ class BleTreadmillLink:
                 session.pending_opcode = None
                 session.pending_response = None
         if response.result is not ResultCode.SUCCESS:
-            self._log.warning("control_rejected", request=what, result=response.result.name)
+            # Info, not warning: the typed error reaches the caller, which knows whether this
+            # matters (a Stop refused because the belt is already stopping does not).
+            self._log.info("control_rejected", request=what, result=response.result.name)
             raise rejection_error(self._id, what, response.result)
         self._log.debug("control_succeeded", request=what)
 
@@ -924,13 +926,15 @@ class BleTreadmillLink:
 
     async def _stop_or_pause(self, kind: StopKind, what: str) -> None:
         session = self._require_session(what.lower())
+        # A stop or pause since the belt began moving means it is coasting to a halt already.
+        coasting = session.stops != session.stops_when_moving_began
         session.stops += 1  # before the write: a speed change waiting at the gate gives up
         try:
             await self._command(session, StopOrPause(kind=kind), what)
         except ControlRejectedError as error:
-            # FTMS answers Stop on a stopped belt with Operation Failed (ftms.md §1.3): the belt
-            # is where the caller wants it, so that is not a failure.
-            if error.result != "operation_failed" or self._telemetry.belt_moving:
+            # FTMS answers Stop on a stopped belt with Operation Failed (ftms.md §1.3): a belt
+            # standing still, or coasting after an accepted stop, is where the caller wants it.
+            if error.result != "operation_failed" or (self._telemetry.belt_moving and not coasting):
                 raise
             self._log.info("stop_not_needed", request=what, reason="belt already stopped")
         session.start_pending_since = None
