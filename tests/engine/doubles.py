@@ -32,6 +32,7 @@ from treadmilld.ftms import (
     MachineFeatures,
     MachineStatus,
     SpeedRange,
+    StartedOrResumedByUser,
     StopKind,
     StoppedBySafetyKey,
     StoppedOrPausedByUser,
@@ -261,6 +262,21 @@ class PausedAtConsoleMidRun(ObedientTreadmill):
             self.pressed = True
             self.running = False
             self.status(StoppedOrPausedByUser(self.kind))
+
+
+class StartedAtConsoleMidRun(ObedientTreadmill):
+    """At `press_at` someone presses start on the console: Status 0x04, the belt runs."""
+
+    def __init__(self, clock: Clock, *, press_at: float, **kwargs: Any) -> None:
+        super().__init__(clock, **kwargs)
+        self.press_at = press_at
+        self.pressed = False
+
+    def on_tick(self, now: float) -> None:
+        if not self.pressed and now >= self.press_at:
+            self.pressed = True
+            self.running = True
+            self.status(StartedOrResumedByUser())
 
 
 class DropsLinkMidRun(ObedientTreadmill):

@@ -30,6 +30,7 @@ from .doubles import (
     PausedAtConsoleMidRun,
     SafetyKeyPulledMidRun,
     SpeedRaisedAtConsoleMidRun,
+    StartedAtConsoleMidRun,
 )
 from .harness import rig
 
@@ -191,6 +192,22 @@ async def test_console_stop_or_pause_aborts(kind: StopKind, reason: AbortReason)
         assert aborted.reason is reason
         await asyncio.sleep(600)
         assert not [w for w in r.treadmill.writes if w.at > aborted.at and w.kind == "start"]
+
+
+async def test_console_start_mid_workout_aborts_and_stops_the_belt() -> None:
+    # ftms.md §2: a console start during a profile (say, mid-turn) takes the belt out of the
+    # profile's hands; the session aborts and stops it rather than fight the console.
+    async with rig(lambda c: StartedAtConsoleMidRun(c, press_at=185.0)) as r:
+        await r.session.start_profile("p2-retro-core")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is AbortReason.STARTED_AT_CONSOLE
+        await asyncio.sleep(600)
+        after = [w for w in r.treadmill.writes if w.at >= aborted.at]
+        assert [w.kind for w in after] == ["stop"]
+        assert not r.treadmill.running
+        assert r.session.snapshot().phase is Phase.ABORTED
 
 
 async def test_link_loss_aborts_and_the_belt_is_stopped_when_the_link_returns() -> None:

@@ -246,7 +246,7 @@ class BleTreadmillLink:
         self._closed = False
         self._run_done: asyncio.Event | None = None
         self._background: set[asyncio.Future[None]] = set()
-        self._log = _log.bind(treadmill=treadmill_id)
+        self._log = _log.bind(treadmill_id=treadmill_id)
 
     # ------------------------------------------------------------------ TreadmillLink: state
 

@@ -33,6 +33,7 @@ class AbortReason(StrEnum):
     SAFETY_KEY = "safety_key"
     STOPPED_AT_CONSOLE = "stopped_at_console"
     PAUSED_AT_CONSOLE = "paused_at_console"
+    STARTED_AT_CONSOLE = "started_at_console"
     CONTROL_LOST = "control_lost"
     LINK_LOST = "link_lost"
     NO_DATA = "no_data"

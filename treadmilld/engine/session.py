@@ -361,7 +361,7 @@ class WorkoutSession:
         elif isinstance(status, StartedOrResumedByUser) and self._phase in ACTIVE_PHASES:
             # ftms.md §2: console start/stop buttons must abort a running profile.
             await self._abort(
-                AbortReason.CONTROL_LOST, "the belt was started at the console mid-workout"
+                AbortReason.STARTED_AT_CONSOLE, "the belt was started at the console mid-workout"
             )
 
     def _on_console_target(self, status: TargetSpeedChanged | TargetInclineChanged) -> None:

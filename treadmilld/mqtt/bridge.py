@@ -236,19 +236,21 @@ class MqttBridge:
         except CommandRejectedError as error:
             log.info(
                 "mqtt_command_rejected",
-                treadmill=treadmill.id,
+                treadmill_id=treadmill.id,
                 command=job.command.kind,
                 code=error.code,
                 error=error.message,
             )
             await self._refuse(job.route, error.code, error.message)
         except Exception as error:
-            log.exception("mqtt_command_failed", treadmill=treadmill.id, command=job.command.kind)
+            log.exception(
+                "mqtt_command_failed", treadmill_id=treadmill.id, command=job.command.kind
+            )
             await self._refuse(
                 job.route, "internal_error", f"{type(error).__name__}: {error}; see the daemon log"
             )
         else:
-            log.info("mqtt_command_done", treadmill=treadmill.id, command=job.command.kind)
+            log.info("mqtt_command_done", treadmill_id=treadmill.id, command=job.command.kind)
             await self._succeed(job.route, data)
 
     async def _execute(self, treadmill: _Treadmill, command: Command) -> dict[str, Any]:
@@ -317,11 +319,11 @@ class MqttBridge:
     async def _emergency_stop(
         self, treadmill: _Treadmill, route: _Route, discarded: list[_Job]
     ) -> None:
-        log.warning("mqtt_emergency_stop", treadmill=treadmill.id, discarded=len(discarded))
+        log.warning("mqtt_emergency_stop", treadmill_id=treadmill.id, discarded=len(discarded))
         try:
             await treadmill.controller.emergency_stop()
         except Exception as error:  # the seam says it never raises; report it if it does
-            log.exception("mqtt_emergency_stop_failed", treadmill=treadmill.id)
+            log.exception("mqtt_emergency_stop_failed", treadmill_id=treadmill.id)
             await self._refuse(route, "internal_error", f"emergency stop failed: {error}")
         else:
             await self._succeed(route, {})
@@ -358,7 +360,7 @@ class MqttBridge:
                 if treadmill.pending:
                     log.warning(
                         "mqtt_commands_dropped_on_disconnect",
-                        treadmill=treadmill.id,
+                        treadmill_id=treadmill.id,
                         count=len(treadmill.pending),
                     )
                 treadmill.pending.clear()
