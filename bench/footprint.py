@@ -192,7 +192,7 @@ def _terminate(daemon: subprocess.Popen[bytes]) -> None:
 def main() -> int:
     parser = argument_parser(__doc__ or "")
     args = parser.parse_args()
-    warmup_s, window_s = (2.0, 6.0) if args.quick else (4.0, 15.0)
+    warmup_s, window_s = (2.0, 6.0) if args.quick else (3.0, 12.0)
     for module in DAEMON_MODULES:
         if importlib.util.find_spec(module) is None:
             return not_available(f"{module} is not importable yet: no daemon to measure")

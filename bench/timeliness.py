@@ -177,7 +177,7 @@ def lateness_of(records: list[Treadmill]) -> tuple[list[float], list[float], int
 
 def main() -> int:
     parser = argument_parser(__doc__ or "")
-    parser.add_argument("--seconds", type=float, default=48.0, help="profile length (real time)")
+    parser.add_argument("--seconds", type=float, default=36.0, help="profile length (real time)")
     args = parser.parse_args()
     quiet_logs()
     seconds = 18.0 if args.quick else args.seconds
