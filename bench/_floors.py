@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import aiomqtt
 
@@ -28,7 +27,7 @@ async def mqtt_hop_ms(host: str, port: int, n: int, *, qos: int = 1) -> list[flo
         aiomqtt.Client(host, port, identifier="bench-floor-tx") as sender,
     ):
         await receiver.subscribe(topic, qos=qos)
-        messages = aiomqtt_messages(receiver)
+        messages = aiter(receiver.messages)
         for i in range(n + _WARMUP):
             payload = str(i).encode()
             started = time.perf_counter()
@@ -40,11 +39,6 @@ async def mqtt_hop_ms(host: str, port: int, n: int, *, qos: int = 1) -> list[flo
             if i >= _WARMUP:
                 samples.append((time.perf_counter() - started) * 1000.0)
     return samples
-
-
-def aiomqtt_messages(client: aiomqtt.Client) -> Any:
-    """The client's incoming message iterator (an async generator in aiomqtt 2.x)."""
-    return aiter(client.messages)
 
 
 @dataclass(frozen=True, slots=True)

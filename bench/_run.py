@@ -232,8 +232,12 @@ def render(outcomes: list[Outcome], *, quick: bool) -> str:
         " treadmills running profiles, at 1 Hz and 4 Hz Treadmill Data: resident memory (VmRSS)"
         " and CPU share (utime+stime over wall time, 100 % = one core) sampled after warm-up;"
         " cold start = spawn to `READY=1` on a NOTIFY_SOCKET we bind.",
-        "- **timeliness**: 8 simulated treadmills run a profile in real time; for each setpoint"
-        " the planned time is compared with the moment the write reached the treadmill.",
+        "- **timeliness**: 8 simulated treadmills run the same interval profile at once in real"
+        " time (real client and engine, one process). Each ramp's end in the plan is a planned"
+        " write of the ramp's final speed; lateness = when that Set Target Speed reached the"
+        " treadmill minus the workout's start plus the ramp's planned end (negative = early,"
+        " by up to one engine tick). The first ramp, which includes starting the belt, is"
+        " reported apart.",
         "- **codec**, **sim**: measured by those parts' own scripts (see their raw output).",
         "",
     ]
