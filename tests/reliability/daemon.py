@@ -31,6 +31,10 @@ BASE = "treadmilld"
 WAIT_S = 20.0
 
 
+class NothingArrivedError(AssertionError):
+    """No matching MQTT message arrived in time (a test failure unless polled for)."""
+
+
 @dataclass
 class Recorded:
     """Control Point requests one simulated treadmill received, with wall-clock times."""
@@ -144,6 +148,13 @@ class Operator:
         _topic, value = await self.next_of((topic_suffix,), timeout_s, where)
         return value
 
+    async def poll(self, topic_suffix: str, within_s: float) -> Any | None:
+        """The next message on `topic_suffix` within `within_s`, or None if none came."""
+        try:
+            return await self.next_on(topic_suffix, timeout_s=within_s)
+        except NothingArrivedError:
+            return None
+
     async def next_of(
         self,
         topic_suffixes: tuple[str, ...],
@@ -167,7 +178,7 @@ class Operator:
                     if where is None or where(value):
                         return topic, value
         except TimeoutError:
-            raise AssertionError(f"nothing arrived on ...{topic_suffixes}") from None
+            raise NothingArrivedError(f"nothing arrived on ...{topic_suffixes}") from None
 
     async def request(
         self, treadmill_id: str, action: str, payload: bytes | str = b"{}"
