@@ -1,9 +1,8 @@
 """Reliability suite plumbing: round counts (normal or soak) and the counts report.
 
-Normal runs stay within a few minutes in total. A soak run multiplies every loop:
-`TREADMILLD_SOAK=20 uv run pytest tests/reliability` (an environment variable because
-`pytest_addoption` is only honoured in the root conftest, which this suite does not own; a
-`--soak N` option defined there is read first).
+Normal runs stay within a minute in total. A soak run multiplies every loop:
+`uv run pytest tests/reliability --soak 20 --timeout 0` (the option lives in the root conftest,
+where pytest honours `pytest_addoption`), or `TREADMILLD_SOAK=20` in the environment.
 
 Every test records what it survived in `survived`; the totals are printed at the end of the run
 (`reliability: 12 link drops survived, ...`) and, when `TREADMILLD_RELIABILITY_REPORT` names a
