@@ -203,46 +203,57 @@ async def test_sigterm_mid_workout_stops_the_belt(
 
 
 async def test_sigkill_mid_workout_then_restart_never_drives_the_belt(
-    mqtt_broker: EmbeddedBroker, tmp_path: Path, survived: Survived
+    mqtt_broker: EmbeddedBroker, tmp_path: Path, survived: Survived, rounds: int
 ) -> None:
     config = write_config(tmp_path, mqtt_broker)
-    with notify_socket(tmp_path / "notify.sock") as sock:
-        first = Daemon(config, tmp_path / "notify.sock", tmp_path / "first.log")
-        try:
-            await wait_ready(sock, first)
-            await start_walking(mqtt_broker, first)
-            first.process.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(asyncio.to_thread(first.process.wait), WAIT_S)
-        finally:
-            first.close()
-        assert first.process.returncode == -signal.SIGKILL
+    for index in range(rounds):
+        notify_path = tmp_path / f"notify-{index}.sock"
+        with notify_socket(notify_path) as sock:
+            first = Daemon(config, notify_path, tmp_path / f"first-{index}.log")
+            try:
+                await wait_ready(sock, first)
+                await start_walking(mqtt_broker, first)
+                first.process.send_signal(signal.SIGKILL)
+                await asyncio.wait_for(asyncio.to_thread(first.process.wait), WAIT_S)
+            finally:
+                first.close()
+            assert first.process.returncode == -signal.SIGKILL
 
-        second = Daemon(config, tmp_path / "notify.sock", tmp_path / "second.log")
+            second = Daemon(config, notify_path, tmp_path / f"second-{index}.log")
+            try:
+                await wait_ready(sock, second)
+                seen = await watch_after_connect(mqtt_broker, f"watcher-{index}", second)
+            finally:
+                second.close()
+        assert all(s.get("phase") != "running" for s in seen), seen[-1]
+        assert all(not s.get("speed_kmh") for s in seen), seen[-1]
+        opcodes = second.answered_opcodes()
+        assert ControlOpcode.START_OR_RESUME not in opcodes, opcodes
+        assert ControlOpcode.SET_TARGET_SPEED not in opcodes, opcodes
+        survived.add("SIGKILLs mid-workout + restart (belt never driven by itself)")
+
+
+async def watch_after_connect(
+    broker: EmbeddedBroker, name: str, daemon: Daemon, watch_s: float = 4.0
+) -> list[dict[str, Any]]:
+    """Live states until the treadmill is connected, then for `watch_s` more seconds."""
+    seen: list[dict[str, Any]] = []
+    async with mqtt_client(broker, name) as client:
+        await client.subscribe(f"{BASE}/{TM}/state")
+        states = live_states(client)
         try:
-            await wait_ready(sock, second)
-            async with mqtt_client(mqtt_broker, "watcher") as client:
-                await client.subscribe(f"{BASE}/{TM}/state")
-                seen: list[dict[str, Any]] = []
-                connected_at: float | None = None
-                loop = asyncio.get_running_loop()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(WAIT_S):
-                        async for state in live_states(client):
-                            seen.append(state)
-                            if state.get("connection") == "connected" and connected_at is None:
-                                connected_at = loop.time()
-                            # Watch a few seconds of connected life for anything moving.
-                            if connected_at is not None and loop.time() - connected_at > 4.0:
-                                break
-            assert connected_at is not None, second.output()
-        finally:
-            second.close()
-    assert all(s.get("phase") != "running" for s in seen), seen[-1]
-    assert all(not s.get("speed_kmh") for s in seen), seen[-1]
-    opcodes = second.answered_opcodes()
-    assert ControlOpcode.START_OR_RESUME not in opcodes, opcodes
-    assert ControlOpcode.SET_TARGET_SPEED not in opcodes, opcodes
-    survived.add("SIGKILLs mid-workout + restart (belt never driven by itself)")
+            async with asyncio.timeout(WAIT_S):
+                async for state in states:
+                    seen.append(state)
+                    if state.get("connection") == "connected":
+                        break
+        except TimeoutError:
+            raise AssertionError(f"never connected; output:\n{daemon.output()}") from None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(watch_s):
+                async for state in states:
+                    seen.append(state)
+    return seen
 
 
 pytestmark = pytest.mark.timeout(90)
