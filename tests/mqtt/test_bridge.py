@@ -10,7 +10,7 @@ import pytest
 from treadmilld.engine.api import Phase, WorkoutFinished
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
-from .client import ManualClock, Observer, Received, running_bridge
+from .client import ManualClock, Observer, Received, running_bridge, running_bridge_unready
 from .doubles import RecordingTreadmill, RejectsEverything
 
 BASE = "treadmilld"
@@ -514,3 +514,19 @@ async def test_two_treadmills_are_independent(mqtt_broker: EmbeddedBroker) -> No
     assert tm01.names() == ["start_profile"]
     assert tm02.names() == ["emergency_stop"]
     assert tm01.snapshot().phase is Phase.RUNNING
+
+
+async def test_a_command_sent_the_moment_the_bridge_says_online_is_carried_out(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    # Dashboards and scripts wait for `bridge/state online` and then send at once: by then the
+    # bridge must already be subscribed, or that first command is silently lost.
+    treadmill = RecordingTreadmill("tm01")
+    async with Observer(mqtt_broker) as app:
+        await app.subscribe(f"{BASE}/bridge/state")
+        async with running_bridge_unready(mqtt_broker, {"tm01": treadmill}):
+            await app.wait_for(f"{BASE}/bridge/state", where=lambda m: m.text == "online")
+            await app.publish(f"{TM}/set", {"command": "pause"})
+            async with asyncio.timeout(10):
+                await treadmill.call_recorded.wait()
+    assert treadmill.calls == [("pause", ())]

@@ -345,10 +345,12 @@ class MqttBridge:
             treadmill.dirty = True
             treadmill.last_state_at = None
         try:
-            await self._link.publish(self._bridge_topic("state"), "online", qos=1, retain=True)
             await self._publish_bridge_info()
             await self._link.subscribe(self._subscriptions())
             await self._publish_pass()  # availability, discovery and state before "ready"
+            # `online` last: a client may send a command the moment it sees it, and that
+            # command must find us subscribed.
+            await self._link.publish(self._bridge_topic("state"), "online", qos=1, retain=True)
             self._subscribed.set()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._listen(), name="mqtt-listen")
