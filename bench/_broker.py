@@ -24,6 +24,10 @@ _CONNECT_PROBE = bytes.fromhex("101100044d5154540402003c000570726f6265")
 _CONNACK_FIRST_BYTE = 0x20
 _DISCONNECT = bytes.fromhex("e000")
 
+# Socket option for bench MQTT clients: small messages leave at once, as in the daemon's own
+# link (treadmilld/mqtt/link.py), so no figure carries a Nagle/delayed-ACK wait.
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
 
 class BrokerUnavailableError(RuntimeError):
     """No mosquitto binary: install it (`apt-get install mosquitto`) to run this benchmark."""
@@ -90,6 +94,9 @@ def mosquitto(port: int | None = None) -> Iterator[RunningBroker]:
             lines = [
                 f"listener {chosen} 127.0.0.1",
                 "allow_anonymous true",
+                # As the embedded broker and docs/gym-broker.md: without it, Nagle holds a small
+                # command behind an unacknowledged packet for a delayed-ACK period (~40 ms).
+                "set_tcp_nodelay true",
                 "persistence false",
                 f"log_dest file {log}",
             ]

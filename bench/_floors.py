@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 import aiomqtt
+from _broker import NODELAY
 
 _WARMUP = 20
 
@@ -23,8 +24,8 @@ async def mqtt_hop_ms(host: str, port: int, n: int, *, qos: int = 1) -> list[flo
     topic = "treadmilld-bench/floor"
     samples: list[float] = []
     async with (
-        aiomqtt.Client(host, port, identifier="bench-floor-rx") as receiver,
-        aiomqtt.Client(host, port, identifier="bench-floor-tx") as sender,
+        aiomqtt.Client(host, port, identifier="bench-floor-rx", socket_options=NODELAY) as receiver,
+        aiomqtt.Client(host, port, identifier="bench-floor-tx", socket_options=NODELAY) as sender,
     ):
         await receiver.subscribe(topic, qos=qos)
         messages = aiter(receiver.messages)

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 
 import aiomqtt
-from _broker import BrokerUnavailableError, mosquitto
+from _broker import NODELAY, BrokerUnavailableError, mosquitto
 from _floors import gatt_write_ms, mqtt_hop_ms
 from _mqtt_contract import BASE_TOPIC, emergency_stop_command, start_command
 from _stats import (
@@ -151,7 +151,9 @@ async def _stop_repeatedly(
     speed_arrived: asyncio.Queue[float],
 ) -> list[float]:
     samples: list[float] = []
-    async with aiomqtt.Client(host, port, identifier="bench-estop-operator") as operator:
+    async with aiomqtt.Client(
+        host, port, identifier="bench-estop-operator", socket_options=NODELAY
+    ) as operator:
         await operator.subscribe(f"{BASE_TOPIC}/bridge/state")
         await operator.subscribe(f"{BASE_TOPIC}/{ESTOP_TREADMILL}/response/#")
         messages = aiter(operator.messages)

@@ -371,13 +371,13 @@ class WorkoutSession:
             return
         if isinstance(status, TargetSpeedChanged):
             log.warning(
-                "console_speed_change", treadmill=self.treadmill_id, speed_kmh=status.speed_kmh
+                "console_speed_change", treadmill_id=self.treadmill_id, speed_kmh=status.speed_kmh
             )
             self._governor.note_console_speed(status.speed_kmh)
         else:
             log.warning(
                 "console_incline_change",
-                treadmill=self.treadmill_id,
+                treadmill_id=self.treadmill_id,
                 incline_pct=status.inclination_pct,
             )
             self._governor.note_console_incline(status.inclination_pct)
@@ -398,7 +398,9 @@ class WorkoutSession:
         self._governor.belt_stopped_by_treadmill()
 
     async def _on_connected(self, event: LinkConnected) -> None:
-        log.info("treadmill_connected", treadmill=self.treadmill_id, name=event.capabilities.name)
+        log.info(
+            "treadmill_connected", treadmill_id=self.treadmill_id, name=event.capabilities.name
+        )
         if self._stop_on_reconnect:
             try:
                 await self._governor.stop_belt()
@@ -406,7 +408,7 @@ class WorkoutSession:
                 log.warning("stop_after_reconnect_failed", error=str(error))
             else:
                 self._stop_on_reconnect = False
-                log.warning("belt_stopped_after_reconnect", treadmill=self.treadmill_id)
+                log.warning("belt_stopped_after_reconnect", treadmill_id=self.treadmill_id)
 
     async def _watchdog(self) -> None:
         while True:
@@ -443,7 +445,7 @@ class WorkoutSession:
         self._abort_reason = reason
         self._ended_at = self._clock.now()
         log.warning(
-            "workout_aborted", treadmill=self.treadmill_id, reason=reason.value, detail=detail
+            "workout_aborted", treadmill_id=self.treadmill_id, reason=reason.value, detail=detail
         )
         self._emit(
             WorkoutAborted(
@@ -484,7 +486,7 @@ class WorkoutSession:
         )
         log.info(
             "workout_finished",
-            treadmill=self.treadmill_id,
+            treadmill_id=self.treadmill_id,
             kcal=round(self._totals.calories_kcal, 1),
         )
         self._changed()
@@ -576,7 +578,7 @@ class WorkoutSession:
         self._executor = executor
         log.info(
             "workout_started",
-            treadmill=self.treadmill_id,
+            treadmill_id=self.treadmill_id,
             profile=plan.profile,
             clinical=use_clinical,
             total_s=plan.total_s,
