@@ -18,6 +18,7 @@ from treadmilld import __version__
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         sys.stderr.write(f"treadmilld: configuration error\n{error}\n")
         return EXIT_CONFIG
+    except KeyboardInterrupt:
+        # Ctrl-C before the supervisor took over signals (while connecting or setting up the
+        # simulator): nothing was moving yet, and asyncio has already unwound the tasks.
+        sys.stderr.write("treadmilld: interrupted\n")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `treadmilld profiles show p1 | head`: the reader left; that is not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)

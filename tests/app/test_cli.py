@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.app.process import SHORT_PROFILE, run_to_end, treadmilld
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
@@ -171,3 +173,20 @@ async def test_demo_keep_running_stays_up_until_interrupted(mqtt_broker: Embedde
         demo.process.send_signal(signal.SIGINT)
         code = await demo.wait(30)
     assert code == 0, demo.output()
+
+
+def test_ctrl_c_before_the_daemon_is_up_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C while a command is still setting up (connecting, starting the simulator) reaches
+    # main() as KeyboardInterrupt: the user gets one line and the shell's SIGINT code, not a
+    # Python traceback.
+    from treadmilld import cli
+
+    def interrupted(_args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli._COMMANDS, "scan", interrupted)
+
+    assert cli.main(["scan"]) == 130
+    assert capsys.readouterr().err == "treadmilld: interrupted\n"
