@@ -93,15 +93,23 @@ async def _wait_connected_and_start(
     ids = [f"sim{index:02d}" for index in range(1, scenario.treadmills + 1)]
     async with aiomqtt.Client(broker.host, broker.port, identifier="bench-footprint") as client:
         await client.subscribe(f"{BASE_TOPIC}/+/state")
+        await client.subscribe(f"{BASE_TOPIC}/bridge/state")
         connected: set[str] = set()
+        # The previous scenario's daemon left its states retained (saying "connected") and
+        # `offline` on bridge/state: only this daemon's `online`, sent once it is subscribed,
+        # says commands will be heard.
+        bridge_online = False
         async with asyncio.timeout(timeout_s):
             async for message in client.messages:
                 treadmill_id = str(message.topic).split("/")[1]
+                if treadmill_id == "bridge":
+                    bridge_online = message.payload == b"online"
+                    continue
                 with contextlib.suppress(ValueError):
                     state = json.loads(message.payload)
                     if isinstance(state, dict) and state.get("connection") == "connected":
                         connected.add(treadmill_id)
-                if connected >= set(ids):
+                if bridge_online and connected >= set(ids):
                     break
         await client.subscribe(f"{BASE_TOPIC}/+/response/start")
         for treadmill_id in ids:
