@@ -36,7 +36,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from treadmilld.app.logging import LogFormat, LogLevel
 from treadmilld.ble.config import LinkSettings, TargetSelector
-from treadmilld.ble.quirks import Quirks, quirks_by_name
+from treadmilld.ble.quirks import QuirksChoice
 from treadmilld.engine.limits import SafetyLimits
 from treadmilld.mqtt.config import MqttSettings
 
@@ -104,18 +104,11 @@ class TreadmillSettings(BaseModel):
         default=None,
         description="a simulated treadmill (treadmilld-sim); keys of SimulatedTreadmillConfig",
     )
-    quirks: str | Quirks | None = Field(
+    quirks: QuirksChoice = Field(
         default=None,
         description="override the quirks picked from the advertised name: a quirk set name "
         "(fitshow, sunny, tm11gy, mph, kingsmith, standard) or a table of Quirks fields",
     )
-
-    @field_validator("quirks")
-    @classmethod
-    def _quirk_set_exists(cls, value: str | Quirks | None) -> str | Quirks | None:
-        if isinstance(value, str):
-            quirks_by_name(value)  # raises with the list of known names
-        return value
 
     @field_validator("id")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from treadmilld.ble.quirks import Quirks, quirks_by_name, quirks_for_name
+from treadmilld.ble.quirks import Quirks, QuirksChoice, quirks_by_name, quirks_for_name
 
 
 class TargetSelector(BaseModel):
@@ -157,18 +157,11 @@ class LinkSettings(BaseModel):
         description="With the start-gate quirk: extra wait after the belt first moves.",
     )
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
-    quirks: str | Quirks | None = Field(
+    quirks: QuirksChoice = Field(
         default=None,
         description="None: pick the quirk set from the advertised name. A string: a named "
         "quirk set (fitshow, sunny, tm11gy, mph, kingsmith, standard). Or the fields spelled out.",
     )
-
-    @field_validator("quirks")
-    @classmethod
-    def _quirk_set_exists(cls, value: str | Quirks | None) -> str | Quirks | None:
-        if isinstance(value, str):
-            quirks_by_name(value)  # raises with the list of known names
-        return value
 
     def quirks_for(self, advertised_name: str | None) -> Quirks:
         """The quirks to use for a treadmill advertising `advertised_name`."""

@@ -8,8 +8,9 @@ fields out, in `LinkSettings.quirks`.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # One statute mile is exactly 1.609344 km (international yard and pound agreement, 1959).
 KM_PER_MILE = 1.609344
@@ -119,6 +120,17 @@ def quirks_by_name(set_name: str) -> Quirks:
         raise UnknownQuirkSetError(
             f"unknown quirk set {set_name!r}; use one of: {known}, or spell the fields out"
         ) from None
+
+
+def _known_quirk_choice(value: str | Quirks | None) -> str | Quirks | None:
+    if isinstance(value, str):
+        quirks_by_name(value)  # raises with the list of known names
+    return value
+
+
+# A config field choosing quirks: a named set (checked to exist), the fields spelled out, or
+# None to pick the set from the advertised name. Shared by the link and the daemon settings.
+QuirksChoice = Annotated[str | Quirks | None, AfterValidator(_known_quirk_choice)]
 
 
 def quirks_for_name(name: str | None) -> Quirks:
