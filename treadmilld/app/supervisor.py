@@ -79,7 +79,7 @@ class RestartPolicy:
     def delay(self, failures: int) -> float:
         base = min(self.maximum_s, self.initial_s * 2.0 ** max(0, failures - 1))
         # Jitter keeps several treadmills from retrying in lockstep; not security-relevant.
-        return base * random.uniform(0.8, 1.2)  # noqa: S311
+        return base * random.uniform(0.8, 1.2)  # noqa: S311 - backoff jitter, not cryptography
 
 
 @dataclass
@@ -306,6 +306,7 @@ class Supervisor:
             async with asyncio.timeout(session_budget):
                 await unit.session.shutdown(self.shutdown_mode.ftms_literal)
         except TimeoutError:
+            # A timeout has no useful traceback: the event and budget say it all.
             log.error("session_shutdown_timed_out", budget_s=session_budget)  # noqa: TRY400
         except Exception:
             # Fall back to telling the link directly, below.

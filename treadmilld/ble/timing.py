@@ -91,7 +91,7 @@ class ReconnectBackoff:
     def __init__(self, settings: BackoffSettings, rng: random.Random | None = None) -> None:
         self._settings = settings
         # Jitter only spreads retries out; it needs no cryptographic randomness.
-        self._rng = rng or random.Random()  # noqa: S311
+        self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not cryptography
         self._failures = 0
 
     @property
