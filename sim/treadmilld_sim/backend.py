@@ -402,15 +402,24 @@ class _BumbleClientBase(BaseBleakClient):
     async def _gatt(self, operation: Callable[[Any], Any]) -> Any:
         """Run one GATT operation, translating Bumble's failures into bleak's exceptions."""
         peer = self._require_peer()
+        # Shielded: if our caller is cancelled mid-request (a shutdown cancelling a speed write),
+        # Bumble's request still completes and consumes its response, as a BlueZ D-Bus call
+        # would. Cancelling it instead leaves Bumble to set_result() on a cancelled future when
+        # the response arrives (InvalidStateError inside its event handler).
+        request = asyncio.ensure_future(operation(peer))
         try:
-            return await operation(peer)
+            return await asyncio.shield(request)
         except ATT_Error as error:
             raise BleakGATTProtocolError(error.error_code) from error
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                if not request.done():
+                    request.add_done_callback(_retrieve_outcome)
+                raise
             # Bumble cancels an outstanding request when the link drops; that is a failed
             # operation, not a cancellation of our caller.
-            task = asyncio.current_task()
-            if (task is not None and task.cancelling()) or self._connection is not None:
+            if self._connection is not None:
                 raise
             raise BleakError(f"{self.address} disconnected during a GATT operation") from None
         except bumble_core.TimeoutError as error:
@@ -476,3 +485,10 @@ class _BumbleClientBase(BaseBleakClient):
         if deliver is None:
             return
         await self._gatt(lambda peer: peer.unsubscribe(characteristic.obj, deliver))
+
+
+def _retrieve_outcome(request: asyncio.Future[Any]) -> None:
+    """Consume the outcome of a request nobody awaits any more (the caller was cancelled), so
+    asyncio does not report it as never retrieved."""
+    if not request.cancelled():
+        request.exception()

@@ -154,3 +154,30 @@ async def test_a_fixed_address_is_kept_and_duplicates_are_refused(fleet: Simulat
         await fleet.add(SimulatedTreadmillConfig(name="CLASH", address="F1:00:00:00:00:01"))
     async with asyncio.timeout(TEST_TIMEOUT_S), connected(fleet, first) as session:
         assert (await session.send(RequestControl())).result is ResultCode.SUCCESS
+
+
+async def test_a_request_whose_caller_is_cancelled_still_completes_cleanly(
+    fleet: SimulatedFleet, treadmill: SimulatedTreadmill
+) -> None:
+    # A daemon shutting down cancels a speed write that is waiting for its ATT response. Like
+    # BlueZ, the backend lets the request finish: the response must not hit a cancelled future
+    # inside Bumble (InvalidStateError reported to the loop), and the link stays usable.
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        async with asyncio.timeout(TEST_TIMEOUT_S), connected(fleet, treadmill) as session:
+            # Cancel after 1..12 loop turns: some of these land while the ATT response is in
+            # flight (5 and 6 turns on bumble 0.0.236), then let that response arrive.
+            for turns in range(1, 13):
+                request = asyncio.ensure_future(session.client.read_gatt_char(FEATURE_UUID))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                request.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await request
+                await asyncio.sleep(0.02)
+            assert await session.client.read_gatt_char(FEATURE_UUID)
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []
