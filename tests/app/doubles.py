@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Literal
 
+from tests.support.snapshots import idle_snapshot
 from treadmilld.ble.api import (
     ConnectionState,
     DeviceInformation,
@@ -14,7 +15,7 @@ from treadmilld.ble.api import (
     Telemetry,
     TreadmillCapabilities,
 )
-from treadmilld.engine.api import Phase, SessionEvent, SessionSnapshot
+from treadmilld.engine.api import SessionEvent, SessionSnapshot
 from treadmilld.ftms import (
     FitnessMachineFeature,
     MachineFeatures,
@@ -105,39 +106,6 @@ class FailsFirstRuns(ObedientLink):
             self.failures_left -= 1
             raise OSError("org.bluez.Error.NotReady")
         await self.closed.wait()
-
-
-def idle_snapshot(treadmill_id: str, phase: Phase = Phase.IDLE) -> SessionSnapshot:
-    return SessionSnapshot(
-        treadmill_id=treadmill_id,
-        connection="connected",
-        phase=phase,
-        direction=None,
-        profile=None,
-        profile_title=None,
-        segment_index=None,
-        segment_count=None,
-        segment_cue=None,
-        segment_remaining_s=None,
-        speed_kmh=None,
-        target_speed_kmh=None,
-        incline_pct=None,
-        target_incline_pct=None,
-        distance_m=0.0,
-        distance_forward_m=0.0,
-        distance_backward_m=0.0,
-        elapsed_s=0.0,
-        remaining_s=None,
-        backward_s=0.0,
-        calories_kcal=0.0,
-        heart_rate_bpm=None,
-        turn_countdown_s=None,
-        abort_reason=None,
-        body_weight_kg=70.0,
-        clinical=False,
-        speed_range=None,
-        incline_range=None,
-    )
 
 
 class DrivesItsBelt:
