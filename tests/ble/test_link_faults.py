@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import pytest
@@ -26,7 +27,14 @@ from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import BackoffSettings, LinkSettings, TargetSelector
 from treadmilld.ble.discovery import scan
 from treadmilld.ble.gatt import Advertisement, FoundDevice, GattConnection
-from treadmilld.ftms import ControlOpcode, ResultCode, SetTargetSpeed
+from treadmilld.ftms import (
+    ControlOpcode,
+    ControlRequest,
+    ResultCode,
+    SetTargetSpeed,
+    StopKind,
+    StopOrPause,
+)
 
 
 async def test_link_dropped_mid_run_reconnects_without_touching_the_belt(
@@ -236,3 +244,34 @@ async def test_a_treadmill_gone_between_scan_and_connect_fails_within_the_connec
     # 20 s per attempt or its 36 s not-found loop.
     assert failure["took_s"] <= 5.0 + 1.0 + 0.1
     assert link.capabilities is None
+
+
+async def test_a_stop_right_after_a_cancelled_speed_write_waits_for_that_procedure(
+    fleet: SimulatedFleet,
+) -> None:
+    # An emergency stop cancels the engine mid speed write, then stops the belt. The deck is
+    # still busy with the speed procedure (a slow deck indicates late); writing Stop then
+    # would be refused with ATT 0xFE. The channel stays taken until that procedure answers.
+    treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-SLOW", response_delay_s=0.5))
+    requests = record_requests(treadmill)
+    speed_arrived = asyncio.Event()
+
+    def note_speed(request: ControlRequest, _at: float) -> None:
+        if isinstance(request, SetTargetSpeed):
+            speed_arrived.set()
+
+    treadmill.add_control_listener(note_speed)
+    async with running_link(fleet, treadmill) as lut:
+        await lut.connected()
+        await lut.link.start_belt()
+        await lut.telemetry_where(lambda t: t.belt_moving)
+        speed_write = asyncio.ensure_future(lut.link.set_target_speed(3.0))
+        await speed_arrived.wait()  # the deck is now busy until it indicates, 0.5 s later
+        speed_write.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await speed_write
+
+        await lut.link.stop_belt()  # must not raise
+
+        assert requests[-1] == StopOrPause(kind=StopKind.STOP)
+        await lut.belt_at(0.0)

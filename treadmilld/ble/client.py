@@ -12,6 +12,7 @@ The link never starts the belt by itself and never re-applies a target after a r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import weakref
@@ -733,34 +734,48 @@ class BleTreadmillLink:
                 raise NotConnectedError(
                     f"{self._id}: the link reconnected before {what} was sent; retry it"
                 )
-            # The future exists before the write, so an answer can never arrive unobserved.
-            response_future: asyncio.Future[ControlResponse] = (
-                asyncio.get_running_loop().create_future()
-            )
-            session.pending_opcode = payload[0]
-            session.pending_response = response_future
+            procedure = asyncio.ensure_future(self._procedure(session, payload, what))
             try:
-                response = await wait_for_on_clock(
-                    self._write_and_wait(session, payload, response_future, what),
-                    self._settings.control_response_timeout_s,
-                    self._clock,
-                )
-            except TimeoutError:
-                self._log.warning("control_timeout", request=what, data=payload.hex())
-                raise ControlTimeoutError(
-                    f"{self._id}: no answer to {what} within "
-                    f"{self._settings.control_response_timeout_s:g} s. The treadmill may not "
-                    "support remote control or be busy; check its console and retry"
-                ) from None
-            finally:
-                session.pending_opcode = None
-                session.pending_response = None
+                response = await asyncio.shield(procedure)
+            except asyncio.CancelledError:
+                # The caller gave up (an emergency stop cancels the engine mid-write), but the
+                # deck is still busy with this procedure and refuses the next write with ATT
+                # 0xFE (FTMS §4.16.4). Keep the channel until it answers or times out.
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(procedure)
+                if not procedure.done():
+                    procedure.add_done_callback(_consume_outcome)
+                raise
         if response.result is not ResultCode.SUCCESS:
             # Info, not warning: the typed error reaches the caller, which knows whether this
             # matters (a Stop refused because the belt is already stopping does not).
             self._log.info("control_rejected", request=what, result=response.result.name)
             raise rejection_error(self._id, what, response.result)
         self._log.debug("control_succeeded", request=what)
+
+    async def _procedure(self, session: _Session, payload: bytes, what: str) -> ControlResponse:
+        # The future exists before the write, so an answer can never arrive unobserved.
+        response_future: asyncio.Future[ControlResponse] = (
+            asyncio.get_running_loop().create_future()
+        )
+        session.pending_opcode = payload[0]
+        session.pending_response = response_future
+        try:
+            return await wait_for_on_clock(
+                self._write_and_wait(session, payload, response_future, what),
+                self._settings.control_response_timeout_s,
+                self._clock,
+            )
+        except TimeoutError:
+            self._log.warning("control_timeout", request=what, data=payload.hex())
+            raise ControlTimeoutError(
+                f"{self._id}: no answer to {what} within "
+                f"{self._settings.control_response_timeout_s:g} s. The treadmill may not "
+                "support remote control or be busy; check its console and retry"
+            ) from None
+        finally:
+            session.pending_opcode = None
+            session.pending_response = None
 
     async def _write_and_wait(
         self,
@@ -955,3 +970,10 @@ def _record_to_kmh(record: TreadmillData) -> TreadmillData:
             else speed_from_deck(record.average_speed_kmh, SpeedUnit.MPH)
         ),
     )
+
+
+def _consume_outcome(procedure: asyncio.Future[ControlResponse]) -> None:
+    """Retrieve the outcome of a procedure nobody awaits any more, so asyncio does not report
+    it as never retrieved (its caller was cancelled twice)."""
+    if not procedure.cancelled():
+        procedure.exception()
