@@ -15,7 +15,7 @@ from treadmilld.ble.api import (
     Telemetry,
     TreadmillCapabilities,
 )
-from treadmilld.engine.api import SessionEvent, SessionSnapshot
+from treadmilld.engine.api import SessionEvent, SessionSnapshot, StopOutcome
 from treadmilld.ftms import (
     FitnessMachineFeature,
     MachineFeatures,
@@ -157,8 +157,9 @@ class DrivesItsBelt:
     async def stop(self) -> None:
         await self.link.stop_belt()
 
-    async def emergency_stop(self) -> None:
+    async def emergency_stop(self) -> StopOutcome:
         await self.link.stop_belt()
+        return StopOutcome.STOP_SENT
 
     async def skip_segment(self) -> None:
         return None

@@ -17,6 +17,7 @@ from treadmilld.engine.api import (
     SessionEvent,
     SessionSnapshot,
     StateChanged,
+    StopOutcome,
     WorkoutAborted,
     WorkoutStarted,
 )
@@ -113,7 +114,7 @@ class RecordingTreadmill:
         await self._record("stop")
         self.change(phase=Phase.FINISHED)
 
-    async def emergency_stop(self) -> None:
+    async def emergency_stop(self) -> StopOutcome:
         # Never held: the emergency path must not wait for anything.
         self.calls.append(("emergency_stop", ()))
         self.call_recorded.set()
@@ -126,6 +127,7 @@ class RecordingTreadmill:
                 detail="emergency stop over MQTT",
             )
         )
+        return StopOutcome.STOP_SENT
 
     async def skip_segment(self) -> None:
         await self._record("skip_segment")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from treadmilld.engine.api import Phase, SessionSnapshot
+from treadmilld.engine.api import BeltState, Phase, SessionSnapshot
 
 
 def idle_snapshot(
@@ -36,6 +36,7 @@ def idle_snapshot(
         abort_reason=None,
         body_weight_kg=70.0,
         clinical=False,
+        belt=BeltState.STANDING,
         speed_range=None,
         incline_range=None,
     )

@@ -41,6 +41,45 @@ class AbortReason(StrEnum):
     USER_STOP = "user_stop"
     COMMAND_FAILED = "command_failed"
     SHUTDOWN = "shutdown"
+    # Decided from the measured belt, for decks that do not report what happened:
+    # the belt came to a standstill while it was told to move (a console stop or the safety
+    # key on a deck that sends no Machine Status for them).
+    BELT_STOPPED = "belt_stopped"
+    # The belt moved when nothing had told it to (a deck that starts on connect, resumes by
+    # itself, or keeps running after a stop).
+    UNEXPECTED_MOTION = "unexpected_motion"
+    # The measured speed went above the target (plus a tolerance) for longer than the deck's
+    # deceleration allows, or above the restart speed right after a Start.
+    OVERSPEED = "overspeed"
+    # The deck acknowledged a target and did not reach it in the time its acceleration allows
+    # (a deck that ignores speed commands; hassio-ftms#26), or the incline was not lowered
+    # before walking backward.
+    TARGET_NOT_FOLLOWED = "target_not_followed"
+    # A bug in treadmilld: the workout's own code raised. Logged with its traceback.
+    INTERNAL_ERROR = "internal_error"
+
+
+class BeltState(StrEnum):
+    """What the belt is measured to do, from the deck's own Treadmill Data."""
+
+    MOVING = "moving"
+    STANDING = "standing"  # at or below the standstill speed for a confirmed period
+    UNKNOWN = "unknown"  # no fresh data: not connected, or the deck went quiet
+
+
+class StopOutcome(StrEnum):
+    """What an emergency stop achieved by the time it answers. Never a bare "ok"."""
+
+    # The deck's own data shows the belt standing.
+    BELT_STANDING = "belt_standing"
+    # The deck accepted Stop; the belt is still coasting down. `stop_confirmed` or
+    # `stop_unconfirmed` follows as an event.
+    STOP_SENT = "stop_sent"
+    # Stop was refused or could not be written (link down, control refused); treadmilld keeps
+    # retrying (Stop, then Pause, re-requesting control; Stop first after a reconnect) and
+    # raises `stop_unconfirmed` if the belt is not measured standing in time. Pull the safety
+    # key.
+    NOT_CONFIRMED = "not_confirmed"
 
 
 class CommandRejectedError(Exception):
@@ -90,6 +129,7 @@ class SessionSnapshot:
     abort_reason: AbortReason | None
     body_weight_kg: float
     clinical: bool
+    belt: BeltState  # measured: moving, standing or unknown
     speed_range: Range | None
     incline_range: Range | None
 
@@ -184,6 +224,26 @@ class WorkoutAborted(SessionEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StopConfirmed(SessionEvent):
+    """A stop (emergency, abort, end of workout) is done: the deck's data shows the belt
+    standing. `after_s` is the time from the first Stop write to measured standstill."""
+
+    type: ClassVar[str] = "stop_confirmed"
+    after_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopUnconfirmed(SessionEvent):
+    """Alarm: a stop was asked for and the belt is still measured moving (or unmeasured) after
+    the deck's deceleration time plus a margin. treadmilld keeps trying; a person must act."""
+
+    type: ClassVar[str] = "stop_unconfirmed"
+    after_s: float
+    speed_kmh: float | None  # last measured, None when there is no fresh data
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LimitApplied(SessionEvent):
     """The governor changed a requested setpoint to keep a limit."""
 
@@ -240,7 +300,9 @@ class TreadmillController(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def emergency_stop(self) -> None: ...
+    async def emergency_stop(self) -> StopOutcome:
+        """Stop now, ahead of everything queued; never raises. Says what really happened."""
+        ...
 
     async def skip_segment(self) -> None: ...
 

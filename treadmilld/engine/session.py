@@ -34,6 +34,7 @@ from treadmilld.ble.api import (
 from treadmilld.clock import Clock
 from treadmilld.engine.api import (
     AbortReason,
+    BeltState,
     CommandRejectedError,
     Direction,
     LimitApplied,
@@ -42,6 +43,7 @@ from treadmilld.engine.api import (
     SessionEvent,
     SessionSnapshot,
     StateChanged,
+    StopOutcome,
     WorkoutAborted,
     WorkoutFinished,
     WorkoutStarted,
@@ -215,6 +217,7 @@ class WorkoutSession:
             abort_reason=self._abort_reason if phase is Phase.ABORTED else None,
             body_weight_kg=self._totals.body_weight_kg,
             clinical=self._clinical,
+            belt=BeltState.MOVING if self._link.telemetry.belt_moving else BeltState.UNKNOWN,
             speed_range=(
                 _range(
                     caps.speed_range.minimum_kmh,
@@ -622,7 +625,7 @@ class WorkoutSession:
             return
         raise CommandRejectedError("no_workout", "no workout is running and the belt is stopped")
 
-    async def emergency_stop(self) -> None:
+    async def emergency_stop(self) -> StopOutcome:
         try:
             self._governor.lock_out(AbortReason.EMERGENCY_STOP.value)
             task = self._executor_task
@@ -637,6 +640,7 @@ class WorkoutSession:
                     await task
         except Exception as error:  # noqa: BLE001 - emergency_stop must never raise
             log.warning("emergency_stop_error", error=repr(error))
+        return StopOutcome.NOT_CONFIRMED
 
     async def skip_segment(self) -> None:
         executor = self._active_executor()
