@@ -26,10 +26,18 @@ from treadmilld.engine.api import (
 class RecordingTreadmill:
     """Accepts every command, records it in `calls` and updates its snapshot like an engine
     would. `hold_commands` makes every non-emergency command wait until released, so a
-    test can queue commands behind a slow one."""
+    test can queue commands behind a slow one. `stop_outcome` is what an emergency stop
+    reports (the deck accepted Stop, by default)."""
 
-    def __init__(self, treadmill_id: str, *, connection: str = "connected") -> None:
+    def __init__(
+        self,
+        treadmill_id: str,
+        *,
+        connection: str = "connected",
+        stop_outcome: StopOutcome = StopOutcome.STOP_SENT,
+    ) -> None:
         self._id = treadmill_id
+        self.stop_outcome = stop_outcome
         self._snapshot = idle_snapshot(treadmill_id, connection=connection)
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.started: list[str] = []  # non-emergency commands that began executing
@@ -127,7 +135,7 @@ class RecordingTreadmill:
                 detail="emergency stop over MQTT",
             )
         )
-        return StopOutcome.STOP_SENT
+        return self.stop_outcome
 
     async def skip_segment(self) -> None:
         await self._record("skip_segment")

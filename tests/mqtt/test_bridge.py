@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from treadmilld.engine.api import Phase, WorkoutFinished
+from treadmilld.engine.api import Phase, StopOutcome, WorkoutFinished
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .client import ManualClock, Observer, Received, running_bridge, running_bridge_unready
@@ -136,9 +136,10 @@ async def test_requests_are_answered_with_transaction_and_data(
         incline = await app.request(f"{TM}/request/set_incline", {"incline_pct": 1.5})
         paused = await app.request(f"{TM}/request/pause", transaction="p")
         state = await app.request(f"{TM}/request/state", transaction="s")
-        for action in ("resume", "skip", "confirm_turn", "stop", "emergency_stop"):
+        for action in ("resume", "skip", "confirm_turn", "stop"):
             reply = await app.request(f"{TM}/request/{action}", transaction=action)
             assert reply == {"status": "ok", "data": {}, "transaction": action}
+        estop = await app.request(f"{TM}/request/emergency_stop", transaction="e")
 
     assert started == {"status": "ok", "data": {"profile": "hill_30"}, "transaction": "abc"}
     # The engine capped the speed; the reply says what was actually targeted.
@@ -146,6 +147,7 @@ async def test_requests_are_answered_with_transaction_and_data(
     assert incline["data"] == {"incline_pct": 1.5}
     assert paused["status"] == "ok"
     assert state["data"]["phase"] == "paused"
+    assert (estop["status"], estop["belt"]) == ("ok", "stop_sent")
     assert treadmill.names() == [
         "start_profile",
         "set_speed",
@@ -331,6 +333,57 @@ async def test_emergency_stop_runs_ahead_of_queued_commands(mqtt_broker: Embedde
     assert dropped_2.json()["code"] == "superseded_by_emergency_stop"
     assert treadmill.names() == ["emergency_stop", "start_profile"]
     assert treadmill.started == ["start_profile"]  # resume and set_speed never began
+
+
+@pytest.mark.parametrize("outcome", [StopOutcome.BELT_STANDING, StopOutcome.STOP_SENT])
+async def test_emergency_stop_reply_says_what_the_belt_did(
+    mqtt_broker: EmbeddedBroker, outcome: StopOutcome
+) -> None:
+    treadmill = RecordingTreadmill("tm01", stop_outcome=outcome)
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/response/#")
+        reply = await app.request(f"{TM}/request/emergency_stop", transaction="e")
+    assert reply == {
+        "status": "ok",
+        "belt": outcome.value,
+        "data": {"belt": outcome.value},
+        "transaction": "e",
+    }
+    assert treadmill.names() == ["emergency_stop"]
+
+
+async def test_unconfirmed_emergency_stop_is_an_error_telling_to_pull_the_key(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01", stop_outcome=StopOutcome.NOT_CONFIRMED)
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/response/#", f"{TM}/event")
+        reply = await app.request(f"{TM}/request/emergency_stop", transaction="e")
+        # The same from Home Assistant's button: `set` has no reply, so it is an error event.
+        await app.publish(f"{TM}/set", {"command": "emergency_stop", "transaction": "ha"})
+        event = (await app.wait_for(f"{TM}/event", is_json(type="error", transaction="ha"))).json()
+    for refusal in (reply, event):
+        assert refusal["status"] == "error"
+        assert refusal["code"] == "stop_not_confirmed"
+        assert refusal["belt"] == "not_confirmed"
+        assert "pull the safety key" in refusal["error"]
+    assert reply["transaction"] == "e"
+    assert treadmill.names() == ["emergency_stop", "emergency_stop"]
+
+
+async def test_emergency_stop_that_raises_is_not_reported_as_done(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    class BrokenEmergencyStop(RecordingTreadmill):
+        async def emergency_stop(self) -> StopOutcome:
+            raise RuntimeError("engine bug")
+
+    treadmill = BrokenEmergencyStop("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/response/#")
+        reply = await app.request(f"{TM}/request/emergency_stop", transaction="e")
+    assert (reply["status"], reply["code"]) == ("error", "stop_not_confirmed")
+    assert "pull the safety key" in reply["error"]
 
 
 async def test_bridge_requests(mqtt_broker: EmbeddedBroker) -> None:

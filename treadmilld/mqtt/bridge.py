@@ -31,6 +31,7 @@ from treadmilld.engine.api import (
     ProfileCatalog,
     SessionSnapshot,
     StateChanged,
+    StopOutcome,
     TreadmillController,
 )
 from treadmilld.mqtt.config import MqttSettings
@@ -58,6 +59,8 @@ log = structlog.get_logger()
 EVENT_BACKLOG = 256
 # How long close() waits for an emergency stop that is still being sent to the treadmill.
 ESTOP_FINISH_TIMEOUT_S = 5.0
+# The error code of an emergency stop the treadmill did not confirm (StopOutcome.NOT_CONFIRMED).
+STOP_NOT_CONFIRMED = "stop_not_confirmed"
 _RESERVED_IDS = frozenset({"bridge"})
 _BAD_ID_CHARS = frozenset("/+#\x00 ")
 _BAD_TOPIC_CHARS = frozenset("+#\x00")
@@ -295,8 +298,7 @@ class MqttBridge:
             "stop": controller.stop,
             "skip": controller.skip_segment,
             "confirm_turn": controller.confirm_turn,
-            "emergency_stop": controller.emergency_stop,
-        }
+        }  # emergency_stop never gets here: `_submit` sends it down its own path
         await simple[command.kind]()
         return {}
 
@@ -321,18 +323,43 @@ class MqttBridge:
     ) -> None:
         log.warning("mqtt_emergency_stop", treadmill_id=treadmill.id, discarded=len(discarded))
         try:
-            await treadmill.controller.emergency_stop()
+            outcome = await treadmill.controller.emergency_stop()
         except Exception as error:  # the seam says it never raises; report it if it does
             log.exception("mqtt_emergency_stop_failed", treadmill_id=treadmill.id)
-            await self._refuse(route, "internal_error", f"emergency stop failed: {error}")
+            await self._stop_not_confirmed(
+                route, f"treadmilld failed ({type(error).__name__}: {error}; see the daemon log)"
+            )
         else:
-            await self._succeed(route, {})
+            if outcome is StopOutcome.NOT_CONFIRMED:
+                log.error(
+                    "mqtt_emergency_stop_not_confirmed",
+                    treadmill_id=treadmill.id,
+                    hint="pull the safety key or stop the belt at the console",
+                )
+                await self._stop_not_confirmed(
+                    route,
+                    "the treadmill refused the Stop or could not be reached "
+                    "(treadmilld keeps retrying it)",
+                )
+            else:
+                log.info("mqtt_emergency_stop_done", treadmill_id=treadmill.id, belt=outcome.value)
+                await self._succeed(route, {"belt": outcome.value}, belt=outcome.value)
         for job in discarded:
             await self._refuse(
                 job.route,
                 "superseded_by_emergency_stop",
                 f"{job.command.kind} was dropped: an emergency stop arrived before it ran",
             )
+
+    async def _stop_not_confirmed(self, route: _Route, why: str) -> None:
+        """The emergency stop's error reply: the belt may still be moving."""
+        await self._refuse(
+            route,
+            STOP_NOT_CONFIRMED,
+            f"emergency stop NOT confirmed: {why}. The belt may still be moving: pull the "
+            "safety key now",
+            belt=StopOutcome.NOT_CONFIRMED.value,
+        )
 
     # -- broker side ----------------------------------------------------------------------
 
@@ -692,15 +719,17 @@ class MqttBridge:
 
     # -- replies --------------------------------------------------------------------------
 
-    async def _succeed(self, route: _Route, data: Any) -> None:
+    async def _succeed(self, route: _Route, data: Any, **extra: Any) -> None:
+        """`extra` goes at the top level of the reply, e.g. an emergency stop's `belt`."""
         if route.reply_topic is None and route.response_topic is None:
             return  # a plain `set` succeeded: the state topic shows the result
-        payload = {"status": "ok", "data": data, "transaction": route.transaction}
+        payload = {"status": "ok", **extra, "data": data, "transaction": route.transaction}
         await self._reply(route, payload)
 
-    async def _refuse(self, route: _Route, code: str, error: str) -> None:
+    async def _refuse(self, route: _Route, code: str, error: str, **extra: Any) -> None:
         payload: dict[str, Any] = {
             "status": "error",
+            **extra,
             "error": error,
             "code": code,
             "transaction": route.transaction,
