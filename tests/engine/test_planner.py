@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from treadmilld.engine.api import Direction, Range
 from treadmilld.engine.limits import (
@@ -15,7 +16,13 @@ from treadmilld.engine.limits import (
     effective_limits,
 )
 from treadmilld.engine.planner import SegmentKind, StepKind, WorkoutPlan, plan_workout
-from treadmilld.engine.profile import parse_profile
+from treadmilld.engine.profile import (
+    Profile,
+    ProfileTooLongError,
+    RepeatBlock,
+    Segment,
+    parse_profile,
+)
 
 from .golden_plans import CASES, golden_path, planned
 
@@ -177,3 +184,36 @@ def test_a_treadmill_that_cannot_restart_slowly_cannot_be_planned_for() -> None:
             clinical=False,
             treadmill=TreadmillRanges(speed=Range(1.6, 16.0, 0.1), incline=None),
         )
+
+
+def test_a_profile_built_in_code_that_unrolls_past_the_limits_is_refused() -> None:
+    base = parse_profile(HEADER + segment("forward", 60, 3.0), file="t.toml")
+    backward = Segment(direction=Direction.BACKWARD, duration_s=10.0, speed_kmh=2.0)
+    hostile = RepeatBlock(
+        repeat=100,
+        segments=[RepeatBlock(repeat=100, segments=[RepeatBlock(repeat=100, segments=[backward])])],
+    )
+    # Validation refuses it when the model is built...
+    with pytest.raises(ValidationError) as invalid:
+        Profile.model_validate({**base.model_dump(), "segments": [*base.segments, hostile]})
+    assert "segments[1].repeat: the profile would unroll to 1,000,001 segments" in str(
+        invalid.value
+    )
+    # ...and the planner refuses it when validation was skipped, before unrolling anything.
+    unchecked = base.model_copy(update={"segments": [*base.segments, hostile]})
+    with pytest.raises(ProfileTooLongError) as raised:
+        plan_workout(unchecked, effective_limits(SafetyLimits(), clinical=False))
+    count, time = raised.value.issues
+    assert (count.file, count.field) == ("profile 't'", "segments[1].repeat")
+    assert "would unroll to 1,000,001 segments, more than the 2,000" in count.message
+    assert time.field == "segments[1].repeat"
+    assert "more than the 4:00:00 (h:mm:ss) a profile may last" in time.message
+
+
+def test_a_profile_at_the_segment_limit_is_planned_in_full() -> None:
+    cycle = segment("forward", 3.5, 3.0) + segment("rest", 3.5)
+    inner = cycle.replace("[[segments]]", "[[segments.segments.segments]]")
+    result = plan(f"[[segments]]\nrepeat = 40\n[[segments.segments]]\nrepeat = 25\n{inner}")
+    # 40 x 25 x (forward, rest): every one of the 2,000 segments is in the plan.
+    assert len(result.segments) == 2000
+    assert result.total_s == pytest.approx(2000 * 3.5)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
 from treadmilld.engine.api import Direction, ProfileCatalog
 from treadmilld.engine.library import ProfileLibrary, UnknownProfileError, builtin_profiles_dir
-from treadmilld.engine.profile import ProfileError, load_profile, parse_profile
+from treadmilld.engine.profile import (
+    MAX_EXPANDED_S,
+    MAX_EXPANDED_SEGMENTS,
+    ProfileError,
+    load_profile,
+    parse_profile,
+)
+from treadmilld.engine.profiles_cli import check_profiles
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 BUILTIN = {
@@ -191,3 +199,108 @@ def test_user_dirs_add_and_override_and_invalid_files_are_skipped(tmp_path: Path
 def test_an_unknown_name_lists_the_known_ones() -> None:
     with pytest.raises(UnknownProfileError, match="p2-retro-core"):
         ProfileLibrary().get("p9")
+
+
+def nested_repeats(counts: list[int], *segments: str, warm_up: bool = True) -> str:
+    """A profile named "good": optionally a 60-s forward warm-up, then repeat blocks nested one
+    in the other (one per count) around `segments`, the TOML bodies of the innermost ones."""
+    text = GOOD.split("[[segments]]", maxsplit=1)[0]
+    if warm_up:
+        text += '[[segments]]\ndirection = "forward"\nduration_s = 60\nspeed_kmh = 3.0\n'
+    table = "segments"
+    for count in counts:
+        text += f"[[{table}]]\nrepeat = {count}\n"
+        table += ".segments"
+    return text + "".join(f"[[{table}]]\n{body}\n" for body in segments)
+
+
+BACKWARD_10S = 'direction = "backward"\nduration_s = 10\nspeed_kmh = 2.0'
+FORWARD_3S5 = 'direction = "forward"\nduration_s = 3.5\nspeed_kmh = 3.0'
+REST_3S5 = 'direction = "rest"\nduration_s = 3.5'
+FORWARD_1H = 'direction = "forward"\nduration_s = 3600\nspeed_kmh = 3.0'
+
+
+def test_nested_repeats_that_unroll_past_the_limits_are_refused_naming_the_block(
+    tmp_path: Path,
+) -> None:
+    # 100 x 100 x 100 would unroll to a million segments (seconds of CPU); the repeat counts
+    # alone refuse it.
+    with pytest.raises(ProfileError) as raised:
+        parse_profile(nested_repeats([100, 100, 100], BACKWARD_10S), file="hostile.toml")
+    count, time = raised.value.issues
+    assert (count.file, count.field) == ("hostile.toml", "segments[1].repeat")
+    assert "would unroll to 1,000,001 segments" in count.message  # the whole profile
+    assert "this repeat block unrolls to 1,000,000 of them" in count.message
+    assert "(repeat 100 x 10,000 segments)" in count.message
+    assert f"more than the {MAX_EXPANDED_SEGMENTS:,} a profile may have" in count.message
+    assert "lower `repeat` here or in the repeat blocks nested in it" in count.hint
+    assert (time.file, time.field) == ("hostile.toml", "segments[1].repeat")
+    # 60 s + 1,000,000 x 10 s, as h:mm:ss, against the 4 h limit.
+    assert "would last 2777:47:40, more than the 4:00:00 (h:mm:ss)" in time.message
+
+    # The same file in a profile directory is skipped by the library and failed by `check`.
+    path = tmp_path / "good.toml"
+    path.write_text(nested_repeats([100, 100, 100], BACKWARD_10S))
+    library = ProfileLibrary([tmp_path], include_builtin=False)
+    assert library.names() == []
+    assert {(i.file, i.field) for i in library.issues} == {(str(path), "segments[1].repeat")}
+    out = io.StringIO()
+    assert check_profiles(out, [path]) != 0
+    assert f"error   {path}: segments[1].repeat: the profile would unroll to 1,000,001" in (
+        out.getvalue()
+    )
+
+
+def test_a_profile_at_the_segment_limit_loads_and_one_segment_more_is_refused() -> None:
+    at_limit = parse_profile(
+        nested_repeats([40, 25], FORWARD_3S5, REST_3S5, warm_up=False), file="good.toml"
+    )
+    assert len(at_limit.flat_segments()) == MAX_EXPANDED_SEGMENTS
+    assert at_limit.expansion().segments == MAX_EXPANDED_SEGMENTS
+
+    with pytest.raises(ProfileError) as raised:
+        parse_profile(nested_repeats([40, 25], FORWARD_3S5, REST_3S5), file="good.toml")
+    (issue,) = raised.value.issues
+    assert issue.field == "segments[1].repeat"
+    assert "would unroll to 2,001 segments" in issue.message
+
+
+def test_a_profile_at_the_time_limit_loads_and_a_minute_more_is_refused() -> None:
+    at_limit = parse_profile(nested_repeats([4], FORWARD_1H, warm_up=False), file="good.toml")
+    assert at_limit.expansion().seconds == MAX_EXPANDED_S
+
+    with pytest.raises(ProfileError) as raised:
+        parse_profile(nested_repeats([4], FORWARD_1H), file="good.toml")
+    (issue,) = raised.value.issues
+    assert issue.field == "segments[1].repeat"
+    assert "would last 4:01:00, more than the 4:00:00 (h:mm:ss)" in issue.message
+    assert "lasts 4:00:00 of it (repeat 4 x 1:00:00)" in issue.message
+
+
+def test_plain_segments_past_the_limits_are_refused_where_they_cross_them() -> None:
+    with pytest.raises(ProfileError) as raised:
+        parse_profile(nested_repeats([], *[FORWARD_1H] * 4), file="good.toml")
+    (issue,) = raised.value.issues
+    # The warm-up is segments[0]; the fourth hour after it crosses 4 h.
+    assert issue.field == "segments[4].duration_s"
+    assert "would last 4:01:00" in issue.message
+
+    with pytest.raises(ProfileError) as raised:
+        parse_profile(nested_repeats([], *[FORWARD_3S5] * 2000), file="good.toml")
+    (issue,) = raised.value.issues
+    assert issue.field == "segments"
+    assert "would unroll to 2,001 segments" in issue.message
+    assert "write fewer segments" in issue.hint
+
+
+def test_every_builtin_profile_is_far_under_the_expansion_limits() -> None:
+    library = ProfileLibrary()
+    for name in BUILTIN:
+        profile = library.get(name)
+        expansion = profile.expansion()
+        flat = profile.flat_segments()
+        # The arithmetic agrees with actually unrolling it.
+        assert expansion.segments == len(flat), name
+        assert expansion.seconds == pytest.approx(sum(f.segment.duration_s for f in flat)), name
+        assert expansion.segments * 50 <= MAX_EXPANDED_SEGMENTS, name
+        assert expansion.seconds * 5 <= MAX_EXPANDED_S, name

@@ -198,6 +198,13 @@ def turn_cue(to_direction: Direction) -> str:
 
 
 def plan_workout(profile: Profile, limits: EffectiveLimits) -> WorkoutPlan:
+    """The timeline for `profile` under `limits`.
+
+    Raises `ProfileTooLongError` (from `Profile.flat_segments`, before unrolling anything) when
+    the profile's repeat blocks exceed `MAX_EXPANDED_SEGMENTS` or `MAX_EXPANDED_S`: a loaded
+    profile was refused already, but one built in code with `model_construct` or
+    `model_copy(update=...)` skipped validation.
+    """
     # Ramps that do not fit can lengthen a segment after the budget was applied; when that
     # pushes backward time over the budget, plan again with the budget shrunk by the excess.
     budget = limits.max_backward_s

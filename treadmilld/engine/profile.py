@@ -9,9 +9,10 @@ docs/profiles.md describes the format for people writing profiles.
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,6 +41,19 @@ MIN_SEGMENT_INCLINE_PCT = -10.0
 MAX_SEGMENT_INCLINE_PCT = 40.0
 MAX_SEGMENT_S = 4 * 3600.0
 MAX_REPEAT = 100
+
+# What a whole profile may unroll to. Nested repeat blocks multiply (100 x 100 x 100 would be a
+# million segments and seconds of CPU to unroll), so both are computed from the repeat counts
+# before anything is unrolled. For comparison, the largest built-in profile unrolls to 18
+# segments (p1-starter-*) and the longest runs 45 min (forward-walk).
+# Segments: the 30-min backward budget in 10-s minimum bouts allows at most 180 backward bouts
+# a session, about 360 segments with a walk or rest between each two; 2,000 leaves room for
+# forward-only interval work and still plans in milliseconds.
+MAX_EXPANDED_SEGMENTS = 2_000
+# Time (the segments' own durations; the turns the planner inserts come on top): 4 h is the
+# longest one segment may be, 8x the 30-min backward budget and 5x the longest built-in. Longer
+# is a typo, such as an extra zero on a repeat count.
+MAX_EXPANDED_S = 4 * 3600.0
 
 
 class Ramp(BaseModel):
@@ -144,13 +158,35 @@ class Profile(BaseModel):
     segments: list[SegmentItem] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _moves_at_some_point(self) -> Profile:
-        if not any(f.segment.direction is not Direction.REST for f in self.flat_segments()):
+    def _bounded_and_moves_at_some_point(self) -> Profile:
+        # Neither check unrolls the repeat blocks, so refusing a hostile profile costs microseconds.
+        too_long = expansion_issues(self.segments, file=f"profile {self.name!r}")
+        if too_long:
+            raise ProfileTooLongError(too_long)
+        if not _moves(self.segments):
             raise ValueError("the profile only rests; add a forward or backward segment")
         return self
 
+    def expansion(self) -> Expansion:
+        """What the profile unrolls to, computed without unrolling it."""
+        return _expansion(self.segments)
+
     def flat_segments(self) -> list[FlatSegment]:
+        """The segments as they will run, repeat blocks unrolled. Raises `ProfileTooLongError`
+        before unrolling anything if the profile exceeds `MAX_EXPANDED_SEGMENTS` or
+        `MAX_EXPANDED_S`: validation refuses such a profile, but `model_construct` and
+        `model_copy(update=...)` skip validation."""
+        too_long = expansion_issues(self.segments, file=f"profile {self.name!r}")
+        if too_long:
+            raise ProfileTooLongError(too_long)
         return list(_flatten(self.segments, ""))
+
+
+def _moves(items: Sequence[Segment | RepeatBlock]) -> bool:
+    return any(
+        item.direction is not Direction.REST if isinstance(item, Segment) else _moves(item.segments)
+        for item in items
+    )
 
 
 def _flatten(items: Sequence[Segment | RepeatBlock], prefix: str) -> Iterator[FlatSegment]:
@@ -161,6 +197,108 @@ def _flatten(items: Sequence[Segment | RepeatBlock], prefix: str) -> Iterator[Fl
         else:
             for round_no in range(1, item.repeat + 1):
                 yield from _flatten(item.segments, f"{here} (repeat {round_no}/{item.repeat}) > ")
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """What a list of segments unrolls to."""
+
+    segments: int
+    seconds: float  # the segments' own durations; the planner's turns come on top
+
+
+def _expansion(items: Sequence[Segment | RepeatBlock]) -> Expansion:
+    # Arithmetic on the repeat counts: linear in the size of the file, not of the unrolled list.
+    segments = 0
+    seconds = 0.0
+    for item in items:
+        if isinstance(item, Segment):
+            segments += 1
+            seconds += item.duration_s
+        else:
+            inner = _expansion(item.segments)
+            segments += item.repeat * inner.segments
+            seconds += item.repeat * inner.seconds
+    return Expansion(segments, seconds)
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "longer than a float can count"
+    whole = math.ceil(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def expansion_issues(items: Sequence[Segment | RepeatBlock], *, file: str) -> list[ProfileIssue]:
+    """Problems with what `items` (a profile's top-level segments) would unroll to, found from
+    the repeat counts alone. Each names the top-level item where the running total crosses the
+    limit: for a hostile file that is the repeat block to fix."""
+    per_item = [_expansion([item]) for item in items]
+    total = Expansion(sum(e.segments for e in per_item), sum(e.seconds for e in per_item))
+    issues: list[ProfileIssue] = []
+    if total.segments > MAX_EXPANDED_SEGMENTS:
+        index = _crossing([e.segments for e in per_item], MAX_EXPANDED_SEGMENTS)
+        item = items[index]
+        if isinstance(item, RepeatBlock):
+            issues.append(
+                ProfileIssue(
+                    file,
+                    f"segments[{index}].repeat",
+                    f"the profile would unroll to {total.segments:,} segments, more than the "
+                    f"{MAX_EXPANDED_SEGMENTS:,} a profile may have; this repeat block unrolls to "
+                    f"{per_item[index].segments:,} of them (repeat {item.repeat} x "
+                    f"{_expansion(item.segments).segments:,} segments)",
+                    "lower `repeat` here or in the repeat blocks nested in it (nested counts "
+                    "multiply), or split the workout into several profiles",
+                )
+            )
+        else:
+            issues.append(
+                ProfileIssue(
+                    file,
+                    "segments",
+                    f"the profile would unroll to {total.segments:,} segments, more than the "
+                    f"{MAX_EXPANDED_SEGMENTS:,} a profile may have",
+                    "write fewer segments, or split the workout into several profiles",
+                )
+            )
+    if total.seconds > MAX_EXPANDED_S:
+        index = _crossing([e.seconds for e in per_item], MAX_EXPANDED_S)
+        item = items[index]
+        limit = f"the {_hms(MAX_EXPANDED_S)} (h:mm:ss) a profile may last"
+        if isinstance(item, RepeatBlock):
+            issues.append(
+                ProfileIssue(
+                    file,
+                    f"segments[{index}].repeat",
+                    f"the profile's segments would last {_hms(total.seconds)}, more than {limit}; "
+                    f"this repeat block lasts {_hms(per_item[index].seconds)} of it (repeat "
+                    f"{item.repeat} x {_hms(_expansion(item.segments).seconds)})",
+                    "lower `repeat` here or in the repeat blocks nested in it (nested counts "
+                    "multiply), shorten the segments, or split the workout into several profiles",
+                )
+            )
+        else:
+            issues.append(
+                ProfileIssue(
+                    file,
+                    f"segments[{index}].duration_s",
+                    f"the profile's segments would last {_hms(total.seconds)}, more than {limit}; "
+                    "the total crosses the limit at this segment",
+                    "shorten the segments, or split the workout into several profiles",
+                )
+            )
+    return issues
+
+
+def _crossing(sizes: Sequence[float], limit: float) -> int:
+    """Index of the item at which the running total of `sizes` first exceeds `limit`."""
+    running = 0.0
+    for index, size in enumerate(sizes):
+        running += size
+        if running > limit:
+            return index
+    raise AssertionError("the total exceeds the limit, so some item crosses it")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,6 +323,11 @@ class ProfileError(ValueError):
         self.issues = tuple(issues)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(f"invalid profile ({len(self.issues)} problem(s)):\n{lines}")
+
+
+class ProfileTooLongError(ProfileError):
+    """The profile's repeat blocks would unroll past `MAX_EXPANDED_SEGMENTS` segments or
+    `MAX_EXPANDED_S` seconds. Raised from the repeat counts, before anything is unrolled."""
 
 
 _MODELS_BY_TAG: dict[str, type[BaseModel]] = {"segment": Segment, "repeat": RepeatBlock}
@@ -255,8 +398,13 @@ def _hint(error: ErrorDetails) -> str:
 
 
 def _issues_from_validation(file: str, error: ValidationError) -> list[ProfileIssue]:
-    issues = []
+    issues: list[ProfileIssue] = []
     for detail in error.errors(include_url=False):
+        cause = detail.get("ctx", {}).get("error")
+        if isinstance(cause, ProfileTooLongError):
+            # It already names the repeat block; only the file was unknown to the model.
+            issues.extend(replace(issue, file=file) for issue in cause.issues)
+            continue
         field_path, _ = _field_path(tuple(detail["loc"]))
         message = detail["msg"].removeprefix("Value error, ")
         issues.append(ProfileIssue(file, field_path, message, _hint(detail)))
