@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -73,7 +75,7 @@ def test_plain_set_parses_bare_values() -> None:
 def test_request_models_by_action() -> None:
     request = parse_request("set_speed", b'{"speed_kmh": 3, "transaction": 9}', TREADMILL_REQUESTS)
     assert request.transaction == 9
-    assert parse_request("pause", b"", TREADMILL_REQUESTS).transaction is None
+    assert parse_request("pause", b"{}", TREADMILL_REQUESTS).transaction is None
     with pytest.raises(PayloadError) as caught:
         parse_request("warp", b"{}", TREADMILL_REQUESTS)
     assert caught.value.code == "unknown_action"
@@ -93,3 +95,33 @@ def test_command_age_accepts_epoch_and_iso_timestamps() -> None:
     assert command_age_s(epoch, 1_800_000_004.0) == pytest.approx(4.0)
     assert iso == datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
     assert command_age_s(None, 0.0) is None
+
+
+@pytest.mark.parametrize("raw", [b"", b" ", b"\n\t "])
+def test_an_empty_payload_is_never_a_command(raw: bytes) -> None:
+    # An empty retained publish is how a retained message is cleared: it must not run as
+    # "start with no arguments" (or anything else).
+    attempts: list[Callable[[], object]] = [
+        lambda: parse_set(raw),
+        lambda: parse_plain_set("command", raw),
+        lambda: parse_plain_set("speed_kmh", raw),
+        *(partial(parse_request, action, raw, TREADMILL_REQUESTS) for action in TREADMILL_REQUESTS),
+    ]
+    for attempt in attempts:
+        with pytest.raises(PayloadError) as caught:
+            attempt()
+        assert caught.value.code == "empty_payload"
+        assert "{}" in caught.value.message
+
+
+@pytest.mark.parametrize("raw", [b"start", b"{", b"\xff\xfe", b"'profile': 'p1'"])
+def test_a_payload_that_is_not_json_is_refused_as_such(raw: bytes) -> None:
+    attempts: list[Callable[[], object]] = [
+        lambda: parse_set(raw),
+        lambda: parse_request("start", raw, TREADMILL_REQUESTS),
+        lambda: parse_request("pause", raw, TREADMILL_REQUESTS),
+    ]
+    for attempt in attempts:
+        with pytest.raises(PayloadError) as caught:
+            attempt()
+        assert caught.value.code == "invalid_json"

@@ -141,7 +141,8 @@ class SetPayload(_Envelope):
 
 
 class EmptyRequest(_Envelope):
-    """A request that takes no arguments (pause, stop, health_check, ...)."""
+    """A request that takes no arguments (pause, stop, health_check, ...): the payload is
+    `{}` or just the envelope fields. An empty payload is refused before this model."""
 
 
 class StartRequest(_Envelope):
@@ -207,9 +208,19 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+def _refuse_empty(raw: bytes, where: str) -> None:
+    """An empty message is how a retained message is cleared (and what some tools send for
+    "no arguments"): it is never taken as a command."""
     if not raw.strip():
-        return {}
+        raise PayloadError(
+            "empty_payload",
+            f"empty payload on {where}: nothing was done (an empty message is how a retained "
+            "message is cleared, never a command); send a JSON object, at least {}",
+        )
+
+
+def _json_object(raw: bytes, where: str) -> dict[str, Any]:
+    _refuse_empty(raw, where)
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -237,7 +248,7 @@ def transaction_of(raw: bytes) -> Transaction | None:
 
 
 def parse_set(raw: bytes) -> SetPayload:
-    data = _json_object(raw)
+    data = _json_object(raw, "set")
     try:
         return SetPayload.model_validate(data)
     except ValidationError as error:
@@ -251,6 +262,7 @@ def parse_plain_set(field: str, raw: bytes) -> SetPayload:
             "unknown_field",
             f"set/{field} is not a settable field; use one of: {', '.join(PLAIN_SET_FIELDS)}",
         )
+    _refuse_empty(raw, f"set/{field}")
     try:
         text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
@@ -276,7 +288,7 @@ def parse_request(action: str, raw: bytes, known: dict[str, type[_Envelope]]) ->
             "unknown_action",
             f"no request {action!r}; known requests: {', '.join(sorted(known))}",
         )
-    data = _json_object(raw)
+    data = _json_object(raw, f"request/{action}")
     try:
         return model.model_validate(data)
     except ValidationError as error:
