@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from treadmilld.engine.api import Phase, StopOutcome, WorkoutFinished
+from treadmilld.engine.api import (
+    AbortReason,
+    BeltState,
+    Phase,
+    StopConfirmed,
+    StopOutcome,
+    StopUnconfirmed,
+    WorkoutAborted,
+    WorkoutFinished,
+)
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .client import ManualClock, Observer, Received, running_bridge, running_bridge_unready
@@ -237,6 +246,82 @@ async def test_bad_requests_get_error_replies(mqtt_broker: EmbeddedBroker) -> No
     assert bad_select["code"] == "invalid_payload"
     assert unknown_bridge["code"] == "unknown_action"
     assert treadmill.calls == []
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "code"),
+    [
+        (f"{TM}/request/start", b"", "empty_payload"),
+        (f"{TM}/request/pause", b"", "empty_payload"),
+        (f"{TM}/request/emergency_stop", b" ", "empty_payload"),
+        (f"{BASE}/bridge/request/health_check", b"", "empty_payload"),
+        (f"{TM}/request/start", b"start", "invalid_json"),
+        (f"{TM}/request/resume", b"resume please", "invalid_json"),
+    ],
+)
+async def test_empty_or_non_json_request_is_refused_with_its_own_code(
+    mqtt_broker: EmbeddedBroker, topic: str, payload: bytes, code: str
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{BASE}/#")
+        # A profile is selected: an empty `start` used to start it.
+        await app.publish(f"{TM}/set/profile", "retro_intro")
+        await app.wait_for(f"{TM}/state", is_json(selected_profile="retro_intro"))
+        response = topic.replace("/request/", "/response/")
+        after = app.mark()
+        await app.publish(topic, payload)
+        reply = (await app.wait_for(response, is_json(status="error"), after=after)).json()
+        state = await app.request(f"{TM}/request/state", transaction="sync")
+    assert reply["code"] == code
+    assert reply["transaction"] is None
+    assert "{}" in reply["error"] or "JSON" in reply["error"]
+    assert treadmill.calls == []
+    assert state["data"]["phase"] == "idle"
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "code"),
+    [
+        (f"{TM}/set", b"", "empty_payload"),
+        (f"{TM}/set/command", b"", "empty_payload"),
+        (f"{TM}/set/speed_kmh", b"  ", "empty_payload"),
+        (f"{TM}/set", b"pause", "invalid_json"),
+    ],
+)
+async def test_empty_or_non_json_set_is_an_error_event(
+    mqtt_broker: EmbeddedBroker, topic: str, payload: bytes, code: str
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/event")
+        await app.publish(topic, payload)
+        event = (await app.wait_for(f"{TM}/event", is_json(type="error"))).json()
+    assert (event["code"], event["request"]) == (code, topic)
+    assert treadmill.calls == []
+
+
+async def test_clearing_a_retained_start_never_starts_the_selected_profile(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/response/#", f"{TM}/state")
+        await app.publish(f"{TM}/request/start", {"profile": "hill_30"}, retain=True)
+        async with running_bridge(mqtt_broker, {"tm01": treadmill}):
+            refused = await app.wait_for(f"{TM}/response/start", is_json(status="error"))
+            await app.publish(f"{TM}/set/profile", "retro_intro")
+            await app.wait_for(f"{TM}/state", is_json(selected_profile="retro_intro"))
+            # What the refusal asks for: clear the retained command. The broker delivers the
+            # empty message to the subscribed daemon like any live publish.
+            after = app.mark()
+            await app.publish(f"{TM}/request/start", b"", retain=True)
+            cleared = await app.wait_for(f"{TM}/response/start", after=after)
+            state = await app.request(f"{TM}/request/state", transaction="sync")
+    assert refused.json()["code"] == "retained_command"
+    assert cleared.json()["code"] == "empty_payload"
+    assert treadmill.calls == []
+    assert state["data"]["phase"] == "idle"
 
 
 async def test_unknown_profile_selection_is_refused(mqtt_broker: EmbeddedBroker) -> None:
@@ -485,6 +570,55 @@ async def test_engine_events_and_availability_are_published(mqtt_broker: Embedde
     assert not finished.retain
     assert offline.text == "offline"  # live copy: retain=0 (MQTT 3.1.1 §3.3.1.3)
     assert bridge_event.json()["data"] == {"id": "tm01"}
+
+
+async def test_stop_outcomes_and_the_measured_belt_are_published(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/#")
+        await app.wait_for(f"{TM}/state", is_json(belt="standing"))
+        treadmill.change(belt=BeltState.MOVING, speed_kmh=3.5)
+        moving = await app.wait_for(f"{TM}/state", is_json(belt="moving"))
+        treadmill.emit(
+            WorkoutAborted(
+                treadmill_id="tm01",
+                at=2.0,
+                reason=AbortReason.BELT_STOPPED,
+                detail="the belt stood still while it was told to move",
+            )
+        )
+        treadmill.emit(
+            StopUnconfirmed(
+                treadmill_id="tm01",
+                at=3.0,
+                after_s=6.5,
+                speed_kmh=3.5,
+                detail="still moving 6.5 s after Stop",
+            )
+        )
+        treadmill.emit(StopConfirmed(treadmill_id="tm01", at=4.0, after_s=8.0))
+        treadmill.change(belt=BeltState.STANDING, speed_kmh=0.0)
+        aborted = await app.wait_for(f"{TM}/event", is_json(type="workout_aborted"))
+        alarm = await app.wait_for(f"{TM}/event", is_json(type="stop_unconfirmed"))
+        confirmed = await app.wait_for(f"{TM}/event", is_json(type="stop_confirmed"))
+        standing = await app.wait_for(
+            f"{TM}/state", is_json(belt="standing"), after=app.received.index(moving)
+        )
+    assert aborted.json() == {
+        "type": "workout_aborted",
+        "reason": "belt_stopped",
+        "detail": "the belt stood still while it was told to move",
+    }
+    assert alarm.json() == {
+        "type": "stop_unconfirmed",
+        "after_s": 6.5,
+        "speed_kmh": 3.5,
+        "detail": "still moving 6.5 s after Stop",
+    }
+    assert confirmed.json() == {"type": "stop_confirmed", "after_s": 8.0}
+    assert standing.json()["speed_kmh"] == 0.0
 
 
 async def test_clean_close_publishes_offline(mqtt_broker: EmbeddedBroker) -> None:

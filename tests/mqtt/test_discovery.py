@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
 
-from treadmilld.engine.api import Phase
+from treadmilld.engine.api import Phase, StopOutcome
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .client import ManualClock, Observer, running_bridge
@@ -44,6 +45,7 @@ async def test_device_config_describes_every_entity(mqtt_broker: EmbeddedBroker)
         "calories": "sensor",
         "heart_rate": "sensor",
         "phase": "sensor",
+        "belt": "sensor",
         "profile": "select",
         "target_speed": "number",
         "target_incline": "number",
@@ -62,6 +64,9 @@ async def test_device_config_describes_every_entity(mqtt_broker: EmbeddedBroker)
     assert components["calories"]["unit_of_measurement"] == "kcal"
     assert components["phase"]["device_class"] == "enum"
     assert components["phase"]["options"] == [phase.value for phase in Phase]
+    # What the belt is measured to do, from the treadmill's own data.
+    assert components["belt"]["value_template"] == "{{ value_json.belt }}"
+    assert components["belt"]["options"] == ["moving", "standing", "unknown"]
     assert components["profile"]["options"] == ["hill_30", "retro_intro"]
     assert components["emergency_stop"]["command_topic"] == f"{BASE}/tm01/set"
     assert json.loads(components["emergency_stop"]["payload_press"]) == {
@@ -95,6 +100,26 @@ async def test_controls_from_discovery_drive_the_treadmill(mqtt_broker: Embedded
         ("start_profile", ("hill_30", None, False)),
         ("set_speed", (3.5,)),
     ]
+
+
+async def test_every_button_press_is_a_valid_command(mqtt_broker: EmbeddedBroker) -> None:
+    """Each button's payload, exactly as HA sends it, reaches the treadmill as its command
+    (none is empty or invalid, which the daemon would refuse)."""
+    treadmill = RecordingTreadmill("tm01", stop_outcome=StopOutcome.BELT_STANDING)
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as ha:
+        await ha.subscribe(CONFIG, f"{BASE}/tm01/event")
+        components = (await ha.wait_for(CONFIG)).json()["components"]
+        buttons = {key: c for key, c in components.items() if c["platform"] == "button"}
+        await ha.publish(f"{BASE}/tm01/set/profile", "hill_30")  # for the bare start
+        for button in buttons.values():
+            treadmill.call_recorded.clear()
+            await ha.publish(button["command_topic"], button["payload_press"])
+            async with asyncio.timeout(10):
+                await treadmill.call_recorded.wait()
+    assert set(buttons) == {"start", "pause", "stop", "emergency_stop"}
+    assert all(json.loads(b["payload_press"]) == {"command": key} for key, b in buttons.items())
+    assert treadmill.names() == ["start_profile", "pause", "stop", "emergency_stop"]
+    assert ha.matching(f"{BASE}/tm01/event", lambda m: m.json().get("type") == "error") == []
 
 
 async def test_numbers_follow_the_treadmill_ranges_once_known(

@@ -7,11 +7,12 @@ Device-based discovery (`<prefix>/device/<object_id>/config`) with an `origin` b
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from treadmilld.engine.api import Phase, Range, SessionSnapshot
+from treadmilld.engine.api import BeltState, Phase, Range, SessionSnapshot
 
 # Used until the treadmill reports its Supported Speed/Inclination Range (FTMS 4.13, 4.14);
 # discovery is re-announced with the real bounds once they are known.
@@ -69,7 +70,7 @@ def discovery_config(
             key,
             name,
             command_topic=set_topic,
-            payload_press=f'{{"command": "{command}"}}',
+            payload_press=json.dumps({"command": command}),
             **options,
         )
 
@@ -128,6 +129,14 @@ def discovery_config(
             "phase",
             device_class="enum",
             options=[phase.value for phase in Phase],
+        ),
+        "belt": sensor(
+            "belt",
+            "Belt",
+            "belt",
+            device_class="enum",
+            options=[belt.value for belt in BeltState],
+            icon="mdi:walk",
         ),
         "profile": entity(
             "select",
