@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -14,3 +16,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="repeat every reliability loop N times (a long run that prints its counts)",
     )
+
+
+def time_limits_lifted(config: pytest.Config) -> bool:
+    """Whether this run asked for no per-test time limit: `--timeout 0`, or `PYTEST_TIMEOUT=0`
+    when the option is not given (pytest-timeout's own order of precedence)."""
+    timeout = config.getoption("timeout", default=None)
+    if timeout is None:
+        timeout = os.environ.get("PYTEST_TIMEOUT", "").strip() or None
+    return timeout is not None and float(timeout) == 0
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # pytest-timeout lets the closest `timeout` marker win over the command line, so a module's
+    # `pytestmark = pytest.mark.timeout(90)` would still kill a soak run given `--timeout 0`.
+    # A marker put first on the item itself is the closest there is; 0 means no limit.
+    if not time_limits_lifted(config):
+        return
+    for item in items:
+        item.add_marker(pytest.mark.timeout(0), append=False)

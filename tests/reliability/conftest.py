@@ -3,6 +3,8 @@
 Normal runs stay within a minute in total. A soak run multiplies every loop:
 `uv run pytest tests/reliability --soak 20 --timeout 0` (the option lives in the root conftest,
 where pytest honours `pytest_addoption`), or `TREADMILLD_SOAK=20` in the environment.
+`--timeout 0` lifts every per-test time limit, module and test markers included (the root
+conftest's collection hook; tests/reliability/test_soak_timeouts.py).
 
 Every test records what it survived in `survived`; the totals are printed at the end of the run
 (`reliability: 12 link drops survived, ...`) and, when `TREADMILLD_RELIABILITY_REPORT` names a
