@@ -60,6 +60,10 @@ SEEDS: dict[str, bytes] = {
 }
 
 ROUNDS = 300  # x 4 characteristics per normal run
+# Virtual seconds the fuzz may take, times the soak factor, before it counts as a hang. A normal
+# run takes about 19 (connect, 300 x 50 ms between bursts, the commands); the bound grows with
+# `--soak N` as the rounds do, so a long soak is not cut short as if it had hung.
+BOUND_S = 600.0
 
 
 def test_garbage_notifications_are_dropped_and_the_link_stays_usable(
@@ -88,7 +92,7 @@ def test_garbage_notifications_are_dropped_and_the_link_stays_usable(
             running = asyncio.create_task(link.run())
             refused = 0
             try:
-                async with asyncio.timeout(600):
+                async with asyncio.timeout(BOUND_S * rounds):
                     async for event in events:
                         if isinstance(event, LinkConnected):
                             break
