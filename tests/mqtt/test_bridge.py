@@ -644,6 +644,49 @@ async def test_clean_close_leaves_offline_retained(mosquitto_broker: EmbeddedBro
 
 
 @pytest.mark.needs_mosquitto
+async def test_clean_close_leaves_the_final_state_then_offline_retained(
+    mosquitto_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    treadmill.change(phase=Phase.RUNNING, target_speed_kmh=3.5, target_incline_pct=0.0)
+    clock = ManualClock()  # frozen: the rate limit holds back the shutdown's state change
+    async with Observer(mosquitto_broker) as live:
+        await live.subscribe(f"{BASE}/#")
+        async with running_bridge(
+            mosquitto_broker, {"tm01": treadmill}, clock=clock, state_min_interval_s=1.0
+        ):
+            await live.wait_for(f"{TM}/state", is_json(phase="running"))
+            # What the daemon's shutdown does to the session just before closing the bridge.
+            treadmill.change(
+                phase=Phase.ABORTED,
+                abort_reason=AbortReason.SHUTDOWN,
+                target_speed_kmh=None,
+                target_incline_pct=None,
+            )
+            async with asyncio.timeout(10):
+                await clock.sleeper_until(clock.now() + 1.0)
+            after = live.mark()
+        await live.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "offline", after=after)
+        goodbye = [(m.topic, m.payload) for m in live.received[after:]]
+    async with Observer(mosquitto_broker) as later:
+        await later.subscribe(f"{TM}/state", f"{TM}/availability", f"{BASE}/bridge/state")
+        state = await later.wait_for(f"{TM}/state")
+        availability = await later.wait_for(f"{TM}/availability")
+        bridge_state = await later.wait_for(f"{BASE}/bridge/state")
+    assert [topic for topic, _ in goodbye] == [
+        f"{TM}/state",
+        f"{TM}/availability",
+        f"{BASE}/bridge/state",
+    ]
+    assert state.retain
+    assert state.json()["phase"] == "aborted"
+    assert state.json()["abort_reason"] == "shutdown"
+    assert (state.json()["target_speed_kmh"], state.json()["target_incline_pct"]) == (None, None)
+    assert (availability.text, availability.retain) == ("offline", True)
+    assert (bridge_state.text, bridge_state.retain) == ("offline", True)
+
+
+@pytest.mark.needs_mosquitto
 async def test_v5_response_topic_and_correlation_data_are_honoured(
     mosquitto_broker: EmbeddedBroker,
 ) -> None:

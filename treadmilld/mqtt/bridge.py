@@ -151,8 +151,8 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._estop_tasks: set[asyncio.Task[None]] = set()
         self._subscribed = asyncio.Event()
-        offline = OutgoingMessage(self._bridge_topic("state"), "offline", qos=1, retain=True)
-        self._link = MqttLink(settings, will=offline, goodbye=[offline])
+        self._offline = OutgoingMessage(self._bridge_topic("state"), "offline", qos=1, retain=True)
+        self._link = MqttLink(settings, will=self._offline, goodbye=self._goodbye)
 
     # -- topics ---------------------------------------------------------------------------
 
@@ -208,12 +208,45 @@ class MqttBridge:
         log.info("mqtt_bridge_stopped")
 
     async def close(self) -> None:
-        """Publish `offline` on bridge/state, disconnect cleanly and let `run()` return."""
+        """Say goodbye (`_goodbye`), disconnect cleanly and let `run()` return. The daemon
+        calls it once the sessions have shut down, so the final state is the last word."""
         await self._link.close()
         if self._estop_tasks:
             # Let an emergency stop that is under way finish (without swallowing our own
             # cancellation, which `await task` inside a suppress would).
             await asyncio.wait(list(self._estop_tasks), timeout=ESTOP_FINISH_TIMEOUT_S)
+
+    def _goodbye(self) -> list[OutgoingMessage]:
+        """What a clean stop publishes, in this order: events not yet sent (the shutdown's
+        `workout_aborted`, `stop_confirmed`), each treadmill's final state (retained, QoS 1,
+        so the last retained state is the one after the shutdown), each availability
+        `offline` (the daemon no longer speaks for the treadmill), then bridge `offline`."""
+        messages = [
+            OutgoingMessage(self._treadmill_topic(treadmill_id, "event"), _json(payload), qos=1)
+            for treadmill_id, payload in self._events
+        ]
+        self._events.clear()
+        for treadmill in self._treadmills.values():
+            try:
+                state = _json(self._state_payload(treadmill))
+            except Exception:  # a bug; the offline messages below must still go out
+                log.exception("mqtt_final_state_failed", treadmill_id=treadmill.id)
+            else:
+                messages.append(
+                    OutgoingMessage(
+                        self._treadmill_topic(treadmill.id, "state"), state, qos=1, retain=True
+                    )
+                )
+            messages.append(
+                OutgoingMessage(
+                    self._treadmill_topic(treadmill.id, "availability"),
+                    "offline",
+                    qos=1,
+                    retain=True,
+                )
+            )
+        messages.append(self._offline)
+        return messages
 
     # -- engine side: never waits on the network -----------------------------------------
 

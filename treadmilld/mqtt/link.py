@@ -55,6 +55,11 @@ def _publish_properties() -> Properties:
     return Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
 
 
+# What `close()` publishes before disconnecting: fixed messages, or a function called at that
+# moment (e.g. the final state of each treadmill), whose messages go out in order.
+Goodbye = Sequence[OutgoingMessage] | Callable[[], Sequence[OutgoingMessage]]
+
+
 class MqttLinkError(Exception):
     """The link was used in a way it does not support (e.g. run twice at once)."""
 
@@ -105,12 +110,12 @@ class MqttLink:
         settings: MqttSettings,
         *,
         will: OutgoingMessage,
-        goodbye: Sequence[OutgoingMessage] = (),
+        goodbye: Goodbye = (),
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._will = will
-        self._goodbye = tuple(goodbye)
+        self._goodbye: Goodbye = goodbye if callable(goodbye) else tuple(goodbye)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._client: aiomqtt.Client | None = None
         self._online = False
@@ -270,15 +275,44 @@ class MqttLink:
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task
 
+    def _goodbye_messages(self) -> Sequence[OutgoingMessage]:
+        goodbye = self._goodbye
+        if not callable(goodbye):
+            return goodbye
+        try:
+            return goodbye()
+        except Exception:
+            # Never leave without a word: the graceful DISCONNECT suppresses the Will.
+            log.exception("mqtt_goodbye_failed", hint="publishing the Will's message instead")
+            return [self._will]
+
     async def _say_goodbye(self) -> None:
         """The `offline` state etc., published before the graceful DISCONNECT (which, unlike a
-        dropped connection, does not fire the Will)."""
-        try:
-            async with asyncio.timeout(GOODBYE_TIMEOUT_S):
-                for message in self._goodbye:
-                    await self.publish(message.topic, message.payload, message.qos, message.retain)
-        except TimeoutError:
-            log.warning("mqtt_goodbye_timed_out", broker=self._settings.url)
+        dropped connection, does not fire the Will).
+
+        All messages are handed to the client at once, in order (each publish task reaches
+        paho before the next starts, so the broker receives them in this order), and their
+        acknowledgements are awaited together: one slow round trip cannot hold back the
+        last message, which is usually the bridge's `offline`.
+        """
+        messages = self._goodbye_messages()
+        publishes = [
+            asyncio.ensure_future(
+                self.publish(message.topic, message.payload, message.qos, message.retain)
+            )
+            for message in messages
+        ]
+        if publishes:
+            _, late = await asyncio.wait(publishes, timeout=GOODBYE_TIMEOUT_S)
+            if late:
+                log.warning(
+                    "mqtt_goodbye_timed_out",
+                    broker=self._settings.url,
+                    unacknowledged=len(late),
+                    hint="the broker may keep stale retained state; check the broker's load",
+                )
+                for task in late:
+                    task.cancel()
         self._online = False
 
     @staticmethod
