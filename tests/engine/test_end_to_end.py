@@ -104,7 +104,9 @@ async def test_a_45_minute_profile_runs_through_the_real_client_and_the_belt_fol
     async with end_to_end("SIM-E2E-WALK") as rig:
         clock = rig.fleet.clock
         await rig.session.start_profile("forward-walk")
-        started = clock.now()
+        # Plan time starts with the first segment: once the belt is measured standing.
+        first = await rig.wait_for("segment_started")
+        started = first.at
         plan = rig.session.plan
         assert plan is not None
         trace: list[tuple[float, float]] = []

@@ -398,20 +398,40 @@ async def test_shutdown_stops_the_belt() -> None:
         assert r.session.snapshot().abort_reason is AbortReason.SHUTDOWN
 
 
+class SlipsBelt(ObedientTreadmill):
+    """A slipping deck: the belt only ever reaches `share` of the target."""
+
+    share = 0.95
+
+    def _advance(self, now: float) -> None:
+        super()._advance(now)
+        self.belt_speed = min(self.belt_speed, self.target_speed * self.share)
+
+
 async def test_distance_comes_from_the_measured_belt_not_the_target() -> None:
-    class HalfSpeedBelt(ObedientTreadmill):
-        """A slipping deck: the belt only ever reaches half the target."""
-
-        def _advance(self, now: float) -> None:
-            super()._advance(now)
-            self.belt_speed = min(self.belt_speed, self.target_speed / 2)
-
-    async with rig(HalfSpeedBelt) as r:
+    async with rig(SlipsBelt) as r:
         await r.session.start_profile("forward-walk")
         await r.wait_for("workout_finished", within_s=3000)
         finished = r.recorder.of_type("workout_finished")[0]
         assert isinstance(finished, WorkoutFinished)
-        assert finished.distance_forward_m == pytest.approx(3500 / 2, rel=0.01)
+        assert finished.distance_forward_m == pytest.approx(3500 * 0.95, rel=0.01)
+
+
+async def test_a_belt_that_does_not_follow_its_target_aborts_and_stops() -> None:
+    class HalfSpeedBelt(SlipsBelt):
+        share = 0.5
+
+    async with rig(HalfSpeedBelt) as r:
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_aborted", within_s=600)
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is AbortReason.TARGET_NOT_FOLLOWED
+        # Caught while ramping up, well before the steady 3.5 km/h: at 1.75 km/h measured.
+        assert max(speed for _, speed in r.treadmill.speed_trace) < 2.5
+        await r.wait_for("stop_confirmed", within_s=60)
+        assert r.treadmill.belt_speed == 0.0
+        assert r.treadmill.writes[-1].kind == "stop"
 
 
 async def test_the_backward_budget_is_kept() -> None:

@@ -19,6 +19,8 @@ import structlog
 
 from treadmilld.clock import Clock
 from treadmilld.engine.api import (
+    AbortReason,
+    BeltState,
     Direction,
     Phase,
     SegmentSkipped,
@@ -30,7 +32,8 @@ from treadmilld.engine.api import (
     WorkoutPaused,
     WorkoutResumed,
 )
-from treadmilld.engine.governor import SafetyGovernor
+from treadmilld.engine.belt import deceleration_allowance_s
+from treadmilld.engine.governor import BeltFaultError, SafetyGovernor
 from treadmilld.engine.planner import (
     COUNTDOWN_S,
     PlanSegment,
@@ -89,6 +92,7 @@ class WorkoutExecutor:
         self.stopped_by_user = False
         self._segment_deadline: float | None = None
         self._paused_at: float | None = None
+        self._pauses = 0  # pause cycles so far (a turn's countdown restarts after one)
 
     # ------------------------------------------------------------------ commands, synchronous
 
@@ -187,13 +191,19 @@ class WorkoutExecutor:
             return await self._pause_cycle()
         return 0.0
 
-    async def _hold(self, seconds: float, *, skippable: bool) -> None:
-        """Wait `seconds` of workout time (time spent paused does not count)."""
+    async def _hold(self, seconds: float, *, skippable: bool) -> float:
+        """Wait `seconds` of workout time (time spent paused does not count); returns how long
+        it was paused (0 when it was not)."""
         deadline = self._clock.now() + seconds
+        paused = 0.0
+        pauses_before = self._pauses
         while True:
-            deadline += await self._checkpoint(skippable=skippable)
+            shift = await self._checkpoint(skippable=skippable)
+            paused += shift
+            deadline += shift
             if self._clock.now() >= deadline - _EPS:
-                return
+                # A pause and resume in the same instant still counts as a pause.
+                return max(paused, _EPS) if self._pauses != pauses_before else 0.0
             await self._sleep_until(deadline)
 
     # ------------------------------------------------------------------ belt helpers
@@ -230,6 +240,7 @@ class WorkoutExecutor:
         return per_increment * math.floor(self._tick_s / per_increment + 1e-9)
 
     async def _pause_cycle(self) -> float:
+        self._pauses += 1
         started = self._clock.now()
         self._pause_requested = False
         resume_phase = self.phase
@@ -265,6 +276,9 @@ class WorkoutExecutor:
         segments = self.plan.segments
         index = 0
         try:
+            # Plan time starts once the deck's data shows the belt standing (just after a
+            # connect that takes a second or two of records).
+            await self._wait_for_standstill()
             while index < len(segments):
                 await self._run_segment(segments[index], index)
                 index += 1
@@ -323,13 +337,37 @@ class WorkoutExecutor:
         turn_incline = segment.steps[0].incline_pct
         if (self._governor.target_incline_pct or 0.0) > turn_incline + _EPS:
             await self._governor.set_incline(turn_incline)
-        self._event(TurnNow, to_direction=to_direction)
         limits = self._governor.limits
         hold_s = segment.steps[0].duration_s
         if limits is not None:
             hold_s = max(hold_s, limits.turn_pause_s)
-        if segment.awaits_confirmation:
-            await self._hold(hold_s, skippable=False)
+        await self._stand_and_turn(to_direction, hold_s, confirm=segment.awaits_confirmation)
+
+    async def _turn_before_start(self, to_direction: Direction) -> None:
+        """The person last walked the other way (an earlier workout, or before an abort): the
+        same turn protocol as inside a plan before the belt moves this way."""
+        limits = self._governor.limits
+        if limits is None:
+            return
+        resume_phase = self.phase
+        started = self._clock.now()
+        self._set_phase(Phase.TURNING)
+        log.info("turn_before_start", to_direction=to_direction.value)
+        await self._stand_and_turn(to_direction, limits.turn_pause_s, confirm=limits.confirm_turns)
+        if self._segment_deadline is not None:
+            self._segment_deadline += self._clock.now() - started
+        self._set_phase(resume_phase)
+
+    async def _stand_and_turn(
+        self, to_direction: Direction, hold_s: float, *, confirm: bool
+    ) -> None:
+        """Wait for the belt to be *measured* standing, tell the person to turn, keep it
+        standing for `hold_s` counted from measured standstill, then count down 3-2-1. A pause
+        anywhere in here runs the whole countdown again after the resume."""
+        await self._wait_for_standstill()
+        self._event(TurnNow, to_direction=to_direction)
+        if confirm:
+            await self._hold_standing(hold_s)
             self._confirmed = False
             self._set_phase(Phase.AWAITING_CONFIRMATION)
             self._event(TurnConfirmationNeeded, to_direction=to_direction)
@@ -341,13 +379,52 @@ class WorkoutExecutor:
             self._set_phase(Phase.TURNING)
             self._segment_deadline = self._clock.now() + COUNTDOWN_S
         else:
-            await self._hold(hold_s - COUNTDOWN_S, skippable=False)
-        for seconds_left in range(COUNTDOWN_S, 0, -1):
-            self.turn_countdown_s = seconds_left
-            self._event(TurnCountdown, seconds_left=seconds_left, to_direction=to_direction)
-            self._on_change()
-            await self._hold(1.0, skippable=False)
+            await self._hold_standing(hold_s - COUNTDOWN_S)
+        while True:
+            interrupted = False
+            for seconds_left in range(COUNTDOWN_S, 0, -1):
+                self.turn_countdown_s = seconds_left
+                self._event(TurnCountdown, seconds_left=seconds_left, to_direction=to_direction)
+                self._on_change()
+                if await self._hold(1.0, skippable=False) > 0:
+                    interrupted = True
+                    break
+            if not interrupted and self._governor.standing_for_s() + _EPS >= hold_s:
+                break
+            # Paused and resumed mid-countdown (or the belt did not stand long enough): the
+            # person hears the whole countdown again before the belt moves.
+            self.turn_countdown_s = None
+            await self._hold_standing(hold_s - COUNTDOWN_S)
         self.turn_countdown_s = None
+
+    async def _wait_for_standstill(self) -> None:
+        """Until the deck's data shows the belt standing; bounded by what the slowest deck
+        needs to stop from the last measured speed."""
+        governor = self._governor
+        observer = governor.observer
+        speed = max(observer.speed_kmh or 0.0, governor.target_speed_kmh or 0.0, 1.0)
+        deadline = self._clock.now() + deceleration_allowance_s(speed)
+        while observer.state() is not BeltState.STANDING:
+            if self._stop_requested:
+                raise _StopWorkout
+            left = deadline - self._clock.now()
+            if left <= 0:
+                raise BeltFaultError(
+                    AbortReason.UNEXPECTED_MOTION,
+                    f"the belt was told to stop and is not measured standing after "
+                    f"{deceleration_allowance_s(speed):.0f} s ({observer.speed_kmh} km/h)",
+                )
+            await observer.wait_standing(min(left, 1.0))
+
+    async def _hold_standing(self, seconds: float) -> None:
+        """Until the belt has been measured standing for `seconds` (pauses allowed)."""
+        while True:
+            await self._checkpoint(skippable=False)
+            left = seconds - self._governor.standing_for_s()
+            if left <= _EPS:
+                return
+            # Re-check at least once a second: standing time restarts if the belt moves.
+            await self._sleep_until(self._clock.now() + min(left, 1.0))
 
     async def _walk(self, segment: PlanSegment) -> None:
         self._set_phase(Phase.RUNNING)
@@ -400,6 +477,8 @@ class WorkoutExecutor:
             if segment.direction is Direction.BACKWARD and governor.backward_remaining_s() <= _EPS:
                 log.warning("backward_budget_used", segment=segment.index)
                 raise _SkipSegment
+            if governor.turn_wait_s(segment.direction) > _EPS:
+                await self._turn_before_start(segment.direction)
             await governor.start_belt(segment.direction)
         last_ramp_down = (
             step is segment.steps[-1]

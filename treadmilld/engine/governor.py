@@ -1,24 +1,33 @@
 """The safety governor: the one place limits are enforced, between the engine and the link.
 
 The executor and manual commands hold only a `SafetyGovernor`, never the `TreadmillLink`, so no
-path can write an unchecked setpoint. For every write it applies the effective limits
-(`treadmilld.engine.limits.EffectiveLimits`, the strictest of config, clinical mode, profile and
-the treadmill's range):
+path can write an unchecked setpoint. Decisions that depend on the belt are taken from what the
+deck *measures* (`treadmilld.engine.belt.BeltObserver`), never from acknowledgements: real decks
+skip statuses, resume at old targets, decelerate slowly, ignore speed commands and refuse stops.
+
+For every write it applies the effective limits (`treadmilld.engine.limits.EffectiveLimits`,
+the strictest of config, clinical mode, profile and the treadmill's range):
 
 - speed: at most the maximum for the way the user faces, at least the treadmill minimum, on the
   treadmill's increment (rounded towards the previous value, so rounding never adds speed);
 - ramp: each speed write moves at most `ramp_rate x min(time since the last write, window)`
   from the previous one, up or down (the window, normally 1 s, stops a long steady spell from
   licensing a jump);
-- restart: right after Start/Resume the target is set to at most the restart speed, and before
-  every pause the target is brought down to it, so a treadmill that resumes at its last target
-  restarts slowly;
-- turns: the belt may move with the user facing the other way only after it has been paused for
-  at least the turn time;
-- incline: at most the maximum for the way the user faces; at most the turn maximum when the
-  belt restarts after a turn;
+- restart: Start is written only while the belt is measured standing, with the restart speed
+  written first (a deck that resumes at its last target then restarts slowly), the incline
+  brought down (measured) to the turn maximum first; decks that refuse a target while standing
+  get Start first and the restart speed at once;
+- turns: the belt may move with the user facing the other way only after it has been
+  *measured* standing for at least the turn time (standing counted from measured standstill);
+  the last direction walked is remembered across workouts and aborts;
+- incline: at most the maximum for the way the user faces;
 - backward budget: no start or speed-up backward once the session's backward time is used up;
 - lock-out: after an abort nothing but stop/pause is accepted until `arm()` (a new workout).
+
+It also judges the measured belt against what it was told (`check_measured`): a belt that
+stands while told to move (console stop or safety key on a deck that did not say so), moves
+when nothing told it to, runs above its target, or does not follow a target in the time the
+slowest deck needs. The session turns each verdict into an abort and a verified stop.
 
 Clamping is reported through `on_limit` (LimitApplied events); refusals raise
 `GovernorRefusedError` and write nothing.
@@ -33,9 +42,20 @@ from dataclasses import dataclass
 
 import structlog
 
-from treadmilld.ble.api import LinkError, TreadmillLink
+from treadmilld.ble.api import ControlRejectedError, LinkError, TreadmillLink
 from treadmilld.clock import Clock
-from treadmilld.engine.api import Direction
+from treadmilld.engine.api import AbortReason, BeltState, Direction
+from treadmilld.engine.belt import (
+    INCLINE_TOLERANCE_PCT,
+    SLOWEST_DECELERATION_KMH_PER_S,
+    SPEED_TOLERANCE_KMH,
+    STANDSTILL_KMH,
+    START_DELAY_S,
+    BeltObserver,
+    acceleration_allowance_s,
+    deceleration_allowance_s,
+    incline_allowance_s,
+)
 from treadmilld.engine.limits import EffectiveLimits
 
 log = structlog.get_logger()
@@ -43,8 +63,12 @@ log = structlog.get_logger()
 # The ramp allowance never accumulates beyond one second of ramping (see `ramp_window_s`).
 RAMP_WINDOW_S = 1.0
 _EPS = 1e-6
-# How long emergency_stop waits for the link before giving up (it never raises).
+# How long emergency_stop waits for the deck to answer Stop before it reports "not confirmed"
+# (ftms.md §5: slow decks answer within 2-5 s).
 EMERGENCY_STOP_TIMEOUT_S = 5.0
+# Records above the allowed speed needed before overspeed is called (one record can be a
+# glitch or a record from just before a write landed).
+OVERSPEED_RECORDS = 2
 
 
 def ramp_window_s(limits: EffectiveLimits) -> float:
@@ -57,9 +81,19 @@ def ramp_window_s(limits: EffectiveLimits) -> float:
 class GovernorRefusedError(Exception):
     """The governor refused a write that would break a limit; nothing was written."""
 
-    def __init__(self, limit: str, message: str) -> None:
+    def __init__(self, limit: str, message: str, *, seconds_left: float | None = None) -> None:
         super().__init__(message)
         self.limit = limit
+        self.seconds_left = seconds_left
+
+
+class BeltFaultError(Exception):
+    """The measured belt does not do what it was told; the workout must abort and stop."""
+
+    def __init__(self, reason: AbortReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,22 +109,40 @@ class SafetyGovernor:
         link: TreadmillLink,
         clock: Clock,
         *,
+        observer: BeltObserver | None = None,
         on_limit: Callable[[LimitNotice], None] | None = None,
     ) -> None:
         self._link = link
         self._clock = clock
+        self.observer = observer if observer is not None else BeltObserver(clock)
         self._on_limit = on_limit or (lambda _notice: None)
         self._lock = asyncio.Lock()
         self._limits: EffectiveLimits | None = None
         self._locked_out: str | None = "not armed"
+        # The way the person last walked (or faces to walk), kept across workouts and aborts so
+        # that any change of direction goes through a turn.
         self._facing: Direction | None = None
-        self._moving = False
-        self._paused_since = -math.inf
+        self._moving = False  # as commanded: Start written and no Stop/Pause since
         self._moving_since = 0.0
         self._backward_before_s = 0.0
-        self._speed: float | None = None  # last target written
+        self._speed: float | None = None  # last target written (or set at the console)
         self._speed_at = -math.inf
         self._incline: float | None = None
+        # -- judging the measured belt --
+        # Until then a belt still moving after a Stop/Pause is coasting, not misbehaving.
+        self._coast_until = -math.inf
+        # A person started the belt at the console while no workout drove it: theirs to walk.
+        self._console_started = False
+        self._started_at = -math.inf
+        self._moved_since_start = False
+        # Highest speed the belt may show now: the target, or an earlier higher target decaying
+        # at the slowest deck's deceleration.
+        self._ceiling_kmh = 0.0
+        self._ceiling_at = -math.inf
+        self._overspeed_records = 0
+        # A target the belt must reach (within tolerance) by a deadline, or None.
+        self._follow_kmh: float | None = None
+        self._follow_by = math.inf
 
     # ----------------------------------------------------------------------------- state
 
@@ -105,12 +157,18 @@ class SafetyGovernor:
 
     @property
     def facing(self) -> Direction | None:
+        """The way the person last walked (kept across workouts)."""
         return self._facing
 
     @property
     def belt_moving(self) -> bool:
         """As commanded (Start written and no Stop/Pause since)."""
         return self._moving
+
+    @property
+    def belt_state(self) -> BeltState:
+        """As measured."""
+        return self.observer.state()
 
     @property
     def target_speed_kmh(self) -> float | None:
@@ -161,8 +219,21 @@ class SafetyGovernor:
             return limits.min_incline_pct, "min_incline_pct"
         return limits.quantize_incline(incline_pct, toward=limits.min_incline_pct), None
 
-    def paused_for_s(self) -> float:
-        return 0.0 if self._moving else self._clock.now() - self._paused_since
+    def standing_for_s(self) -> float:
+        """How long the belt has been *measured* standing (0 while it moves or is unknown)."""
+        return self.observer.standing_for_s()
+
+    def turn_wait_s(self, facing: Direction) -> float:
+        """Seconds of measured standing still needed before the belt may move with the person
+        facing `facing` (0 when no turn is involved). Infinite while the belt is not measured
+        standing."""
+        limits = self._limits
+        if self._facing is None or facing is self._facing or facing is Direction.REST:
+            return 0.0
+        turn_s = limits.turn_pause_s if limits is not None else 0.0
+        if self.observer.state() is not BeltState.STANDING:
+            return math.inf
+        return max(turn_s - self.observer.standing_for_s(), 0.0)
 
     def backward_used_s(self) -> float:
         used = self._backward_before_s
@@ -177,7 +248,7 @@ class SafetyGovernor:
 
     def arm(self, limits: EffectiveLimits) -> None:
         """A new workout: new limits, backward budget reset, lock-out cleared. The belt's own
-        state (moving or not, facing, last targets) carries over."""
+        state (moving or not, the way the person last walked, last targets) carries over."""
         self._limits = limits
         self._locked_out = None
         self._backward_before_s = 0.0
@@ -205,55 +276,158 @@ class SafetyGovernor:
         if abs(requested - applied) > _EPS:
             self._on_limit(LimitNotice(limit, requested, applied))
 
-    def _turn_allowed(self, facing: Direction, limits: EffectiveLimits) -> None:
-        if self._facing is None or facing is self._facing:
+    def _turn_allowed(self, facing: Direction) -> None:
+        wait = self.turn_wait_s(facing)
+        if wait <= _EPS:
             return
-        if self._moving:
+        limits = self._limits
+        turn_s = limits.turn_pause_s if limits is not None else 0.0
+        if math.isinf(wait):
             raise GovernorRefusedError(
                 "turn_pause_s",
-                f"cannot face {facing.value} while the belt moves; pause it for the turn first",
+                f"the belt is not measured standing; a turn needs it standing {turn_s:g} s "
+                f"before it moves {facing.value}",
             )
-        paused = self._clock.now() - self._paused_since
-        if paused + _EPS < limits.turn_pause_s:
-            raise GovernorRefusedError(
-                "turn_pause_s",
-                f"the belt has been paused {paused:.1f} s; a turn needs at least "
-                f"{limits.turn_pause_s:g} s before it moves {facing.value}",
-            )
+        raise GovernorRefusedError(
+            "turn_pause_s",
+            f"the belt has stood {self.observer.standing_for_s():.1f} s; a turn needs at least "
+            f"{turn_s:g} s of measured standstill before it moves {facing.value}",
+            seconds_left=wait,
+        )
 
     # ----------------------------------------------------------------------------- writes
 
     async def start_belt(self, facing: Direction) -> float:
-        """Start/Resume with the user facing `facing`; returns the restart speed set."""
+        """Start/Resume with the user facing `facing`; returns the restart speed set.
+
+        Waits (bounded by what the slowest deck needs) for the belt to be measured standing and
+        for the measured incline to come down to the restart maximum; raises `BeltFaultError`
+        if the deck does not get there."""
         if facing is Direction.REST:
             raise GovernorRefusedError("direction", "a belt cannot start facing 'rest'")
+        limits = self._armed()
+        running = self._already_running(facing)
+        if running is not None:
+            return running
+        await self._wait_standing_before_start()
+        await self._lower_incline_before_start(facing, limits)
         async with self._lock:
             limits = self._armed()
-            if self._moving:
-                if facing is not self._facing:
-                    self._turn_allowed(facing, limits)
-                return self._speed or 0.0
-            self._turn_allowed(facing, limits)
+            running = self._already_running(facing)
+            if running is not None:
+                return running
+            self._turn_allowed(facing)
+            if self.observer.state() is not BeltState.STANDING:
+                raise GovernorRefusedError(
+                    "belt_moving", "the belt is not measured standing; not sending Start"
+                )
             if facing is Direction.BACKWARD and self.backward_remaining_s() <= _EPS:
                 raise GovernorRefusedError(
                     "max_backward_s",
                     f"the {limits.max_backward_s:g} s of backward walking for this session are "
                     "used up",
                 )
-            cap = self._incline_cap(facing, limits, restarting=True)
-            if self._incline is not None and self._incline > cap + _EPS:
-                await self._write_incline(cap)
             restart = limits.restart_speed_kmh
+            # The restart speed goes first: decks that resume at their last target would
+            # otherwise jump back to it before a later write lands (real-decks.md §3).
+            primed = False
+            if not self._link_needs_running_belt():
+                try:
+                    written = await self._link.set_target_speed(restart)
+                    primed = True
+                except ControlRejectedError as error:
+                    # Decks that take no target while standing (3G Cardio; ftms.md §2): Start
+                    # first, then the restart speed at once, and watch the measured speed.
+                    log.info("restart_speed_refused_while_standing", error=str(error))
             await self._link.start_belt()
             now = self._clock.now()
             self._moving = True
             self._facing = facing
             self._moving_since = now
-            written = await self._link.set_target_speed(restart)
+            self._started_at = now
+            self._moved_since_start = False
+            self._console_started = False
+            self._ceiling_kmh = restart
+            self._ceiling_at = now
+            self._overspeed_records = 0
+            self._follow_kmh = None
+            self._follow_by = math.inf
+            if not primed:
+                written = await self._link.set_target_speed(restart)
             self._speed = written
             self._speed_at = self._clock.now()
-            log.info("belt_started", facing=facing.value, restart_kmh=written)
+            self._expect_reach(written, from_kmh=0.0, extra_s=START_DELAY_S)
+            log.info("belt_started", facing=facing.value, restart_kmh=written, primed=primed)
             return written
+
+    def _already_running(self, facing: Direction) -> float | None:
+        """The target if the belt is already told to move this way; refuses another way."""
+        if not self._moving:
+            return None
+        if facing is not self._facing:
+            raise GovernorRefusedError(
+                "turn_pause_s",
+                f"cannot face {facing.value} while the belt moves; pause it for the turn first",
+            )
+        return self._speed or 0.0
+
+    def _link_needs_running_belt(self) -> bool:
+        caps = self._link.capabilities
+        return caps is not None and caps.speed_needs_running_belt
+
+    async def _wait_standing_before_start(self) -> None:
+        observer = self.observer
+        if observer.state() is BeltState.STANDING:
+            return
+        speed = max(observer.speed_kmh or 0.0, self._speed or 0.0)
+        wait_s = max(self._coast_until - self._clock.now(), 0.0) + deceleration_allowance_s(speed)
+        if not await observer.wait_standing(wait_s):
+            state = observer.state()
+            raise BeltFaultError(
+                AbortReason.UNEXPECTED_MOTION if state is BeltState.MOVING else AbortReason.NO_DATA,
+                f"the belt was not measured standing within {wait_s:.0f} s "
+                f"({state.value}, {observer.speed_kmh} km/h); not starting it",
+            )
+
+    async def _lower_incline_before_start(self, facing: Direction, limits: EffectiveLimits) -> None:
+        """Bring the *measured* incline down to the restart maximum before the belt moves (a
+        deck may be left inclined by the previous user; its incline motor is slow)."""
+        if not limits.incline_controllable:
+            return
+        cap = min(limits.max_incline_pct(facing), limits.max_turn_incline_pct)
+        measured = self.observer.incline_pct
+        target = self._incline
+        goal: float | None = None
+        if target is not None and target > cap + _EPS:
+            goal = cap
+        elif target is None and measured is None:
+            # Neither the deck's target nor its incline is known (after a connect, on a deck
+            # that reports no incline): set it flat, never higher than the cap.
+            goal = min(max(0.0, limits.min_incline_pct), cap)
+        elif target is None and measured is not None and measured > cap + INCLINE_TOLERANCE_PCT:
+            goal = cap  # left inclined by the previous user
+        if goal is not None:
+            async with self._lock:
+                await self._write_incline(
+                    limits.quantize_incline(
+                        max(goal, limits.min_incline_pct), toward=limits.min_incline_pct
+                    )
+                )
+        if measured is None or measured <= cap + INCLINE_TOLERANCE_PCT:
+            return
+        wait_s = incline_allowance_s(measured, cap)
+        log.info("waiting_for_incline", measured_pct=measured, cap_pct=cap, within_s=wait_s)
+
+        def lowered() -> bool:
+            incline = self.observer.incline_pct
+            return incline is not None and incline <= cap + INCLINE_TOLERANCE_PCT
+
+        if not await self.observer.wait_until(lowered, wait_s):
+            raise BeltFaultError(
+                AbortReason.TARGET_NOT_FOLLOWED,
+                f"the incline is still {self.observer.incline_pct} % after {wait_s:.0f} s; it "
+                f"must be at most {cap:g} % before the belt starts",
+            )
 
     async def set_speed(self, speed_kmh: float) -> float:
         """Move the target towards `speed_kmh` as far as the limits allow; returns the target
@@ -298,9 +472,38 @@ class SafetyGovernor:
             if abs(quantized - previous) <= _EPS and self._speed is not None:
                 return quantized
             written = await self._link.set_target_speed(quantized)
-            self._speed = written
-            self._speed_at = self._clock.now()
+            self._new_target(written)
             return written
+
+    def _new_target(self, written: float) -> None:
+        now = self._clock.now()
+        measured = self.observer.speed_kmh
+        self._ceiling_kmh = max(written, self._ceiling_now(now))
+        self._ceiling_at = now
+        self._speed = written
+        self._speed_at = now
+        self._expect_reach(written, from_kmh=measured if measured is not None else written)
+
+    def _expect_reach(self, target: float, *, from_kmh: float, extra_s: float = 0.0) -> None:
+        """Start a deadline for the belt to reach `target` unless one is running already (a
+        ramp keeps the earliest deadline, so a deck that ignores targets cannot hide behind a
+        stream of new ones)."""
+        if self._follow_kmh is not None:
+            return
+        limits = self._limits
+        increment = limits.speed_increment_kmh if limits is not None else 0.0
+        if from_kmh >= target - SPEED_TOLERANCE_KMH - increment:
+            return
+        self._follow_kmh = target
+        self._follow_by = self._clock.now() + extra_s + acceleration_allowance_s(from_kmh, target)
+
+    def _ceiling_now(self, now: float) -> float:
+        """The highest speed the belt may show now: the current target, or a higher earlier
+        one decaying at the slowest deck's deceleration."""
+        decayed = self._ceiling_kmh - SLOWEST_DECELERATION_KMH_PER_S * max(
+            now - self._ceiling_at, 0.0
+        )
+        return max(self._speed or 0.0, decayed)
 
     def _incline_cap(
         self, facing: Direction | None, limits: EffectiveLimits, *, restarting: bool
@@ -341,12 +544,16 @@ class SafetyGovernor:
         return written
 
     def _mark_paused(self) -> None:
-        if self._moving:
-            now = self._clock.now()
-            if self._facing is Direction.BACKWARD:
-                self._backward_before_s += now - self._moving_since
-            self._paused_since = now
+        now = self._clock.now()
+        if self._moving and self._facing is Direction.BACKWARD:
+            self._backward_before_s += now - self._moving_since
+        measured = self.observer.speed_kmh or 0.0
+        speed = max(measured, self._speed or 0.0) if self._moving else measured
+        self._coast_until = max(self._coast_until, now + deceleration_allowance_s(speed))
         self._moving = False
+        self._console_started = False
+        self._follow_kmh = None
+        self._follow_by = math.inf
 
     async def pause_belt(self) -> None:
         """Bring the target down to the restart speed, then Stop/Pause with 'pause'.
@@ -368,33 +575,145 @@ class SafetyGovernor:
             self._mark_paused()
 
     async def stop_belt(self) -> None:
-        """Stop/Pause with 'stop'. Always allowed."""
+        """Stop/Pause with 'stop' (one attempt; `stop_attempt` retries with Pause). Always
+        allowed."""
         async with self._lock:
-            await self._link.stop_belt()
             self._mark_paused()
+            await self._link.stop_belt()
 
-    async def emergency_stop(self, reason: str) -> None:
-        """Lock out and stop the belt now, without waiting for any queued write. Never raises."""
-        self.lock_out(reason)
+    async def stop_attempt(self) -> bool:
+        """One rung of the stop ladder: Stop, and if the deck refuses it, Pause (the link asks
+        for control again on Control Not Permitted). True if the deck accepted one of them.
+        Raises `NotConnectedError` when there is no link to write on. Never takes the lock: a
+        stop must not queue behind a write the deck is slow to answer."""
+        self.lock_out_if_armed_for_stop()
         self._mark_paused()
         try:
+            await self._link.stop_belt()
+        except ControlRejectedError as refused:
+            log.warning("stop_refused", result=refused.result, error=str(refused))
+            try:
+                await self._link.pause_belt()
+            except ControlRejectedError as error:
+                log.warning("pause_refused", result=error.result, error=str(error))
+                return False
+        return True
+
+    def lock_out_if_armed_for_stop(self) -> None:
+        """A stop without a lock-out would let a queued write start the belt again."""
+        if self._locked_out is None:
+            self.lock_out("stop")
+
+    async def emergency_stop(self, reason: str) -> bool:
+        """Lock out and send Stop now, without waiting for any queued write. Never raises;
+        True if the deck accepted Stop (or Pause)."""
+        self.lock_out(reason)
+        try:
             async with asyncio.timeout(EMERGENCY_STOP_TIMEOUT_S):
-                await self._link.stop_belt()
+                accepted = await self.stop_attempt()
         except (LinkError, TimeoutError) as error:
             log.warning("emergency_stop_failed", reason=reason, error=str(error))
-        else:
-            log.warning("emergency_stop_sent", reason=reason)
+            return False
+        log.warning("emergency_stop_sent", reason=reason, accepted=accepted)
+        return accepted
 
     def note_console_speed(self, speed_kmh: float) -> None:
-        """Someone changed the target at the console (Machine Status 0x05): ramps continue
-        from the deck's real target, so the next writes bring it back within the limits."""
-        if self._moving:
-            self._speed = speed_kmh
-            self._speed_at = self._clock.now()
+        """Target Speed Changed (Machine Status 0x05) arrived. Real decks send it repeatedly
+        while the belt slows down (Urevo E1L, real-decks.md §1), so it is no console action
+        by itself. While the belt is told to move, ramps continue from the deck's new target
+        and the next writes bring it back within the limits; a higher target also raises the
+        speed the belt may show (the belt follows it until the executor's next write)."""
+        if not self._moving:
+            return
+        now = self._clock.now()
+        self._ceiling_kmh = max(speed_kmh, self._ceiling_now(now))
+        self._ceiling_at = now
+        self._speed = speed_kmh
+        self._speed_at = now
 
     def note_console_incline(self, incline_pct: float) -> None:
         self._incline = incline_pct
 
+    def note_console_start(self) -> None:
+        """Someone pressed Start at the console (Machine Status 0x04) while no workout drove
+        the belt: it is theirs to walk, not unexpected motion."""
+        if not self._moving:
+            self._console_started = True
+
+    def stopping(self) -> None:
+        """A stop is on its way (an abort): judge the belt as told to stand from now on."""
+        self._mark_paused()
+
     def belt_stopped_by_treadmill(self) -> None:
         """The treadmill stopped the belt itself (safety key, console, link loss)."""
         self._mark_paused()
+
+    def forget_targets(self) -> None:
+        """After a reconnect the deck's targets are unknown: write them anew before relying on
+        them."""
+        self._speed = None
+        self._incline = None
+
+    # ----------------------------------------------------------------------------- judging
+
+    def _check_told_to_stand(
+        self, state: BeltState, speed: float, now: float
+    ) -> BeltFaultError | None:
+        if state is not BeltState.MOVING or speed <= STANDSTILL_KMH:
+            return None
+        if self._console_started or now <= self._coast_until:
+            return None
+        return BeltFaultError(
+            AbortReason.UNEXPECTED_MOTION,
+            f"the belt moves at {speed:.2f} km/h and nothing told it to (a deck that starts by "
+            "itself, resumes on its own or does not stop)",
+        )
+
+    def check_measured(self) -> BeltFaultError | None:
+        """Judge the measured belt against what it was told; a verdict, or None. Called on
+        every Treadmill Data record and by the session's watchdog."""
+        observer = self.observer
+        state = observer.state()
+        if state is BeltState.UNKNOWN:
+            return None  # the no-data watchdog decides about silence
+        now = self._clock.now()
+        speed = observer.speed_kmh or 0.0
+        limits = self._limits
+        increment = limits.speed_increment_kmh if limits is not None else 0.1
+        if not self._moving:
+            return self._check_told_to_stand(state, speed, now)
+        if state is BeltState.MOVING:
+            self._moved_since_start = True
+        elif self._moved_since_start:
+            return BeltFaultError(
+                AbortReason.BELT_STOPPED,
+                "the belt stopped while it was told to move: a console stop or the safety key "
+                "on a deck that did not report it",
+            )
+        # Overspeed: above the target (or a higher earlier one, decaying as the slowest deck
+        # slows down) by more than the tolerance, on consecutive records.
+        allowed = self._ceiling_now(now) + SPEED_TOLERANCE_KMH + increment
+        if speed > allowed + _EPS:
+            self._overspeed_records += 1
+            if self._overspeed_records >= OVERSPEED_RECORDS:
+                return BeltFaultError(
+                    AbortReason.OVERSPEED,
+                    f"the belt runs at {speed:.2f} km/h, above the {allowed:.2f} km/h it may "
+                    "show for its target",
+                )
+        else:
+            self._overspeed_records = 0
+        follow = self._follow_kmh
+        if follow is not None:
+            if speed >= follow - SPEED_TOLERANCE_KMH - increment - _EPS:
+                self._follow_kmh = None
+                self._follow_by = math.inf
+                if self._speed is not None and self._speed > follow + _EPS:
+                    self._expect_reach(self._speed, from_kmh=speed)
+            elif now > self._follow_by:
+                return BeltFaultError(
+                    AbortReason.TARGET_NOT_FOLLOWED,
+                    f"the deck was told {follow:g} km/h and the belt is at {speed:.2f} km/h; it "
+                    "does not follow speed commands",
+                )
+        return None

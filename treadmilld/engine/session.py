@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator
-from typing import Literal
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Literal
 
 import structlog
 
@@ -43,14 +43,23 @@ from treadmilld.engine.api import (
     SessionEvent,
     SessionSnapshot,
     StateChanged,
+    StopConfirmed,
     StopOutcome,
+    StopUnconfirmed,
     WorkoutAborted,
     WorkoutFinished,
     WorkoutStarted,
 )
+from treadmilld.engine.belt import BeltObserver, deceleration_allowance_s
 from treadmilld.engine.calories import WorkoutTotals
 from treadmilld.engine.executor import DEFAULT_TICK_S, WorkoutExecutor
-from treadmilld.engine.governor import GovernorRefusedError, LimitNotice, SafetyGovernor
+from treadmilld.engine.governor import (
+    EMERGENCY_STOP_TIMEOUT_S,
+    BeltFaultError,
+    GovernorRefusedError,
+    LimitNotice,
+    SafetyGovernor,
+)
 from treadmilld.engine.library import ProfileLibrary, UnknownProfileError
 from treadmilld.engine.limits import (
     LimitConflictError,
@@ -85,6 +94,11 @@ MIN_BODY_WEIGHT_KG = 20.0
 MAX_BODY_WEIGHT_KG = 300.0
 # How often the no-data watchdog looks (clock seconds).
 WATCHDOG_INTERVAL_S = 0.5
+# How often a stop the deck has not carried out is sent again.
+STOP_RETRY_S = 2.0
+# A stop allows at least the time the slowest deck takes from this speed, even when the last
+# measured speed was lower (a record can be a second old).
+MIN_STOP_ALLOWANCE_KMH = 1.0
 # Events kept per subscriber before the oldest are dropped (a stalled reader loses old news,
 # never blocks the engine).
 SUBSCRIBER_QUEUE_SIZE = 1000
@@ -139,7 +153,10 @@ class WorkoutSession:
         self._clock = clock
         self._tick_s = tick_s
         self._default_body_weight_kg = default_body_weight_kg
-        self._governor = SafetyGovernor(link, clock, on_limit=self._on_limit)
+        self._observer = BeltObserver(clock)
+        self._governor = SafetyGovernor(
+            link, clock, observer=self._observer, on_limit=self._on_limit
+        )
         self._subscribers: set[_Subscription] = set()
         self._phase = Phase.IDLE
         self._plan: WorkoutPlan | None = None
@@ -154,6 +171,9 @@ class WorkoutSession:
         self._stop_on_reconnect = False
         self._closed = asyncio.Event()
         self._last_limit_notice: LimitNotice | None = None
+        # The session's TaskGroup while `run()` runs: the executor and stop tasks live in it.
+        self._tasks: asyncio.TaskGroup | None = None
+        self._stop_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ seam: state
 
@@ -187,6 +207,7 @@ class WorkoutSession:
         if segment is not None:
             direction = Direction.REST if phase is not Phase.RUNNING else segment.direction
         now = self._clock.now()
+        moving = self._governor.belt_moving
         elapsed = 0.0
         if self._started_at is not None:
             elapsed = (self._ended_at if self._ended_at is not None else now) - self._started_at
@@ -202,9 +223,10 @@ class WorkoutSession:
             segment_cue=segment.cue if segment else None,
             segment_remaining_s=executor.segment_remaining_s() if active and executor else None,
             speed_kmh=data.instantaneous_speed_kmh,
-            target_speed_kmh=self._governor.target_speed_kmh,
+            # Targets are live only while the belt is told to move: a stopped belt has none.
+            target_speed_kmh=self._governor.target_speed_kmh if moving else None,
             incline_pct=data.inclination_pct,
-            target_incline_pct=self._governor.target_incline_pct,
+            target_incline_pct=self._governor.target_incline_pct if moving else None,
             distance_m=self._totals.distance_m,
             distance_forward_m=self._totals.distance_forward_m,
             distance_backward_m=self._totals.distance_backward_m,
@@ -217,7 +239,7 @@ class WorkoutSession:
             abort_reason=self._abort_reason if phase is Phase.ABORTED else None,
             body_weight_kg=self._totals.body_weight_kg,
             clinical=self._clinical,
-            belt=BeltState.MOVING if self._link.telemetry.belt_moving else BeltState.UNKNOWN,
+            belt=self._observer.state(),
             speed_range=(
                 _range(
                     caps.speed_range.minimum_kmh,
@@ -273,38 +295,83 @@ class WorkoutSession:
 
     async def run(self) -> None:
         """Consume link events until the link closes or `shutdown()`; a named task in the
-        daemon's TaskGroup."""
+        daemon's TaskGroup.
+
+        The link consumer, the watchdog, the workout executor and any verified stop run in one
+        TaskGroup. An unexpected exception in the executor aborts the workout with
+        `internal_error` and stops the belt; one in the consumer or the watchdog does the same
+        and then crashes `run()` loudly (the supervisor restarts the session idle)."""
+        self._closed.clear()
         link_events = self._link.events()
-        consumer = asyncio.create_task(self._consume(link_events), name="session-link-events")
-        watchdog = asyncio.create_task(self._watchdog(), name="session-watchdog")
-        closed = asyncio.create_task(self._closed.wait(), name="session-closed")
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                consumer = tasks.create_task(
+                    self._guarded("link_consumer", self._consume(link_events)),
+                    name=f"session-link-events-{self.treadmill_id}",
+                )
+                watchdog = tasks.create_task(
+                    self._guarded("watchdog", self._watchdog()),
+                    name=f"session-watchdog-{self.treadmill_id}",
+                )
+                closed = asyncio.ensure_future(self._closed.wait())
+                try:
+                    await asyncio.wait({consumer, closed}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    closed.cancel()
+                    consumer.cancel()
+                    watchdog.cancel()
+            finally:
+                self._tasks = None
+
+    async def _guarded(self, what: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run one of the session's own loops; if it raises, abort and stop the belt before
+        the error goes up (never the other way round)."""
         try:
-            await asyncio.wait({consumer, closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (consumer, watchdog, closed):
-                task.cancel()
-            for task in (consumer, watchdog, closed):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await work
+        except Exception as error:
+            log.exception("session_task_crashed", treadmill_id=self.treadmill_id, task=what)
+            await self._abort(AbortReason.INTERNAL_ERROR, f"the session's {what} failed: {error!r}")
+            with contextlib.suppress(LinkError, TimeoutError):
+                async with asyncio.timeout(EMERGENCY_STOP_TIMEOUT_S):
+                    await self._governor.stop_attempt()
+            raise
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        tasks = self._tasks
+        if tasks is None:
+            # Not running under run() (a test driving the session by hand): a plain task.
+            return asyncio.create_task(work, name=name)
+        return tasks.create_task(work, name=name)
 
     async def _consume(self, link_events: AsyncIterator[LinkEvent]) -> None:
         async for event in link_events:
             await self._on_link_event(event)
 
     async def shutdown(self, mode: Literal["stop", "pause"] = "stop") -> None:
-        """Stop (or pause) the belt and end `run()`; the daemon calls it on exit."""
+        """Stop (or pause) the belt and end `run()`; the daemon calls it on exit. The belt is
+        told to stop before anything else happens, errors included."""
         self._governor.lock_out("shutdown")
         await self._cancel_executor()
+        stop_task = self._stop_task
+        self._stop_task = None
+        if stop_task is not None:
+            stop_task.cancel()
         if self._link.connection_state is ConnectionState.CONNECTED:
             try:
                 if mode == "pause":
                     await self._governor.pause_belt()
                 else:
-                    await self._governor.stop_belt()
+                    await self._governor.stop_attempt()
             except LinkError as error:
                 log.warning("shutdown_stop_failed", error=str(error))
         if self._phase in ACTIVE_PHASES:
             self._end_aborted(AbortReason.SHUTDOWN, f"the daemon is shutting down ({mode})")
+        else:
+            self._changed()
+        if stop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop_task
         self._closed.set()
         for subscriber in list(self._subscribers):
             subscriber.put(None)
@@ -322,7 +389,7 @@ class WorkoutSession:
 
     async def _on_link_event(self, event: LinkEvent) -> None:
         if isinstance(event, TelemetryReceived):
-            self._on_telemetry(event)
+            await self._on_telemetry(event)
         elif isinstance(event, MachineStatusReceived):
             await self._on_status(event)
         elif isinstance(event, LinkLost):
@@ -331,17 +398,34 @@ class WorkoutSession:
             await self._on_connected(event)
         self._changed()
 
-    def _on_telemetry(self, event: TelemetryReceived) -> None:
+    async def _on_telemetry(self, event: TelemetryReceived) -> None:
         self._telemetry_at = event.at
-        if self._phase not in ACTIVE_PHASES:
+        data = event.telemetry.data
+        self._observer.on_record(data.instantaneous_speed_kmh, data.inclination_pct, event.at)
+        if self._phase in ACTIVE_PHASES:
+            facing = self._governor.facing or Direction.FORWARD
+            self._totals.add_sample(
+                event.at, data.instantaneous_speed_kmh, data.inclination_pct, facing
+            )
+        await self._judge_belt()
+
+    async def _judge_belt(self) -> None:
+        """Act on what the measured belt shows against what it was told."""
+        fault = self._governor.check_measured()
+        if fault is None:
             return
-        facing = self._governor.facing or Direction.FORWARD
-        self._totals.add_sample(
-            event.at,
-            event.telemetry.data.instantaneous_speed_kmh,
-            event.telemetry.data.inclination_pct,
-            facing,
-        )
+        if self._phase in ACTIVE_PHASES:
+            await self._abort(fault.reason, fault.detail)
+            return
+        if self._stop_task is None or self._stop_task.done():
+            log.warning(
+                "belt_fault_outside_workout",
+                treadmill_id=self.treadmill_id,
+                reason=fault.reason.value,
+                detail=fault.detail,
+            )
+            self._governor.lock_out(fault.reason.value)
+            self._request_verified_stop()
 
     async def _on_status(self, event: MachineStatusReceived) -> None:
         status = event.status
@@ -361,25 +445,31 @@ class WorkoutSession:
             )
         elif isinstance(status, TargetSpeedChanged | TargetInclineChanged):
             self._on_console_target(status)
-        elif isinstance(status, StartedOrResumedByUser) and self._phase in ACTIVE_PHASES:
-            # ftms.md §2: console start/stop buttons must abort a running profile.
-            await self._abort(
-                AbortReason.STARTED_AT_CONSOLE, "the belt was started at the console mid-workout"
-            )
+        elif isinstance(status, StartedOrResumedByUser):
+            if self._phase in ACTIVE_PHASES:
+                # ftms.md §2: console start/stop buttons must abort a running profile.
+                await self._abort(
+                    AbortReason.STARTED_AT_CONSOLE,
+                    "the belt was started at the console mid-workout",
+                )
+            else:
+                self._governor.note_console_start()
 
     def _on_console_target(self, status: TargetSpeedChanged | TargetInclineChanged) -> None:
-        """A target changed at the console mid-workout: the executor brings it back within
-        the limits and the plan, at the ramp rate."""
+        """A target changed at the deck mid-workout (a console knob, or a deck echoing its
+        deceleration): the executor brings it back within the limits and the plan."""
         if self._phase not in ACTIVE_PHASES or self._executor is None:
             return
         if isinstance(status, TargetSpeedChanged):
-            log.warning(
-                "console_speed_change", treadmill_id=self.treadmill_id, speed_kmh=status.speed_kmh
+            log.info(
+                "deck_speed_target_changed",
+                treadmill_id=self.treadmill_id,
+                speed_kmh=status.speed_kmh,
             )
             self._governor.note_console_speed(status.speed_kmh)
         else:
-            log.warning(
-                "console_incline_change",
+            log.info(
+                "deck_incline_target_changed",
                 treadmill_id=self.treadmill_id,
                 incline_pct=status.inclination_pct,
             )
@@ -388,34 +478,35 @@ class WorkoutSession:
 
     async def _on_link_lost(self, event: LinkLost) -> None:
         self._totals.gap()
-        if self._governor.belt_moving or self._phase in ACTIVE_PHASES:
+        self._observer.forget()
+        if self._governor.belt_moving or self._phase in ACTIVE_PHASES or self._stop_pending():
             # The treadmill may keep running by itself: stop it as soon as the link is back.
             self._stop_on_reconnect = True
-        reason_text = event.reason.lower()
-        reason = (
-            AbortReason.NO_DATA
-            if "data" in reason_text or "liveness" in reason_text or "silent" in reason_text
-            else AbortReason.LINK_LOST
-        )
+        reason = AbortReason.NO_DATA if event.silent else AbortReason.LINK_LOST
         await self._abort(reason, f"link lost: {event.reason}", stop_belt=False)
         self._governor.belt_stopped_by_treadmill()
+
+    def _stop_pending(self) -> bool:
+        return self._stop_task is not None and not self._stop_task.done()
 
     async def _on_connected(self, event: LinkConnected) -> None:
         log.info(
             "treadmill_connected", treadmill_id=self.treadmill_id, name=event.capabilities.name
         )
+        self._observer.forget()
+        self._governor.forget_targets()
         if self._stop_on_reconnect:
-            try:
-                await self._governor.stop_belt()
-            except LinkError as error:
-                log.warning("stop_after_reconnect_failed", error=str(error))
-            else:
-                self._stop_on_reconnect = False
-                log.warning("belt_stopped_after_reconnect", treadmill_id=self.treadmill_id)
+            # Stop is the first thing the deck hears after a reconnect.
+            self._stop_on_reconnect = False
+            log.warning("stopping_belt_after_reconnect", treadmill_id=self.treadmill_id)
+            self._request_verified_stop(restart=True)
 
     async def _watchdog(self) -> None:
         while True:
             await self._clock.sleep(WATCHDOG_INTERVAL_S)
+            # Deadlines (a target never reached, coasting that never ends) pass between records
+            # too; judge the belt on the clock as well.
+            await self._judge_belt()
             limits = self._governor.limits
             since = self._governor.moving_since
             if self._phase not in ACTIVE_PHASES or limits is None or since is None:
@@ -427,23 +518,113 @@ class WorkoutSession:
                     f"no treadmill data for more than {limits.telemetry_timeout_s:g} s",
                 )
 
+    # ------------------------------------------------------------------ verified stops
+
+    def _request_verified_stop(self, *, restart: bool = False) -> None:
+        """Stop the belt until the deck's data shows it standing (in the background; one at a
+        time). `restart` replaces a running one (after a reconnect its link is gone)."""
+        running = self._stop_task
+        if running is not None and not running.done():
+            if not restart:
+                return
+            running.cancel()
+        self._stop_task = self._spawn(self._stop_until_standing(), f"stop-{self.treadmill_id}")
+
+    async def _stop_until_standing(self) -> None:
+        """The stop ladder until the belt is measured standing: Stop, then Pause (control is
+        asked for again on refusal), retried every `STOP_RETRY_S`. If the belt is not standing
+        after the slowest deck's deceleration time, `stop_unconfirmed` is raised once; if the
+        link drops, Stop is sent first thing after the reconnect."""
+        observer = self._observer
+        started = self._clock.now()
+        speed = max(observer.speed_kmh or 0.0, self._governor.target_speed_kmh or 0.0)
+        deadline = started + deceleration_allowance_s(max(speed, MIN_STOP_ALLOWANCE_KMH))
+        alarmed = False
+        accepted = False
+        next_attempt = started
+        while True:
+            if observer.state() is BeltState.STANDING:
+                after = self._clock.now() - started
+                log.info("stop_confirmed", treadmill_id=self.treadmill_id, after_s=round(after, 2))
+                self._emit(
+                    StopConfirmed(
+                        treadmill_id=self.treadmill_id, at=self._clock.now(), after_s=after
+                    )
+                )
+                return
+            now = self._clock.now()
+            if now >= next_attempt and (not accepted or now >= deadline):
+                try:
+                    async with asyncio.timeout(EMERGENCY_STOP_TIMEOUT_S):
+                        accepted = await self._governor.stop_attempt()
+                except NotConnectedError:
+                    self._stop_on_reconnect = True
+                    log.warning(
+                        "stop_waits_for_reconnect",
+                        treadmill_id=self.treadmill_id,
+                        hint="Stop is sent first thing when the treadmill is back; pull the "
+                        "safety key if someone is on the belt",
+                    )
+                    return
+                except (LinkError, TimeoutError) as error:
+                    accepted = False
+                    log.warning(
+                        "stop_attempt_failed", treadmill_id=self.treadmill_id, error=str(error)
+                    )
+                next_attempt = self._clock.now() + STOP_RETRY_S
+            now = self._clock.now()
+            if not alarmed and now >= deadline:
+                alarmed = True
+                detail = (
+                    "the deck accepted Stop but its data does not show the belt standing"
+                    if accepted
+                    else "the deck refused Stop and Pause"
+                )
+                log.error(
+                    "stop_unconfirmed",
+                    treadmill_id=self.treadmill_id,
+                    after_s=round(now - started, 1),
+                    speed_kmh=observer.speed_kmh,
+                    detail=detail,
+                    hint="pull the safety key; treadmilld keeps sending Stop",
+                )
+                self._emit(
+                    StopUnconfirmed(
+                        treadmill_id=self.treadmill_id,
+                        at=now,
+                        after_s=now - started,
+                        speed_kmh=observer.speed_kmh,
+                        detail=detail,
+                    )
+                )
+            wait = next_attempt - now
+            if now < deadline:
+                wait = min(wait, deadline - now) if not accepted else deadline - now
+            await observer.wait_standing(max(wait, 0.05))
+
     # ------------------------------------------------------------------ aborts and endings
 
     async def _abort(self, reason: AbortReason, detail: str, *, stop_belt: bool = True) -> None:
-        """Lock the governor, end the workout as ABORTED and stop the belt. Idempotent."""
+        """Lock the governor, end the workout as ABORTED and stop the belt until it is measured
+        standing. Idempotent: one `workout_aborted` per workout."""
         self._governor.lock_out(reason.value)
-        if self._phase not in ACTIVE_PHASES:
-            return
-        await self._cancel_executor()
-        self._end_aborted(reason, detail)
         if stop_belt:
-            try:
-                await self._governor.stop_belt()
-            except LinkError as error:
-                self._stop_on_reconnect = True
-                log.warning("abort_stop_failed", reason=reason.value, error=str(error))
+            # From now on the belt is expected to slow down, not to follow a target.
+            self._governor.stopping()
+        if self._phase not in ACTIVE_PHASES:
+            if stop_belt and (
+                self._governor.belt_moving or self._observer.state() is not BeltState.STANDING
+            ):
+                self._request_verified_stop()
+            return
+        self._end_aborted(reason, detail)
+        await self._cancel_executor()
+        if stop_belt:
+            self._request_verified_stop()
 
     def _end_aborted(self, reason: AbortReason, detail: str) -> None:
+        if self._phase is Phase.ABORTED:
+            return
         self._phase = Phase.ABORTED
         self._abort_reason = reason
         self._ended_at = self._clock.now()
@@ -462,15 +643,26 @@ class WorkoutSession:
             finished = await executor.run()
         except NotConnectedError as error:
             await self._abort(AbortReason.LINK_LOST, str(error), stop_belt=False)
+            self._stop_on_reconnect = True
+            return
+        except BeltFaultError as fault:
+            await self._abort(fault.reason, fault.detail)
             return
         except (LinkError, GovernorRefusedError) as error:
             await self._abort(AbortReason.COMMAND_FAILED, str(error))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("workout_executor_crashed", treadmill_id=self.treadmill_id)
+            await self._abort(AbortReason.INTERNAL_ERROR, f"the workout failed: {error!r}")
             return
         if self._phase not in ACTIVE_PHASES:
             return
         if not finished:
             self._governor.lock_out(AbortReason.USER_STOP.value)
             self._end_aborted(AbortReason.USER_STOP, "stopped by command")
+            self._request_verified_stop()
             return
         self._phase = Phase.FINISHED
         self._ended_at = self._clock.now()
@@ -493,6 +685,7 @@ class WorkoutSession:
             kcal=round(self._totals.calories_kcal, 1),
         )
         self._changed()
+        self._request_verified_stop()
 
     # ------------------------------------------------------------------ commands
 
@@ -530,9 +723,14 @@ class WorkoutSession:
                 "this treadmill reports no supported speed range, so its speed cannot be "
                 "controlled; profiles cannot run on it",
             )
-        if self._governor.belt_moving or self._link.telemetry.belt_moving:
+        if self._governor.belt_moving or self._observer.shows_motion():
+            # A belt still coasting (or started at the console) is not ours to take over; a
+            # belt whose state is not known yet is fine: nothing moves before the governor has
+            # measured it standing.
             raise CommandRejectedError(
-                "invalid_state", "the belt is moving; stop it before starting a profile"
+                "belt_moving",
+                "the belt is still moving; wait until it stands (stop it first if it was "
+                "started at the console)",
             )
         use_clinical = clinical or chosen.clinical
         ranges = TreadmillRanges(
@@ -596,9 +794,7 @@ class WorkoutSession:
                 body_weight_kg=weight,
             )
         )
-        self._executor_task = asyncio.create_task(
-            self._drive(executor), name=f"workout-{self.treadmill_id}"
-        )
+        self._executor_task = self._spawn(self._drive(executor), f"workout-{self.treadmill_id}")
         self._changed()
 
     async def pause(self) -> None:
@@ -617,30 +813,54 @@ class WorkoutSession:
         if self._phase in ACTIVE_PHASES and self._executor is not None:
             self._executor.request_stop()
             return
-        if self._governor.belt_moving or self._link.telemetry.belt_moving:
+        if self._governor.belt_moving or self._observer.state() is BeltState.MOVING:
             try:
                 await self._governor.stop_belt()
             except LinkError as error:
                 raise CommandRejectedError("command_failed", f"could not stop: {error}") from None
+            self._request_verified_stop()
             return
         raise CommandRejectedError("no_workout", "no workout is running and the belt is stopped")
 
     async def emergency_stop(self) -> StopOutcome:
+        """Stop now, ahead of everything queued; never raises. The answer says what really
+        happened: the belt measured standing, Stop accepted (the belt still coasting), or not
+        confirmed (refused, failed, link down). Verification goes on in the background until
+        the deck's data shows the belt standing (`stop_confirmed` / `stop_unconfirmed`)."""
         try:
             self._governor.lock_out(AbortReason.EMERGENCY_STOP.value)
             task = self._executor_task
             self._executor_task = None
             if task is not None:
                 task.cancel()
-            await self._governor.emergency_stop(AbortReason.EMERGENCY_STOP.value)
+            running_stop = self._stop_task
+            self._stop_task = None
+            if running_stop is not None:
+                running_stop.cancel()
+            if self._link.connection_state is ConnectionState.CONNECTED:
+                accepted = await self._governor.emergency_stop(AbortReason.EMERGENCY_STOP.value)
+            else:
+                accepted = False
+                self._stop_on_reconnect = True
+                log.warning(
+                    "emergency_stop_while_disconnected",
+                    treadmill_id=self.treadmill_id,
+                    hint="Stop is sent first thing when the treadmill is back; pull the safety "
+                    "key if someone is on the belt",
+                )
             if self._phase in ACTIVE_PHASES or self._phase is Phase.IDLE:
                 self._end_aborted(AbortReason.EMERGENCY_STOP, "emergency stop")
+            if self._link.connection_state is ConnectionState.CONNECTED:
+                self._request_verified_stop()
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         except Exception as error:  # noqa: BLE001 - emergency_stop must never raise
             log.warning("emergency_stop_error", error=repr(error))
-        return StopOutcome.NOT_CONFIRMED
+            return StopOutcome.NOT_CONFIRMED
+        if self._observer.state() is BeltState.STANDING:
+            return StopOutcome.BELT_STANDING
+        return StopOutcome.STOP_SENT if accepted else StopOutcome.NOT_CONFIRMED
 
     async def skip_segment(self) -> None:
         executor = self._active_executor()
