@@ -1,8 +1,8 @@
 """The `treadmilld` command line (also `python -m treadmilld`).
 
-Exit codes: 0 success (also a clean stop on SIGTERM), 1 a failure while running,
-2 a configuration or usage error (systemd's RestartPreventExitStatus=2 keeps a broken config
-from restarting in a loop).
+Exit codes: 0 success (also a clean stop on SIGTERM, SIGINT or SIGHUP once running), 1 a
+failure while running, 2 a configuration or usage error (systemd's RestartPreventExitStatus=2
+keeps a broken config from restarting in a loop), 130 Ctrl-C during start-up.
 """
 
 from __future__ import annotations

@@ -111,6 +111,16 @@ async def test_profile_started_over_mqtt_then_sigterm_stops_belts_and_goes_offli
 
     assert code == 0, daemon.output()
     assert "Traceback" not in daemon.output()
+    # What a dashboard connecting afterwards is told: both treadmills offline, neither with a
+    # workout running or a target live (sim02 never moved; sim01 was stopped).
+    async with Observer(mqtt_broker) as later:
+        await later.subscribe(f"{BASE}/+/availability", f"{BASE}/+/state")
+        for treadmill in ("sim01", "sim02"):
+            availability = await later.wait_for(f"{BASE}/{treadmill}/availability")
+            assert (availability.text, availability.retain) == ("offline", True)
+            state = (await later.wait_for(f"{BASE}/{treadmill}/state")).json()
+            assert state["phase"] in ("idle", "aborted"), state
+            assert (state["target_speed_kmh"], state["target_incline_pct"]) == (None, None)
     await notify.wait_for("STOPPING=1")
     confirmed = {record["treadmill_id"]: record for record in daemon.events("belt_stop_confirmed")}
     assert set(confirmed) == {"sim01", "sim02"}, daemon.output()

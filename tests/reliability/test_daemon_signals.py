@@ -1,7 +1,9 @@
 """The daemon as systemd runs it (a real subprocess), signalled mid-workout.
 
-- SIGTERM while the belt walks a profile: the daemon stops the belt, sees it stand still in
-  the treadmill's own data, publishes `offline`, and exits 0.
+- SIGTERM, SIGINT or SIGHUP (a closed terminal or SSH session) while the belt walks a profile:
+  the daemon stops the belt, sees it stand still in the treadmill's own data, leaves a final
+  retained state with no running phase and no live targets, publishes `offline` for the
+  treadmill and the bridge, and exits 0.
 - SIGKILL while the belt walks (no chance to clean up), then a restart with the same config:
   the new daemon connects and never starts the belt or sets a speed by itself.
 
@@ -175,8 +177,31 @@ async def start_walking(broker: EmbeddedBroker, daemon: Daemon) -> None:
             raise AssertionError(f"never walking; daemon output:\n{daemon.output()}") from None
 
 
-async def test_sigterm_mid_workout_stops_the_belt(
-    mqtt_broker: EmbeddedBroker, tmp_path: Path, survived: Survived, rounds: int
+async def retained(broker: EmbeddedBroker, name: str, *topics: str) -> dict[str, bytes]:
+    """The retained payload of each topic, as a dashboard connecting now would get it."""
+    found: dict[str, bytes] = {}
+    async with mqtt_client(broker, name) as client:
+        for topic in topics:
+            await client.subscribe(topic)
+        async with asyncio.timeout(5):
+            async for message in client.messages:
+                assert message.retain, f"{message.topic} is not retained"
+                payload = message.payload
+                found[str(message.topic)] = payload if isinstance(payload, bytes) else b""
+                if len(found) == len(topics):
+                    break
+    return found
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name
+)
+async def test_stop_signal_mid_workout_stops_the_belt_and_leaves_a_final_state(
+    mqtt_broker: EmbeddedBroker,
+    tmp_path: Path,
+    survived: Survived,
+    rounds: int,
+    signum: signal.Signals,
 ) -> None:
     config = write_config(tmp_path, mqtt_broker)
     for index in range(rounds):
@@ -185,21 +210,40 @@ async def test_sigterm_mid_workout_stops_the_belt(
             try:
                 await wait_ready(sock, daemon)
                 await start_walking(mqtt_broker, daemon)
-                daemon.process.send_signal(signal.SIGTERM)
+                daemon.process.send_signal(signum)
                 code = await asyncio.wait_for(asyncio.to_thread(daemon.process.wait), WAIT_S)
             finally:
                 daemon.close()
         assert code == 0, daemon.output()
-        events = [r.get("event") for r in daemon.records()]
-        assert "belt_stop_confirmed" in events, daemon.output()
+        records = daemon.records()
+        events = [r.get("event") for r in records]
+        assert [r["reason"] for r in records if r.get("event") == "stop_requested"] == [
+            signum.name
+        ], daemon.output()
+        # The treadmill's own data shows the belt standing before the daemon let go.
+        confirmed = [r for r in records if r.get("event") == "belt_stop_confirmed"]
+        assert [r.get("speed_kmh") or 0.0 for r in confirmed] == [0.0], daemon.output()
         assert "belt_still_moving" not in events, daemon.output()
         assert ControlOpcode.STOP_OR_PAUSE in daemon.answered_opcodes(), daemon.output()
-        async with mqtt_client(mqtt_broker, f"after-{index}") as client:
-            await client.subscribe(f"{BASE}/bridge/state")
-            async with asyncio.timeout(5):
-                message = await anext(aiter(client.messages))
-        assert message.payload == b"offline"
-        survived.add("SIGTERMs mid-workout (belt stopped, offline published, exit 0)")
+
+        state_topic, availability_topic = f"{BASE}/{TM}/state", f"{BASE}/{TM}/availability"
+        left = await retained(
+            mqtt_broker, f"after-{index}", f"{BASE}/bridge/state", availability_topic, state_topic
+        )
+        assert left[f"{BASE}/bridge/state"] == b"offline"
+        assert left[availability_topic] == b"offline"
+        state = json.loads(left[state_topic])
+        # Nothing on the dashboard claims a workout runs or a target is live.
+        assert (state["phase"], state["abort_reason"]) in {
+            ("aborted", "shutdown"),
+            ("idle", None),
+        }, state
+        assert state["target_speed_kmh"] is None, state
+        assert state["target_incline_pct"] is None, state
+        assert not state["speed_kmh"], state
+        survived.add(
+            f"{signum.name}s mid-workout (belt stopped, final state and offline retained, exit 0)"
+        )
 
 
 async def test_sigkill_mid_workout_then_restart_never_drives_the_belt(

@@ -6,8 +6,10 @@ Failure policy:
   stopped first: nobody is driving it any more.
 - Anything else that fails (the bridge, the watchdog, this module) is a bug: every belt is
   stopped, then the error propagates, the process exits non-zero and systemd restarts it.
-- A stop request (SIGTERM/SIGINT) stops or pauses every moving belt within `stop_budget_s`
-  (3 s), publishes `offline`, closes the links and returns normally (exit code 0).
+- A stop request (SIGTERM, SIGINT, or SIGHUP: a closed terminal or SSH session) stops or
+  pauses every moving belt within `stop_budget_s` (3 s), watches each belt stand still, then
+  closes the bridge (final state, availability and bridge `offline`), closes the links and
+  returns normally (exit code 0).
 - READY=1 goes to systemd once the tasks are up, without waiting for any treadmill; WATCHDOG=1
   pings only while every treadmill session is alive.
 """
@@ -34,6 +36,10 @@ _log = structlog.get_logger()
 
 # The issue's promise: every moving belt stopped (or paused) within 3 s of SIGTERM.
 STOP_BUDGET_S = 3.0
+# Every signal that ends the daemon in normal use: systemd's stop (SIGTERM), Ctrl-C (SIGINT)
+# and a closed terminal or SSH session (SIGHUP, whose default action would kill the process
+# with the belt still running). SIGKILL cannot be caught: the safety key is the last resort.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class ManagedSession(TreadmillController, Protocol):
@@ -115,7 +121,7 @@ class Supervisor:
         """Run until `request_stop` (or a signal); raises only on an unexpected failure."""
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, self.request_stop, signum.name)
                 installed.append(signum)
