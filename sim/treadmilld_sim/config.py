@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from treadmilld.ftms import ControlOpcode, ResultCode
 
 _ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
+
+# Deceleration of real decks: about 1 km/h per second on walking pads, down to 0.25 km/h per
+# second on heavy gym decks (real-decks.md §3). The bounds leave room on both sides.
+MIN_DECELERATION_KMH_PER_S = 0.1
+MAX_DECELERATION_KMH_PER_S = 10.0
 
 
 class SimulatedTreadmillConfig(BaseModel):
@@ -59,6 +65,24 @@ class SimulatedTreadmillConfig(BaseModel):
     response_delay_s: float = Field(default=0.0, ge=0)
     forced_results: dict[ControlOpcode, ResultCode] = Field(default_factory=dict)
 
+    # -- deck behaviours of real machines (TreadmillFaults says what each does and its source;
+    # docs/simulator.md "Deck behaviours" lists them) --
+    report_console_status: bool = True
+    deceleration_kmh_per_s: float = Field(
+        default=1.0, ge=MIN_DECELERATION_KMH_PER_S, le=MAX_DECELERATION_KMH_PER_S
+    )
+    resume_at_last_target: bool = False
+    # Where the previous user left the incline; the motor then moves at incline_rate_pct_per_s.
+    # Only the starting state: `TreadmillModel.leave_inclined_at` does the same on a running deck.
+    initial_incline_pct: float = 0.0
+    ignores_speed_commands: bool = False
+    starts_on_connect: bool = False
+    starts_on_connect_kmh: float | None = None
+    refuses_stop: ResultCode | None = None
+    refuses_pause: ResultCode | None = None
+    drops_link_on_stop: bool = False
+    echo_target_while_decelerating: bool = False
+
     @field_validator("address")
     @classmethod
     def _address_shape(cls, value: str | None) -> str | None:
@@ -73,12 +97,35 @@ class SimulatedTreadmillConfig(BaseModel):
             )
         return upper
 
+    @field_validator("refuses_stop", "refuses_pause", mode="before")
+    @classmethod
+    def _result_code_by_name(cls, value: Any) -> Any:
+        """Accept a result code by name too ("operation_failed", "control-not-permitted")."""
+        if isinstance(value, str) and not value.isdigit():
+            name = value.strip().upper().replace("-", "_").replace(" ", "_")
+            if name not in ResultCode.__members__:
+                choices = ", ".join(code.name.lower() for code in ResultCode)
+                raise ValueError(f"unknown result code {value!r}; use one of {choices} or 1..5")
+            return ResultCode[name]
+        return value
+
     @model_validator(mode="after")
     def _ranges_make_sense(self) -> SimulatedTreadmillConfig:
         if self.min_speed_kmh >= self.max_speed_kmh:
             raise ValueError("min_speed_kmh must be below max_speed_kmh")
         if self.min_incline_pct >= self.max_incline_pct:
             raise ValueError("min_incline_pct must be below max_incline_pct")
+        if not self.min_incline_pct <= self.initial_incline_pct <= self.max_incline_pct:
+            raise ValueError(
+                f"initial_incline_pct {self.initial_incline_pct} must lie in the inclination"
+                f" range {self.min_incline_pct}..{self.max_incline_pct}"
+            )
+        speed = self.starts_on_connect_kmh
+        if speed is not None and not self.min_speed_kmh <= speed <= self.max_speed_kmh:
+            raise ValueError(
+                f"starts_on_connect_kmh {speed} must lie in the speed range"
+                f" {self.min_speed_kmh}..{self.max_speed_kmh}"
+            )
         return self
 
     @classmethod
@@ -124,10 +171,62 @@ class TreadmillFaults:
     moving_data_rate_hz: float | None = None
     # Accept Control Point writes but never indicate a response (KingSmith MC21).
     silent_control_point: bool = False
-    # Wait this long (treadmill clock) before executing and answering a request.
+    # Wait this long (treadmill clock) before executing and answering a request; writes in the
+    # meantime get ATT 0xFE (FTMS §4.16.3: one procedure at a time). The daemon must not take a
+    # late answer for a lost one. Applies to every answered request, including refused ones
+    # (refuses_stop, forced_results); drops_link_on_stop does not wait for it. The Urevo E1L
+    # answers in about 45 ms (real-decks.md §1); this holds an answer back past a client's timeout.
     response_delay_s: float = 0.0
     # Answer these opcodes with this result code and change nothing.
     forced_results: dict[ControlOpcode, ResultCode] = field(default_factory=dict)
+
+    # -- deck behaviours of real machines (real-decks.md §1 and §3) --
+    # False: console Start/Pause/Stop and the safety key raise no Machine Status (0x04, 0x02,
+    # 0x03), no Training Status notification, and do not take control from the client; the only
+    # sign is Treadmill Data showing the belt slowing to 0. Console speed/incline changes still
+    # report 0x05/0x06. "Many decks do not send Machine Status for console buttons or the safety
+    # key at all" (real-decks.md §3).
+    report_console_status: bool = True
+    # How fast the belt slows (Stop, Pause, a lower target); acceleration_kmh_per_s is how fast it
+    # speeds up. About 1 km/h/s on walking pads, 0.25 km/h/s on heavy gym decks, so a stopped
+    # belt may move for 10 s or more (real-decks.md §3). The safety key still stops it at once.
+    # A change applies from the model's next update (any read of its state).
+    deceleration_kmh_per_s: float = 1.0
+    # Start/Resume after a Stop runs the belt at the last target it ran at, unless a target was
+    # written while stopped: "many decks resume at their last target speed" (real-decks.md §3).
+    # False (the clean default): a Stop, console stop or safety key clears the target, so the
+    # next Start begins at the minimum speed; a Pause keeps it either way.
+    resume_at_last_target: bool = False
+    # Set Target Speed is answered Success and changes nothing: "speed control (slider ...) has no
+    # effect on treadmill speed" on an Xterra T85 / FitShow FS-BT-02 and a Sperax RM-01
+    # (hassio-ftms#26). Only measured speed against the target shows it.
+    ignores_speed_commands: bool = False
+    # The belt starts by itself when a client connects, with no Machine Status: the Horizon 7.4
+    # "starts on its own after app launch" (qdomyos-zwift#923). It runs at
+    # starts_on_connect_kmh, or None: where Start would (its kept target, else the minimum).
+    # Never with the safety key out.
+    starts_on_connect: bool = False
+    starts_on_connect_kmh: float | None = None
+    # Stop (kind 1) / Pause (kind 2) answered with this result code and the belt keeps running
+    # (None: obeyed). On the same Horizon 7.4, "pressing stop in the app does not change anything
+    # on the treadmill - it keeps running at the last speed" (qdomyos-zwift#923); FTMS §4.16.2
+    # gives Operation Failed and Control Not Permitted as the refusals. SUCCESS means
+    # acknowledged and ignored. Unlike forced_results (per opcode), these tell Stop from Pause.
+    refuses_stop: ResultCode | None = None
+    refuses_pause: ResultCode | None = None
+    # A Stop or Pause write makes the deck drop the link (HCI 0x08, as drop_link) before its ATT
+    # Write Response: the client's write fails, its disconnected callback fires, no Control Point
+    # answer comes, and the belt keeps running at its target. Every Stop/Pause while set (a test
+    # can clear it from a control listener, which still hears the request first). No single deck
+    # is behind this one: a link can be lost at any moment (supervision timeout, Core Vol 6,
+    # Part B, 4.5.2); this pins the loss to the worst one, the emergency stop.
+    drops_link_on_stop: bool = False
+    # While the belt decelerates (Stop, Pause, a lower target), send Machine Status 0x05 Target
+    # Speed Changed carrying the measured belt speed every 0.3 s until the belt reaches its goal
+    # (0 after a stop): `05 d1 00`, `05 c1 00`, ... `05 00 00` in the Urevo E1L captures
+    # (treadspan protocol-analysis/urevo-E1L, real-decks.md §1). Not a console action. Takes
+    # effect from the next deceleration.
+    echo_target_while_decelerating: bool = False
 
     @classmethod
     def from_config(cls, config: SimulatedTreadmillConfig) -> TreadmillFaults:
@@ -142,4 +241,14 @@ class TreadmillFaults:
             silent_control_point=config.silent_control_point,
             response_delay_s=config.response_delay_s,
             forced_results=dict(config.forced_results),
+            report_console_status=config.report_console_status,
+            deceleration_kmh_per_s=config.deceleration_kmh_per_s,
+            resume_at_last_target=config.resume_at_last_target,
+            ignores_speed_commands=config.ignores_speed_commands,
+            starts_on_connect=config.starts_on_connect,
+            starts_on_connect_kmh=config.starts_on_connect_kmh,
+            refuses_stop=config.refuses_stop,
+            refuses_pause=config.refuses_pause,
+            drops_link_on_stop=config.drops_link_on_stop,
+            echo_target_while_decelerating=config.echo_target_while_decelerating,
         )

@@ -25,7 +25,7 @@ from treadmilld_sim.backend import make_backends
 from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
 from treadmilld_sim.link import SimulatedRadio
 from treadmilld_sim.model import TreadmillModel
-from treadmilld_sim.server import ControlListener, FtmsGattServer
+from treadmilld_sim.server import ControlListener, FtmsGattServer, lose_link
 
 log = structlog.get_logger()
 
@@ -122,6 +122,7 @@ class SimulatedTreadmill:
     def _on_connection(self, connection: Any) -> None:
         log.info("sim_treadmill_connected", treadmill=self.name, peer=str(connection.peer_address))
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+        self.model.client_connected()
 
     def _on_disconnection(self, reason: int) -> None:
         log.info("sim_treadmill_disconnected", treadmill=self.name, reason=reason)
@@ -130,8 +131,7 @@ class SimulatedTreadmill:
     async def drop_link(self) -> None:
         """Lose the radio link as if the client walked out of range (HCI 0x08, timeout)."""
         for connection in self.connections:
-            with contextlib.suppress(HCI_Error, BaseBumbleError):
-                await connection.disconnect(reason=HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR)
+            await lose_link(connection)
         # Let the disconnection settle before anything else touches advertising (Bumble
         # answers a same-tick advertising change twice and fails, ble-testing.md §2).
         await asyncio.sleep(0)

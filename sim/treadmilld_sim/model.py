@@ -77,6 +77,7 @@ _TRAINING_STATUS = {
 
 StatusListener = Callable[[MachineStatus], None]
 TrainingStatusListener = Callable[[TrainingStatus], None]
+DecelerationListener = Callable[[], None]
 
 
 def _ramp(current: float, goal: float, rate: float, dt: float) -> tuple[float, float]:
@@ -111,8 +112,9 @@ class TreadmillModel:
         self._state = RunningState.IDLE
         self._belt_kmh = 0.0
         self._target_speed_kmh = 0.0
-        self._incline_pct = 0.0
-        self._target_incline_pct = 0.0
+        # A deck may be left inclined by its previous user (real-decks.md §3).
+        self._incline_pct = config.initial_incline_pct
+        self._target_incline_pct = config.initial_incline_pct
         self._distance_m = 0.0
         self._elapsed_s = 0.0
         self._energy_kcal = 0.0
@@ -120,6 +122,7 @@ class TreadmillModel:
         self._control_granted = False
         self._status_listeners: list[StatusListener] = []
         self._training_listeners: list[TrainingStatusListener] = []
+        self._deceleration_listeners: list[DecelerationListener] = []
 
     # -- listeners ----------------------------------------------------------------------------
 
@@ -131,6 +134,16 @@ class TreadmillModel:
     def add_training_status_listener(self, listener: TrainingStatusListener) -> Callable[[], None]:
         self._training_listeners.append(listener)
         return lambda: self._training_listeners.remove(listener)
+
+    def add_deceleration_listener(self, listener: DecelerationListener) -> Callable[[], None]:
+        """Hear when the belt starts slowing toward a lower goal (Stop, Pause, lower target).
+
+        Called at once, from inside the call that caused it; the physics stay lazy, so a
+        listener that wants to follow the slowdown has to wait on the clock itself (the GATT
+        server does, for `echo_target_while_decelerating`).
+        """
+        self._deceleration_listeners.append(listener)
+        return lambda: self._deceleration_listeners.remove(listener)
 
     def _emit(self, status: MachineStatus) -> None:
         log.debug("sim_machine_status", treadmill=self.config.name, status=repr(status))
@@ -179,6 +192,12 @@ class TreadmillModel:
     @property
     def steps(self) -> int:
         return int(self.distance_m / STRIDE_LENGTH_M)
+
+    @property
+    def decelerating(self) -> bool:
+        """True while the belt is slower-bound: above the speed it is heading for."""
+        self._update()
+        return self._belt_kmh > self._belt_goal() + _EPSILON
 
     @property
     def safety_key_in(self) -> bool:
@@ -255,9 +274,14 @@ class TreadmillModel:
             return
         self._last_update = now
         belt_start = self._belt_kmh
-        self._belt_kmh, speed_integral = _ramp(
-            self._belt_kmh, self._belt_goal(), self.config.acceleration_kmh_per_s, dt
+        goal = self._belt_goal()
+        # The goal is constant between updates, so the belt moves one way only in between.
+        rate = (
+            self.faults.deceleration_kmh_per_s
+            if goal < belt_start
+            else self.config.acceleration_kmh_per_s
         )
+        self._belt_kmh, speed_integral = _ramp(belt_start, goal, rate, dt)
         self._incline_pct, incline_integral = _ramp(
             self._incline_pct, self._target_incline_pct, self.config.incline_rate_pct_per_s, dt
         )
@@ -270,18 +294,39 @@ class TreadmillModel:
         if self._state is RunningState.RUNNING:
             self._elapsed_s += dt
 
-    def _set_state(self, state: RunningState) -> None:
+    def _set_state(self, state: RunningState, *, announce: bool = True) -> None:
+        """Change state; `announce=False` for a deck that tells nobody (report_console_status)."""
         self._update()
         if state is self._state:
             return
         self._state = state
-        status = self.training_status
-        for listener in list(self._training_listeners):
-            listener(status)
+        if announce:
+            status = self.training_status
+            for listener in list(self._training_listeners):
+                listener(status)
+        self._goal_changed()
 
-    def _start_belt(self) -> None:
-        self._target_speed_kmh = max(self._target_speed_kmh, self.config.min_speed_kmh)
-        self._set_state(RunningState.RUNNING)
+    def _set_target_speed(self, speed_kmh: float) -> None:
+        self._update()
+        self._target_speed_kmh = speed_kmh
+        self._goal_changed()
+
+    def _goal_changed(self) -> None:
+        if self._deceleration_listeners and self.decelerating:
+            for listener in list(self._deceleration_listeners):
+                listener()
+
+    def _start_belt(self, *, announce: bool = True) -> None:
+        """Into Running, at the target kept or written, else at the minimum speed."""
+        self._set_target_speed(max(self._target_speed_kmh, self.config.min_speed_kmh))
+        self._set_state(RunningState.RUNNING, announce=announce)
+
+    def _stop_belt(self, *, announce: bool = True) -> None:
+        """Into Stopped. The clean default deck forgets its target, so the next Start begins at
+        the minimum speed; a deck with `resume_at_last_target` keeps it (real-decks.md §3)."""
+        self._set_state(RunningState.STOPPED, announce=announce)
+        if not self.faults.resume_at_last_target:
+            self._set_target_speed(0.0)
 
     def _revoke_control(self) -> None:
         """The console took over (FTMS §4.16.2.x): the client must request control again."""
@@ -309,35 +354,38 @@ class TreadmillModel:
 
     # -- a person at the console --------------------------------------------------------------
 
+    def _report_console(self, status: MachineStatus) -> None:
+        """A console button or the safety key: say so and take control back (FTMS §4.16.2.x),
+        unless this deck reports neither (`report_console_status=False`)."""
+        if self.faults.report_console_status:
+            self._emit(status)
+            self._revoke_control()
+
     def press_start(self) -> bool:
         """Start or resume; refused (False) while the safety key is out or already running."""
         if not self._safety_key_in or self._state is RunningState.RUNNING:
             return False
-        self._start_belt()
-        self._emit(StartedOrResumedByUser())
-        self._revoke_control()
+        self._start_belt(announce=self.faults.report_console_status)
+        self._report_console(StartedOrResumedByUser())
         return True
 
     def press_pause(self) -> bool:
         if self._state is not RunningState.RUNNING:
             return False
-        self._set_state(RunningState.PAUSED)
-        self._emit(StoppedOrPausedByUser(StopKind.PAUSE))
-        self._revoke_control()
+        self._set_state(RunningState.PAUSED, announce=self.faults.report_console_status)
+        self._report_console(StoppedOrPausedByUser(StopKind.PAUSE))
         return True
 
     def press_stop(self) -> bool:
         if self._state not in (RunningState.RUNNING, RunningState.PAUSED):
             return False
-        self._set_state(RunningState.STOPPED)
-        self._emit(StoppedOrPausedByUser(StopKind.STOP))
-        self._revoke_control()
+        self._stop_belt(announce=self.faults.report_console_status)
+        self._report_console(StoppedOrPausedByUser(StopKind.STOP))
         return True
 
     def set_speed_at_console(self, speed_kmh: float) -> float:
         """Turn the speed knob; the value is clamped to the deck's range. Returns the target."""
-        self._update()
-        self._target_speed_kmh = self._clamp_speed(speed_kmh)
+        self._set_target_speed(self._clamp_speed(speed_kmh))
         self._emit(TargetSpeedChanged(self._target_speed_kmh))
         self._revoke_control()
         return self._target_speed_kmh
@@ -349,14 +397,23 @@ class TreadmillModel:
         self._revoke_control()
         return self._target_incline_pct
 
+    def leave_inclined_at(self, incline_pct: float) -> None:
+        """The previous user left the deck at this incline (no status: no client was there).
+
+        The same as `initial_incline_pct`, on a deck that is already on; clamped to the range.
+        """
+        self._update()
+        self._incline_pct = self._target_incline_pct = self._clamp_incline(incline_pct)
+
     def pull_safety_key(self) -> None:
         """The magnet comes off: the belt stops at once (no ramp) and Start is refused."""
         self._update()
         self._safety_key_in = False
         self._belt_kmh = 0.0
         if self._state in (RunningState.RUNNING, RunningState.PAUSED):
-            self._set_state(RunningState.STOPPED)
-        self._emit(StoppedBySafetyKey())
+            self._stop_belt(announce=self.faults.report_console_status)
+        if self.faults.report_console_status:
+            self._emit(StoppedBySafetyKey())
 
     def insert_safety_key(self) -> None:
         """Put the key back; the belt stays stopped until someone presses Start."""
@@ -367,6 +424,25 @@ class TreadmillModel:
     def release_control(self) -> None:
         """The controlling client went away (disconnect): permission ends without a status."""
         self._control_granted = False
+
+    def client_connected(self) -> None:
+        """A central connected. A deck with `starts_on_connect` starts its belt by itself, with
+        no Machine Status (qdomyos-zwift#923); never with the safety key out or if running."""
+        faults = self.faults
+        if not faults.starts_on_connect or not self._safety_key_in:
+            return
+        if self._state is RunningState.RUNNING:
+            return
+        log.info("sim_belt_started_on_connect", treadmill=self.config.name)
+        if faults.starts_on_connect_kmh is not None:
+            self._set_target_speed(self._clamp_speed(faults.starts_on_connect_kmh))
+        self._start_belt()
+
+    def echo_measured_speed(self) -> None:
+        """Send Target Speed Changed carrying the belt's measured speed, as the Urevo E1L does
+        while it decelerates (`echo_target_while_decelerating`, real-decks.md §1)."""
+        self._update()
+        self._emit(TargetSpeedChanged(round(self._belt_kmh, 2)))
 
     def apply_control_request(self, request: ControlRequest) -> ResultCode:  # noqa: PLR0911
         """Carry out one Control Point procedure and say how it went."""
@@ -397,7 +473,7 @@ class TreadmillModel:
     def _reset(self) -> ResultCode:
         # FTMS §4.16.2.2: targets and time to zero, state Idle, control permission lost.
         self._set_state(RunningState.IDLE)
-        self._target_speed_kmh = 0.0
+        self._set_target_speed(0.0)
         self._target_incline_pct = 0.0
         self._elapsed_s = 0.0
         self._distance_m = 0.0
@@ -406,12 +482,14 @@ class TreadmillModel:
         return ResultCode.SUCCESS
 
     def _client_set_speed(self, written: float) -> ResultCode:
+        if self.faults.ignores_speed_commands:
+            return ResultCode.SUCCESS  # and nothing changes (hassio-ftms#26)
         speed = written * KMH_PER_MPH if self.faults.speed_in_mph else written
         if not self._speed_in_range(speed):
             return ResultCode.INVALID_PARAMETER
         if self.faults.require_start_before_speed and self._state is not RunningState.RUNNING:
             return ResultCode.OPERATION_FAILED
-        self._target_speed_kmh = self._clamp_speed(speed)
+        self._set_target_speed(self._clamp_speed(speed))
         return ResultCode.SUCCESS
 
     def _client_start(self) -> ResultCode:
@@ -419,7 +497,7 @@ class TreadmillModel:
             return ResultCode.OPERATION_FAILED
         if self._state is RunningState.RUNNING:
             if self.faults.start_while_running_stops:
-                self._set_state(RunningState.STOPPED)
+                self._stop_belt()
                 return ResultCode.SUCCESS
             return ResultCode.OPERATION_FAILED
         self._start_belt()
@@ -427,11 +505,15 @@ class TreadmillModel:
 
     def _client_stop(self, kind: StopKind) -> ResultCode:
         if kind is StopKind.PAUSE:
+            if self.faults.refuses_pause is not None:
+                return self.faults.refuses_pause  # and the belt keeps running
             if self._state is not RunningState.RUNNING:
                 return ResultCode.OPERATION_FAILED
             self._set_state(RunningState.PAUSED)
             return ResultCode.SUCCESS
+        if self.faults.refuses_stop is not None:
+            return self.faults.refuses_stop  # and the belt keeps running (qdomyos-zwift#923)
         if self._state not in (RunningState.RUNNING, RunningState.PAUSED):
             return ResultCode.OPERATION_FAILED
-        self._set_state(RunningState.STOPPED)
+        self._stop_belt()
         return ResultCode.SUCCESS

@@ -7,13 +7,15 @@ Bytes on the wire come from the daemon's codec (`treadmilld.ftms`) only: this mo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from bumble import att
-from bumble.core import UUID
+from bumble.core import UUID, BaseBumbleError
 from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.hci import HCI_Error, HCI_ErrorCode
 
 from treadmilld.clock import Clock
 from treadmilld.ftms import (
@@ -36,6 +38,7 @@ from treadmilld.ftms import (
     ControlResponse,
     MachineStatus,
     ResultCode,
+    StopOrPause,
     TrainingStatus,
     decode_control_request,
     encode_control_response,
@@ -83,6 +86,21 @@ _TREADMILL_OPCODES = frozenset(
 # with a tiny buffer, forcing the More Data path of FTMS §4.19 even at MTU 247.
 FRAGMENT_MTU = 12
 
+# With echo_target_while_decelerating, Target Speed Changed follows the slowing belt this often:
+# the Urevo E1L sends one every 0.1 to 0.4 s (real-decks.md §1).
+DECELERATION_ECHO_INTERVAL_S = 0.3
+
+
+async def lose_link(connection: Any) -> None:
+    """Drop `connection` the way a radio link is lost: HCI 0x08, connection timeout.
+
+    The central sees an ordinary disconnection (bleak's disconnected callback fires), not a
+    polite one; LocalLink never notices a vanished peer by itself (ble-testing.md §2), so the
+    peripheral has to end the link.
+    """
+    with contextlib.suppress(HCI_Error, BaseBumbleError):
+        await connection.disconnect(reason=HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR)
+
 
 def _sig_uuid(full_uuid: str) -> Any:
     """The codec's 128-bit SIG UUID as Bumble's 16-bit form (what real servers put in ATT)."""
@@ -93,7 +111,7 @@ def _characteristic(
     uuid: str,
     properties: Characteristic.Properties,
     read: Callable[[], bytes] | None = None,
-    write: Callable[[Any, bytes], None] | None = None,
+    write: Callable[[Any, bytes], Awaitable[None]] | None = None,
 ) -> Characteristic[bytes]:
     """A characteristic that refuses what its properties do not offer, as real stacks do.
 
@@ -104,7 +122,7 @@ def _characteristic(
     def refuse_read(_connection: Any) -> bytes:
         raise att.ATT_Error(ATT_READ_NOT_PERMITTED)
 
-    def refuse_write(_connection: Any, _value: bytes) -> None:
+    async def refuse_write(_connection: Any, _value: bytes) -> None:
         raise att.ATT_Error(ATT_WRITE_NOT_PERMITTED)
 
     permissions = Characteristic.Permissions(0)
@@ -131,6 +149,7 @@ class FtmsGattServer:
         self._answer_tasks: set[asyncio.Task[None]] = set()
         self._outbox: asyncio.Queue[tuple[Any, bytes]] = asyncio.Queue()
         self._background: list[asyncio.Task[None]] = []
+        self._deceleration_began = asyncio.Event()
 
         config = model.config
         read = Characteristic.Properties.READ
@@ -186,6 +205,7 @@ class FtmsGattServer:
         )
         model.add_status_listener(self._on_machine_status)
         model.add_training_status_listener(self._on_training_status)
+        model.add_deceleration_listener(self._deceleration_began.set)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -195,6 +215,7 @@ class FtmsGattServer:
         self._background = [
             loop.create_task(self._send_outbox(), name="sim-notify"),
             loop.create_task(self._send_treadmill_data(), name="sim-treadmill-data"),
+            loop.create_task(self._echo_while_decelerating(), name="sim-deceleration-echo"),
         ]
 
     async def stop(self) -> None:
@@ -223,7 +244,12 @@ class FtmsGattServer:
         )
         return bool(cccd) and bool(cccd[0] & _CCCD_INDICATE)
 
-    def _on_control_point_write(self, connection: Any, value: bytes) -> None:
+    async def _on_control_point_write(self, connection: Any, value: bytes) -> None:
+        """Check and take one Control Point write; the answer is indicated later.
+
+        Bumble awaits this before its ATT Write Response; only `drops_link_on_stop` waits in
+        here, so that the link is gone before the write is acknowledged.
+        """
         value = bytes(value)
         if not self._indications_enabled(connection):
             raise att.ATT_Error(ATT_CCCD_IMPROPERLY_CONFIGURED, self.control_point.handle)
@@ -246,6 +272,11 @@ class FtmsGattServer:
             for listener in list(self._control_listeners):
                 listener(request, received_at)
         faults = self._model.faults
+        if isinstance(request, StopOrPause) and faults.drops_link_on_stop:
+            # The deck never acts on the Stop and never answers: the belt keeps its target.
+            log.info("sim_link_dropped_on_stop", treadmill=self._model.config.name)
+            await lose_link(connection)
+            return
         forced = faults.forced_results.get(ControlOpcode(opcode)) if _known_opcode(opcode) else None
         if forced is not None:
             result = forced
@@ -306,6 +337,27 @@ class FtmsGattServer:
             await self._device.notify_subscribers(characteristic, value)
         except (TimeoutError, att.ATT_Error) as error:
             log.warning("sim_notification_lost", error=str(error))
+
+    async def _echo_while_decelerating(self) -> None:
+        """Urevo E1L: Target Speed Changed with the measured speed while the belt slows.
+
+        The model is lazy (no tick), so this wakes on the clock only while a deceleration is
+        under way and the quirk is on; the speed comes from the model at each wake, so it is
+        right under real, scaled and virtual time alike.
+        """
+        model = self._model
+        while True:
+            await self._deceleration_began.wait()
+            self._deceleration_began.clear()
+            previous = model.belt_speed_kmh
+            while model.faults.echo_target_while_decelerating and model.decelerating:
+                await self._clock.sleep(DECELERATION_ECHO_INTERVAL_S)
+                current = model.belt_speed_kmh
+                if current >= previous or not model.faults.echo_target_while_decelerating:
+                    break  # started again, or the quirk was switched off meanwhile
+                # The last echo carries the goal itself (`05 00 00` after a stop).
+                model.echo_measured_speed()
+                previous = current
 
     async def _send_treadmill_data(self) -> None:
         model = self._model

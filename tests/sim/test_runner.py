@@ -47,11 +47,12 @@ async def test_console_commands_act_on_the_numbered_treadmill(
         treadmills = fleet.treadmills
         assert "done" in await apply_console_command("2 speed 4.2", treadmills)
         assert "done" in await apply_console_command("2 start", treadmills)
+        target_while_running = second.model.target_speed_kmh
         assert "ignored" in await apply_console_command("1 stop", treadmills)
         assert "done" in await apply_console_command("2 key-out", treadmills)
         assert "usage" in await apply_console_command("9 start", treadmills)
         assert "usage" in await apply_console_command("1 fly", treadmills)
-    assert second.model.target_speed_kmh == 4.2
+    assert target_while_running == 4.2
     assert second.model.running_state is RunningState.STOPPED
     assert not second.model.safety_key_in
     assert treadmill.model.running_state is RunningState.IDLE
