@@ -11,6 +11,10 @@ Two ways to serve them:
 
 Type console actions on stdin while it runs: `<n> start|pause|stop|key-out|key-in|drop`,
 `<n> speed <km/h>`, `<n> incline <%>` (n counts from 1).
+
+Deck behaviours of real machines are flags named after their `SimulatedTreadmillConfig` fields
+(`--deceleration-kmh-per-s 0.25`, `--no-report-console-status`, `--refuses-stop
+operation-failed`, ...); they apply to every treadmill started. docs/simulator.md lists them.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from bumble.device import Device
 from bumble.hci import Address
 from bumble.transport import open_transport
+from pydantic import ValidationError
 
 from treadmilld.clock import Clock, LoopClock, ScaledClock
 from treadmilld_sim.config import SimulatedTreadmillConfig
@@ -35,6 +41,29 @@ from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill
 log = structlog.get_logger()
 
 DEFAULT_TRANSPORT_ADDRESS = "F0:5E:ED:00:00:01"
+
+# (SimulatedTreadmillConfig field, what it does): on/off deck behaviours, each a flag
+# --<field-with-dashes>; report_console_status is on by default, so it also has --no-...
+_DECK_SWITCHES = (
+    ("report_console_status", "console buttons and the safety key raise Machine Status"),
+    ("resume_at_last_target", "Start after a Stop resumes the last target, not the minimum"),
+    ("ignores_speed_commands", "Set Target Speed is answered Success and changes nothing"),
+    ("starts_on_connect", "the belt starts by itself when a client connects"),
+    ("drops_link_on_stop", "a Stop or Pause write drops the link; the belt keeps running"),
+    ("echo_target_while_decelerating", "repeat Target Speed Changed while the belt slows"),
+)
+# (field, metavar, type, what it does): deck behaviours that take a value.
+_DECK_VALUES: tuple[tuple[str, str, type, str], ...] = (
+    ("acceleration_kmh_per_s", "KMH_PER_S", float, "belt speeds up this fast (default 1.0)"),
+    ("deceleration_kmh_per_s", "KMH_PER_S", float, "belt slows this fast (0.1..10, default 1.0)"),
+    ("incline_rate_pct_per_s", "PCT_PER_S", float, "incline motor rate (default 0.5)"),
+    ("initial_incline_pct", "PCT", float, "incline the previous user left (default 0)"),
+    ("starts_on_connect_kmh", "KMH", float, "speed for --starts-on-connect (default: minimum)"),
+    ("refuses_stop", "CODE", str, "answer Stop with this result code and keep running"),
+    ("refuses_pause", "CODE", str, "answer Pause with this result code and keep running"),
+    ("response_delay_s", "SECONDS", float, "answer the Control Point this late"),
+)
+DECK_FIELDS = frozenset(name for name, _ in _DECK_SWITCHES) | {v[0] for v in _DECK_VALUES}
 
 
 class TransportUnavailableError(RuntimeError):
@@ -81,7 +110,43 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TRANSPORT_ADDRESS,
         help=f"static random address for --transport (default {DEFAULT_TRANSPORT_ADDRESS})",
     )
+    deck = parser.add_argument_group(
+        "deck behaviours of real machines (every treadmill; see docs/simulator.md)",
+        "CODE is a result code name (operation-failed, control-not-permitted, ...) or 1..5.",
+    )
+    for name, what in _DECK_SWITCHES:
+        deck.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            action=argparse.BooleanOptionalAction,
+            default=argparse.SUPPRESS,
+            help=what,
+        )
+    for name, metavar, kind, what in _DECK_VALUES:
+        deck.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            metavar=metavar,
+            default=argparse.SUPPRESS,
+            help=what,
+        )
     return parser
+
+
+def deck_configs(args: argparse.Namespace) -> list[SimulatedTreadmillConfig]:
+    """One config per treadmill to start, with the deck behaviour flags given."""
+    behaviours: dict[str, Any] = {k: v for k, v in vars(args).items() if k in DECK_FIELDS}
+    if args.transport is not None:
+        return [
+            SimulatedTreadmillConfig(
+                name=f"{args.name_prefix}01", address=args.address, **behaviours
+            )
+        ]
+    return [
+        SimulatedTreadmillConfig(name=f"{args.name_prefix}{index:02d}", **behaviours)
+        for index in range(1, args.count + 1)
+    ]
 
 
 def describe(index: int, treadmill: SimulatedTreadmill) -> str:
@@ -206,12 +271,18 @@ async def _watch(
 
 
 async def run_in_process(
-    count: int, clock: Clock, name_prefix: str, interval: float, duration: float | None
+    configs: Sequence[SimulatedTreadmillConfig],
+    clock: Clock,
+    interval: float,
+    duration: float | None,
 ) -> None:
     async with SimulatedFleet(clock) as fleet:
-        for index in range(1, count + 1):
-            await fleet.add(SimulatedTreadmillConfig(name=f"{name_prefix}{index:02d}"))
-        print(f"{count} simulated treadmill(s) on the in-process link; Ctrl-C to stop", flush=True)
+        for config in configs:
+            await fleet.add(config)
+        print(
+            f"{len(configs)} simulated treadmill(s) on the in-process link; Ctrl-C to stop",
+            flush=True,
+        )
         await _watch(fleet.treadmills, interval, duration)
 
 
@@ -248,13 +319,36 @@ async def serve_over_transport(
             await treadmill.close()
 
 
+class UsageError(ValueError):
+    """The command line asks for something the runner cannot do; the message says what."""
+
+
+def configs_from_arguments(args: argparse.Namespace) -> list[SimulatedTreadmillConfig]:
+    """The treadmills the command line asks for, or a UsageError naming the bad flag."""
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    if args.speedup <= 0:
+        raise UsageError("--speedup must be positive (1 = real time)")
+    if args.transport is not None and args.count != 1:
+        raise UsageError("--transport serves exactly one treadmill; drop --count")
+    try:
+        return deck_configs(args)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{str(problem['loc'][0]).replace('_', '-')}: {problem['msg']}"
+            if problem["loc"]
+            else problem["msg"]
+            for problem in error.errors()
+        )
+        raise UsageError(f"bad deck behaviour: {problems}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.count < 1:
-        print("--count must be at least 1", file=sys.stderr)
-        return 2
-    if args.speedup <= 0:
-        print("--speedup must be positive (1 = real time)", file=sys.stderr)
+    try:
+        configs = configs_from_arguments(args)
+    except UsageError as error:
+        print(error, file=sys.stderr)
         return 2
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -265,17 +359,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock: Clock = ScaledClock(args.speedup) if args.speedup != 1 else LoopClock()
     try:
         if args.transport is not None:
-            if args.count != 1:
-                print("--transport serves exactly one treadmill; drop --count", file=sys.stderr)
-                return 2
-            config = SimulatedTreadmillConfig(name=f"{args.name_prefix}01", address=args.address)
             asyncio.run(
-                serve_over_transport(args.transport, config, clock, args.interval, args.duration)
+                serve_over_transport(
+                    args.transport, configs[0], clock, args.interval, args.duration
+                )
             )
         else:
-            asyncio.run(
-                run_in_process(args.count, clock, args.name_prefix, args.interval, args.duration)
-            )
+            asyncio.run(run_in_process(configs, clock, args.interval, args.duration))
     except TransportUnavailableError as error:
         print(error, file=sys.stderr)
         return 1

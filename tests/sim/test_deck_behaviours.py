@@ -208,9 +208,7 @@ def slope(records: list[tuple[float, TreadmillData]]) -> float:
     return change / (last_at - first_at)
 
 
-def test_a_lower_target_slows_at_the_deceleration_and_a_higher_one_speeds_up_at_the_acceleration() -> (
-    None
-):
+def test_slowing_follows_the_deceleration_and_speeding_up_the_acceleration() -> None:
     async def body(
         treadmill: SimulatedTreadmill, session: FtmsSession, clock: Clock
     ) -> tuple[list[tuple[float, TreadmillData]], list[tuple[float, TreadmillData]]]:
@@ -407,9 +405,7 @@ def test_a_deck_that_starts_on_connect_runs_with_nothing_written(
     assert running[-1] == pytest.approx(expected)
 
 
-def test_a_deck_that_starts_on_connect_does_so_on_every_connection_but_not_with_the_key_out() -> (
-    None
-):
+def test_starts_on_every_connection_but_never_with_the_key_out() -> None:
     async def scenario() -> tuple[float, float]:
         clock = LoopClock()
         async with SimulatedFleet(clock) as fleet:
