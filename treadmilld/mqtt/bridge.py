@@ -640,7 +640,9 @@ class MqttBridge:
             raise PayloadError(
                 "retained_command",
                 "commands must not be retained: they would replay on every reconnect; "
-                "publish without the retain flag (and clear the retained one)",
+                "publish without the retain flag, and clear the retained one by publishing "
+                "an empty retained message to this topic (it is refused as empty_payload, "
+                "which is expected)",
             )
 
     def _check_age(self, sent_age_s: float | None, *, urgent: bool) -> None:
