@@ -72,8 +72,8 @@ async def test_full_flow_connect_start_speed_incline_pause_stop_close(
         written = await lut.link.set_target_speed(4.03)
         assert written == 4.0
         await lut.belt_at(4.0)
-        incline = await lut.link.set_target_inclination(2.26)
-        assert incline == 2.5  # rounded to the deck's 0.5 % grid
+        incline = await lut.link.set_target_inclination(2.74)
+        assert incline == 2.5  # rounded toward zero onto the deck's 0.5 % grid
         await lut.telemetry_where(lambda t: t.data.inclination_pct == 2.5)
 
         await lut.link.pause_belt()

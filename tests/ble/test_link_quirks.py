@@ -11,6 +11,7 @@ from tests.ble.harness import record_requests, running_link
 from treadmilld.ble.api import BeltNotMovingError, ControlRejectedError, TelemetryReceived
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.discovery import scan
+from treadmilld.ble.quirks import KM_PER_MILE
 from treadmilld.ftms import RequestControl, SetTargetSpeed, StartOrResume
 
 
@@ -25,15 +26,15 @@ async def test_tm11gy_gets_its_target_in_mph_and_start_is_never_resent(
         assert lut.link.quirks.name == "tm11gy"
         await lut.link.start_belt()
         written = await lut.link.set_target_speed(4.0)
-        assert written == pytest.approx(4.0, abs=0.01)
+        assert written == 2.48 * KM_PER_MILE  # exactly what the deck reads from the wire
         await lut.telemetry_where(lambda t: t.belt_moving)
         await lut.link.start_belt()  # on this deck a second Start would stop the belt
         await lut.belt_at(4.0)
     assert treadmill.model.target_speed_kmh == 4.0
     assert treadmill.model.running_state is RunningState.RUNNING
     assert requests.count(StartOrResume()) == 1
-    # 4 km/h is 2.49 mph on the wire.
-    assert [r for r in requests if isinstance(r, SetTargetSpeed)] == [SetTargetSpeed(2.49)]
+    # 4 km/h is 2.4855 mph: 2.48 on the wire (rounded toward zero, never faster than asked).
+    assert [r for r in requests if isinstance(r, SetTargetSpeed)] == [SetTargetSpeed(2.48)]
 
 
 async def test_an_mph_deck_driven_as_standard_gets_the_wrong_speed(fleet: SimulatedFleet) -> None:

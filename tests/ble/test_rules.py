@@ -13,7 +13,7 @@ from treadmilld.ble.config import BackoffSettings, LinkSettings, TargetSelector
 from treadmilld.ble.control import clamp_to_range, rejection_error, speed_to_write
 from treadmilld.ble.discovery import classify, is_target
 from treadmilld.ble.gatt import Advertisement
-from treadmilld.ble.quirks import STANDARD, Quirks, SpeedUnit, quirks_for_name
+from treadmilld.ble.quirks import KM_PER_MILE, STANDARD, Quirks, SpeedUnit, quirks_for_name
 from treadmilld.ble.timing import ReconnectBackoff, wait_for_on_clock
 from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
@@ -30,10 +30,21 @@ from treadmilld.ftms import (
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(4.03, 4.0), (4.06, 4.1), (0.0, 0.5), (99.0, 16.0), (15.96, 16.0), (0.54, 0.5)],
+    [(4.03, 4.0), (4.06, 4.0), (4.1, 4.1), (0.0, 0.5), (99.0, 16.0), (15.96, 15.9), (0.54, 0.5)],
 )
-def test_speed_is_clamped_and_rounded_to_the_deck_grid(value: float, expected: float) -> None:
+def test_speed_is_clamped_and_rounded_toward_zero_on_the_deck_grid(
+    value: float, expected: float
+) -> None:
     assert clamp_to_range(value, 0.5, 16.0, 0.1, decimals=2, what="speed") == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(2.4, 2.0), (-2.3, -2.0), (-0.4, 0.0), (-9.0, -3.0), (0.3, 0.0)]
+)
+def test_incline_rounds_toward_zero_so_a_decline_is_never_steeper_than_asked(
+    value: float, expected: float
+) -> None:
+    assert clamp_to_range(value, -3.0, 15.0, 0.5, decimals=1, what="incline") == expected
 
 
 def test_rounding_up_never_leaves_the_range() -> None:
@@ -56,12 +67,12 @@ def test_mph_target_written_at_the_top_of_a_kmh_range_stays_inside_it() -> None:
     assert written_kmh <= 6.0
 
 
-def test_mph_everywhere_rounds_on_the_mph_grid() -> None:
+def test_mph_everywhere_rounds_down_on_the_mph_grid() -> None:
     value, written_kmh = speed_to_write(
         8.0, SpeedRange(0.5, 10.0, 0.1), range_unit=SpeedUnit.MPH, target_unit=SpeedUnit.MPH
     )
-    assert value == 5.0  # 8 km/h = 4.97 mph -> 5.0 on the 0.1 mph grid
-    assert written_kmh == pytest.approx(8.0467, abs=1e-4)
+    assert value == 4.9  # 8 km/h = 4.97 mph -> 4.9 on the 0.1 mph grid (5.0 would be 8.05 km/h)
+    assert written_kmh == 4.9 * KM_PER_MILE
 
 
 @pytest.mark.parametrize(

@@ -870,12 +870,13 @@ class BleTreadmillLink:
             range_unit=quirks.speed_range_unit,
             target_unit=quirks.target_speed_unit,
         )
-        half_step_kmh = speed_from_deck(deck_range.increment_kmh, quirks.speed_range_unit) / 2
-        if abs(written_kmh - speed_kmh) > half_step_kmh + 0.01:
+        lowest_kmh = speed_from_deck(deck_range.minimum_kmh, quirks.speed_range_unit)
+        highest_kmh = speed_from_deck(deck_range.maximum_kmh, quirks.speed_range_unit)
+        if not lowest_kmh <= speed_kmh <= highest_kmh:
             self._log.info("target_clamped", target="speed", asked=speed_kmh, written=written_kmh)
         if session.quirks.start_gate:
             await self._wait_for_belt(session, stops_before=session.stops)
-        # On mph decks the value encoded is mph, in the same 0.01 resolution (TM11GY, Bowflex).
+        # On mph decks the value encoded is mph, in the same 0.01 resolution (TM11GY, JFTM).
         await self._command(session, SetTargetSpeed(speed_kmh=deck_value), what)
         return written_kmh
 
@@ -928,7 +929,7 @@ class BleTreadmillLink:
             decimals=INCLINATION_DECIMALS,
             what="target inclination",
         )
-        if abs(value - inclination_pct) > max(incline_range.increment_pct, 0.1) / 2 + 1e-6:
+        if not incline_range.minimum_pct <= inclination_pct <= incline_range.maximum_pct:
             self._log.info("target_clamped", target="incline", asked=inclination_pct, written=value)
         await self._command(session, SetTargetInclination(inclination_pct=value), what)
         return value
