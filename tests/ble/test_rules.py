@@ -106,6 +106,7 @@ def test_result_codes_become_typed_errors(
         ("TM11GY", "tm11gy"),
         ("KS-ST-A1P", "kingsmith"),
         ("BOWFLEX T9", "mph"),
+        ("JFTM T202-5_4DEE", "jftm"),
         ("SIM-TM01", "standard"),
         ("", "standard"),
         (None, "standard"),
@@ -113,6 +114,13 @@ def test_result_codes_become_typed_errors(
 )
 def test_quirks_are_picked_by_advertised_name_prefix(name: str | None, quirk_set: str) -> None:
     assert quirks_for_name(name).name == quirk_set
+
+
+def test_jftm_decks_read_targets_in_mph_but_report_their_speed_in_km_h() -> None:
+    # qdomyos-zwift PR#4904: asked 1.0 (read as mph), the deck reported about 1.6 (km/h).
+    quirks = quirks_for_name("JFTM T202-5_4DEE")
+    assert quirks.target_speed_unit is SpeedUnit.MPH
+    assert quirks.reported_speed_unit is SpeedUnit.KMH
 
 
 def test_config_can_name_a_quirk_set_or_spell_fields_out() -> None:

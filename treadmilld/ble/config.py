@@ -160,7 +160,8 @@ class LinkSettings(BaseModel):
     quirks: QuirksChoice = Field(
         default=None,
         description="None: pick the quirk set from the advertised name. A string: a named "
-        "quirk set (fitshow, sunny, tm11gy, mph, kingsmith, standard). Or the fields spelled out.",
+        "quirk set (fitshow, sunny, tm11gy, jftm, mph, kingsmith, standard). Or the fields "
+        "spelled out.",
     )
 
     def quirks_for(self, advertised_name: str | None) -> Quirks:

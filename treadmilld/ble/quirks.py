@@ -81,7 +81,11 @@ QUIRK_SETS: dict[str, Quirks] = {
     # TM11GY walking pad: Start while running ramps the belt to 0, and the target speed is read
     # as mph while its Treadmill Data stays in km/h (qdomyos-zwift #5100: `02 64 00` = 1 mph).
     "tm11gy": Quirks(name="tm11gy", start_toggles_belt=True, target_speed_unit=SpeedUnit.MPH),
-    # Bowflex T9 and JFTM T202 expect mph (ftms.md §2, from QZ); assumed mph in every direction.
+    # Horizon decks with the Johnson "JFTM" module read Set Target Speed as mph even in km/h
+    # mode, but report Treadmill Data in km/h: asked 1.0, the deck reported about 1.6
+    # (qdomyos-zwift PR#4904 for the T202, PR#4721 for the 7.0AT). Range unit unverified.
+    "jftm": Quirks(name="jftm", target_speed_unit=SpeedUnit.MPH),
+    # Bowflex T9 expects mph (ftms.md §2, from QZ); assumed mph in every direction (unverified).
     "mph": Quirks(
         name="mph",
         target_speed_unit=SpeedUnit.MPH,
@@ -99,10 +103,10 @@ NAME_PREFIXES: tuple[tuple[str, str], ...] = (
     ("FS-", "fitshow"),
     ("SF-T", "sunny"),
     ("TM11GY", "tm11gy"),
-    # The exact advertised names of the mph decks are unverified; these prefixes are a best
-    # guess, and `LinkSettings.quirks = "mph"` covers a deck they miss.
+    # "JFTM T202-5_4DEE" was seen advertised (qdomyos-zwift PR#4904); the Bowflex name is a
+    # best guess, and `LinkSettings.quirks = "mph"` covers a deck these miss.
     ("BOWFLEX T9", "mph"),
-    ("JFTM", "mph"),
+    ("JFTM", "jftm"),
     ("KS-", "kingsmith"),
 )
 
