@@ -13,7 +13,7 @@ from treadmilld.ftms import ControlOpcode, ResultCode
 _ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 
 # Deceleration of real decks: about 1 km/h per second on walking pads, down to 0.25 km/h per
-# second on heavy gym decks (real-decks.md §3). The bounds leave room on both sides.
+# second on heavy gym decks (field reports for issue 11). The bounds leave room on both sides.
 MIN_DECELERATION_KMH_PER_S = 0.1
 MAX_DECELERATION_KMH_PER_S = 10.0
 
@@ -175,25 +175,29 @@ class TreadmillFaults:
     # meantime get ATT 0xFE (FTMS §4.16.3: one procedure at a time). The daemon must not take a
     # late answer for a lost one. Applies to every answered request, including refused ones
     # (refuses_stop, forced_results); drops_link_on_stop does not wait for it. The Urevo E1L
-    # answers in about 45 ms (real-decks.md §1); this holds an answer back past a client's timeout.
+    # answers in about 45 ms (blak3r/treadspan urevo-E1L captures); this holds an answer back past
+    # a client's timeout.
     response_delay_s: float = 0.0
     # Answer these opcodes with this result code and change nothing.
     forced_results: dict[ControlOpcode, ResultCode] = field(default_factory=dict)
 
-    # -- deck behaviours of real machines (real-decks.md §1 and §3) --
+    # -- deck behaviours of real machines (docs/simulator.md "Deck behaviours") --
     # False: console Start/Pause/Stop and the safety key raise no Machine Status (0x04, 0x02,
     # 0x03), no Training Status notification, and do not take control from the client; the only
     # sign is Treadmill Data showing the belt slowing to 0. Console speed/incline changes still
-    # report 0x05/0x06. "Many decks do not send Machine Status for console buttons or the safety
-    # key at all" (real-decks.md §3).
+    # report 0x05/0x06 and take control (0xFF). "Many decks do not send Machine Status for
+    # console buttons or the safety key at all" (field reports for issue 11); the Horizon T318_'s
+    # console Stop is seen only in Treadmill Data (qdomyos-zwift#4024).
     report_console_status: bool = True
     # How fast the belt slows (Stop, Pause, a lower target); acceleration_kmh_per_s is how fast it
     # speeds up. About 1 km/h/s on walking pads, 0.25 km/h/s on heavy gym decks, so a stopped
-    # belt may move for 10 s or more (real-decks.md §3). The safety key still stops it at once.
+    # belt may move for 10 s or more (field reports for issue 11; no public capture measures it).
+    # The safety key still stops it at once.
     # A change applies from the model's next update (any read of its state).
     deceleration_kmh_per_s: float = 1.0
     # Start/Resume after a Stop runs the belt at the last target it ran at, unless a target was
-    # written while stopped: "many decks resume at their last target speed" (real-decks.md §3).
+    # written while stopped: "many decks resume at their last target speed" (field reports for
+    # issue 11: 1.5 to 2.1 km/h jumps when Start came before the new, lower target).
     # False (the clean default): a Stop, console stop or safety key clears the target, so the
     # next Start begins at the minimum speed; a Pause keeps it either way.
     resume_at_last_target: bool = False
@@ -223,9 +227,9 @@ class TreadmillFaults:
     drops_link_on_stop: bool = False
     # While the belt decelerates (Stop, Pause, a lower target), send Machine Status 0x05 Target
     # Speed Changed carrying the measured belt speed every 0.3 s until the belt reaches its goal
-    # (0 after a stop): `05 d1 00`, `05 c1 00`, ... `05 00 00` in the Urevo E1L captures
-    # (treadspan protocol-analysis/urevo-E1L, real-decks.md §1). Not a console action. Takes
-    # effect from the next deceleration.
+    # (0 after a stop): `05 d1 00`, `05 c1 00`, ... `05 00 00` in the Urevo E1L nRF Sniffer
+    # captures (blak3r/treadspan protocol-analysis/urevo-E1L). Not a console action. Takes effect
+    # from the next deceleration.
     echo_target_while_decelerating: bool = False
 
     @classmethod

@@ -112,7 +112,7 @@ class TreadmillModel:
         self._state = RunningState.IDLE
         self._belt_kmh = 0.0
         self._target_speed_kmh = 0.0
-        # A deck may be left inclined by its previous user (real-decks.md §3).
+        # A deck may be left inclined by its previous user (12 to 15 %, field reports for issue 11).
         self._incline_pct = config.initial_incline_pct
         self._target_incline_pct = config.initial_incline_pct
         self._distance_m = 0.0
@@ -323,7 +323,7 @@ class TreadmillModel:
 
     def _stop_belt(self, *, announce: bool = True) -> None:
         """Into Stopped. The clean default deck forgets its target, so the next Start begins at
-        the minimum speed; a deck with `resume_at_last_target` keeps it (real-decks.md §3)."""
+        the minimum speed; a deck with `resume_at_last_target` keeps it, as many real ones do."""
         self._set_state(RunningState.STOPPED, announce=announce)
         if not self.faults.resume_at_last_target:
             self._set_target_speed(0.0)
@@ -440,7 +440,7 @@ class TreadmillModel:
 
     def echo_measured_speed(self) -> None:
         """Send Target Speed Changed carrying the belt's measured speed, as the Urevo E1L does
-        while it decelerates (`echo_target_while_decelerating`, real-decks.md §1)."""
+        while it decelerates (`echo_target_while_decelerating`; blak3r/treadspan captures)."""
         self._update()
         self._emit(TargetSpeedChanged(round(self._belt_kmh, 2)))
 

@@ -87,7 +87,7 @@ _TREADMILL_OPCODES = frozenset(
 FRAGMENT_MTU = 12
 
 # With echo_target_while_decelerating, Target Speed Changed follows the slowing belt this often:
-# the Urevo E1L sends one every 0.1 to 0.4 s (real-decks.md §1).
+# the Urevo E1L sends one every 0.1 to 0.4 s (blak3r/treadspan protocol-analysis/urevo-E1L).
 DECELERATION_ECHO_INTERVAL_S = 0.3
 
 

@@ -1,4 +1,4 @@
-"""Deck behaviours of real treadmills (real-decks.md §1, §3), seen as a client sees them.
+"""Deck behaviours of real treadmills (docs/simulator.md), seen as a client sees them.
 
 Each test drives the simulated deck through the real BleakClient on the fleet's backend and
 asserts what arrives on the wire: Control Point answers, Machine Status, Training Status and
