@@ -52,9 +52,10 @@ SPEED_TOLERANCE_KMH = 0.3
 # The incline motor of the slowest deck (real-decks.md §3: "about 0.5 to 1 % per second";
 # half the slowest reported rate, for safety).
 SLOWEST_INCLINE_RATE_PCT_PER_S = 0.25
-# Measured incline within this of a target counts as reached (decks report 0.1 % steps and
-# move in 0.5 % increments).
-INCLINE_TOLERANCE_PCT = 0.5
+# Measured incline within this of a cap counts as at the cap: Treadmill Data carries the
+# inclination in 0.1 % steps (FTMS §4.9.1.6), and decks move to targets on their own increment,
+# which the governor rounds down, so a deck that obeys ends at or below the cap.
+INCLINE_TOLERANCE_PCT = 0.1
 
 
 def deceleration_allowance_s(speed_kmh: float) -> float:

@@ -837,6 +837,9 @@ class WorkoutSession:
             self._stop_task = None
             if running_stop is not None:
                 running_stop.cancel()
+            # The workout ends the moment the stop is asked for, whatever the link does next.
+            if self._phase in ACTIVE_PHASES or self._phase is Phase.IDLE:
+                self._end_aborted(AbortReason.EMERGENCY_STOP, "emergency stop")
             if self._link.connection_state is ConnectionState.CONNECTED:
                 accepted = await self._governor.emergency_stop(AbortReason.EMERGENCY_STOP.value)
             else:
@@ -848,8 +851,6 @@ class WorkoutSession:
                     hint="Stop is sent first thing when the treadmill is back; pull the safety "
                     "key if someone is on the belt",
                 )
-            if self._phase in ACTIVE_PHASES or self._phase is Phase.IDLE:
-                self._end_aborted(AbortReason.EMERGENCY_STOP, "emergency stop")
             if self._link.connection_state is ConnectionState.CONNECTED:
                 self._request_verified_stop()
             if task is not None:
