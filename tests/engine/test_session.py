@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 import pytest
 
@@ -460,3 +462,66 @@ async def test_a_speed_raised_at_the_console_is_brought_back_within_the_limits()
         assert after == sorted(after, reverse=True)
         assert after[-1] == 3.0
         assert r.session.snapshot().phase is Phase.RUNNING
+
+
+# ----------------------------------------------------------------------------- supervision
+
+
+class RaisesOnFastSpeed(ObedientTreadmill):
+    """A link whose speed write raises an error no link should raise (a bug somewhere below
+    the engine) once the belt is asked for more than 2 km/h."""
+
+    def __init__(self, clock: LoopClock, **kwargs: Any) -> None:
+        super().__init__(clock, **kwargs)
+
+    async def set_target_speed(self, speed_kmh: float) -> float:
+        if speed_kmh > 2.0:
+            raise RuntimeError("a bug below the engine")
+        return await super().set_target_speed(speed_kmh)
+
+
+async def test_a_bug_in_the_workout_aborts_it_stops_the_belt_and_is_reported_once() -> None:
+    async with rig(RaisesOnFastSpeed) as r:
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_aborted", within_s=120)
+        await r.wait_for("stop_confirmed", within_s=60)
+        aborts = r.recorder.of_type("workout_aborted")
+        assert len(aborts) == 1
+        assert isinstance(aborts[0], WorkoutAborted)
+        assert aborts[0].reason is AbortReason.INTERNAL_ERROR
+        assert "a bug below the engine" in aborts[0].detail
+        assert r.treadmill.belt_speed == 0.0
+        assert r.treadmill.writes[-1].kind == "stop"
+        assert r.session.snapshot().phase is Phase.ABORTED
+        # Nothing resumes: the belt is still standing ten minutes later.
+        await asyncio.sleep(600)
+        assert not [w for w in r.treadmill.writes if w.at > aborts[0].at and w.kind == "start"]
+
+
+async def test_a_crashed_watchdog_stops_the_belt_before_the_session_fails() -> None:
+    from treadmilld.engine.session import WorkoutSession
+
+    class BrokenWatchdogSession(WorkoutSession):
+        async def _watchdog(self) -> None:
+            await self._clock.sleep(30.0)
+            raise RuntimeError("watchdog bug")
+
+    clock = LoopClock()
+    treadmill = ObedientTreadmill(clock)
+    session = BrokenWatchdogSession(
+        treadmill, library=ProfileLibrary(), limits=SafetyLimits(), clock=clock
+    )
+    link_task = asyncio.create_task(treadmill.run())
+    run_task = asyncio.create_task(session.run())
+    await asyncio.sleep(2.0)
+    await session.start_profile("forward-walk")
+    with pytest.raises(ExceptionGroup) as failed:
+        await run_task
+    assert failed.group_contains(RuntimeError, match="watchdog bug")
+    # By the time the error surfaced, Stop had been sent and the workout had ended.
+    assert treadmill.writes[-1].kind == "stop"
+    assert session.snapshot().phase is Phase.ABORTED
+    assert session.snapshot().abort_reason is AbortReason.INTERNAL_ERROR
+    await treadmill.close()
+    with contextlib.suppress(asyncio.CancelledError):
+        await link_task

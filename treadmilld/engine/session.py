@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Literal
 
 import structlog
@@ -307,11 +307,11 @@ class WorkoutSession:
             self._tasks = tasks
             try:
                 consumer = tasks.create_task(
-                    self._guarded("link_consumer", self._consume(link_events)),
+                    self._guarded("link_consumer", lambda: self._consume(link_events)),
                     name=f"session-link-events-{self.treadmill_id}",
                 )
                 watchdog = tasks.create_task(
-                    self._guarded("watchdog", self._watchdog()),
+                    self._guarded("watchdog", self._watchdog),
                     name=f"session-watchdog-{self.treadmill_id}",
                 )
                 closed = asyncio.ensure_future(self._closed.wait())
@@ -321,14 +321,19 @@ class WorkoutSession:
                     closed.cancel()
                     consumer.cancel()
                     watchdog.cancel()
+                    # Nothing outlives the session's loops: with no link events a workout
+                    # cannot be watched, and a stop cannot be verified.
+                    for task in (self._executor_task, self._stop_task):
+                        if task is not None:
+                            task.cancel()
             finally:
                 self._tasks = None
 
-    async def _guarded(self, what: str, work: Coroutine[Any, Any, None]) -> None:
+    async def _guarded(self, what: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run one of the session's own loops; if it raises, abort and stop the belt before
         the error goes up (never the other way round)."""
         try:
-            await work
+            await work()
         except Exception as error:
             log.exception("session_task_crashed", treadmill_id=self.treadmill_id, task=what)
             await self._abort(AbortReason.INTERNAL_ERROR, f"the session's {what} failed: {error!r}")
@@ -528,7 +533,10 @@ class WorkoutSession:
             if not restart:
                 return
             running.cancel()
-        self._stop_task = self._spawn(self._stop_until_standing(), f"stop-{self.treadmill_id}")
+        self._stop_task = self._spawn(
+            self._guarded("verified_stop", self._stop_until_standing),
+            f"stop-{self.treadmill_id}",
+        )
 
     async def _stop_until_standing(self) -> None:
         """The stop ladder until the belt is measured standing: Stop, then Pause (control is
