@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bumble.core import UUID
+from bumble.gatt import Characteristic
 from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
 
 from treadmilld.ble.api import LinkConnected, LinkEvent, LinkLost, Telemetry, TelemetryReceived
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
-from treadmilld.ftms import ControlRequest
+from treadmilld.ftms import FTMS_SERVICE_UUID, ControlRequest
 
 # Bound on any single wait, in (virtual) seconds: a hang fails the test with a traceback here
 # instead of at pytest-timeout's process level. Virtual time makes this cost nothing.
@@ -93,3 +95,28 @@ def record_requests(treadmill: SimulatedTreadmill) -> list[ControlRequest]:
     received: list[ControlRequest] = []
     treadmill.add_control_listener(lambda request, _at: received.append(request))
     return received
+
+
+def _bumble_uuid(full_uuid: str) -> UUID:
+    """A SIG UUID in the form the simulator's Bumble GATT server registers it (16-bit)."""
+    return UUID.from_16_bits(int(full_uuid[4:8], 16))
+
+
+async def notify_raw(treadmill: SimulatedTreadmill, characteristic_uuid: str, data: bytes) -> None:
+    """Send `data` as the treadmill's notification on one FTMS characteristic, as is.
+
+    For bytes the simulator's model never produces (malformed data, the statuses of decks it
+    does not model). It goes out over the air from the simulator's own GATT server to the
+    real BleakClient, through Bumble's public API; the simulator itself is not changed.
+    """
+    (connection,) = treadmill.connections
+    device = connection.device
+    found = device.gatt_server.get_characteristic_attributes(
+        _bumble_uuid(FTMS_SERVICE_UUID), _bumble_uuid(characteristic_uuid)
+    )
+    assert found is not None, f"the simulated treadmill has no {characteristic_uuid}"
+    _declaration, characteristic = found
+    if characteristic.properties & Characteristic.Properties.NOTIFY:
+        await device.notify_subscriber(connection, characteristic, data)
+    else:  # the Control Point indicates (FTMS §4.16)
+        await device.indicate_subscriber(connection, characteristic, data)

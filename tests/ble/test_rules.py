@@ -123,6 +123,14 @@ def test_jftm_decks_read_targets_in_mph_but_report_their_speed_in_km_h() -> None
     assert quirks.reported_speed_unit is SpeedUnit.KMH
 
 
+def test_target_speed_changed_is_read_in_the_target_unit_unless_configured() -> None:
+    assert quirks_for_name("TM11GY").effective_status_speed_unit is SpeedUnit.MPH
+    assert quirks_for_name("BOWFLEX T9").effective_status_speed_unit is SpeedUnit.MPH
+    assert STANDARD.effective_status_speed_unit is SpeedUnit.KMH
+    spelled_out = Quirks(target_speed_unit=SpeedUnit.MPH, status_speed_unit=SpeedUnit.KMH)
+    assert spelled_out.effective_status_speed_unit is SpeedUnit.KMH
+
+
 def test_config_can_name_a_quirk_set_or_spell_fields_out() -> None:
     assert LinkSettings(quirks="kingsmith").quirks_for("SIM-TM01").start_gate
     explicit = LinkSettings(quirks=Quirks(name="mine", start_toggles_belt=True))

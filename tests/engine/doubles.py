@@ -4,14 +4,20 @@
 and coasts to a stop when paused, on the injected clock; it reports telemetry once a second and
 records every write with its clock time, so tests can check what reached the "belt".
 The subclasses add one misbehaviour each.
+
+`DeckBehaviour` makes any of them behave like the real decks in real-decks.md §3 (slow
+deceleration, late Control Point answers, no Machine Status for console buttons or the safety
+key, resuming at the last target, left inclined with a slow incline motor); its defaults are
+the obedient deck. `belt_trace` records the belt itself (speed and incline) at every tick and at
+every write that reaches the deck, for invariants stated on the measured belt.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from treadmilld.ble.api import (
     ConnectionState,
@@ -46,9 +52,57 @@ WriteKind = Literal["start", "speed", "incline", "pause", "stop"]
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    at: float
+    at: float  # clock time the deck acted on it
     kind: WriteKind
     value: float | None = None
+    # Clock time the engine sent it, when that differs from `at` (a deck that answers late).
+    sent_at: float | None = None
+
+    @property
+    def sent(self) -> float:
+        return self.at if self.sent_at is None else self.sent_at
+
+
+class BeltSample(NamedTuple):
+    """The belt at one moment, as the deck has it."""
+
+    at: float
+    speed_kmh: float
+    incline_pct: float
+    # True when this is a Treadmill Data record the engine received; False for the deck's own
+    # state at a write, or at a tick while the link is down or the deck is silent.
+    reported: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeckBehaviour:
+    """How a deck departs from the obedient one (real-decks.md §3). The defaults are the
+    obedient deck exactly, so existing tests see no change."""
+
+    # Belt deceleration; None: as fast as it accelerates. Real decks: 1.0 down to 0.25 km/h/s.
+    deceleration_kmh_per_s: float | None = None
+    # Every Control Point write waits this long on the clock before the deck acts on it and
+    # answers (one procedure at a time, as on the real link; a write whose caller gives up
+    # still reaches the deck, as under BlueZ). 0: at once.
+    answer_delay_s: float = 0.0
+    # False: console stop/pause and the safety key send no Machine Status; they show only in
+    # the data (the belt slows to 0).
+    reports_console_status: bool = True
+    # True: the target survives Stop/Pause, so Start resumes at it unless a new target was
+    # written while stopped (the obedient deck always did). False: Stop/Pause forget it and
+    # Start runs at the deck's minimum speed unless a target was written since.
+    resumes_at_last_target: bool = True
+    # Left inclined by the previous user.
+    initial_incline_pct: float = 0.0
+    # Incline motor speed; None: the incline is at its target at once.
+    incline_rate_pct_per_s: float | None = None
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """A procedure finished with nobody awaiting it (its caller was cancelled): nothing to
+    report, the error (a link that dropped meanwhile) reached no one on the real link either."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _Subscription:
@@ -80,8 +134,10 @@ class ObedientTreadmill:
         inclination_range: InclinationRange | None = None,
         acceleration_kmh_per_s: float = 2.0,
         telemetry_interval_s: float = 1.0,
+        behaviour: DeckBehaviour | None = None,
     ) -> None:
         self.clock = clock
+        self.behaviour = behaviour or DeckBehaviour()
         self._treadmill_id = treadmill_id
         self.speed_range = speed_range or SpeedRange(0.5, 12.0, 0.1)
         self.inclination_range = (
@@ -92,11 +148,17 @@ class ObedientTreadmill:
         self.writes: list[Write] = []
         # Measured belt: (clock time, speed) every telemetry tick.
         self.speed_trace: list[tuple[float, float]] = []
+        # The belt at every tick (reported or not) and at every write the deck acts on; between
+        # two samples it moves one way only, so the samples bound it.
+        self.belt_trace: list[BeltSample] = []
+        # (clock time, connected) at every connect and every drop.
+        self.link_log: list[tuple[float, bool]] = []
         self.running = False
         self.target_speed = 0.0
-        self.target_incline = 0.0
+        self.target_incline = self.behaviour.initial_incline_pct
         self.belt_speed = 0.0
-        self.incline = 0.0
+        self.incline = self.behaviour.initial_incline_pct
+        self._control_lock = asyncio.Lock()
         self._physics_at: float | None = None
         self._state = ConnectionState.DISCONNECTED
         self._capabilities: TreadmillCapabilities | None = None
@@ -146,7 +208,15 @@ class ObedientTreadmill:
             inclination_range=self.inclination_range,
         )
         self._telemetry = Telemetry(TreadmillData(), None)
+        self.link_log.append((self.clock.now(), True))
         self.publish(LinkConnected(self._capabilities, self.clock.now()))
+
+    def drop_link(self, reason: str) -> None:
+        """The link goes down (the belt does whatever the deck does on its own)."""
+        now = self.clock.now()
+        self._state = ConnectionState.DISCONNECTED
+        self.link_log.append((now, False))
+        self.publish(LinkLost(reason, now))
 
     async def run(self) -> None:
         self.connect()
@@ -155,7 +225,10 @@ class ObedientTreadmill:
             now = self.clock.now()
             self._advance(now)
             self.on_tick(now)
-            if self._state is ConnectionState.CONNECTED and self.sends_data:
+            reported = self._state is ConnectionState.CONNECTED and self.sends_data
+            sample = BeltSample(now, self.belt_speed, self.incline, reported=reported)
+            self.belt_trace.append(sample)
+            if reported:
                 self._report(now)
 
     def on_tick(self, now: float) -> None:
@@ -176,16 +249,24 @@ class ObedientTreadmill:
         dt = max(now - self._physics_at, 0.0)
         self._physics_at = now
         goal = self.target_speed if self.running else 0.0
-        step = self.acceleration * dt
         if self.belt_speed < goal:
-            self.belt_speed = min(goal, self.belt_speed + step)
+            self.belt_speed = min(goal, self.belt_speed + self.acceleration * dt)
         else:
-            self.belt_speed = max(goal, self.belt_speed - step)
-        self.incline = self.target_incline
+            deceleration = self.behaviour.deceleration_kmh_per_s
+            rate = self.acceleration if deceleration is None else deceleration
+            self.belt_speed = max(goal, self.belt_speed - rate * dt)
+        incline_rate = self.behaviour.incline_rate_pct_per_s
+        if incline_rate is None:
+            self.incline = self.target_incline
+        elif self.incline < self.target_incline:
+            self.incline = min(self.target_incline, self.incline + incline_rate * dt)
+        else:
+            self.incline = max(self.target_incline, self.incline - incline_rate * dt)
 
     def _report(self, now: float) -> None:
         record = TreadmillData(
-            instantaneous_speed_kmh=round(self.belt_speed, 2), inclination_pct=self.incline
+            instantaneous_speed_kmh=round(self.belt_speed, 2),
+            inclination_pct=round(self.incline, 1),
         )
         self._telemetry = Telemetry(record, now)
         self.speed_trace.append((now, self.belt_speed))
@@ -196,42 +277,80 @@ class ObedientTreadmill:
 
     # ------------------------------------------------------------------ commands
 
-    def _record(self, kind: WriteKind, value: float | None = None) -> None:
+    def _record(
+        self, kind: WriteKind, value: float | None = None, sent_at: float | None = None
+    ) -> None:
         if self._state is not ConnectionState.CONNECTED:
             raise NotConnectedError("the test treadmill is disconnected")
         now = self.clock.now()
         self._advance(now)
-        self.writes.append(Write(now, kind, value))
+        self.writes.append(Write(now, kind, value, sent_at))
+        self.belt_trace.append(BeltSample(now, self.belt_speed, self.incline, reported=False))
+
+    async def _procedure(
+        self, kind: WriteKind, value: float | None, act: Callable[[], None]
+    ) -> None:
+        """One Control Point procedure: at once, or after the deck's answer delay."""
+        delay = self.behaviour.answer_delay_s
+        if delay <= 0:
+            self._record(kind, value)
+            act()
+            return
+        if self._state is not ConnectionState.CONNECTED:
+            raise NotConnectedError("the test treadmill is disconnected")
+        sent_at = self.clock.now()
+
+        async def late() -> None:
+            async with self._control_lock:
+                await self.clock.sleep(delay)
+                self._record(kind, value, sent_at)
+                act()
+
+        procedure = asyncio.ensure_future(late())
+        procedure.add_done_callback(_retrieve)
+        await asyncio.shield(procedure)
+
+    def _start(self) -> None:
+        self.running = True
+        if not self.behaviour.resumes_at_last_target and self.target_speed <= 0:
+            self.target_speed = self.speed_range.minimum_kmh
+
+    def _halt(self) -> None:
+        self.running = False
+        if not self.behaviour.resumes_at_last_target:
+            self.target_speed = 0.0
+
+    def _set_speed(self, value: float) -> None:
+        self.target_speed = value
+
+    def _set_incline(self, value: float) -> None:
+        self.target_incline = value
 
     async def start_belt(self) -> None:
-        self._record("start")
-        self.running = True
+        await self._procedure("start", None, self._start)
 
     async def set_target_speed(self, speed_kmh: float) -> float:
         rng = self.speed_range
         value = round(min(max(speed_kmh, rng.minimum_kmh), rng.maximum_kmh), 2)
-        self._record("speed", value)
-        self.target_speed = value
+        await self._procedure("speed", value, lambda: self._set_speed(value))
         return value
 
     async def set_target_inclination(self, inclination_pct: float) -> float:
         rng = self.inclination_range
         value = round(min(max(inclination_pct, rng.minimum_pct), rng.maximum_pct), 1)
-        self._record("incline", value)
-        self.target_incline = value
+        await self._procedure("incline", value, lambda: self._set_incline(value))
         return value
 
     async def pause_belt(self) -> None:
-        self._record("pause")
-        self.running = False
+        await self._procedure("pause", None, self._halt)
 
     async def stop_belt(self) -> None:
-        self._record("stop")
-        self.running = False
+        await self._procedure("stop", None, self._halt)
 
 
 class SafetyKeyPulledMidRun(ObedientTreadmill):
-    """At `pull_at` the safety key comes out: the belt stops dead and Status 0x03 is sent."""
+    """At `pull_at` the safety key comes out: the belt stops dead and Status 0x03 is sent
+    (unless the deck reports no console status: then only the data shows it)."""
 
     def __init__(self, clock: Clock, *, pull_at: float, **kwargs: Any) -> None:
         super().__init__(clock, **kwargs)
@@ -241,13 +360,15 @@ class SafetyKeyPulledMidRun(ObedientTreadmill):
     def on_tick(self, now: float) -> None:
         if not self.pulled and now >= self.pull_at:
             self.pulled = True
-            self.running = False
+            self._halt()
             self.belt_speed = 0.0
-            self.status(StoppedBySafetyKey())
+            if self.behaviour.reports_console_status:
+                self.status(StoppedBySafetyKey())
 
 
 class PausedAtConsoleMidRun(ObedientTreadmill):
-    """At `press_at` someone presses pause (or stop) on the console: Status 0x02."""
+    """At `press_at` someone presses pause (or stop) on the console: Status 0x02 (unless the
+    deck reports no console status: then only the data shows the belt slowing to 0)."""
 
     def __init__(
         self, clock: Clock, *, press_at: float, kind: StopKind = StopKind.PAUSE, **kwargs: Any
@@ -260,8 +381,9 @@ class PausedAtConsoleMidRun(ObedientTreadmill):
     def on_tick(self, now: float) -> None:
         if not self.pressed and now >= self.press_at:
             self.pressed = True
-            self.running = False
-            self.status(StoppedOrPausedByUser(self.kind))
+            self._halt()
+            if self.behaviour.reports_console_status:
+                self.status(StoppedOrPausedByUser(self.kind))
 
 
 class StartedAtConsoleMidRun(ObedientTreadmill):
@@ -295,8 +417,7 @@ class DropsLinkMidRun(ObedientTreadmill):
     def on_tick(self, now: float) -> None:
         if not self.dropped and now >= self.drop_at:
             self.dropped = True
-            self._state = ConnectionState.DISCONNECTED
-            self.publish(LinkLost("peer disconnected", now))
+            self.drop_link("peer disconnected")
         elif self.dropped and not self.back and now >= self.drop_at + self.back_after:
             self.back = True
             self.connect()

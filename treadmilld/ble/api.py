@@ -101,7 +101,9 @@ class TelemetryReceived:
 
 @dataclass(frozen=True, slots=True)
 class MachineStatusReceived:
-    """A Fitness Machine Status notification (console actions, safety key, control lost...)."""
+    """A Fitness Machine Status notification (console actions, safety key, control lost...).
+
+    Speeds are in km/h: Target Speed Changed from an mph deck is converted."""
 
     status: MachineStatus
     at: float

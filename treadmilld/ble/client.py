@@ -82,6 +82,7 @@ from treadmilld.ftms import (
     StoppedBySafetyKey,
     StoppedOrPausedByUser,
     TargetSettingFeatures,
+    TargetSpeedChanged,
     TreadmillData,
     TreadmillDataAssembler,
     decode_control_response,
@@ -687,6 +688,10 @@ class BleTreadmillLink:
         elif isinstance(status, StoppedOrPausedByUser | StoppedBySafetyKey):
             session.start_pending_since = None
             session.stops += 1
+        if isinstance(status, TargetSpeedChanged):
+            # Same unit as the deck's Set Target Speed unless the quirks say otherwise.
+            unit = session.quirks.effective_status_speed_unit
+            status = TargetSpeedChanged(speed_kmh=speed_from_deck(status.speed_kmh, unit))
         self._log.info("machine_status", status=type(status).__name__)
         self._emit(MachineStatusReceived(status=status, at=self._clock.now()))
 

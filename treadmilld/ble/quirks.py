@@ -66,6 +66,22 @@ class Quirks(BaseModel):
         default=SpeedUnit.KMH,
         description="Unit the deck reports Treadmill Data speeds in.",
     )
+    status_speed_unit: SpeedUnit | None = Field(
+        default=None,
+        description=(
+            "Unit of the speed in Machine Status 'Target Speed Changed' (0x05). None: the unit "
+            "of target_speed_unit, because FTMS gives that status the Set Target Speed "
+            "parameter (v1.0.1 Table 4.26), so a deck that reads targets in mph reports them in "
+            "mph. Unverified on real mph decks; if it is wrong the engine sees a console speed "
+            "1.6 times too high, the side on which it slows the belt rather than ignoring a "
+            "console change above its caps."
+        ),
+    )
+
+    @property
+    def effective_status_speed_unit(self) -> SpeedUnit:
+        """The unit Target Speed Changed is read in (`status_speed_unit`, else the target's)."""
+        return self.status_speed_unit or self.target_speed_unit
 
 
 STANDARD = Quirks()
