@@ -221,3 +221,22 @@ async def test_an_emergency_stop_on_a_dead_link_does_not_raise() -> None:
         await treadmill.close()
         await governor.emergency_stop("test")
         assert governor.locked_out == "test"
+
+
+async def test_after_turn_now_either_direction_needs_the_full_turn_time() -> None:
+    """An abort after "turn now": the person may already face the other way, so even the
+    direction they last walked needs the full turn time standing."""
+    async with armed() as (governor, _, _):
+        await governor.start_belt(Direction.FORWARD)
+        await governor.pause_belt()
+        await wait_standing_for(governor, 1.0)
+        governor.turn_announced(Direction.BACKWARD)
+        governor.lock_out("emergency_stop")
+        limits = governor.limits
+        assert limits is not None
+        governor.arm(limits)
+        with pytest.raises(GovernorRefusedError) as refused:
+            await governor.start_belt(Direction.FORWARD)
+        assert refused.value.limit == "turn_pause_s"
+        await wait_standing_for(governor, 10.0)
+        await governor.start_belt(Direction.FORWARD)

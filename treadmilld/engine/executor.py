@@ -365,6 +365,7 @@ class WorkoutExecutor:
         standing for `hold_s` counted from measured standstill, then count down 3-2-1. A pause
         anywhere in here runs the whole countdown again after the resume."""
         await self._wait_for_standstill()
+        self._governor.turn_announced(to_direction)
         self._event(TurnNow, to_direction=to_direction)
         if confirm:
             await self._hold_standing(hold_s)

@@ -122,6 +122,9 @@ class SafetyGovernor:
         # The way the person last walked (or faces to walk), kept across workouts and aborts so
         # that any change of direction goes through a turn.
         self._facing: Direction | None = None
+        # A turn the person was told to make ("turn now") before the belt moved again: they
+        # may face either way until the belt has moved again.
+        self._turn_announced: Direction | None = None
         self._moving = False  # as commanded: Start written and no Stop/Pause since
         self._moving_since = 0.0
         self._backward_before_s = 0.0
@@ -228,12 +231,20 @@ class SafetyGovernor:
         facing `facing` (0 when no turn is involved). Infinite while the belt is not measured
         standing."""
         limits = self._limits
-        if self._facing is None or facing is self._facing or facing is Direction.REST:
+        if self._facing is None or facing is Direction.REST:
+            return 0.0
+        announced = self._turn_announced
+        if facing is self._facing and (announced is None or announced is facing):
             return 0.0
         turn_s = limits.turn_pause_s if limits is not None else 0.0
         if self.observer.state() is not BeltState.STANDING:
             return math.inf
         return max(turn_s - self.observer.standing_for_s(), 0.0)
+
+    def turn_announced(self, facing: Direction) -> None:
+        """The person was told to turn to `facing`: until the belt moves again, moving either
+        way needs the full turn time standing (they may have turned, or not)."""
+        self._turn_announced = facing
 
     def backward_used_s(self) -> float:
         used = self._backward_before_s
@@ -343,6 +354,7 @@ class SafetyGovernor:
             now = self._clock.now()
             self._moving = True
             self._facing = facing
+            self._turn_announced = None
             self._moving_since = now
             self._started_at = now
             self._moved_since_start = False
