@@ -221,7 +221,14 @@ class WorkoutExecutor:
                     raise _StopWorkout
                 if await governor.set_speed(restart) <= restart + _EPS:
                     break
-                await self._sleep_until(self._clock.now() + self._ramp_tick_s())
+                # The next write when the governor's ramp allows a whole step again, counted
+                # from the last write (not from now): a ramp-down that begins between two
+                # writes (a pause or skip mid-ramp) keeps the governed pace, so it ends inside
+                # the backward margin the executor keeps in hand.
+                next_write = max(
+                    governor.target_written_at + self._ramp_tick_s(), self._clock.now()
+                )
+                await self._sleep_until(next_write)
                 self._wake.clear()
         if stop:
             await governor.stop_belt()

@@ -178,6 +178,11 @@ class SafetyGovernor:
         return self._speed
 
     @property
+    def target_written_at(self) -> float:
+        """Clock time of the last speed target written (or set at the console)."""
+        return self._speed_at
+
+    @property
     def target_incline_pct(self) -> float | None:
         return self._incline
 
