@@ -24,6 +24,7 @@ from treadmilld.ftms import (
     MACHINE_STATUS_UUID,
     MANUFACTURER_NAME_UUID,
     SPEED_RANGE_UUID,
+    TRAINING_STATUS_UUID,
     TREADMILL_DATA_UUID,
     ControlResponse,
     FitnessMachineFeature,
@@ -186,3 +187,22 @@ class GuardsDeviceInformation(ObedientDeck):
         if uuid == MANUFACTURER_NAME_UUID:
             raise GattError("ATT error 0x05: insufficient authentication")
         return await super().read(uuid)
+
+
+class WithTrainingStatus(ObedientDeck):
+    """A deck that also notifies Training Status (optional in FTMS §4.10; Urevo E1L has it)."""
+
+    notifiable = (*ObedientDeck.notifiable, TRAINING_STATUS_UUID)
+
+
+class TrainingStatusCannotNotify(ObedientDeck):
+    """A deck whose Training Status exists but cannot be subscribed to (read-only, or a stack
+    that refuses the CCCD write)."""
+
+    def has_characteristic(self, uuid: str) -> bool:
+        return uuid == TRAINING_STATUS_UUID or super().has_characteristic(uuid)
+
+    async def subscribe(self, uuid: str, callback: NotificationCallback) -> None:
+        if uuid == TRAINING_STATUS_UUID:
+            raise GattError(f"{uuid} offers neither notifications nor indications")
+        await super().subscribe(uuid, callback)

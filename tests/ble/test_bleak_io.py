@@ -11,6 +11,7 @@ from treadmilld.ble.bleak_io import BleakGattBackend
 from treadmilld.ble.gatt import Advertisement, ConnectFailedError, FoundDevice, GattError
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
+    FEATURE_UUID,
     FTMS_SERVICE_UUID,
     SPEED_RANGE_UUID,
     TREADMILL_DATA_UUID,
@@ -41,6 +42,8 @@ async def test_real_bleak_reads_writes_and_turns_its_errors_into_gatt_errors(
         with pytest.raises(GattError, match="writing 00"):
             # Indications are not enabled yet: the Control Point refuses the write (ATT 0xFD).
             await connection.write(CONTROL_POINT_UUID, b"\x00")
+        with pytest.raises(GattError, match="neither notifications nor indications"):
+            await connection.subscribe(FEATURE_UUID, lambda _data: None)  # read-only
     finally:
         await connection.disconnect()
     async with asyncio.timeout(10):

@@ -15,8 +15,10 @@ from tests.ble.doubles import (
     GuardsDeviceInformation,
     NotATreadmill,
     ObedientDeck,
+    TrainingStatusCannotNotify,
     WatchOnly,
     WithoutRanges,
+    WithTrainingStatus,
 )
 from treadmilld.ble.api import (
     ControlRejectedError,
@@ -24,6 +26,7 @@ from treadmilld.ble.api import (
     LinkConnected,
     LinkEvent,
     TelemetryReceived,
+    TrainingStatusReceived,
     TreadmillLink,
 )
 from treadmilld.ble.client import HINT_NOT_TREADMILL, BleTreadmillLink
@@ -31,8 +34,11 @@ from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.gatt import GattBackend
 from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
+    CONTROL_POINT_UUID,
     MACHINE_STATUS_UUID,
+    TRAINING_STATUS_UUID,
     TREADMILL_DATA_UUID,
+    TrainingStatus,
     TreadmillData,
     encode_treadmill_data,
 )
@@ -199,3 +205,48 @@ async def test_unreadable_device_information_does_not_stop_the_connection() -> N
     assert isinstance(connected, LinkConnected)
     assert connected.capabilities.device_information.manufacturer is None
     assert connected.capabilities.speed_range is not None
+
+
+async def test_training_status_is_subscribed_last_with_the_gap_when_the_deck_has_it() -> None:
+    deck = WithTrainingStatus(LoopClock())
+    async with link_on(deck, LinkSettings(cccd_gap_s=0.25, liveness_timeout_s=1000.0)) as link:
+        events = link.events()
+        await next_of(events, LinkConnected)
+        deck.push(TRAINING_STATUS_UUID, bytes.fromhex("0010"))
+        received = await next_of(events, TrainingStatusReceived)
+    assert [uuid for uuid, _at in deck.subscribed_at] == [
+        TREADMILL_DATA_UUID,
+        MACHINE_STATUS_UUID,
+        CONTROL_POINT_UUID,
+        TRAINING_STATUS_UUID,
+    ]
+    times = [at for _uuid, at in deck.subscribed_at]
+    assert all(later - earlier >= 0.25 for earlier, later in itertools.pairwise(times))
+    assert isinstance(received, TrainingStatusReceived)
+    assert received.status == TrainingStatus(status=0x10)
+
+
+async def test_a_deck_without_training_status_connects_without_subscribing_to_it() -> None:
+    deck = ObedientDeck(LoopClock())
+    async with link_on(deck) as link:
+        await next_of(link.events(), LinkConnected)
+    assert TRAINING_STATUS_UUID not in [uuid for uuid, _at in deck.subscribed_at]
+
+
+async def test_a_training_status_that_cannot_notify_does_not_fail_the_connect() -> None:
+    deck = TrainingStatusCannotNotify(LoopClock())
+    with structlog.testing.capture_logs() as logs:
+        async with link_on(deck) as link:
+            events = link.events()
+            await next_of(events, LinkConnected)
+            deck.push(TREADMILL_DATA_UUID, record(1.0))
+            await next_of(events, TelemetryReceived)
+            await link.set_target_speed(2.0)  # the control channel is up too
+    assert [uuid for uuid, _at in deck.subscribed_at] == [
+        TREADMILL_DATA_UUID,
+        MACHINE_STATUS_UUID,
+        CONTROL_POINT_UUID,
+    ]
+    skipped = [entry for entry in logs if entry["event"] == "characteristic_not_subscribed"]
+    assert [entry["characteristic"] for entry in skipped] == [TRAINING_STATUS_UUID]
+    assert not any(entry["event"] == "connect_failed" for entry in logs)

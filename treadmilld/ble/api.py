@@ -25,6 +25,7 @@ from treadmilld.ftms import (
     InclinationRange,
     MachineStatus,
     SpeedRange,
+    TrainingStatus,
     TreadmillData,
 )
 
@@ -109,7 +110,20 @@ class MachineStatusReceived:
     at: float
 
 
-LinkEvent = LinkConnected | LinkLost | TelemetryReceived | MachineStatusReceived
+@dataclass(frozen=True, slots=True)
+class TrainingStatusReceived:
+    """A Training Status notification (0x2AD3; only from decks that offer it).
+
+    `status.status` is the raw byte: real decks send values FTMS reserves (0x10, 0x11 on a
+    Urevo E1L) and vendor codes (KingSmith); `status.code` is None for those."""
+
+    status: TrainingStatus
+    at: float
+
+
+LinkEvent = (
+    LinkConnected | LinkLost | TelemetryReceived | MachineStatusReceived | TrainingStatusReceived
+)
 
 
 class LinkError(Exception):

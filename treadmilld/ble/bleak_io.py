@@ -92,6 +92,16 @@ class BleakGattConnection:
             callback(bytes(data))
 
         try:
+            characteristic = self._client.services.get_characteristic(uuid)
+        except BleakError:
+            characteristic = None  # service discovery never completed: start_notify says so
+        if characteristic is not None and not {"notify", "indicate"} & set(
+            characteristic.properties
+        ):
+            # Checked here rather than left to the stack: BlueZ and Bumble fail this each in
+            # their own way, and an optional characteristic that cannot notify is no error.
+            raise GattError(f"{uuid} offers neither notifications nor indications")
+        try:
             await self._client.start_notify(uuid, deliver)
         except _IO_ERRORS as error:
             raise GattError(f"enabling notifications on {uuid} failed: {error!r}") from error

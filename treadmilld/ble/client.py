@@ -36,6 +36,7 @@ from treadmilld.ble.api import (
     NotConnectedError,
     Telemetry,
     TelemetryReceived,
+    TrainingStatusReceived,
     TreadmillCapabilities,
 )
 from treadmilld.ble.config import LinkSettings, TargetSelector
@@ -62,6 +63,7 @@ from treadmilld.ftms import (
     SERIAL_NUMBER_UUID,
     SOFTWARE_REVISION_UUID,
     SPEED_RANGE_UUID,
+    TRAINING_STATUS_UUID,
     TREADMILL_DATA_UUID,
     CodecError,
     ControlPermissionLost,
@@ -90,6 +92,7 @@ from treadmilld.ftms import (
     decode_inclination_range,
     decode_machine_status,
     decode_speed_range,
+    decode_training_status,
     encode_control_request,
     merge_treadmill_data,
 )
@@ -505,6 +508,20 @@ class BleTreadmillLink:
             if index:
                 await self._clock.sleep(self._settings.cccd_gap_s)
             await connection.subscribe(uuid, enqueue(uuid))
+        if connection.has_characteristic(TRAINING_STATUS_UUID):
+            # Optional (FTMS §4.10); last, so a deck whose Training Status cannot notify
+            # leaves every subscription that matters in place.
+            await self._clock.sleep(self._settings.cccd_gap_s)
+            try:
+                await connection.subscribe(TRAINING_STATUS_UUID, enqueue(TRAINING_STATUS_UUID))
+            except GattError as error:
+                if session.disconnected.is_set():
+                    raise
+                self._log.info(
+                    "characteristic_not_subscribed",
+                    characteristic=TRAINING_STATUS_UUID,
+                    error=str(error),
+                )
 
         # The link is up: fresh telemetry, then LinkConnected, then the pump starts so every
         # TelemetryReceived of this connection follows its LinkConnected.
@@ -645,6 +662,8 @@ class BleTreadmillLink:
                     self._on_machine_status(session, data)
                 elif uuid == CONTROL_POINT_UUID:
                     self._on_control_response(session, data)
+                elif uuid == TRAINING_STATUS_UUID:
+                    self._on_training_status(data)
             except CodecError as error:
                 # Malformed data from a deck is logged and dropped, never a crash.
                 self._log.warning(
@@ -694,6 +713,12 @@ class BleTreadmillLink:
             status = TargetSpeedChanged(speed_kmh=speed_from_deck(status.speed_kmh, unit))
         self._log.info("machine_status", status=type(status).__name__)
         self._emit(MachineStatusReceived(status=status, at=self._clock.now()))
+
+    def _on_training_status(self, data: bytes) -> None:
+        # Reserved and vendor values decode (status stays an int); only bad bytes raise.
+        status = decode_training_status(data)
+        self._log.debug("training_status", status=status.status, text=status.text)
+        self._emit(TrainingStatusReceived(status=status, at=self._clock.now()))
 
     def _on_control_response(self, session: _Session, data: bytes) -> None:
         response = decode_control_response(data)
