@@ -66,8 +66,9 @@ class TreadmillCapabilities:
 class Telemetry:
     """The latest measured values, merged across Treadmill Data records.
 
-    A field a record omits keeps its previous value; `received_at` is clock time of the last
-    record. Reset to empty on every new connection.
+    Always in km/h and % whatever unit the deck reports in (mph decks are converted). A field
+    a record omits keeps its previous value; `received_at` is the clock time the last record
+    was complete. Reset to empty on every new connection.
     """
 
     data: TreadmillData
