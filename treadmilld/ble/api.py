@@ -8,8 +8,10 @@ Rules every implementation keeps (the engine relies on them):
 - It never re-applies a speed or incline after a reconnect: that decision is the engine's.
 - `start_belt` sends Start/Resume at most once while the belt is moving (some decks treat a
   second Start as "stop", TM11GY in ftms.md §2).
-- Every target is clamped and rounded to the treadmill's supported range and increment before
-  it is written, and the value actually written is returned.
+- Every target is clamped to the treadmill's supported range and rounded toward zero onto its
+  increment, in the deck's own units, before it is written; the value actually written is
+  returned (in km/h: exactly what the encoded number means to the deck, never above the asked
+  speed except at the range's floor). See `treadmilld.ble.control`.
 - Bleak callbacks only enqueue; subscribers read events from their own queue.
 """
 
