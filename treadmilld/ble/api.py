@@ -62,6 +62,9 @@ class TreadmillCapabilities:
     speed_range: SpeedRange | None
     # None when the treadmill exposes no Supported Inclination Range (incline not controllable).
     inclination_range: InclinationRange | None
+    # The deck takes no target speed while the belt stands (3G Cardio, KingSmith: "Start before
+    # speed", ftms.md §2): the engine then writes Start first and the restart speed at once.
+    speed_needs_running_belt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,9 @@ class LinkLost:
 
     reason: str
     at: float
+    # True when the deck went silent (no data for the liveness timeout) rather than dropping
+    # the connection: the engine reports `no_data` then, `link_lost` otherwise.
+    silent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,8 +204,13 @@ class _Session:
     # Counts stops and pauses (ours, the console's, the safety key, Reset). A command that
     # waited compares it before writing, so nothing that waited is sent after a stop.
     stops: int = 0
-    # `stops` when the belt last began to move: more since then means it is coasting to a halt.
+    # `stops` when the belt last began to move.
     stops_when_moving_began: int = 0
+    # Stops and pauses the deck carried out (accepted, or reported by the deck itself), and
+    # their count when the belt last began to move: more since then means it is coasting to a
+    # halt. A refused Stop does not count: the belt it refused is not coasting.
+    halts: int = 0
+    halts_when_moving_began: int = 0
     first_record: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     pending_opcode: int | None = None
     pending_response: asyncio.Future[ControlResponse] | None = None
@@ -492,6 +497,7 @@ class BleTreadmillLink:
             features=features or _NO_FEATURES,
             speed_range=speed_range_kmh,
             inclination_range=inclination_range,
+            speed_needs_running_belt=session.quirks.start_gate,
         )
 
         def enqueue(uuid: str) -> Callable[[bytes], None]:
@@ -644,7 +650,7 @@ class BleTreadmillLink:
         now = self._clock.now()
         level = self._log.info if reason == REASON_CLOSED else self._log.warning
         level("link_lost", reason=reason)
-        self._emit(LinkLost(reason=reason, at=now))
+        self._emit(LinkLost(reason=reason, at=now, silent=reason.startswith(REASON_NO_DATA_PREFIX)))
         if session.pump is not None:
             await self._reap(session.pump)
         if not session.disconnected.is_set():
@@ -687,6 +693,7 @@ class BleTreadmillLink:
             if session.moving_since is None:
                 session.moving_since = now
                 session.stops_when_moving_began = session.stops
+                session.halts_when_moving_began = session.halts
                 session.start_pending_since = None
                 session.belt_moving.set()
         elif session.moving_since is not None:
@@ -704,9 +711,11 @@ class BleTreadmillLink:
             session.control_granted = False
             session.start_pending_since = None
             session.stops += 1
+            session.halts += 1
         elif isinstance(status, StoppedOrPausedByUser | StoppedBySafetyKey):
             session.start_pending_since = None
             session.stops += 1
+            session.halts += 1
         if isinstance(status, TargetSpeedChanged):
             # Same unit as the deck's Set Target Speed unless the quirks say otherwise.
             unit = session.quirks.effective_status_speed_unit
@@ -972,11 +981,13 @@ class BleTreadmillLink:
 
     async def _stop_or_pause(self, kind: StopKind, what: str) -> None:
         session = self._require_session(what.lower())
-        # A stop or pause since the belt began moving means it is coasting to a halt already.
-        coasting = session.stops != session.stops_when_moving_began
+        # A stop or pause carried out since the belt began moving means it is coasting to a
+        # halt already.
+        coasting = session.halts != session.halts_when_moving_began
         session.stops += 1  # before the write: a speed change waiting at the gate gives up
         try:
             await self._command(session, StopOrPause(kind=kind), what)
+            session.halts += 1
         except ControlRejectedError as error:
             # FTMS answers Stop on a stopped belt with Operation Failed (ftms.md §1.3): a belt
             # standing still, or coasting after an accepted stop, is where the caller wants it.
