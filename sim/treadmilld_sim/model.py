@@ -383,10 +383,18 @@ class TreadmillModel:
         self._report_console(StoppedOrPausedByUser(StopKind.STOP))
         return True
 
+    def _status_speed(self, speed_kmh: float) -> float:
+        """A speed as this deck puts it in Machine Status 0x05: in the unit it reads targets
+        in (FTMS §4.17 gives the status the same parameter as Set Target Speed), so an mph deck
+        reports mph."""
+        if self.faults.speed_in_mph:
+            return round(speed_kmh / KMH_PER_MPH, 2)
+        return round(speed_kmh, 2)
+
     def set_speed_at_console(self, speed_kmh: float) -> float:
         """Turn the speed knob; the value is clamped to the deck's range. Returns the target."""
         self._set_target_speed(self._clamp_speed(speed_kmh))
-        self._emit(TargetSpeedChanged(self._target_speed_kmh))
+        self._emit(TargetSpeedChanged(self._status_speed(self._target_speed_kmh)))
         self._revoke_control()
         return self._target_speed_kmh
 
@@ -442,7 +450,7 @@ class TreadmillModel:
         """Send Target Speed Changed carrying the belt's measured speed, as the Urevo E1L does
         while it decelerates (`echo_target_while_decelerating`; blak3r/treadspan captures)."""
         self._update()
-        self._emit(TargetSpeedChanged(round(self._belt_kmh, 2)))
+        self._emit(TargetSpeedChanged(self._status_speed(self._belt_kmh)))
 
     def apply_control_request(self, request: ControlRequest) -> ResultCode:  # noqa: PLR0911
         """Carry out one Control Point procedure and say how it went."""

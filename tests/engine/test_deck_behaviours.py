@@ -341,3 +341,38 @@ async def test_an_emergency_stop_whose_link_drops_sends_stop_first_after_reconne
         assert isinstance(after[1], StopOrPause)
         assert rig.deck.model.belt_speed_kmh == 0.0
         assert aborted(rig).reason is AbortReason.EMERGENCY_STOP
+
+
+# ----------------------------------------------------------------------------- mph decks
+
+
+async def test_an_mph_deck_keeps_the_backward_cap_and_its_console_speed_arrives_in_kmh() -> None:
+    from treadmilld.ble.api import MachineStatusReceived
+    from treadmilld.ftms import TargetSpeedChanged
+
+    fast_backward = profile("fast-backward", ("backward", 120, 6.0))
+    async with sim_rig(SimulatedTreadmillConfig.tm11gy(), library=fast_backward) as rig:
+        heard: list[float] = []
+        events = rig.link.events()
+
+        async def listen() -> None:
+            async for event in events:
+                if isinstance(event, MachineStatusReceived) and isinstance(
+                    event.status, TargetSpeedChanged
+                ):
+                    heard.append(event.status.speed_kmh)
+
+        listener = asyncio.create_task(listen())
+        await rig.standing()
+        await rig.session.start_profile("fast-backward")
+        await asyncio.sleep(60.0)
+        # The 5.0 km/h backward cap reaches the deck as 3.10 mph (4.99 km/h), never 3.11
+        # (5.005 km/h): the cap holds after the conversion.
+        written = [r.speed_kmh for _, r in rig.requests if isinstance(r, SetTargetSpeed)]
+        assert max(written) == pytest.approx(3.10)
+        assert max(s.speed_kmh for s in rig.belt) <= 5.0
+        rig.deck.model.set_speed_at_console(3.0)
+        await asyncio.sleep(1.0)
+        assert heard
+        assert heard[-1] == pytest.approx(3.0, abs=0.02)
+        listener.cancel()
