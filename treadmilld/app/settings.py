@@ -107,7 +107,7 @@ class TreadmillSettings(BaseModel):
     quirks: QuirksChoice = Field(
         default=None,
         description="override the quirks picked from the advertised name: a quirk set name "
-        "(fitshow, sunny, tm11gy, mph, kingsmith, standard) or a table of Quirks fields",
+        "(fitshow, sunny, tm11gy, mph, jftm, kingsmith, standard) or a table of Quirks fields",
     )
 
     @field_validator("id")
