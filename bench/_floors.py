@@ -2,6 +2,9 @@
 
 - `mqtt_hop_ms`: one publish -> receive hop between two bare aiomqtt clients through the same
   broker the daemon uses (QoS 1, like an emergency-stop command).
+- `mqtt_round_trip_ms`: a request and its reply between two bare aiomqtt clients: the second
+  one answers each message it receives on another topic at once (QoS 1 both ways, like an
+  emergency stop and the daemon's reply to it).
 - `gatt_write_ms`: one bare Control Point write from a `BleakClient` to a simulated treadmill,
   timed to the request reaching the treadmill (its control listener) and to the indication
   coming back.
@@ -10,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -39,6 +43,42 @@ async def mqtt_hop_ms(host: str, port: int, n: int, *, qos: int = 1) -> list[flo
                     break
             if i >= _WARMUP:
                 samples.append((time.perf_counter() - started) * 1000.0)
+    return samples
+
+
+async def mqtt_round_trip_ms(host: str, port: int, n: int, *, qos: int = 1) -> list[float]:
+    """Milliseconds from `publish()` of a request to receiving the echo client's reply."""
+    request_topic = "treadmilld-bench/floor/request"
+    reply_topic = "treadmilld-bench/floor/reply"
+    samples: list[float] = []
+    async with (
+        aiomqtt.Client(host, port, identifier="bench-floor-echo", socket_options=NODELAY) as echo,
+        aiomqtt.Client(host, port, identifier="bench-floor-asker", socket_options=NODELAY) as asker,
+    ):
+        await echo.subscribe(request_topic, qos=qos)
+        await asker.subscribe(reply_topic, qos=qos)
+
+        async def answer() -> None:
+            async for message in echo.messages:
+                await echo.publish(reply_topic, message.payload, qos=qos)
+
+        answering = asyncio.create_task(answer())
+        try:
+            replies = aiter(asker.messages)
+            for i in range(n + _WARMUP):
+                payload = str(i).encode()
+                started = time.perf_counter()
+                await asker.publish(request_topic, payload, qos=qos)
+                while True:
+                    message = await asyncio.wait_for(anext(replies), timeout=5)
+                    if message.payload == payload:
+                        break
+                if i >= _WARMUP:
+                    samples.append((time.perf_counter() - started) * 1000.0)
+        finally:
+            answering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await answering
     return samples
 
 
