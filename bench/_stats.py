@@ -94,7 +94,7 @@ class Figure:
         if self.floor_median is not None:
             text += f"; floor {self.floor_name} median {fmt(self.floor_median)} {self.unit}"
             if self.ratio is not None:
-                text += f", ratio x{self.ratio:.1f}"
+                text += f", ratio {fmt_ratio(self.ratio)}"
         if self.note:
             text += f" [{self.note}]"
         return text
@@ -131,6 +131,11 @@ def fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
+def fmt_ratio(ratio: float) -> str:
+    """Two decimals near 1 (a stop within a few per cent of its physical floor), one above."""
+    return f"x{ratio:.2f}" if ratio < 2 else f"x{ratio:.1f}"
+
+
 def markdown_header() -> str:
     return (
         "| Bench | Figure | n | median | p99 | min | max | floor (median) | ratio | note |\n"
@@ -146,7 +151,7 @@ def markdown_row(figure: Figure) -> str:
         if figure.floor_median is None
         else f"{figure.floor_name}: {fmt(figure.floor_median)} {unit}"
     )
-    ratio = "" if figure.ratio is None else f"x{figure.ratio:.1f}"
+    ratio = "" if figure.ratio is None else fmt_ratio(figure.ratio)
     cells = [
         figure.bench,
         figure.name,
