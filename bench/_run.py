@@ -220,12 +220,32 @@ def render(outcomes: list[Outcome], *, quick: bool) -> str:
         "",
         "## How each figure is measured",
         "",
-        "- **estop**: a bare aiomqtt client publishes an emergency stop (QoS 1) to"
-        " `<base>/<id>/request/emergency_stop`; the clock stops when the simulated treadmill's"
-        " Control Point receives Stop/Pause (its control listener fires). Between stops the"
-        " workout is restarted. Floors: a bare publish->receive hop through the same broker, and"
-        " a bare `BleakClient` Control Point write -> arrival / -> indication on the same"
-        " simulator. The ratio is against the sum of the MQTT hop and the GATT write->arrival.",
+        "- **estop**: the whole daemon in one process, in real time, with simulated treadmills"
+        " in three deceleration classes of the deck (`deceleration_kmh_per_s` 1.0, 0.5 and"
+        " 0.25; more treadmills in the slower classes, which take longer per stop), each"
+        " walking a forward profile at 3.0 km/h. Once a belt runs steadily at 3.0 km/h (read from"
+        " the simulator's model), plus a random wait of up to one Treadmill Data period, a bare"
+        " aiomqtt client publishes an emergency stop (QoS 1) to"
+        " `<base>/<id>/request/emergency_stop`; every figure is timed from that publish: to the"
+        " Stop request reaching the deck's Control Point (its control listener); to the reply"
+        " on `response/emergency_stop` (its `belt` values are counted in the note); to measured"
+        " standstill, the first Treadmill Data record with speed 0 that the deck sends after the"
+        " Stop (read on the simulator side: each treadmill's `model.treadmill_data()`, which the"
+        " GATT server calls for every Treadmill Data notification, is wrapped); and to the"
+        " daemon's `stop_confirmed` event on `<id>/event`. One emergency stop is in flight at a"
+        " time (its publish -> reply window holds a lock that start commands also take); other"
+        " treadmills keep streaming data and starting meanwhile. Each treadmill starts a new"
+        " stop cycle only while it fits in the window (`--seconds`, 75 s by default): slower"
+        " classes get fewer stops per treadmill, and with n under 100 p99 is the maximum."
+        " Floors, in the same run: a bare publish->receive hop and a bare round"
+        " trip (request -> echo client -> reply) through the same broker, a bare `BleakClient`"
+        " Control Point write -> arrival / -> indication on the same simulator. Ratios: Stop at"
+        " the deck against the MQTT hop + GATT write->arrival, the reply against the MQTT round"
+        " trip + GATT write->indication, standstill and `stop_confirmed` against the physical"
+        " floor, the belt speed at the publish / the deck's deceleration, which nothing can"
+        " beat. The first zero record comes up to one data period (1 s at 1 Hz) after the belt"
+        " stops; `stop_confirmed` needs two records at standstill over 1 s"
+        " (`treadmilld/engine/belt.py`).",
         "- **timewarp**: wall time to run a 45-minute profile against the simulated treadmill on"
         " a `VirtualTimeEventLoop`, through the real client and engine.",
         "- **footprint**: the daemon (`treadmilld run`) as a subprocess with 1 and 8 simulated"
