@@ -357,6 +357,10 @@ class WorkoutSession:
         """Stop (or pause) the belt and end `run()`; the daemon calls it on exit. The belt is
         told to stop before anything else happens, errors included."""
         self._governor.lock_out("shutdown")
+        # The workout ends as `shutdown` before anything is cancelled, so an error the
+        # cancellation provokes in the executor cannot claim the abort.
+        if self._phase in ACTIVE_PHASES:
+            self._end_aborted(AbortReason.SHUTDOWN, f"the daemon is shutting down ({mode})")
         await self._cancel_executor()
         stop_task = self._stop_task
         self._stop_task = None
@@ -370,10 +374,7 @@ class WorkoutSession:
                     await self._governor.stop_attempt()
             except LinkError as error:
                 log.warning("shutdown_stop_failed", error=str(error))
-        if self._phase in ACTIVE_PHASES:
-            self._end_aborted(AbortReason.SHUTDOWN, f"the daemon is shutting down ({mode})")
-        else:
-            self._changed()
+        self._changed()
         if stop_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await stop_task
