@@ -376,3 +376,99 @@ async def test_an_mph_deck_keeps_the_backward_cap_and_its_console_speed_arrives_
         assert heard
         assert heard[-1] == pytest.approx(3.0, abs=0.02)
         listener.cancel()
+
+
+# ----------------------------------------------------------------------------- every abort reason
+
+
+async def test_a_belt_that_moves_during_a_turn_aborts_as_unexpected_motion() -> None:
+    """Someone presses Start at the console of a deck that reports nothing, while the person
+    stands for the turn: the belt moving on its own ends the workout and is stopped."""
+    config = deck("SIM-TURN-START", report_console_status=False)
+    async with sim_rig(config, library=TURNS) as rig:
+        await rig.session.start_profile("turns")
+        await rig.wait_for("turn_now")
+        await asyncio.sleep(2.0)
+        assert rig.deck.model.press_start()
+        await rig.wait_for("workout_aborted")
+        assert aborted(rig).reason is AbortReason.UNEXPECTED_MOTION
+        await rig.wait_for("stop_confirmed")
+        assert rig.deck.model.belt_speed_kmh == 0.0
+        assert len(starts(rig)) == 1  # the belt was never told to start again
+
+
+async def test_a_console_speed_change_takes_control_and_aborts_as_control_lost() -> None:
+    async with sim_rig(deck("SIM-CONSOLE"), library=TURNS) as rig:
+        await rig.session.start_profile("turns")
+        await asyncio.sleep(40.0)
+        rig.deck.model.set_speed_at_console(6.0)  # raises 0x05, then 0xFF
+        await rig.wait_for("workout_aborted")
+        assert aborted(rig).reason is AbortReason.CONTROL_LOST
+        # The stop asks for control again and is carried out.
+        await rig.wait_for("stop_confirmed")
+        assert rig.deck.model.belt_speed_kmh == 0.0
+
+
+async def test_a_refused_speed_write_aborts_as_command_failed_and_stops() -> None:
+    from treadmilld.ftms import ControlOpcode
+
+    async with sim_rig(deck("SIM-REFUSES-SPEED"), library=TURNS) as rig:
+        await rig.session.start_profile("turns")
+        await asyncio.sleep(3.0)
+        rig.deck.model.faults.forced_results[ControlOpcode.SET_TARGET_SPEED] = (
+            ResultCode.OPERATION_FAILED
+        )
+        await rig.wait_for("workout_aborted")
+        assert aborted(rig).reason is AbortReason.COMMAND_FAILED
+        await rig.wait_for("stop_confirmed")
+        assert rig.deck.model.belt_speed_kmh == 0.0
+
+
+async def test_a_user_stop_ramps_down_stops_and_is_confirmed() -> None:
+    async with sim_rig(deck("SIM-USER-STOP"), library=TURNS) as rig:
+        await rig.session.start_profile("turns")
+        await asyncio.sleep(40.0)
+        await rig.session.stop()
+        await rig.wait_for("workout_aborted")
+        assert aborted(rig).reason is AbortReason.USER_STOP
+        await rig.wait_for("stop_confirmed")
+        stop_at = next(
+            at for at, r in rig.requests if isinstance(r, StopOrPause) and r.kind is StopKind.STOP
+        )
+        speeds = [r.speed_kmh for at, r in rig.requests if isinstance(r, SetTargetSpeed)]
+        # Ramped down to the restart speed before Stop, never stopped from 4 km/h.
+        last_before_stop = [
+            r.speed_kmh for at, r in rig.requests if isinstance(r, SetTargetSpeed) and at <= stop_at
+        ][-1]
+        assert last_before_stop <= RESTART_KMH
+        assert max(speeds) == pytest.approx(4.0)
+        assert rig.deck.model.belt_speed_kmh == 0.0
+
+
+async def test_an_incline_that_never_comes_down_keeps_the_belt_standing() -> None:
+    config = deck("SIM-STUCK-INCLINE", initial_incline_pct=14.0, incline_rate_pct_per_s=0.02)
+    backward = profile("backward-first", ("backward", 120, 2.0))
+    async with sim_rig(config, library=backward) as rig:
+        await rig.standing()
+        await rig.session.start_profile("backward-first")
+        await rig.wait_for("workout_aborted")
+        assert aborted(rig).reason is AbortReason.TARGET_NOT_FOLLOWED
+        assert "incline" in aborted(rig).detail
+        assert starts(rig) == []
+        assert max(s.speed_kmh for s in rig.belt) == 0.0
+
+
+async def test_shutdown_on_a_deck_that_refuses_stop_and_pause_tries_both() -> None:
+    config = deck(
+        "SIM-REFUSES-ALL",
+        refuses_stop=ResultCode.OPERATION_FAILED,
+        refuses_pause=ResultCode.OPERATION_FAILED,
+    )
+    async with sim_rig(config, library=TURNS) as rig:
+        await rig.session.start_profile("turns")
+        await asyncio.sleep(40.0)
+        asked_at = rig.clock.now()
+        await rig.session.shutdown()
+        kinds = [r.kind for r in rig.requests_after(asked_at - 1e-6) if isinstance(r, StopOrPause)]
+        assert kinds[:2] == [StopKind.STOP, StopKind.PAUSE]
+        assert aborted(rig).reason is AbortReason.SHUTDOWN

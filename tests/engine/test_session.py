@@ -525,3 +525,26 @@ async def test_a_crashed_watchdog_stops_the_belt_before_the_session_fails() -> N
     await treadmill.close()
     with contextlib.suppress(asyncio.CancelledError):
         await link_task
+
+
+class RunsFasterThanTold(ObedientTreadmill):
+    """A deck whose belt settles 1.5 km/h above every target (a faulty speed sensor loop)."""
+
+    def _advance(self, now: float) -> None:
+        super()._advance(now)
+        if self.running and self.belt_speed >= self.target_speed - 1e-9:
+            self.belt_speed = self.target_speed + 1.5
+
+
+async def test_a_belt_faster_than_its_target_aborts_as_overspeed_and_stops() -> None:
+    async with rig(RunsFasterThanTold) as r:
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_aborted", within_s=120)
+        aborts = r.recorder.of_type("workout_aborted")
+        assert isinstance(aborts[0], WorkoutAborted)
+        assert aborts[0].reason is AbortReason.OVERSPEED
+        # Caught within a few records of the first Start: the belt never got far.
+        first_start = next(w.at for w in r.treadmill.writes if w.kind == "start")
+        assert aborts[0].at - first_start <= 5.0
+        await r.wait_for("stop_confirmed", within_s=60)
+        assert r.treadmill.belt_speed == 0.0
