@@ -47,7 +47,7 @@ class SimulatedTreadmillConfig(BaseModel):
     # A real deck takes seconds to reach a new speed; the daemon must not assume otherwise.
     acceleration_kmh_per_s: float = Field(default=1.0, gt=0)
     incline_rate_pct_per_s: float = Field(default=0.5, gt=0)
-    # FTMS §4.9: Treadmill Data is "typically" sent once per second.
+    # FTMS §4.4.1: Treadmill Data is "typically" sent once per second.
     data_rate_hz: float = Field(default=1.0, gt=0, le=50)
     # For the energy estimate only.
     user_weight_kg: float = Field(default=70.0, gt=0)
@@ -155,7 +155,7 @@ class TreadmillFaults:
     """
 
     # Set Target Speed is refused (Operation Failed) while the belt is stopped: the deck must
-    # be started first (3G Cardio, KingSmith; ftms.md §2 "Start before speed").
+    # be started first (3G Cardio: qdomyos-zwift#3382; KingSmith: walkingpad-controller docs §2.6).
     require_start_before_speed: bool = False
     # Start while running stops the belt instead of failing (TM11GY, QZ#5100).
     start_while_running_stops: bool = False

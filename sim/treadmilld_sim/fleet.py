@@ -133,7 +133,8 @@ class SimulatedTreadmill:
         for connection in self.connections:
             await lose_link(connection)
         # Let the disconnection settle before anything else touches advertising (Bumble
-        # answers a same-tick advertising change twice and fails, ble-testing.md §2).
+        # answers a same-tick advertising change twice and fails: InvalidStateError in
+        # bumble 0.0.236 `Host.on_command_processed`).
         await asyncio.sleep(0)
 
     async def stop_advertising(self) -> None:

@@ -95,8 +95,8 @@ async def lose_link(connection: Any) -> None:
     """Drop `connection` the way a radio link is lost: HCI 0x08, connection timeout.
 
     The central sees an ordinary disconnection (bleak's disconnected callback fires), not a
-    polite one; LocalLink never notices a vanished peer by itself (ble-testing.md §2), so the
-    peripheral has to end the link.
+    polite one; LocalLink never notices a vanished peer by itself (bumble 0.0.236:
+    `LocalLink.remove_controller` disconnects nobody), so the peripheral has to end the link.
     """
     with contextlib.suppress(HCI_Error, BaseBumbleError):
         await connection.disconnect(reason=HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR)

@@ -91,7 +91,7 @@ async def test_training_status_is_forwarded_from_a_deck_that_has_it(
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        # Reserved for future use by FTMS, sent by a real Urevo E1L (real-decks.md §1).
+        # Reserved for future use by FTMS, sent by a real Urevo E1L (blak3r/treadspan captures).
         ("0010", TrainingStatus(status=0x10)),
         ("0011", TrainingStatus(status=0x11)),
         ("000d", TrainingStatus(status=TrainingStatusCode.MANUAL_MODE)),

@@ -133,7 +133,7 @@ def test_a_range_too_narrow_for_any_mph_value_gets_the_one_below_it() -> None:
 
 def test_an_asked_speed_with_float_noise_is_not_dropped_a_whole_step() -> None:
     # 0.5 + 36 * 0.1 is 4.1000000000000005 and 4.1 * 100 is 409.99999999999994: both are 4.1
-    # (pyftms sends 4.09 here, real-decks.md §4).
+    # (pyftms sends 4.09 here: int() in dudanov/pyftms `serializer/num.py`).
     for asked in (0.5 + 36 * 0.1, 4.1, 4.0999999999999996):
         value, written_kmh = speed_to_write(
             asked, SpeedRange(0.5, 16.0, 0.1), range_unit=SpeedUnit.KMH, target_unit=SpeedUnit.KMH

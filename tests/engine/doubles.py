@@ -5,7 +5,7 @@ and coasts to a stop when paused, on the injected clock; it reports telemetry on
 records every write with its clock time, so tests can check what reached the "belt".
 The subclasses add one misbehaviour each.
 
-`DeckBehaviour` makes any of them behave like the real decks in real-decks.md §3 (slow
+`DeckBehaviour` makes any of them behave like real decks as users report them (slow
 deceleration, late Control Point answers, no Machine Status for console buttons or the safety
 key, resuming at the last target, left inclined with a slow incline motor); its defaults are
 the obedient deck. `belt_trace` records the belt itself (speed and incline) at every tick and at
@@ -76,7 +76,7 @@ class BeltSample(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class DeckBehaviour:
-    """How a deck departs from the obedient one (real-decks.md §3). The defaults are the
+    """How a deck departs from the obedient one (see docs/simulator.md). The defaults are the
     obedient deck exactly, so existing tests see no change."""
 
     # Belt deceleration; None: as fast as it accelerates. Real decks: 1.0 down to 0.25 km/h/s.

@@ -1,4 +1,4 @@
-"""The calorie model against the Compendium and the reference's worked examples."""
+"""The calorie model against the Compendium and worked examples for a 70 kg adult."""
 
 from __future__ import annotations
 

@@ -197,7 +197,7 @@ async def test_console_stop_or_pause_aborts(kind: StopKind, reason: AbortReason)
 
 
 async def test_console_start_mid_workout_aborts_and_stops_the_belt() -> None:
-    # ftms.md §2: a console start during a profile (say, mid-turn) takes the belt out of the
+    # Design choice: a console start during a profile (say, mid-turn) takes the belt out of the
     # profile's hands; the session aborts and stops it rather than fight the console.
     async with rig(lambda c: StartedAtConsoleMidRun(c, press_at=185.0)) as r:
         await r.session.start_profile("p2-retro-core")

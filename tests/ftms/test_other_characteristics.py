@@ -69,7 +69,7 @@ def test_training_status_with_utf8_string() -> None:
 
 
 def test_vendor_training_status_values_survive() -> None:
-    # KingSmith sends values outside Table 4.11 (ftms.md §1.5).
+    # KingSmith sends values outside Table 4.13 (walkingpad-controller docs §6.4).
     status = decode_training_status(bytes.fromhex("00 20"))
     assert status.status == 0x20
     assert status.code is None
@@ -104,7 +104,7 @@ def test_unencodable_training_status(status: TrainingStatus) -> None:
         encode_training_status(status)
 
 
-# --- Feature and ranges (FTMS v1.0.1 §4.3, §4.13, §4.14) ----------------------------------------
+# --- Feature and ranges (FTMS v1.0.1 §4.3, §4.11, §4.12) ----------------------------------------
 
 
 def test_feature_flags() -> None:

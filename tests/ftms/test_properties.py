@@ -108,7 +108,7 @@ def group(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]
     return st.just({}) | st.fixed_dictionaries(fields)
 
 
-# FTMS v1.0.1 §4.9.1, each group with its type, resolution and sentinel (the sentinel itself is
+# FTMS v1.0.1 §4.4.1, each group with its type, resolution and sentinel (the sentinel itself is
 # excluded from real values: it would decode as None).
 TREADMILL_GROUPS = [
     group(average_speed_kmh=scaled(0, U16, 100, 2)),

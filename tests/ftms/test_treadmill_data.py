@@ -1,4 +1,4 @@
-"""Treadmill Data fragments, reassembly, merging and encoder refusals (FTMS v1.0.1 §4.9, §4.19)."""
+"""Treadmill Data fragments, reassembly, merging and encoder refusals (FTMS v1.0.1 §4.4, §4.19)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Byte vectors from the FTMS spec, the project's reference notes and real treadmills.
+"""Byte vectors from the FTMS spec, other projects' protocol docs and real treadmills.
 
 Each vector cites where its bytes come from. Where a source documents a layout but no literal
 bytes, the values are ours and the comment says so.
@@ -54,7 +54,8 @@ from treadmilld.ftms import (
 # --- Control Point requests --------------------------------------------------------------------
 
 CONTROL_REQUESTS: list[tuple[str, ControlRequest]] = [
-    # ftms.md §1.3 (FTMS v1.0.1 Table 4.15): 4.0 km/h, 5 %, -3 %.
+    # FTMS v1.0.1 Table 4.15: 4.0 km/h (02 90 01 is also on the MC-21 wire, walkingpad-controller
+    # docs/ftms-protocol-reference.md §3), 5 % and -3 % (values ours).
     ("02 90 01", SetTargetSpeed(speed_kmh=4.0)),
     ("03 32 00", SetTargetInclination(inclination_pct=5.0)),
     ("03 e2 ff", SetTargetInclination(inclination_pct=-3.0)),
@@ -170,7 +171,7 @@ def test_malformed_responses_name_the_problem(hex_bytes: str, problem: str) -> N
 # --- Fitness Machine Status --------------------------------------------------------------------
 
 MACHINE_STATUSES: list[tuple[str, MachineStatus]] = [
-    # ftms.md §1.4: 05 69 00 = target speed 1.05 km/h.
+    # FTMS v1.0.1 Table 4.26: 05 69 00 = target speed 1.05 km/h (values ours).
     ("05 69 00", TargetSpeedChanged(speed_kmh=1.05)),
     # KingSmith MC-21 events on the wire (walkingpad-controller docs §6.3).
     ("02 01", StoppedOrPausedByUser(kind=StopKind.STOP)),
@@ -260,7 +261,7 @@ def test_bit_13_set_without_step_bytes_is_accepted() -> None:
 
 
 def test_every_field_in_spec_order_with_its_resolution() -> None:
-    # FTMS v1.0.1 §4.9.1, Table 4.8 (ftms.md §1.2): flags 0x1ffe = bits 1-12 set, bit 0 clear.
+    # FTMS v1.0.1 §4.4.1, Table 4.5: flags 0x1ffe = bits 1-12 set, bit 0 clear.
     data = bytes.fromhex(
         "fe 1f"
         " c2 01"  # instantaneous speed 4.50 km/h
@@ -300,7 +301,7 @@ def test_every_field_in_spec_order_with_its_resolution() -> None:
 
 
 def test_not_available_sentinels_decode_as_none_and_encode_back() -> None:
-    # FTMS §4.9.1.5/.6/.11-.13/.17/.18: 0x7fff, 0xffff and 0xff mean "not available".
+    # FTMS §4.4.1.5/.6/.10-.12/.17/.18: 0x7fff, 0xffff and 0xff mean "not available".
     data = bytes.fromhex("88 10 00 00 ff 7f ff 7f ff ff ff ff ff ff 7f ff 7f")
     record = decode_treadmill_data(data)
     assert record == TreadmillData(instantaneous_speed_kmh=0.0)
@@ -346,9 +347,9 @@ def test_bleak_bytearray_is_accepted() -> None:
 @pytest.mark.parametrize(
     "hex_bytes",
     [
-        "01 01 00",  # ftms.md §1.7: AD structure 06 16 26 18 01 01 00, value after the UUID
-        "01 00 01",  # type bytes swapped (ftms.md §1.7 quirks; pyftms ORs the bytes)
-        "01 01",  # one type byte only (same source)
+        "01 01 00",  # Urevo E1L AD 06 16 26 18 01 01 00 (blak3r/treadspan), value after the UUID
+        "01 00 01",  # type bytes swapped (dudanov/pyftms `machine_type.py` ORs the bytes)
+        "01 01",  # one type byte only (design choice: accepted)
         "01 01 00 00",  # trailing byte: ignored
     ],
 )

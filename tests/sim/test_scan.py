@@ -40,8 +40,9 @@ async def test_scan_filtered_by_full_ftms_uuid_finds_the_treadmill_and_its_servi
 async def test_short_uuid_filter_matches_nothing_like_bluez(
     fleet: SimulatedFleet, treadmill: SimulatedTreadmill
 ) -> None:
-    # bleak only lower-cases filters (ble-testing.md §1 pitfall 5): the daemon must pass
-    # full 128-bit UUIDs, and the simulator must not hide a mistake by normalizing.
+    # bleak only lower-cases filters (bleak 3.1.0 `BaseBleakScanner.is_allowed_uuid`): the
+    # daemon must pass full 128-bit UUIDs, and the simulator must not hide a mistake by
+    # normalizing.
     async with asyncio.timeout(TEST_TIMEOUT_S):
         found = await BleakScanner.discover(
             timeout=0.1, return_adv=True, service_uuids=["1826"], backend=fleet.scanner_backend
@@ -53,7 +54,7 @@ async def test_find_device_by_filter_sees_periodic_advertising(
     fleet: SimulatedFleet, treadmill: SimulatedTreadmill
 ) -> None:
     # find_device_by_filter registers its callback after start(): only a treadmill that keeps
-    # advertising, like a radio, is found (ble-testing.md §1 pitfall 4).
+    # advertising, like a radio, is found (bleak 3.1.0 `BleakScanner.find_device_by_filter`).
     async with asyncio.timeout(TEST_TIMEOUT_S):
         device = await BleakScanner.find_device_by_filter(
             lambda _, adv: FTMS_SERVICE_UUID in adv.service_data,

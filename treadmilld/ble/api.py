@@ -7,7 +7,7 @@ Rules every implementation keeps (the engine relies on them):
 - It never starts the belt by itself: not on connect, not after a reconnect.
 - It never re-applies a speed or incline after a reconnect: that decision is the engine's.
 - `start_belt` sends Start/Resume at most once while the belt is moving (some decks treat a
-  second Start as "stop", TM11GY in ftms.md §2).
+  second Start as "stop": TM11GY, qdomyos-zwift#5100).
 - Every target is clamped to the treadmill's supported range and rounded toward zero onto its
   increment, in the deck's own units, before it is written; the value actually written is
   returned (in km/h: exactly what the encoded number means to the deck, never above the asked
@@ -62,8 +62,9 @@ class TreadmillCapabilities:
     speed_range: SpeedRange | None
     # None when the treadmill exposes no Supported Inclination Range (incline not controllable).
     inclination_range: InclinationRange | None
-    # The deck takes no target speed while the belt stands (3G Cardio, KingSmith: "Start before
-    # speed", ftms.md §2): the engine then writes Start first and the restart speed at once.
+    # The deck takes no target speed while the belt stands (3G Cardio: qdomyos-zwift#3382;
+    # KingSmith: walkingpad-controller docs §2.6): the engine then writes Start first and the
+    # restart speed at once.
     speed_needs_running_belt: bool = False
 
 

@@ -210,7 +210,7 @@ class BleakGattBackend:
             # establish_connection retries the connect step the way Home Assistant learned to on
             # BlueZ (stale connections, service-cache races, le-connection-abort-by-local). On a
             # custom backend its BlueZ-only steps are skipped. The caller bounds the total time:
-            # its own not-found loop can take 36 s (ble-testing.md §6).
+            # its own not-found loop can take 36 s (9 x 4 s backoff in bleak-retry-connector 4.7.1).
             client = await establish_connection(
                 BleakClient,
                 device.handle,

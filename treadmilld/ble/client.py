@@ -504,7 +504,8 @@ class BleTreadmillLink:
             # Runs in bleak's callback: only enqueue, the pump does the work in order.
             return lambda data: session.inbound.put_nowait((uuid, data))
 
-        # One CCCD at a time with a gap: KingSmith drops CCCD writes < ~30 ms apart (ftms.md §2).
+        # One CCCD at a time with a gap: KingSmith drops CCCD writes < ~30 ms apart
+        # (walkingpad-controller docs §2.2).
         uuids = [TREADMILL_DATA_UUID]
         if connection.has_characteristic(MACHINE_STATUS_UUID):
             uuids.append(MACHINE_STATUS_UUID)
@@ -578,7 +579,7 @@ class BleTreadmillLink:
     ) -> T | None:
         """Read and decode an optional characteristic; absent or malformed gives None."""
         if not connection.has_characteristic(uuid):
-            # FTMS §4.3-4.4: a missing range means that target cannot be controlled.
+            # FTMS §4.11-4.12: a missing range means that target cannot be controlled.
             self._log.info("characteristic_missing", characteristic=uuid)
             return None
         raw = await self._read(connection, uuid)
@@ -779,7 +780,7 @@ class BleTreadmillLink:
             except asyncio.CancelledError:
                 # The caller gave up (an emergency stop cancels the engine mid-write), but the
                 # deck is still busy with this procedure and refuses the next write with ATT
-                # 0xFE (FTMS §4.16.4). Keep the channel until it answers or times out.
+                # 0xFE (FTMS §4.16.3). Keep the channel until it answers or times out.
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.shield(procedure)
                 if not procedure.done():
@@ -989,7 +990,7 @@ class BleTreadmillLink:
             await self._command(session, StopOrPause(kind=kind), what)
             session.halts += 1
         except ControlRejectedError as error:
-            # FTMS answers Stop on a stopped belt with Operation Failed (ftms.md §1.3): a belt
+            # FTMS answers Stop on a stopped belt with Operation Failed (FTMS §4.16.2.22): a belt
             # standing still, or coasting after an accepted stop, is where the caller wants it.
             if error.result != "operation_failed" or (self._telemetry.belt_moving and not coasting):
                 raise

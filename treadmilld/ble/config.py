@@ -119,7 +119,8 @@ class LinkSettings(BaseModel):
         default=10.0, gt=0, description="How long to look for the treadmill before giving up."
     )
     connect_timeout_s: float = Field(
-        # Home Assistant recommends at least 10 s for a BLE connect (ftms.md §2, BlueZ).
+        # Home Assistant recommends at least 10 s for a BLE connect on BlueZ
+        # (developers.home-assistant.io/docs/bluetooth).
         default=10.0,
         gt=0,
         description="Bound on one whole connect step (all its attempts).",
@@ -128,7 +129,7 @@ class LinkSettings(BaseModel):
         default=2, ge=1, le=10, description="Connect attempts per step (bleak-retry-connector)."
     )
     control_response_timeout_s: float = Field(
-        # FTMS sets no timeout (only ATT's 30 s); pyftms waits 2 s (ftms.md §1.3).
+        # FTMS sets no timeout (only ATT's 30 s); pyftms waits 2 s (dudanov/pyftms).
         default=2.0,
         gt=0,
         description="How long to wait for a Control Point response indication.",
@@ -140,7 +141,8 @@ class LinkSettings(BaseModel):
         description="No Treadmill Data for this long means the link is dead.",
     )
     cccd_gap_s: float = Field(
-        # KingSmith drops CCCD writes under ~30 ms apart; its app waits 100-300 ms (ftms.md §2).
+        # KingSmith drops CCCD writes under ~30 ms apart; its app waits 100-300 ms
+        # (walkingpad-controller docs §2.1-2.2).
         default=0.1,
         ge=0,
         description="Pause between enabling one notification and the next.",

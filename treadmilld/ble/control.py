@@ -4,8 +4,8 @@ Kept apart from the connection logic so each rule has a plain unit test.
 
 Rounding rule (every target, both directions of unit conversion): a target is clamped to the
 treadmill's supported range and then rounded **toward zero** onto what the treadmill can be
-sent: the range's grid (`minimum + k * increment`, FTMS v1.0.1 §4.13-4.14) and the Control
-Point's resolution in the unit the deck reads (0.01 km/h or 0.01 mph, §4.16.2.4). A speed is
+sent: the range's grid (`minimum + k * increment`, FTMS v1.0.1 §4.11-4.12) and the Control
+Point's resolution in the unit the deck reads (0.01 km/h or 0.01 mph, Table 4.15). A speed is
 never written faster than asked, after converting what is encoded back to km/h; the engine's
 caps therefore hold on mph decks too (5.0 km/h goes out as 3.10 mph = 4.989 km/h, never as
 3.11 mph = 5.005 km/h). The one exception is the range's own floor: a target below the slowest
@@ -22,7 +22,7 @@ from treadmilld.ble.api import ControlNotPermittedError, ControlRejectedError, L
 from treadmilld.ble.quirks import SpeedUnit, speed_from_deck, speed_to_deck
 from treadmilld.ftms import ResultCode, SpeedRange
 
-# Control Point parameter resolutions (FTMS v1.0.1 §4.16.2.4-5): speed 0.01 km/h, incline 0.1 %.
+# Control Point parameter resolutions (FTMS v1.0.1 Table 4.15): speed 0.01 km/h, incline 0.1 %.
 SPEED_DECIMALS = 2
 INCLINATION_DECIMALS = 1
 

@@ -1,7 +1,7 @@
 """Finding treadmills on air.
 
-A treadmill is recognised by its FTMS service data (FTMP §5.1.4: available flag + machine type,
-ftms.md §1.7). Some decks advertise none (Toorx TRL200: hassio-ftms#59; Domyos: #35, #45): for
+A treadmill is recognised by its FTMS service data (FTMS §3.1: available flag + machine type;
+FTMP §5.1.4). Some decks advertise none (Toorx TRL200: hassio-ftms#59; Domyos: #35, #45): for
 those the FTMS service UUID in the advertised service list, or a configured name match, makes
 them a candidate, confirmed after connecting by the presence of Treadmill Data (0x2ACD).
 """

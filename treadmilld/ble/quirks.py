@@ -1,8 +1,7 @@
 """How real treadmills deviate from FTMS, as a table keyed by the advertised name.
 
-Each entry cites where the behaviour was reported (see docs/ble-client.md and
-shared reference ftms.md §2). A deployment can also pick a quirk set by name, or spell the
-fields out, in `LinkSettings.quirks`.
+Each entry cites where the behaviour was reported (see docs/ble-client.md). A deployment can
+also pick a quirk set by name, or spell the fields out, in `LinkSettings.quirks`.
 """
 
 from __future__ import annotations
@@ -101,7 +100,8 @@ QUIRK_SETS: dict[str, Quirks] = {
     # mode, but report Treadmill Data in km/h: asked 1.0, the deck reported about 1.6
     # (qdomyos-zwift PR#4904 for the T202, PR#4721 for the 7.0AT). Range unit unverified.
     "jftm": Quirks(name="jftm", target_speed_unit=SpeedUnit.MPH),
-    # Bowflex T9 expects mph (ftms.md §2, from QZ); assumed mph in every direction (unverified).
+    # Bowflex T9 expects mph (qdomyos-zwift's Bowflex T9 driver); assumed mph in every direction
+    # (unverified).
     "mph": Quirks(
         name="mph",
         target_speed_unit=SpeedUnit.MPH,

@@ -4,7 +4,7 @@ An acknowledged Control Point command proves nothing: real decks skip statuses, 
 targets, decelerate slowly, ignore speed commands and refuse stops (see docs/safety.md and the
 deck behaviours in docs/simulator.md). Every safety decision that depends on the belt is taken
 from `BeltObserver`, which is fed only with Treadmill Data records (instantaneous speed and
-inclination, FTMS §4.9) and the time they arrived.
+inclination, FTMS §4.4) and the time they arrived.
 
 - MOVING: the last fresh record shows the belt above the standstill speed.
 - STANDING: fresh records have shown the belt at or below the standstill speed for at least
@@ -23,19 +23,21 @@ from treadmilld.engine.api import BeltState
 
 # At or below this measured speed the belt counts as standing. Well under the lowest speed any
 # deck runs at (0.5 km/h on most FTMS treadmills; 0.96 km/h on the Urevo E1L, whose Supported
-# Speed Range is `60 00 ...` = 0.96 km/h, real-decks.md §1), and above the 0.01 km/h wire
-# resolution (FTMS §4.9.1.2), so a coasting belt is never taken for a standing one.
+# Speed Range is `60 00 ...` = 0.96 km/h in the blak3r/treadspan urevo-E1L captures), and above
+# the 0.01 km/h wire resolution (FTMS §4.4.1.2), so a coasting belt is never taken for a
+# standing one.
 STANDSTILL_KMH = 0.1
 # How long records must read standstill before the belt counts as standing: one second covers
-# the slowest usual data rate (FTMS §4.9: "typically" 1 Hz) with a second record.
+# the slowest usual data rate (FTMS §4.4.1: "typically" 1 Hz) with a second record.
 STANDSTILL_CONFIRM_S = 1.0
 # Without a record for this long the belt's state is unknown (the same 3 s as the no-data
-# abort, ftms.md §5: "when data stops for more than 3 s").
+# abort: three missed records at 1 Hz; the KingSmith app also reconnects after 3 s without
+# data, walkingpad-controller docs §2.5).
 STALE_AFTER_S = 3.0
 
 # The slowest deck we allow for when deciding that a deck is not doing what it was told.
 # Real decks decelerate from about 1 km/h/s down to 0.25 km/h/s on heavy gym decks, and may
-# still move 10 s or more after a stop (real-decks.md §3, "Deceleration differs widely").
+# still move 10 s or more after a stop (user reports; no public measurement found).
 SLOWEST_DECELERATION_KMH_PER_S = 0.25
 # Acceleration of the slowest deck we allow for; decks accelerate at least as fast as they
 # decelerate in every public report we found, so the same figure is the safe choice.
@@ -44,16 +46,16 @@ SLOWEST_ACCELERATION_KMH_PER_S = 0.25
 # walkingpad-controller notes), and the first record showing motion can lag one data period.
 START_DELAY_S = 5.0
 # Slack on top of each allowance: one late record at 1 Hz, one late Control Point answer
-# (ftms.md §5: responses within 2-5 s on slow decks are normal), and rounding.
+# (pyftms waits 2 s for one: dudanov/pyftms), and rounding.
 RESPONSE_MARGIN_S = 3.0
 # Measured speed may exceed the target by this much (plus one deck increment) without being
 # overspeed: decks overshoot slightly and report in 0.01 km/h steps.
 SPEED_TOLERANCE_KMH = 0.3
-# The incline motor of the slowest deck (real-decks.md §3: "about 0.5 to 1 % per second";
-# half the slowest reported rate, for safety).
+# The incline motor of the slowest deck (about 0.5 to 1 % per second in user reports, no public
+# measurement found; half the slowest reported rate, for safety).
 SLOWEST_INCLINE_RATE_PCT_PER_S = 0.25
 # Measured incline within this of a cap counts as at the cap: Treadmill Data carries the
-# inclination in 0.1 % steps (FTMS §4.9.1.6), and decks move to targets on their own increment,
+# inclination in 0.1 % steps (FTMS §4.4.1.5), and decks move to targets on their own increment,
 # which the governor rounds down, so a deck that obeys ends at or below the cap.
 INCLINE_TOLERANCE_PCT = 0.1
 

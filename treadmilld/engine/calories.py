@@ -1,4 +1,4 @@
-"""The calorie model (retro-walking reference, section 1, "Recommended calorie model").
+"""The calorie model: a design choice built on the ACSM equations and the 2011 Compendium.
 
 Walking, ACSM (Bushman 2020): VO2 = 3.5 + 0.1*S + 1.8*S*G   (ml/kg/min; S in m/min, G a fraction)
 Running, ACSM:                VO2 = 3.5 + 0.2*S + 0.9*S*G
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from treadmilld.engine.api import Direction
 
 REST_VO2 = 3.5  # ml/kg/min, one MET
-BACKWARD_HORIZONTAL_FACTOR = 1.8  # k_h, fitted to Compendium 17320/17325 (reference §1)
+BACKWARD_HORIZONTAL_FACTOR = 1.8  # k_h: our fit to Compendium 17320/17325 (Ainsworth et al. 2011)
 BACKWARD_JOG_FACTOR = 1.35  # Rasica et al. 2020: backward running costs +35 %
 MET_FLOOR = 2.0
 # Speeds at which the running equation takes over. Forward: ACSM's running equation applies

@@ -46,7 +46,8 @@ from treadmilld.engine.planner import (
 log = structlog.get_logger()
 
 # Seconds between setpoint writes while ramping: one Control Point procedure per second keeps
-# well inside what BLE treadmills answer (ftms.md §5: one write in flight, 2-5 s timeout).
+# well inside what BLE treadmills answer (one procedure at a time, FTMS §4.16.3; pyftms waits
+# 2 s for an answer, dudanov/pyftms).
 DEFAULT_TICK_S = 1.0
 _EPS = 1e-6
 

@@ -64,7 +64,7 @@ log = structlog.get_logger()
 RAMP_WINDOW_S = 1.0
 _EPS = 1e-6
 # How long emergency_stop waits for the deck to answer Stop before it reports "not confirmed"
-# (ftms.md §5: slow decks answer within 2-5 s).
+# (design choice: pyftms waits 2 s for an answer; slow decks get more).
 EMERGENCY_STOP_TIMEOUT_S = 5.0
 # Records above the allowed speed needed before overspeed is called (one record can be a
 # glitch or a record from just before a write landed).
@@ -345,15 +345,15 @@ class SafetyGovernor:
                 )
             restart = limits.restart_speed_kmh
             # The restart speed goes first: decks that resume at their last target would
-            # otherwise jump back to it before a later write lands (real-decks.md §3).
+            # otherwise jump back to it before a later write lands (user reports; docs/safety.md).
             primed = False
             if not self._link_needs_running_belt():
                 try:
                     written = await self._link.set_target_speed(restart)
                     primed = True
                 except ControlRejectedError as error:
-                    # Decks that take no target while standing (3G Cardio; ftms.md §2): Start
-                    # first, then the restart speed at once, and watch the measured speed.
+                    # Decks that take no target while standing (3G Cardio, qdomyos-zwift#3382):
+                    # Start first, then the restart speed at once, and watch the measured speed.
                     log.info("restart_speed_refused_while_standing", error=str(error))
             await self._link.start_belt()
             now = self._clock.now()
@@ -539,7 +539,7 @@ class SafetyGovernor:
                 return 0.0
             cap = self._incline_cap(self._facing, limits, restarting=False)
             if not self._moving:
-                # The belt restarts with at most the turn incline (reference: "<= 5% at a turn").
+                # The belt restarts with at most the turn incline (design choice).
                 cap = min(cap, limits.max_turn_incline_pct)
             applied = min(max(incline_pct, limits.min_incline_pct), cap)
             if incline_pct > cap + _EPS:
@@ -636,7 +636,7 @@ class SafetyGovernor:
 
     def note_console_speed(self, speed_kmh: float) -> None:
         """Target Speed Changed (Machine Status 0x05) arrived. Real decks send it repeatedly
-        while the belt slows down (Urevo E1L, real-decks.md §1), so it is no console action
+        while the belt slows down (Urevo E1L: blak3r/treadspan captures), so it is no console action
         by itself. While the belt is told to move, ramps continue from the deck's new target
         and the next writes bring it back within the limits; a higher target also raises the
         speed the belt may show (the belt follows it until the executor's next write)."""

@@ -1,6 +1,6 @@
 """Safety limits: the configured sets, and the effective set one workout runs under.
 
-Default values come from the "Default safety limits" table of the retro-walking reference
+Default values are design choices, informed by backward-walking studies where there are any
 (docs/safety.md lists each with its source). They are engineering proposals pending clinician
 review. `effective_limits` combines global config, clinical mode, the profile's own limits and
 the treadmill's supported ranges; the strictest value of each wins. Only the safety governor
@@ -17,14 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from treadmilld.engine.api import Direction, Range
 
-# Hard caps no configuration may exceed (retro-walking reference, default limits table).
-HARD_CAP_BACKWARD_WALK_KMH = 6.0  # "5.0 km/h (unlock to 6.0)"
-HARD_CAP_BACKWARD_JOG_KMH = 8.0  # "7.0 km/h ... hard cap 8.0"
-HARD_CAP_BACKWARD_INCLINE_PCT = 15.0  # "10% (hard cap 15%)"
-HARD_CAP_BACKWARD_S = 30 * 60.0  # "<= 30 min (the longest dose in the trials)"
-# The belt restarts at no more than 1.0 km/h after any pause (reference, direction change row).
+# Hard caps no configuration may exceed (design choices; docs/safety.md gives their sources).
+HARD_CAP_BACKWARD_WALK_KMH = 6.0  # at the walk-run transition, 5.9 km/h (Hreljac et al. 2005)
+HARD_CAP_BACKWARD_JOG_KMH = 8.0  # no trial-based backward jogging programme was found
+HARD_CAP_BACKWARD_INCLINE_PCT = 15.0  # studies used 5 to 10 % (Hooper et al. 2004)
+HARD_CAP_BACKWARD_S = 30 * 60.0  # the longest dose in the trials (Michaelsen et al. 2014)
+# The belt restarts at no more than 1.0 km/h after any pause (design choice: about the slowest
+# speed decks hold, the Urevo E1L's 0.96 km/h minimum in the blak3r/treadspan captures).
 HARD_CAP_RESTART_KMH = 1.0
-# A turn pause under 10 s is never allowed (reference, direction change row).
+# A turn pause under 10 s is never allowed (design choice: no study measures turning time).
 MIN_TURN_PAUSE_S = 10.0
 # Perturbation training provokes falls with 10.8 km/h per s (BMC Geriatrics 2020); routine
 # ramps must be more than 20x gentler, so anything above 0.5 km/h per s is refused.
@@ -37,12 +38,12 @@ class LimitSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # [D] The reference sets no forward cap; 8 km/h keeps forward walking at walking pace.
+    # [D] design choice: 8 km/h keeps forward walking at walking pace.
     max_forward_speed_kmh: float = Field(default=8.0, gt=0, le=20.0)
     max_backward_speed_kmh: float = Field(default=5.0, gt=0, le=HARD_CAP_BACKWARD_WALK_KMH)
     backward_jog_unlocked: bool = False
     max_backward_jog_speed_kmh: float = Field(default=7.0, gt=0, le=HARD_CAP_BACKWARD_JOG_KMH)
-    # [D] The reference caps only the backward incline; 15 % matches its hard cap.
+    # [D] design choice: 15 % matches the backward incline's hard cap.
     max_forward_incline_pct: float = Field(default=15.0, ge=0, le=40.0)
     max_backward_incline_pct: float = Field(default=10.0, ge=0, le=HARD_CAP_BACKWARD_INCLINE_PCT)
     max_turn_incline_pct: float = Field(default=5.0, ge=0, le=5.0)
@@ -54,7 +55,8 @@ class LimitSet(BaseModel):
     min_backward_segment_s: float = Field(default=10.0, ge=10.0, le=600.0)
     # Incline changes only during steady walking this long after a speed change.
     steady_before_incline_s: float = Field(default=5.0, ge=0, le=60.0)
-    # ftms.md §5: abort "when data stops for more than 3 s".
+    # Three missed records at FTMS's typical 1 Hz (FTMS §4.4.1); the KingSmith app also gives
+    # up after 3 s without data (walkingpad-controller docs §2.5).
     telemetry_timeout_s: float = Field(default=3.0, gt=0, le=30.0)
 
     @model_validator(mode="after")
@@ -71,7 +73,7 @@ class LimitSet(BaseModel):
 
 def _clinical_defaults() -> LimitSet:
     return LimitSet(
-        max_forward_speed_kmh=4.0,  # [D] clinical users walk slowly; not from the reference
+        max_forward_speed_kmh=4.0,  # [D] design choice: clinical users walk slowly
         max_backward_speed_kmh=2.5,
         backward_jog_unlocked=False,
         max_backward_incline_pct=5.0,
@@ -116,7 +118,7 @@ class ProfileLimits(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class TreadmillRanges:
-    """What the treadmill itself supports (Supported Speed/Inclination Range, FTMS 4.13/4.14);
+    """What the treadmill itself supports (Supported Speed/Inclination Range, FTMS 4.11/4.12);
     `None` when the treadmill does not expose the characteristic."""
 
     speed: Range | None

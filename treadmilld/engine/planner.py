@@ -3,7 +3,7 @@
 No I/O and no clock: the same inputs always give the same plan, so `treadmilld profiles show`
 and the golden tests show exactly what the executor will ask of the belt.
 
-Rules the plan follows (retro-walking reference, default limits; docs/safety.md):
+Rules the plan follows (design choices; docs/safety.md gives the sources):
 - The belt starts from a pause at the restart speed (<= 1.0 km/h) and ramps at the ramp rate.
 - Before every pause (a turn, a rest, the end) the belt ramps down to the restart speed inside the
   segment's own time, so a treadmill that resumes at its last target restarts slowly.

@@ -453,7 +453,7 @@ class WorkoutSession:
             self._on_console_target(status)
         elif isinstance(status, StartedOrResumedByUser):
             if self._phase in ACTIVE_PHASES:
-                # ftms.md §2: console start/stop buttons must abort a running profile.
+                # Console Start (FTMS §4.17, status 0x04) aborts a running profile: design choice.
                 await self._abort(
                     AbortReason.STARTED_AT_CONSOLE,
                     "the belt was started at the console mid-workout",

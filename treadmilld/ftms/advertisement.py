@@ -41,8 +41,9 @@ class FtmsServiceData:
 def decode_ftms_service_data(data: BytesLike) -> FtmsServiceData:
     """Decode the service-data value (without the AD header or UUID).
 
-    Real machines swap the two type bytes or send only one (ftms.md §1.7); like pyftms, the
-    type bytes are ORed together, so every defined bit (all in the low byte) survives either way.
+    Real machines swap the two type bytes (dudanov/pyftms `machine_type.py`); a single type byte
+    is accepted too (design choice). Like pyftms, the type bytes are ORed together, so every
+    defined bit (all in the low byte) survives either way.
     """
     data = as_bytes(data, _CHARACTERISTIC)
     if len(data) < 2:

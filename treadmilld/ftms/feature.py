@@ -14,7 +14,7 @@ _INCLINATION_RANGE = "Supported Inclination Range (0x2AD5)"
 
 
 class MachineFeatures(IntFlag):
-    """First uint32 of 0x2ACC (FTMS v1.0.1 Table 4.2). Reserved bits are kept as they came."""
+    """First uint32 of 0x2ACC (FTMS v1.0.1 Table 4.3). Reserved bits are kept as they came."""
 
     AVERAGE_SPEED = 1 << 0
     CADENCE = 1 << 1
@@ -36,7 +36,7 @@ class MachineFeatures(IntFlag):
 
 
 class TargetSettingFeatures(IntFlag):
-    """Second uint32 of 0x2ACC (FTMS v1.0.1 Table 4.3): which targets the machine accepts."""
+    """Second uint32 of 0x2ACC (FTMS v1.0.1 Table 4.4): which targets the machine accepts."""
 
     SPEED = 1 << 0
     INCLINATION = 1 << 1
@@ -59,7 +59,8 @@ class TargetSettingFeatures(IntFlag):
 
 @dataclass(frozen=True, slots=True)
 class FitnessMachineFeature:
-    """What the machine claims to measure and accept. Real machines over-claim (ftms.md §1.6)."""
+    """What the machine claims to measure and accept. Real machines over-claim
+    (hassio-ftms#16, #20)."""
 
     machine: MachineFeatures
     target_settings: TargetSettingFeatures
@@ -99,7 +100,7 @@ class InclinationRange:
     increment_pct: float
 
 
-# FTMS v1.0.1 §4.13: three uint16 at 0.01 km/h. §4.14: sint16, sint16, uint16 at 0.1 %.
+# FTMS v1.0.1 §4.11: three uint16 at 0.01 km/h. §4.12: sint16, sint16, uint16 at 0.1 %.
 _SPEED_RANGE_LAYOUT = Layout(
     [Field(name, "u16", 100, 2) for name in ("minimum_kmh", "maximum_kmh", "increment_kmh")]
 )

@@ -12,7 +12,7 @@ _STRING_PRESENT = 0x01  # flags bit 0
 
 
 class TrainingStatusCode(IntEnum):
-    """Values defined by FTMS v1.0.1 Table 4.11. Vendors (KingSmith) send others too."""
+    """Values defined by FTMS v1.0.1 Table 4.13. Vendors (KingSmith) send others too."""
 
     OTHER = 0x00
     IDLE = 0x01

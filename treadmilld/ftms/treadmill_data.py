@@ -1,4 +1,4 @@
-"""Treadmill Data (0x2ACD): decode, encode, fragment and reassemble (FTMS v1.0.1 §4.9).
+"""Treadmill Data (0x2ACD): decode, encode, fragment and reassemble (FTMS v1.0.1 §4.4).
 
 The layout is a table of field groups keyed by flag bit, in spec order. Each flags value is
 compiled once into a struct-backed `Layout`, so the hot path (10 Hz per treadmill) is a dict
@@ -19,7 +19,7 @@ from treadmilld.ftms.errors import BytesLike, CodecError, as_bytes, require_type
 _CHARACTERISTIC = "Treadmill Data (0x2ACD)"
 
 # Flag bit 0 is "More Data": when it is 1 the notification is a non-final fragment and carries
-# no Instantaneous Speed (FTMS §4.9.1.1, §4.19).
+# no Instantaneous Speed (FTMS §4.4.1.1, §4.19).
 MORE_DATA_BIT = 0x0001
 # Bit 13 is reserved in FTMS v1.0.1, but KingSmith and Urevo decks put a 3-byte step count there
 # (hassio-ftms#3; mcdax/walkingpad-controller docs §6.2 reads it as uint16 plus a zero byte, which
@@ -27,9 +27,9 @@ MORE_DATA_BIT = 0x0001
 STEP_COUNT_BIT = 0x2000
 _RESERVED_BITS = 0xC000
 
-_NOT_AVAILABLE_S16 = 0x7FFF  # FTMS §4.9.1.5, .6, .17, .18
-_NOT_AVAILABLE_U16 = 0xFFFF  # FTMS §4.9.1.11, .12
-_NOT_AVAILABLE_U8 = 0xFF  # FTMS §4.9.1.13
+_NOT_AVAILABLE_S16 = 0x7FFF  # FTMS §4.4.1.5, .6, .17, .18
+_NOT_AVAILABLE_U16 = 0xFFFF  # FTMS §4.4.1.10, .11
+_NOT_AVAILABLE_U8 = 0xFF  # FTMS §4.4.1.12
 
 # (flag bit, fields) in the order they follow the flags on the air. Bit 0 is listed like the
 # others; its meaning is inverted when the flags are read and written.

@@ -14,7 +14,7 @@ from typing import Any
 
 from treadmilld.engine.api import BeltState, Phase, Range, SessionSnapshot
 
-# Used until the treadmill reports its Supported Speed/Inclination Range (FTMS 4.13, 4.14);
+# Used until the treadmill reports its Supported Speed/Inclination Range (FTMS 4.11, 4.12);
 # discovery is re-announced with the real bounds once they are known.
 DEFAULT_SPEED_RANGE = Range(minimum=0.0, maximum=20.0, increment=0.1)
 DEFAULT_INCLINE_RANGE = Range(minimum=0.0, maximum=15.0, increment=0.5)
