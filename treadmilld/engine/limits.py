@@ -97,7 +97,7 @@ class SafetyLimits(BaseModel):
         if self.clinical.backward_jog_unlocked:
             raise ValueError(
                 "clinical.backward_jog_unlocked must be false: backward jogging is not allowed "
-                "in clinical mode (retro-walking reference, default limits)"
+                "in clinical mode (docs/safety.md, the limits table); set it to false"
             )
         return self
 
