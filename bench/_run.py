@@ -235,7 +235,7 @@ def render(outcomes: list[Outcome], *, quick: bool) -> str:
         " daemon's `stop_confirmed` event on `<id>/event`. One emergency stop is in flight at a"
         " time (its publish -> reply window holds a lock that start commands also take); other"
         " treadmills keep streaming data and starting meanwhile. Each treadmill starts a new"
-        " stop cycle only while it fits in the window (`--seconds`, 75 s by default): slower"
+        " stop cycle only while it fits in the window (`--seconds`, 65 s by default): slower"
         " classes get fewer stops per treadmill, and with n under 100 p99 is the maximum."
         " Floors, in the same run: a bare publish->receive hop and a bare round"
         " trip (request -> echo client -> reply) through the same broker, a bare `BleakClient`"
@@ -244,8 +244,8 @@ def render(outcomes: list[Outcome], *, quick: bool) -> str:
         " trip + GATT write->indication, standstill and `stop_confirmed` against the physical"
         " floor, the belt speed at the publish / the deck's deceleration, which nothing can"
         " beat. The first zero record comes up to one data period (1 s at 1 Hz) after the belt"
-        " stops; `stop_confirmed` needs two records at standstill over 1 s"
-        " (`treadmilld/engine/belt.py`).",
+        " stops; `stop_confirmed` needs records at or below 0.1 km/h for"
+        " 1 s, at least two (`treadmilld/engine/belt.py`).",
         "- **timewarp**: wall time to run a 45-minute profile against the simulated treadmill on"
         " a `VirtualTimeEventLoop`, through the real client and engine.",
         "- **footprint**: the daemon (`treadmilld run`) as a subprocess with 1 and 8 simulated"
