@@ -158,8 +158,13 @@ async def test_after_an_emergency_stop_forward_a_backward_profile_turns_first() 
     async with sim_rig(deck("SIM-ESTOP-TURN"), library=library) as rig:
         await rig.session.start_profile("fwd")
         await asyncio.sleep(60.0)
+        sent_at = rig.clock.now()
         assert await rig.session.emergency_stop() is StopOutcome.STOP_SENT
         await rig.wait_for("stop_confirmed")
+        # One Stop, accepted, was enough: verification watched the belt and sent nothing more.
+        assert [r for r in rig.requests_after(sent_at - 1e-6) if isinstance(r, StopOrPause)] == [
+            StopOrPause(kind=StopKind.STOP)
+        ]
         await rig.session.start_profile("backward-first")
         restart = await rig.wait_requests(StartOrResume, 2)
         turn_now = [e for e in rig.events if isinstance(e, TurnNow)]

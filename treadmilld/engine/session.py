@@ -526,7 +526,7 @@ class WorkoutSession:
 
     # ------------------------------------------------------------------ verified stops
 
-    def _request_verified_stop(self, *, restart: bool = False) -> None:
+    def _request_verified_stop(self, *, restart: bool = False, stop_accepted: bool = False) -> None:
         """Stop the belt until the deck's data shows it standing (in the background; one at a
         time). `restart` replaces a running one (after a reconnect its link is gone)."""
         running = self._stop_task
@@ -535,11 +535,13 @@ class WorkoutSession:
                 return
             running.cancel()
         self._stop_task = self._spawn(
-            self._guarded("verified_stop", self._stop_until_standing),
+            self._guarded(
+                "verified_stop", lambda: self._stop_until_standing(stop_accepted=stop_accepted)
+            ),
             f"stop-{self.treadmill_id}",
         )
 
-    async def _stop_until_standing(self) -> None:
+    async def _stop_until_standing(self, *, stop_accepted: bool = False) -> None:
         """The stop ladder until the belt is measured standing: Stop, then Pause (control is
         asked for again on refusal), retried every `STOP_RETRY_S`. If the belt is not standing
         after the slowest deck's deceleration time, `stop_unconfirmed` is raised once; if the
@@ -549,7 +551,9 @@ class WorkoutSession:
         speed = max(observer.speed_kmh or 0.0, self._governor.target_speed_kmh or 0.0)
         deadline = started + deceleration_allowance_s(max(speed, MIN_STOP_ALLOWANCE_KMH))
         alarmed = False
-        accepted = False
+        # A Stop the deck accepted just before (the emergency stop's own) is not sent again
+        # until the deck has had its stopping time.
+        accepted = stop_accepted
         next_attempt = started
         while True:
             if observer.state() is BeltState.STANDING:
@@ -861,10 +865,10 @@ class WorkoutSession:
                     "key if someone is on the belt",
                 )
             if self._link.connection_state is ConnectionState.CONNECTED:
-                self._request_verified_stop()
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Verification carries on from here: no second Stop right after an accepted
+                # one. The cancelled executor finishes in the session's TaskGroup; the answer
+                # does not wait for it.
+                self._request_verified_stop(stop_accepted=accepted)
         except Exception as error:  # noqa: BLE001 - emergency_stop must never raise
             log.warning("emergency_stop_error", error=repr(error))
             return StopOutcome.NOT_CONFIRMED
