@@ -1,8 +1,9 @@
 """A throwaway mosquitto for benchmarks: free port, readiness = a real CONNACK.
 
-Facts from docs/../shared reference mqtt.md §3: Debian installs mosquitto in /usr/sbin (often not
-on a non-root PATH); as root it must be told `user root` or it drops to a user that cannot read
-our temporary directory; a TCP accept is not readiness, a CONNACK is.
+Why it is set up this way: Debian's mosquitto package installs the broker in /usr/sbin (often
+not on a non-root PATH); started as root, mosquitto drops to the `mosquitto` user unless the
+config says `user root` (mosquitto.conf(5), "user"), and that user cannot read our temporary
+directory; a TCP accept is not readiness, a CONNACK is (MQTT 3.1.1 §3.2).
 """
 
 from __future__ import annotations
