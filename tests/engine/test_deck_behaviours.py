@@ -477,3 +477,39 @@ async def test_shutdown_on_a_deck_that_refuses_stop_and_pause_tries_both() -> No
         kinds = [r.kind for r in rig.requests_after(asked_at - 1e-6) if isinstance(r, StopOrPause)]
         assert kinds[:2] == [StopKind.STOP, StopKind.PAUSE]
         assert aborted(rig).reason is AbortReason.SHUTDOWN
+
+
+async def test_a_deck_that_needs_start_first_and_resumes_at_its_last_target_restarts_slowly() -> (
+    None
+):
+    """It refuses a target while standing, so Start goes first and the restart speed right
+    after it; the measured belt never heads for the old target."""
+    config = deck(
+        "SIM-BELT-FIRST",
+        require_start_before_speed=True,
+        resume_at_last_target=True,
+        acceleration_kmh_per_s=2.0,
+    )
+    async with sim_rig(config, library=TURNS) as rig:
+        await rig.session.start_profile("turns")
+        await asyncio.sleep(40.0)
+        await rig.session.pause()
+        await rig.wait_for("workout_paused")
+        await asyncio.sleep(15.0)
+        await rig.session.resume()
+        await rig.wait_for("workout_resumed")
+        await asyncio.sleep(8.0)
+        restart = starts(rig)[-1]
+        requests = [r for _, r in rig.requests]
+        start_index = max(i for i, r in enumerate(requests) if isinstance(r, StartOrResume))
+        # The refused target, then Start, then the restart speed at once.
+        refused, start, restart_speed = requests[start_index - 1 : start_index + 2]
+        assert isinstance(refused, SetTargetSpeed)
+        assert isinstance(start, StartOrResume)
+        assert isinstance(restart_speed, SetTargetSpeed)
+        assert restart_speed.speed_kmh <= RESTART_KMH
+        for sample in rig.belt:
+            if restart <= sample.at <= restart + 3.0:
+                envelope = RESTART_KMH + SPEED_TOLERANCE_KMH + 0.5 * (sample.at - restart)
+                assert sample.speed_kmh <= envelope, (sample, restart)
+        assert rig.of_type("workout_aborted") == []
