@@ -1,22 +1,37 @@
-"""Property tests: random profiles x random limits x random treadmills x random commands and
-faults, run in virtual time; every governor invariant is checked on what reached the belt.
+"""Property tests: random profiles x random limits x random decks x random commands and faults,
+run in virtual time; the safety invariants are checked on the *measured belt*.
+
+The deck itself is random (`DeckBehaviour`, as users report decks): deceleration from 1.0 down to
+0.25 km/h/s, Control Point answers up to 3 s late, no Machine Status for console buttons and
+the safety key, resuming at the last target on Start, left inclined at 12-15 % with a slow
+incline motor, data at 1-10 Hz. The deck records its belt (`belt_trace`: speed and incline at
+every tick and at every write it acts on), and the invariants below are stated on that trace
+and on the events a person hears or sees, not on what the engine believes it commanded.
 
 The expected limits are computed here from the inputs (not read back from the engine), so a
 wrong combination in the engine shows up as a violation.
+
+`HYPOTHESIS_PROFILE=soak TREADMILLD_PROPERTY_EXAMPLES=20000` runs a big batch (the profile is
+registered in tests/conftest.py; see docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import itertools
 import math
+import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import event as note
+import pytest
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from treadmilld.clock import LoopClock
 from treadmilld.engine.api import (
@@ -24,16 +39,32 @@ from treadmilld.engine.api import (
     CommandRejectedError,
     Direction,
     SegmentStarted,
+    SessionEvent,
+    StopConfirmed,
+    StopUnconfirmed,
     TurnCountdown,
     TurnNow,
     WorkoutAborted,
+    WorkoutFinished,
+    WorkoutStarted,
+)
+from treadmilld.engine.api import Phase as WorkoutPhase
+from treadmilld.engine.belt import (
+    INCLINE_TOLERANCE_PCT,
+    STALE_AFTER_S,
+    STANDSTILL_CONFIRM_S,
+    STANDSTILL_KMH,
+    deceleration_allowance_s,
 )
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import LimitSet, ProfileLimits, SafetyLimits
 from treadmilld.engine.profile import Profile, RepeatBlock, Segment
+from treadmilld.engine.session import WorkoutSession
 from treadmilld.ftms import InclinationRange, SpeedRange, StopKind
 
 from .doubles import (
+    BeltSample,
+    DeckBehaviour,
     DropsLinkMidRun,
     GoesSilentMidRun,
     ObedientTreadmill,
@@ -43,7 +74,35 @@ from .doubles import (
 )
 from .harness import rig, run_in_virtual_time
 
+# Float noise only: every allowance below is named and explained where it is used.
 TOLERANCE = 1e-6
+# Treadmill Data carries the speed in 0.01 km/h and the inclination in 0.1 % steps
+# (FTMS §4.4.1); the deck double reports its belt rounded to them.
+SPEED_REPORT_STEP_KMH = 0.01
+INCLINE_REPORT_STEP_PCT = 0.1
+# Virtual time a workout may take beyond its plan (script delays, pauses, turns waiting for
+# the belt) before the scenario stops waiting for it to end.
+GIVE_UP_AFTER_S = 1800.0
+# The examples this file runs by default: enough to find the known counterexamples in a normal
+# run, few enough to keep the file well under a minute on 2 shared cores. A loaded Hypothesis
+# profile (HYPOTHESIS_PROFILE=soak, or --hypothesis-profile) decides instead.
+DEFAULT_EXAMPLES = 100
+ACTIVE = frozenset(
+    {
+        WorkoutPhase.RUNNING,
+        WorkoutPhase.TURNING,
+        WorkoutPhase.AWAITING_CONFIRMATION,
+        WorkoutPhase.RESTING,
+        WorkoutPhase.PAUSED,
+    }
+)
+
+
+def note(what: str) -> None:
+    """A Hypothesis statistics event (skipped when a case is replayed outside a test)."""
+    if currently_in_test_context():
+        hypothesis_event(what)
+
 
 # ----------------------------------------------------------------------------- strategies
 
@@ -52,7 +111,7 @@ def walking(directions: list[Direction]) -> st.SearchStrategy[Segment]:
     return st.builds(
         Segment,
         direction=st.sampled_from(directions),
-        duration_s=st.integers(5, 150).map(float),
+        duration_s=st.integers(5, 120).map(float),
         speed_kmh=st.floats(0.3, 8.0).map(lambda v: round(v, 2)),
         incline_pct=st.floats(-2.0, 15.0).map(lambda v: round(v, 1)),
     )
@@ -72,19 +131,25 @@ item = st.one_of(
 
 
 @st.composite
-def profiles(draw: st.DrawFn) -> Profile:
-    # Start forward, then backward at least once, so turns are always exercised.
-    first = draw(walking([Direction.FORWARD]))
-    second = draw(walking([Direction.BACKWARD]))
-    segments = [first, second, *draw(st.lists(item, min_size=1, max_size=4))]
+def profiles(draw: st.DrawFn, name: str, first: Direction | None) -> Profile:
+    """`first` given: that way first, then the other way (turns are always exercised). None:
+    one segment either way, then anything."""
+    if first is None:
+        segments: list[Segment | RepeatBlock] = [
+            draw(walking([Direction.FORWARD, Direction.BACKWARD]))
+        ]
+    else:
+        other = Direction.BACKWARD if first is Direction.FORWARD else Direction.FORWARD
+        segments = [draw(walking([first])), draw(walking([other]))]
+    segments.extend(draw(st.lists(item, min_size=0 if first is None else 1, max_size=3)))
     limits = ProfileLimits(
         turn_pause_s=draw(st.none() | st.floats(5.0, 30.0)),
         ramp_rate_kmh_per_s=draw(st.none() | st.floats(0.1, 1.0)),
         max_backward_speed_kmh=draw(st.none() | st.floats(1.0, 6.0)),
     )
     return Profile(
-        name="random",
-        title="Random",
+        name=name,
+        title=name.capitalize(),
         description="generated",
         suits="tests",
         sources=["hypothesis"],
@@ -103,44 +168,139 @@ limit_sets = st.builds(
     max_backward_incline_pct=st.floats(0.0, 15.0),
     ramp_rate_kmh_per_s=st.floats(0.1, 0.5),
     turn_pause_s=st.floats(10.0, 25.0),
-    max_backward_s=st.floats(30.0, 1800.0),
+    # Small budgets mostly, so that the budget, not the profile, ends backward walking.
+    max_backward_s=st.floats(30.0, 120.0) | st.floats(30.0, 120.0) | st.floats(120.0, 1800.0),
 )
 
 
 @dataclass(frozen=True)
-class Treadmill:
+class Deck:
+    """The treadmill: its ranges and how it behaves (see docs/simulator.md)."""
+
     min_speed: float
     max_speed: float
     increment: float
-    incline: InclinationRange | None
+    incline: InclinationRange
+    acceleration_kmh_per_s: float
+    behaviour: DeckBehaviour
+    data_hz: float
+
+    @property
+    def data_period_s(self) -> float:
+        return 1.0 / self.data_hz
+
+    @property
+    def deceleration_kmh_per_s(self) -> float:
+        deceleration = self.behaviour.deceleration_kmh_per_s
+        return self.acceleration_kmh_per_s if deceleration is None else deceleration
 
 
-treadmills = st.builds(
-    Treadmill,
-    min_speed=st.sampled_from([0.1, 0.5, 0.8, 1.0]),
-    max_speed=st.sampled_from([6.0, 12.0, 20.0]),
-    increment=st.sampled_from([0.1, 0.05, 0.2]),
-    incline=st.sampled_from(
-        [None, InclinationRange(0.0, 15.0, 0.5), InclinationRange(-3.0, 10.0, 1.0)]
-    ),
-)
+@st.composite
+def decks(draw: st.DrawFn) -> Deck:
+    incline = draw(
+        st.sampled_from([InclinationRange(0.0, 15.0, 0.5), InclinationRange(-3.0, 10.0, 1.0)])
+    )
+    left_at = draw(st.just(0.0) | st.floats(12.0, 15.0).map(lambda v: round(v, 1)))
+    behaviour = DeckBehaviour(
+        deceleration_kmh_per_s=draw(st.sampled_from([0.25, 1.0]) | st.floats(0.25, 1.0)),
+        answer_delay_s=draw(st.just(0.0) | st.floats(0.05, 3.0)),
+        reports_console_status=draw(st.booleans()),
+        resumes_at_last_target=draw(st.booleans()),
+        initial_incline_pct=min(left_at, incline.maximum_pct),
+        incline_rate_pct_per_s=draw(st.none() | st.floats(0.5, 1.0)),
+    )
+    return Deck(
+        min_speed=draw(st.sampled_from([0.1, 0.5, 0.8, 1.0])),
+        max_speed=draw(st.sampled_from([6.0, 12.0, 20.0])),
+        increment=draw(st.sampled_from([0.1, 0.05, 0.2])),
+        incline=incline,
+        acceleration_kmh_per_s=draw(st.floats(0.5, 2.0)),
+        behaviour=behaviour,
+        data_hz=draw(st.sampled_from([1.0, 2.0, 4.0, 10.0])),
+    )
+
+
+Trigger = Literal["after", "segment_end", "budget_end"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """`action` once `trigger` happens: `after` `seconds` (from the previous command), or when
+    `seconds` are left of the backward segment being walked (`segment_end`: inside its last
+    ramp-down) or of the session's backward budget (`budget_end`)."""
+
+    trigger: Trigger
+    seconds: float
+    action: str
+    value: float
+
 
 # Stops end the run early, so they are drawn less often than the other commands.
-COMMANDS = [
+ACTIONS = [
     *["pause", "resume", "skip", "confirm", "speed", "incline"] * 4,
     "stop",
     "emergency_stop",
 ]
-commands = st.lists(
-    st.tuples(
-        st.floats(0.0, 240.0),
-        st.sampled_from(COMMANDS),
-        st.floats(-1.0, 12.0),
+command = st.one_of(
+    st.builds(
+        Command,
+        trigger=st.just("after"),
+        seconds=st.floats(0.0, 240.0),
+        action=st.sampled_from(ACTIONS),
+        value=st.floats(-1.0, 12.0),
     ),
-    max_size=6,
+    st.builds(
+        Command,
+        trigger=st.sampled_from(["segment_end", "budget_end"]),
+        seconds=st.floats(0.0, 10.0),
+        action=st.sampled_from(["pause", "skip", "pause", "skip", "stop", "emergency_stop"]),
+        value=st.floats(-1.0, 12.0),
+    ),
 )
+scripts = st.lists(command, max_size=6)
 FAULTS = ["none", "safety_key", "console_pause", "console_stop", "link_drop", "silent"]
-faults = st.tuples(st.sampled_from(["none"] * 5 + FAULTS), st.floats(5.0, 900.0))
+faults = st.tuples(st.sampled_from(["none"] * 5 + FAULTS), st.floats(5.0, 600.0))
+
+
+@dataclass(frozen=True)
+class Second:
+    """A new start_profile after the first workout ended (finished or aborted), perhaps the
+    other way round: the "turn before start" path."""
+
+    profile: Profile
+    clinical: bool
+    after_s: float
+    script: list[Command]
+
+
+@dataclass(frozen=True)
+class Case:
+    profile: Profile
+    limits: SafetyLimits
+    clinical: bool
+    deck: Deck
+    fault: tuple[str, float]
+    script: list[Command]
+    second: Second | None
+
+
+cases = st.builds(
+    Case,
+    profile=profiles("random", Direction.FORWARD),
+    limits=limit_sets.map(lambda general: SafetyLimits(general=general)),
+    clinical=st.booleans(),
+    deck=decks(),
+    fault=faults,
+    script=scripts,
+    second=st.none()
+    | st.builds(
+        Second,
+        profile=profiles("second", None),
+        clinical=st.booleans(),
+        after_s=st.floats(0.0, 30.0),
+        script=st.lists(command, max_size=3),
+    ),
+)
 
 # ----------------------------------------------------------------------------- expectations
 
@@ -158,9 +318,7 @@ class Expected:
     increment: float
 
 
-def expected_limits(
-    limits: SafetyLimits, profile: Profile, clinical: bool, treadmill: Treadmill
-) -> Expected:
+def expected_limits(limits: SafetyLimits, profile: Profile, clinical: bool, deck: Deck) -> Expected:
     sets = [limits.general, limits.clinical] if clinical or profile.clinical else [limits.general]
     backward = [
         s.max_backward_jog_speed_kmh if s.backward_jog_unlocked else s.max_backward_speed_kmh
@@ -168,236 +326,1147 @@ def expected_limits(
     ]
     p = profile.limits
     return Expected(
-        max_forward=min([*(s.max_forward_speed_kmh for s in sets), treadmill.max_speed]),
-        max_backward=min([*backward, p.max_backward_speed_kmh or math.inf, treadmill.max_speed]),
+        max_forward=min([*(s.max_forward_speed_kmh for s in sets), deck.max_speed]),
+        max_backward=min([*backward, p.max_backward_speed_kmh or math.inf, deck.max_speed]),
         ramp=min([*(s.ramp_rate_kmh_per_s for s in sets), p.ramp_rate_kmh_per_s or math.inf]),
         turn_pause=max([*(s.turn_pause_s for s in sets), p.turn_pause_s or 0.0]),
         restart=min(s.restart_speed_kmh for s in sets),
         max_backward_s=min(s.max_backward_s for s in sets),
         max_backward_incline=min(s.max_backward_incline_pct for s in sets),
         turn_incline=min(s.max_turn_incline_pct for s in sets),
-        increment=treadmill.increment,
+        increment=deck.increment,
     )
 
 
-def make_treadmill(
-    fault: str, at: float, spec: Treadmill
-) -> Callable[[LoopClock], ObedientTreadmill]:
-    speed = SpeedRange(spec.min_speed, spec.max_speed, spec.increment)
-    incline = spec.incline
-
+def make_deck(fault: str, at: float, deck: Deck) -> Callable[[LoopClock], ObedientTreadmill]:
     def build(clock: LoopClock) -> ObedientTreadmill:
-        ranges: dict[str, Any] = {"speed_range": speed, "inclination_range": incline}
+        kwargs: dict[str, Any] = {
+            "speed_range": SpeedRange(deck.min_speed, deck.max_speed, deck.increment),
+            "inclination_range": deck.incline,
+            "acceleration_kmh_per_s": deck.acceleration_kmh_per_s,
+            "telemetry_interval_s": deck.data_period_s,
+            "behaviour": deck.behaviour,
+        }
         if fault == "safety_key":
-            return SafetyKeyPulledMidRun(clock, pull_at=at, **ranges)
+            return SafetyKeyPulledMidRun(clock, pull_at=at, **kwargs)
         if fault == "console_pause":
-            return PausedAtConsoleMidRun(clock, press_at=at, kind=StopKind.PAUSE, **ranges)
+            return PausedAtConsoleMidRun(clock, press_at=at, kind=StopKind.PAUSE, **kwargs)
         if fault == "console_stop":
-            return PausedAtConsoleMidRun(clock, press_at=at, kind=StopKind.STOP, **ranges)
+            return PausedAtConsoleMidRun(clock, press_at=at, kind=StopKind.STOP, **kwargs)
         if fault == "link_drop":
-            return DropsLinkMidRun(clock, drop_at=at, back_after=20.0, **ranges)
+            return DropsLinkMidRun(clock, drop_at=at, back_after=20.0, **kwargs)
         if fault == "silent":
-            return GoesSilentMidRun(clock, silent_at=at, **ranges)
-        return ObedientTreadmill(clock, speed_range=speed, inclination_range=incline)
+            return GoesSilentMidRun(clock, silent_at=at, **kwargs)
+        return ObedientTreadmill(clock, **kwargs)
 
     return build
 
 
-# ----------------------------------------------------------------------------- the property
+# ----------------------------------------------------------------------------- the scenario
 
 
-def facing_at(events: Sequence[object], write: Write) -> Direction | None:
-    """The way the user faces at a write: the last walking segment started by then."""
-    facing = None
-    for event in events:
-        walking = isinstance(event, SegmentStarted) and event.direction is not Direction.REST
-        if walking and isinstance(event, SegmentStarted) and event.at <= write.at + TOLERANCE:
-            facing = event.direction
-    return facing
+@dataclass
+class Workout:
+    started_at: float
+    expected: Expected
+    # `workout_finished` / `workout_aborted` events of this workout, in order (one if all is
+    # well).
+    endings: list[SessionEvent] = field(default_factory=list)
+
+    @property
+    def abort(self) -> WorkoutAborted | None:
+        aborts = [e for e in self.endings if isinstance(e, WorkoutAborted)]
+        return aborts[0] if aborts else None
 
 
-@dataclass(frozen=True)
-class Case:
-    profile: Profile
-    limits: SafetyLimits
-    clinical: bool
-    spec: Treadmill
-    fault: tuple[str, float]
-    script: list[tuple[float, str, float]]
+@dataclass
+class Run:
+    """Everything that happened, for the invariants."""
+
+    deck: Deck
+    fault: str
+    writes: list[Write]
+    trace: list[BeltSample]
+    link_log: list[tuple[float, bool]]
+    events: list[SessionEvent]
+    workouts: list[Workout]
+    # (clock time, index of the workout started last) of every emergency_stop command.
+    emergency_stops: list[tuple[float, int]]
+    final_phase: str
+    records: list[BeltSample] = field(init=False)
+    record_times: list[float] = field(init=False)
+    trace_times: list[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # What the engine was told: the deck reports its speed in 0.01 km/h and its incline in
+        # 0.1 % steps (FTMS §4.4.1).
+        self.records = [
+            s._replace(speed_kmh=round(s.speed_kmh, 2), incline_pct=round(s.incline_pct, 1))
+            for s in self.trace
+            if s.reported
+        ]
+        self.record_times = [s.at for s in self.records]
+        self.trace_times = [s.at for s in self.trace]
 
 
-async def scenario(case: Case) -> None:
-    profile, limits, clinical, spec = case.profile, case.limits, case.clinical, case.spec
-    fault, script = case.fault, case.script
-    library = ProfileLibrary.from_profiles([profile], limits=limits)
-    async with rig(make_treadmill(fault[0], fault[1], spec), limits=limits, library=library) as r:
-        session = r.session
-        refused: CommandRejectedError | None = None
-        try:
-            await session.start_profile("random", clinical=clinical)
-        except CommandRejectedError as error:
-            refused = error
-        if refused is not None:
-            # Only a treadmill that cannot restart gently may be refused.
-            assert refused.code == "limit_exceeded"
-            note("refused: treadmill cannot restart gently")
-            return
-        plan = session.plan
-        assert plan is not None
+async def _triggered(
+    session: WorkoutSession, command: Command, expected: Expected, give_up_at: float
+) -> bool:
+    """Wait for the command's moment; False if the workout ended (or `give_up_at` came)
+    first."""
+    if command.trigger == "after":
+        await asyncio.sleep(command.seconds)
+        return True
+    loop = asyncio.get_running_loop()
+    while loop.time() < give_up_at:
+        snapshot = session.snapshot()
+        if snapshot.phase not in ACTIVE or snapshot.phase is WorkoutPhase.PAUSED:
+            return False  # ended, or paused: no backward time passes until a resume
+        if snapshot.direction is Direction.BACKWARD:
+            if command.trigger == "segment_end":
+                left = snapshot.segment_remaining_s
+            else:
+                left = expected.max_backward_s - snapshot.backward_s
+            if left is not None and left <= command.seconds:
+                return True
+        await asyncio.sleep(0.1)
+    return False
 
-        async def confirmer() -> None:
-            while True:
-                await asyncio.sleep(7.0)
-                with contextlib.suppress(CommandRejectedError):
-                    await session.confirm_turn()
 
-        helper = asyncio.create_task(confirmer())
-        for delay, command, value in script:
-            await asyncio.sleep(delay)
+async def _perform(session: WorkoutSession, command: Command, emergency: list[float]) -> None:
+    with contextlib.suppress(CommandRejectedError):
+        action, value = command.action, command.value
+        if action == "pause":
+            await session.pause()
+        elif action == "resume":
+            await session.resume()
+        elif action == "skip":
+            await session.skip_segment()
+        elif action == "confirm":
+            await session.confirm_turn()
+        elif action == "speed":
+            await session.set_speed(value)
+        elif action == "incline":
+            await session.set_incline(value * 2)
+        elif action == "stop":
+            await session.stop()
+        else:
+            emergency.append(asyncio.get_running_loop().time())
+            await session.emergency_stop()
+
+
+async def _walk_workout(
+    session: WorkoutSession,
+    script: Sequence[Command],
+    expected: Expected,
+    total_s: float,
+    emergency: list[float],
+) -> None:
+    """Play the script, then let the workout run out (resuming anything paused)."""
+
+    async def confirmer() -> None:
+        while True:
+            await asyncio.sleep(7.0)
             with contextlib.suppress(CommandRejectedError):
-                if command == "pause":
-                    await session.pause()
-                elif command == "resume":
-                    await session.resume()
-                elif command == "skip":
-                    await session.skip_segment()
-                elif command == "confirm":
-                    await session.confirm_turn()
-                elif command == "speed":
-                    await session.set_speed(value)
-                elif command == "incline":
-                    await session.set_incline(value * 2)
-                elif command == "stop":
-                    await session.stop()
-                else:
-                    await session.emergency_stop()
-        # Let anything paused carry on, then run the workout out.
+                await session.confirm_turn()
+
+    helper = asyncio.create_task(confirmer())
+    loop = asyncio.get_running_loop()
+    # A workout that never ends (stuck in a turn) is given up on, and fails `workout_ends`.
+    deadline = loop.time() + total_s * 1.5 + GIVE_UP_AFTER_S
+    try:
+        for step in script:
+            if await _triggered(session, step, expected, deadline):
+                await _perform(session, step, emergency)
         with contextlib.suppress(CommandRejectedError):
             await session.resume()
-        deadline = r.clock.now() + plan.total_s * 2 + 7200
-        while session.snapshot().phase.value not in {"finished", "aborted"} and (
-            r.clock.now() < deadline
-        ):
+        while session.snapshot().phase in ACTIVE and loop.time() < deadline:
             await asyncio.sleep(5.0)
             with contextlib.suppress(CommandRejectedError):
                 await session.resume()
+    finally:
         helper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await helper
+
+
+async def _start(session: WorkoutSession, profile: str, clinical: bool) -> str | None:
+    """start_profile; the refusal's code, or None when it started."""
+    try:
+        await session.start_profile(profile, clinical=clinical)
+    except CommandRejectedError as refused:
+        return refused.code
+    return None
+
+
+async def scenario(case: Case) -> Run | None:
+    deck = case.deck
+    profiles_ = [case.profile] + ([case.second.profile] if case.second else [])
+    library = ProfileLibrary.from_profiles(profiles_, limits=case.limits)
+    fault, fault_at = case.fault
+    async with rig(make_deck(fault, fault_at, deck), limits=case.limits, library=library) as r:
+        session = r.session
+        expectations: list[Expected] = []
+        emergency: list[float] = []
+        emergency_stops: list[tuple[float, int]] = []
+        refused = await _start(session, "random", case.clinical)
+        if refused is not None:
+            # Only a treadmill that cannot restart gently may be refused.
+            assert refused == "limit_exceeded", refused
+            note("refused: treadmill cannot restart gently")
+            return None
+        plan = session.plan
+        assert plan is not None
+        expected = expected_limits(case.limits, case.profile, case.clinical, deck)
+        expectations.append(expected)
+        await _walk_workout(session, case.script, expected, plan.total_s, emergency)
+        emergency_stops += [(at, 0) for at in emergency]
+        emergency.clear()
+
+        second = case.second
+        if second is not None and session.snapshot().phase not in ACTIVE:
+            await asyncio.sleep(second.after_s)
+            expected = expected_limits(case.limits, second.profile, second.clinical, deck)
+            started = False
+            for _ in range(60):
+                refused = await _start(session, "second", second.clinical)
+                if refused is None:
+                    started = True
+                    break
+                if refused == "limit_exceeded":
+                    break
+                # The belt still coasting, or the link not back yet: a person tries again.
+                assert refused in {"belt_moving", "not_connected"}, refused
+                await asyncio.sleep(2.0)
+            if started:
+                plan = session.plan
+                assert plan is not None
+                expectations.append(expected)
+                await _walk_workout(session, second.script, expected, plan.total_s, emergency)
+                emergency_stops += [(at, 1) for at in emergency]
+            note(f"second workout: {'started' if started else 'not started'}")
+
         await asyncio.sleep(60.0)  # anything that would wrongly resume has time to do so
-        aborted = [e for e in r.recorder.events if isinstance(e, WorkoutAborted)]
-        note(f"ended {aborted[0].reason.value if aborted else 'finished'}")
-        note(f"writes: {'<50' if len(r.treadmill.writes) < 50 else '>=50'}")
-        note(f"turns: {plan.turn_count > 0}")
-        check_invariants(
-            r.treadmill.writes,
-            r.recorder.events,
-            expected_limits(limits, profile, clinical, spec),
-            session.snapshot().phase.value,
+        final_phase = session.snapshot().phase.value
+        events = list(r.recorder.events)
+        # Events are recorded in the order the session emitted them: each workout's endings
+        # follow its own `workout_started` (a second workout may start in the same instant).
+        workouts: list[Workout] = []
+        for event in events:
+            if isinstance(event, WorkoutStarted):
+                workouts.append(Workout(event.at, expectations[len(workouts)]))
+            elif isinstance(event, WorkoutFinished | WorkoutAborted) and workouts:
+                workouts[-1].endings.append(event)
+        assert len(workouts) == len(expectations), (workouts, expectations)
+        aborts = [w.abort.reason.value for w in workouts if w.abort is not None]
+        note(f"ended: {aborts or 'finished'}")
+        note(f"fault: {fault}")
+        return Run(
+            deck=deck,
+            fault=fault,
+            writes=list(r.treadmill.writes),
+            trace=list(r.treadmill.belt_trace),
+            link_log=list(r.treadmill.link_log),
+            events=events,
+            workouts=workouts,
+            emergency_stops=emergency_stops,
+            final_phase=final_phase,
         )
 
 
-def check_invariants(  # noqa: PLR0912 - one list of invariants, read top to bottom
-    writes: Sequence[Write], events: Sequence[object], expected: Expected, final_phase: str
-) -> None:
-    assert final_phase in {"finished", "aborted"}, f"workout did not end: {final_phase}"
-    aborts = [e for e in events if isinstance(e, WorkoutAborted)]
-    assert not [a for a in aborts if a.reason is AbortReason.COMMAND_FAILED], aborts
-    assert len(aborts) <= 1
+# ----------------------------------------------------------------------------- reading a run
 
-    abort_at = aborts[0].at if aborts else math.inf
-    last_speed: Write | None = None
-    moving = False
-    facing: Direction | None = None
-    last_facing: Direction | None = None
-    stopped_at = -math.inf
-    moving_since = 0.0
-    backward_s = 0.0
-    last_incline = 0.0
-    for write in writes:
+
+def _workout_at(run: Run, at: float) -> Workout:
+    """The workout started last at or before `at` (the first one before any)."""
+    index = bisect.bisect_right([w.started_at for w in run.workouts], at + TOLERANCE) - 1
+    return run.workouts[max(index, 0)]
+
+
+def _walking_direction_at(run: Run, at: float) -> Direction | None:
+    """The way the walking segment started last at or before `at` goes (what the belt is
+    started for)."""
+    direction = None
+    for event in run.events:
+        if event.at > at + TOLERANCE:
+            break
+        if isinstance(event, SegmentStarted) and event.direction is not Direction.REST:
+            direction = event.direction
+    return direction
+
+
+def _facing_before(run: Run, at: float) -> Direction | None:
+    """The way the person faces just before `at`: as last told by `turn_now`, else the way the
+    first walking segment goes (the way they stepped on). Strictly before: a `turn_now` in the
+    same instant as a write came after it (a turn holds the belt for seconds before a Start)."""
+    facing = None
+    for told in run.events:
+        if told.at >= at - TOLERANCE:
+            break
+        if isinstance(told, TurnNow):
+            facing = told.to_direction
+        elif (
+            facing is None
+            and isinstance(told, SegmentStarted)
+            and told.direction is not Direction.REST
+        ):
+            facing = told.direction
+    return facing
+
+
+def _facing_changes(run: Run) -> list[tuple[float, Direction]]:
+    changes: list[tuple[float, Direction]] = []
+    for event in run.events:
+        if isinstance(event, TurnNow):
+            changes.append((event.at, event.to_direction))
+        elif (
+            not changes
+            and isinstance(event, SegmentStarted)
+            and event.direction is not Direction.REST
+        ):
+            changes.append((event.at, event.direction))
+    return changes
+
+
+def _connected_at(run: Run, at: float) -> bool:
+    connected = False
+    for when, up in run.link_log:
+        if when > at + TOLERANCE:
+            break
+        connected = up
+    return connected
+
+
+def _standing_since(run: Run, until: float) -> float | None:
+    """Start of the run of records showing the belt standing (at or below STANDSTILL_KMH)
+    that lasts up to `until`, without a gap in the data longer than the observer allows; None
+    if the last record before `until` shows the belt moving (or there is none)."""
+    end = bisect.bisect_right(run.record_times, until + TOLERANCE)
+    since: float | None = None
+    for index in range(end - 1, -1, -1):
+        record = run.records[index]
+        if record.speed_kmh > STANDSTILL_KMH:
+            break
+        later = run.records[index + 1].at if index + 1 < end else until
+        if later - record.at > STALE_AFTER_S:
+            break
+        since = record.at
+    return since
+
+
+def _samples(run: Run, start: float, end: float) -> list[BeltSample]:
+    lo = bisect.bisect_left(run.trace_times, start - TOLERANCE)
+    hi = bisect.bisect_right(run.trace_times, end + TOLERANCE)
+    return run.trace[lo:hi]
+
+
+def _sample_at(run: Run, at: float) -> BeltSample | None:
+    """The deck's state at `at`: for a write's own moment, the sample taken when it reached
+    the deck (the last one at or before that moment, so an earlier write in the same instant
+    has taken effect)."""
+    index = bisect.bisect_right(run.trace_times, at) - 1
+    return run.trace[index] if index >= 0 else None
+
+
+# ----------------------------------------------------------------------------- invariants
+
+
+class InvariantError(AssertionError):
+    """One invariant broken; `tag` names which (see KNOWN_ENGINE_BUGS)."""
+
+    def __init__(self, tag: str, info: tuple[object, ...]) -> None:
+        super().__init__(tag, *info)
+        self.tag = tag
+
+
+def expect(holds: bool, tag: str, *info: object) -> None:
+    if not holds:
+        raise InvariantError(tag, info)
+
+
+def check_workouts(run: Run) -> None:
+    """Every workout ends, once: finished or exactly one `workout_aborted`; never an abort
+    for `command_failed` or `internal_error`; a deck with no injected fault is never aborted
+    for anything but the person's own stop (no false alarm)."""
+    expect(run.final_phase in {"finished", "aborted"}, "workout_ends", run.final_phase)
+    for index, workout in enumerate(run.workouts):
+        expect(len(workout.endings) == 1, "one_ending", index, workout.endings)
+    aborts = [e for e in run.events if isinstance(e, WorkoutAborted)]
+    for abort in aborts:
+        expect(abort.reason is not AbortReason.COMMAND_FAILED, "no_command_failed", abort)
+        expect(abort.reason is not AbortReason.INTERNAL_ERROR, "no_internal_error", abort)
+    if run.fault == "none":
+        mine = {AbortReason.EMERGENCY_STOP, AbortReason.USER_STOP}
+        for abort in aborts:
+            expect(abort.reason in mine, "no_false_alarm", abort)
+
+
+def _facing_segments(run: Run) -> tuple[list[float], list[Direction]]:
+    changes = _facing_changes(run)
+    return [at for at, _ in changes], [direction for _, direction in changes]
+
+
+def _faces_backward(times: list[float], facings: list[Direction], at: float) -> bool:
+    index = bisect.bisect_right(times, at + TOLERANCE) - 1
+    return index >= 0 and facings[index] is Direction.BACKWARD
+
+
+def check_backward_speed(run: Run) -> None:
+    """While the person faces backward, the belt never runs above the backward cap plus one
+    deck increment (the cap is on the deck's step grid; one step covers its rounding)."""
+    times, facings = _facing_segments(run)
+    for sample in run.trace:
+        if _faces_backward(times, facings, sample.at):
+            cap = _workout_at(run, sample.at).expected.max_backward
+            limit = cap + run.deck.increment + TOLERANCE
+            expect(sample.speed_kmh <= limit, "backward_speed", sample, cap)
+
+
+def check_backward_incline(run: Run) -> None:
+    """While the belt moves with the person facing backward, its incline is at most the
+    backward maximum plus the observer's tolerance (and half a report step for the deck's
+    own value): an incline write that reached the deck after its caller gave up counts too."""
+    times, facings = _facing_segments(run)
+    for sample in run.trace:
+        if sample.speed_kmh > STANDSTILL_KMH and _faces_backward(times, facings, sample.at):
+            cap = _workout_at(run, sample.at).expected.max_backward_incline
+            limit = cap + INCLINE_TOLERANCE_PCT + INCLINE_REPORT_STEP_PCT / 2 + TOLERANCE
+            expect(sample.incline_pct <= limit, "backward_incline", sample, cap)
+
+
+def _starts(run: Run) -> list[Write]:
+    return [w for w in run.writes if w.kind == "start"]
+
+
+def check_turns(run: Run) -> None:
+    """A Start never moves the belt the other way from how the person was last told to face.
+    Before every Start that changes direction: the belt was measured standing continuously
+    (records at or below STANDSTILL_KMH, no data gap) for at least the turn time up to that
+    Start; `turn_now` came after the belt was measured standing; the countdown 3, 2, 1 came
+    right before the Start (its last second, then only the writes that start the belt)."""
+    previous: Direction | None = None
+    # What may pass between the countdown's "1" and the Start reaching the deck: the last
+    # second of the countdown, then the incline, restart speed and Start writes, each
+    # answered late on a slow deck, plus half a second for the tasks in between.
+    countdown_slack_s = 1.0 + 3 * run.deck.behaviour.answer_delay_s + 0.5
+    for start in _starts(run):
+        direction = _walking_direction_at(run, start.sent)
+        expect(direction is not None, "start_for_a_segment", start)
+        facing = _facing_before(run, start.sent)
+        expect(facing in {None, direction}, "turn_before_other_way", start, direction, facing)
+        if previous is not None and direction is not previous:
+            expected = _workout_at(run, start.sent).expected
+            since = _standing_since(run, start.at)
+            expect(since is not None, "turn_standing", start)
+            assert since is not None
+            stood = start.at - since
+            expect(stood >= expected.turn_pause - TOLERANCE, "turn_time", start, stood)
+            for sample in _samples(run, since, start.at):
+                # The deck itself, within half a report step of what it reported.
+                standing = sample.speed_kmh <= STANDSTILL_KMH + SPEED_REPORT_STEP_KMH / 2
+                expect(standing, "turn_moving", start, since, sample)
+            told = [e for e in run.events if isinstance(e, TurnNow) and e.at <= start.sent]
+            expect(bool(told), "turn_now", start)
+            turn_now = told[-1]
+            assert isinstance(turn_now, TurnNow)
+            expect(turn_now.to_direction is direction, "turn_now", turn_now, start)
+            expect(turn_now.at >= since - TOLERANCE, "turn_now_on_standing", turn_now, since)
+            countdown = [
+                e
+                for e in run.events
+                if isinstance(e, TurnCountdown) and turn_now.at <= e.at <= start.sent
+            ]
+            last = countdown[-3:]
+            expect([e.seconds_left for e in last] == [3, 2, 1], "countdown", start, countdown)
+            expect(all(e.to_direction is direction for e in last), "countdown", last)
+            late_s = start.at - last[-1].at
+            expect(late_s <= countdown_slack_s + TOLERANCE, "countdown_then_start", last, start)
+        previous = direction
+
+
+def check_restarts(run: Run) -> None:
+    """In the first seconds after any Start (until a speed write above the restart speed
+    reaches the deck, or the belt is paused again) the belt never runs above the restart speed:
+    a deck that resumes at its last target must not jump. Before every Start the incline is at
+    most the turn maximum (facing backward: and the backward maximum) plus the observer's
+    tolerance: the governor lowers it before every Start."""
+    for start in _starts(run):
+        expected = _workout_at(run, start.sent).expected
+        end = math.inf
+        for write in run.writes:
+            if write.at <= start.at + TOLERANCE:
+                continue
+            above = write.kind == "speed" and (write.value or 0.0) > expected.restart + TOLERANCE
+            if above or write.kind in {"pause", "stop", "start"}:
+                end = write.at
+                break
+        for sample in _samples(run, start.at, end):
+            if sample.at > end:
+                break  # the write's own moment is the last before it takes effect
+            limit = expected.restart + TOLERANCE
+            expect(sample.speed_kmh <= limit, "restart_speed", start, sample, expected.restart)
+        cap = expected.turn_incline
+        if _walking_direction_at(run, start.sent) is Direction.BACKWARD:
+            cap = min(cap, expected.max_backward_incline)
+        cap += INCLINE_TOLERANCE_PCT
+        reported = [r for r in run.records if r.at <= start.at + TOLERANCE]
+        expect(bool(reported), "data_before_start", start)
+        # What the deck sent: its incline rounded to the report step.
+        measured = reported[-1].incline_pct
+        expect(measured <= cap + TOLERANCE, "restart_incline", start, reported[-1], cap)
+        at_start = _sample_at(run, start.at)
+        assert at_start is not None
+        limit = cap + INCLINE_REPORT_STEP_PCT / 2 + TOLERANCE
+        expect(at_start.incline_pct <= limit, "restart_incline", start, at_start, cap)
+
+
+def _ends(run: Run) -> list[tuple[float, str, int]]:
+    """Every moment the belt was told to stop for good (aborts, finishes, emergency stops),
+    what it was, and the index of the workout it ended."""
+    ends = [
+        (ending.at, ending.type, index)
+        for index, workout in enumerate(run.workouts)
+        for ending in workout.endings
+    ]
+    ends += [(at, "emergency_stop", index) for at, index in run.emergency_stops]
+    return sorted(ends)
+
+
+def _next_start(run: Run, index: int) -> float:
+    """When the workout after workout `index` started (infinity if none did)."""
+    return run.workouts[index + 1].started_at if index + 1 < len(run.workouts) else math.inf
+
+
+def check_no_restart_after_an_end(run: Run) -> None:
+    """After an abort, a finish or an emergency stop, nothing sends Start or a speed above the
+    restart speed until a new start_profile."""
+    for at, what, index in _ends(run):
+        # A write in the very instant the next workout started is that workout's.
+        until = _next_start(run, index) - TOLERANCE
+        restart = run.workouts[index].expected.restart
+        for write in run.writes:
+            if not at + TOLERANCE < write.sent < until:
+                continue
+            moving = write.kind == "start" or (
+                write.kind == "speed" and (write.value or 0.0) > restart + TOLERANCE
+            )
+            expect(not moving, "no_restart_after_end", what, at, write)
+
+
+def _speed_to_stop_from(run: Run, at: float) -> float:
+    """The belt's speed around `at`, or its target if it was told to run."""
+    speed = max((s.speed_kmh for s in _samples(run, at - 1.0, at + 1.0)), default=0.0)
+    before = [w for w in run.writes if w.at <= at]
+    belt = [w for w in before if w.kind in {"start", "pause", "stop"}]
+    speeds = [w.value or 0.0 for w in before if w.kind == "speed"]
+    if belt and belt[-1].kind == "start" and speeds:
+        speed = max(speed, speeds[-1])
+    return speed
+
+
+def check_verified_stops(run: Run) -> None:
+    """After every abort, emergency stop and finish the belt is measured standing within the
+    slowest deck's deceleration allowance (`deceleration_allowance_s`, from at least 1 km/h as
+    the session does), or `stop_unconfirmed` is raised by then (or was raised for a stop not
+    confirmed since); and once the belt is measured standing, `stop_confirmed` follows. While
+    the link is down nothing can be measured or sent: the clock starts when it is back."""
+    unconfirmed = [e.at for e in run.events if isinstance(e, StopUnconfirmed)]
+    confirmed = [e.at for e in run.events if isinstance(e, StopConfirmed)]
+    # The session looks at the belt on every record and at least once a second.
+    alarm_slack_s = 1.0 + run.deck.data_period_s
+    # Standing is confirmed after STANDSTILL_CONFIRM_S of records at standstill (two at
+    # least), seen on the next record or look, once the deck has answered the Stop (which
+    # may wait behind a write in flight).
+    confirm_slack_s = (
+        STANDSTILL_CONFIRM_S
+        + 2 * run.deck.data_period_s
+        + 1.0
+        + 2 * run.deck.behaviour.answer_delay_s
+    )
+    for at, what, _ in _ends(run):
+        base = at
+        if not _connected_at(run, base):
+            back = [when for when, up in run.link_log if up and when > at]
+            if not back:
+                continue
+            base = back[0]
+        drops = [when for when, up in run.link_log if not up and when > base]
+        starts_after = [w.sent for w in _starts(run) if w.sent > base]
+        taken_over = min([*drops, *starts_after, math.inf])
+        allowance = deceleration_allowance_s(max(_speed_to_stop_from(run, base), 1.0))
+        if taken_over < base + allowance:
+            continue  # a new workout or a dropped link took over; judged from there
+        standing_at = None
+        first = bisect.bisect_left(run.record_times, base)
+        for record in run.records[first:]:
+            if record.at >= taken_over:
+                break
+            if record.speed_kmh <= STANDSTILL_KMH:
+                standing_at = record.at
+                break
+        in_time = standing_at is not None and standing_at <= base + allowance + TOLERANCE
+        last_confirmed = max([c for c in confirmed if c < base - TOLERANCE], default=-math.inf)
+        alarm_by = base + allowance + alarm_slack_s
+        alarmed = any(last_confirmed < u <= alarm_by for u in unconfirmed)
+        expect(in_time or alarmed, "stop_in_time_or_alarm", what, base, allowance, standing_at)
+        if standing_at is not None:
+            confirm_by = standing_at + confirm_slack_s
+            expect(
+                any(base - TOLERANCE <= c <= confirm_by for c in confirmed),
+                "stop_confirmed",
+                what,
+                base,
+                standing_at,
+                confirmed,
+            )
+
+
+def _backward_bouts(run: Run, workout: Workout, until: float) -> list[tuple[Write, Write | None]]:
+    """(Start, the Pause/Stop that ended it) for each backward bout of one workout."""
+    bouts: list[tuple[Write, Write | None]] = []
+    current: Write | None = None
+    for write in run.writes:
+        if write.at < workout.started_at - TOLERANCE or write.at >= until:
+            continue
         if write.kind == "start":
-            new_facing = facing_at(events, write)
-            assert new_facing is not None
-            if last_facing is not None and new_facing is not last_facing:
-                # A change of direction: paused long enough, with a countdown in between.
-                assert write.at - stopped_at >= expected.turn_pause - TOLERANCE, (
-                    write,
-                    stopped_at,
-                    expected.turn_pause,
-                )
-                turn_events = [
-                    e
-                    for e in events
-                    if isinstance(e, TurnNow | TurnCountdown)
-                    and stopped_at - TOLERANCE <= e.at <= write.at + TOLERANCE
-                ]
-                assert isinstance(turn_events[0], TurnNow)
-                assert turn_events[0].to_direction is new_facing
-                countdown = [e.seconds_left for e in turn_events if isinstance(e, TurnCountdown)]
-                assert countdown[-3:] == [3, 2, 1]
-            assert last_incline <= expected.turn_incline + TOLERANCE or not moving
+            if _walking_direction_at(run, write.sent) is Direction.BACKWARD:
+                current = write
+        elif write.kind in {"pause", "stop"} and current is not None:
+            bouts.append((current, write))
+            current = None
+    if current is not None:
+        bouts.append((current, None))
+    return bouts
+
+
+def check_backward_budget(run: Run) -> None:
+    """The session's backward budget, on commands and on the measured belt.
+
+    Commanded: time from each backward Start to the Pause/Stop that ended it (as they reached
+    the deck), cut at an abort (after which the belt is the deck's, e.g. still running with the
+    link down until the stop can be sent), is at most `max_backward_s`.
+
+    Measured: the time the deck's records show the belt moving while the person faces
+    backward, cut at an abort, is at most `max_backward_s` plus, for each backward bout, the
+    time this deck needs to bring the belt from its speed at the Pause/Stop to a standstill
+    (the bout's last ramp-down, at the restart speed or below when the governor paused it: the
+    person keeps walking backward while it coasts) and one data period (a record showing the
+    belt moving counts until the next record)."""
+    times, facings = _facing_segments(run)
+    for index, workout in enumerate(run.workouts):
+        until = _next_start(run, index)
+        cut = min(workout.abort.at if workout.abort else math.inf, until)
+        budget = workout.expected.max_backward_s
+        commanded = 0.0
+        allowance = 0.0
+        for start, end in _backward_bouts(run, workout, until):
+            ended = end.at if end is not None else math.inf
+            commanded += max(min(ended, cut) - start.at, 0.0)
+            sample = _sample_at(run, end.at) if end is not None else None
+            speed = sample.speed_kmh if sample is not None else workout.expected.max_backward
+            allowance += speed / run.deck.deceleration_kmh_per_s + run.deck.data_period_s
+        expect(commanded <= budget + TOLERANCE, "commanded_budget", index, commanded, budget)
+        measured = 0.0
+        lo = bisect.bisect_left(run.record_times, workout.started_at - TOLERANCE)
+        for i in range(lo, len(run.records) - 1):
+            record, following = run.records[i], run.records[i + 1]
+            if record.at >= cut:
+                break
+            if record.speed_kmh > STANDSTILL_KMH and _faces_backward(times, facings, record.at):
+                measured += min(following.at, cut) - record.at
+        expect(
+            measured <= budget + allowance + TOLERANCE,
+            "measured_budget",
+            index,
+            measured,
+            budget,
+            allowance,
+        )
+
+
+def check_commands(run: Run) -> None:
+    """What the governor writes: speeds within the cap for the way the belt was started, and
+    at most the restart speed while the belt stands (the restart speed goes before Start); each
+    speed write within the ramp allowance of the last; never a Pause from speed; inclines
+    within the backward cap while walking backward. Each workout starts from a standing belt
+    (the last one may have been stopped by the deck itself)."""
+    starts = [w.started_at for w in run.workouts]
+    moving = False
+    direction: Direction | None = None
+    last_speed: Write | None = None
+    workout = 0
+    for write in run.writes:
+        begun = bisect.bisect_right(starts, write.sent + TOLERANCE)
+        if begun != workout:
+            workout, moving, last_speed = begun, False, None
+        expected = _workout_at(run, write.sent).expected
+        if write.kind == "start":
+            direction = _walking_direction_at(run, write.sent)
             moving = True
-            facing = last_facing = new_facing
-            moving_since = write.at
-            last_speed = None
         elif write.kind in {"pause", "stop"}:
-            if moving and facing is Direction.BACKWARD:
-                # After an abort the belt is the deck's (e.g. still running with the link
-                # down until the stop can be sent); the budget is the engine's until then.
-                backward_s += min(write.at, abort_at) - moving_since
-            if write.kind == "pause" and moving:
-                assert last_speed is not None
-                assert last_speed.value is not None
-                assert last_speed.value <= expected.restart + TOLERANCE, "paused from speed"
-            if moving:
-                stopped_at = write.at
+            if write.kind == "pause" and moving and last_speed is not None:
+                paused_from = last_speed.value or 0.0
+                expect(paused_from <= expected.restart + TOLERANCE, "pause_from_speed", write)
             moving = False
         elif write.kind == "speed":
-            assert write.value is not None
-            assert moving, "speed written while the belt was paused"
-            cap = expected.max_backward if facing is Direction.BACKWARD else expected.max_forward
-            assert write.value <= cap + TOLERANCE, (write, facing, cap)
-            if last_speed is None:
-                assert write.value <= expected.restart + TOLERANCE, "restart above the cap"
+            value = write.value or 0.0
+            if not moving:
+                expect(value <= expected.restart + TOLERANCE, "speed_while_standing", write)
             else:
-                assert last_speed.value is not None
+                backward = direction is Direction.BACKWARD
+                cap = expected.max_backward if backward else expected.max_forward
+                expect(value <= cap + TOLERANCE, "speed_cap", write, direction, cap)
+            if moving and last_speed is not None:
                 window = min(write.at - last_speed.at, max(1.0, expected.increment / expected.ramp))
-                assert abs(write.value - last_speed.value) <= expected.ramp * window + TOLERANCE, (
-                    last_speed,
-                    write,
-                    expected.ramp,
-                )
+                step = abs(value - (last_speed.value or 0.0))
+                expect(step <= expected.ramp * window + TOLERANCE, "ramp", last_speed, write)
             last_speed = write
-        elif write.kind == "incline":
-            assert write.value is not None
-            if moving and facing is Direction.BACKWARD:
-                assert write.value <= expected.max_backward_incline + TOLERANCE
-            last_incline = write.value
-    assert backward_s <= expected.max_backward_s + TOLERANCE
-
-    # Never a resume after an abort.
-    for abort in aborts:
-        assert not [w for w in writes if w.at > abort.at and w.kind in {"start", "speed"}], abort
+        elif write.kind == "incline" and moving and direction is Direction.BACKWARD:
+            limit = expected.max_backward_incline + TOLERANCE
+            expect((write.value or 0.0) <= limit, "incline_cap", write)
 
 
-@settings(
-    max_examples=100,
+CHECKS: tuple[Callable[[Run], None], ...] = (
+    check_workouts,
+    check_backward_speed,
+    check_backward_incline,
+    check_turns,
+    check_restarts,
+    check_no_restart_after_an_end,
+    check_verified_stops,
+    check_backward_budget,
+    check_commands,
+)
+
+
+def violations(run: Run) -> list[InvariantError]:
+    """The first violation of each check (a check stops at its first)."""
+    found: list[InvariantError] = []
+    for check in CHECKS:
+        try:
+            check(run)
+        except InvariantError as violation:
+            found.append(violation)
+    return found
+
+
+# ----------------------------------------------------------------------------- known engine bugs
+
+
+def _answers_late(run: Run, _error: InvariantError) -> bool:
+    return run.deck.behaviour.answer_delay_s > 0
+
+
+def _started_and_paused_between_records(run: Run, _error: InvariantError) -> bool:
+    """The engine started the belt and paused it again before the deck's next record could
+    show it moving."""
+    belt = [w for w in run.writes if w.kind in {"start", "pause", "stop"}]
+    return any(
+        first.kind == "start"
+        and then.kind != "start"
+        and then.at - first.at <= run.deck.data_period_s + TOLERANCE
+        for first, then in itertools.pairwise(belt)
+    )
+
+
+def _incline_lowered_after_countdown(run: Run, error: InvariantError) -> bool:
+    """The Start waited for the incline after the countdown's "1": the deck measured it above
+    the restart maximum then, or it was written after the "1"."""
+    countdown, start = error.args[1], error.args[2]
+    assert isinstance(start, Write)
+    one = countdown[-1].at
+    if any(w.kind == "incline" and one < w.sent < start.sent for w in run.writes):
+        return True
+    expected = _workout_at(run, start.sent).expected
+    cap = expected.turn_incline
+    if _walking_direction_at(run, start.sent) is Direction.BACKWARD:
+        cap = min(cap, expected.max_backward_incline)
+    measured = [r for r in run.records if r.at <= one + TOLERANCE]
+    return bool(measured) and measured[-1].incline_pct > cap + INCLINE_TOLERANCE_PCT
+
+
+@dataclass(frozen=True)
+class KnownBug:
+    """An engine bug these properties found, pinned by a regression test above (marked
+    xfail, strict: it fails the suite once the engine is fixed, so the entry gets removed)."""
+
+    test: str
+    what: str
+    # Whether a violation of this tag in this run is this bug (and not a new one).
+    applies: Callable[[Run, InvariantError], bool] = lambda _run, _error: True
+    # Other invariant tags this bug shows as (with `applies`), besides its own.
+    also: frozenset[str] = frozenset()
+    # Invariants the bug breaks as well, as a consequence.
+    cascade: frozenset[str] = frozenset()
+
+
+KNOWN_ENGINE_BUGS: dict[str, KnownBug] = {
+    "turn_before_other_way": KnownBug(
+        "test_a_workout_the_other_way_long_after_the_last_one_still_turns_first",
+        "a workout the other way started after the belt stood longer than the turn time gets "
+        "no turn_now and no countdown (turn_wait_s is 0 then, so no turn runs)",
+        # The person still faces the old way while the belt runs the new one.
+        cascade=frozenset({"backward_speed", "backward_incline", "measured_budget"}),
+    ),
+    "turn_now_on_standing": KnownBug(
+        "test_turn_now_waits_for_the_belt_to_stand_after_a_skip_just_after_a_start",
+        "a pause or skip within one data period of a Start: records from before the Start "
+        "still count as standing, so turn_now is told while the belt runs",
+        applies=_started_and_paused_between_records,
+        # The belt moved in what the records show as standing (too little or too briefly for
+        # a record to show it), and the turn is counted through it.
+        also=frozenset({"turn_moving"}),
+    ),
+    "countdown_then_start": KnownBug(
+        "test_the_countdown_comes_right_before_the_belt_moves_on_a_slow_incline_motor",
+        "the incline is brought down to the turn maximum only after the countdown, and the "
+        "Start waits for the deck to measure it there: the belt moves seconds after '1' (a "
+        "data period on a quick motor, 10 s and more on a slow one)",
+        applies=_incline_lowered_after_countdown,
+    ),
+    "commanded_budget": KnownBug(
+        "test_late_answers_keep_the_backward_budget",
+        "the executor's backward margin ignores how long the deck takes to answer: ramp-down "
+        "writes and the Pause land after the budget",
+        applies=_answers_late,
+        cascade=frozenset({"measured_budget"}),
+    ),
+    "no_command_failed": KnownBug(
+        "test_a_resume_after_late_answers_used_up_the_backward_budget_is_no_command_failure",
+        "a resume after a pause that used up the backward budget calls start_belt, which "
+        "refuses, and the workout aborts as command_failed",
+        applies=_answers_late,
+        cascade=frozenset({"commanded_budget", "measured_budget"}),
+    ),
+    "no_false_alarm": KnownBug(
+        "test_a_slow_first_segment_on_a_slowly_accelerating_deck_is_no_fault",
+        "the restart speed stays the target to follow after the plan lowers the target "
+        "below it, so a slowly accelerating deck is aborted as target_not_followed",
+        applies=lambda _run, error: any(
+            isinstance(item, WorkoutAborted)
+            and item.reason is AbortReason.TARGET_NOT_FOLLOWED
+            and "was told 1 km/h" in item.detail
+            for item in error.args
+        ),
+    ),
+    "workout_ends": KnownBug(
+        "test_a_deck_that_goes_silent_during_a_turn_ends_the_workout",
+        "a deck that goes silent during a turn leaves the workout in `turning` for ever (the "
+        "no-data watchdog only watches a moving belt; the turn waits for measured standing)",
+        applies=lambda run, _error: run.fault == "silent",
+        cascade=frozenset({"one_ending"}),
+    ),
+    "stop_in_time_or_alarm": KnownBug(
+        "test_stop_unconfirmed_is_raised_within_the_allowance_on_a_deck_answering_late",
+        "stop_unconfirmed waits for a Stop retry's answer before it is raised, one Control "
+        "Point answer after the allowance",
+        applies=_answers_late,
+    ),
+}
+
+
+def unexplained(run: Run, found: Sequence[InvariantError]) -> list[InvariantError]:
+    """The violations no known engine bug accounts for."""
+    known = {
+        name
+        for error in found
+        for name, bug in KNOWN_ENGINE_BUGS.items()
+        if error.tag in {name, *bug.also} and bug.applies(run, error)
+    }
+    explained = set().union(
+        *({name, *KNOWN_ENGINE_BUGS[name].also, *KNOWN_ENGINE_BUGS[name].cascade} for name in known)
+    )
+    return [error for error in found if error.tag not in explained]
+
+
+def known_engine_bug(tag: str) -> pytest.MarkDecorator:
+    """Mark a counterexample test as failing on the engine as it is (strict)."""
+    bug = KNOWN_ENGINE_BUGS[tag]
+    return pytest.mark.xfail(strict=True, reason=f"engine bug ({tag}): {bug.what}")
+
+
+# ----------------------------------------------------------------------------- counterexamples
+# What the properties found, shrunk to plain tests through the same rig and deck double.
+
+
+def _profile(name: str, *segments: tuple[Direction, float, float, float]) -> Profile:
+    return Profile(
+        name=name,
+        title=name,
+        description="a counterexample",
+        suits="tests",
+        sources=["hypothesis"],
+        segments=[
+            Segment(direction=d, duration_s=s, speed_kmh=v, incline_pct=i)
+            for d, s, v, i in segments
+        ],
+    )
+
+
+FORWARD, BACKWARD = Direction.FORWARD, Direction.BACKWARD
+
+
+async def _until_ended(session: WorkoutSession, within_s: float = 3600.0) -> None:
+    async with asyncio.timeout(within_s):
+        while session.snapshot().phase in ACTIVE:  # noqa: ASYNC110 - virtual time
+            await asyncio.sleep(1.0)
+
+
+def _starts_of(treadmill: ObedientTreadmill) -> list[Write]:
+    return [w for w in treadmill.writes if w.kind == "start"]
+
+
+@known_engine_bug("turn_before_other_way")
+async def test_a_workout_the_other_way_long_after_the_last_one_still_turns_first() -> None:
+    """The person walked forward; a backward profile started 30 s after the belt stopped (the
+    turn time is 10 s) must still tell them to turn round and count down before the belt
+    moves."""
+    library = ProfileLibrary.from_profiles(
+        [_profile("fwd", (FORWARD, 20, 2.0, 0)), _profile("back", (BACKWARD, 20, 1.5, 0))]
+    )
+    async with rig(library=library) as r:
+        await r.session.start_profile("fwd")
+        await r.wait_for("stop_confirmed")
+        await asyncio.sleep(30.0)
+        await r.session.start_profile("back")
+        await r.wait_for("workout_finished", count=2)
+        restart = _starts_of(r.treadmill)[1]
+        told = [e for e in r.recorder.events if isinstance(e, TurnNow)]
+        assert [e.to_direction for e in told] == [BACKWARD]
+        assert told[0].at < restart.at
+        countdown = [e for e in r.recorder.events if isinstance(e, TurnCountdown)]
+        assert [e.seconds_left for e in countdown] == [3, 2, 1]
+
+
+@known_engine_bug("turn_now_on_standing")
+async def test_turn_now_waits_for_the_belt_to_stand_after_a_skip_just_after_a_start() -> None:
+    """A skip half a second after the belt started (before the deck's next record, at 1 Hz)
+    must not tell the person to turn round while the belt still runs at 1 km/h."""
+    library = ProfileLibrary.from_profiles(
+        [_profile("turns", (FORWARD, 30, 1.0, 0), (BACKWARD, 30, 1.0, 0))]
+    )
+    async with rig(library=library) as r:
+        await r.session.start_profile("turns")
+        while not _starts_of(r.treadmill):  # noqa: ASYNC110 - virtual time
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        await r.session.skip_segment()
+        await r.wait_for("turn_now")
+        told = next(e for e in r.recorder.events if isinstance(e, TurnNow))
+        belt = [s for s in r.treadmill.belt_trace if s.at <= told.at][-1]
+        later = [s for s in r.treadmill.belt_trace if s.at > told.at]
+        moving = max([belt.speed_kmh, *(s.speed_kmh for s in later[:1])])
+        assert moving <= STANDSTILL_KMH, f"turn_now at {told.at:.1f} s, belt at {moving} km/h"
+
+
+@known_engine_bug("countdown_then_start")
+async def test_the_countdown_comes_right_before_the_belt_moves_on_a_slow_incline_motor() -> None:
+    """Forward at 15 %, then backward: the incline motor (0.5 %/s) needs 20 s to come down to
+    the 5 % turn maximum, longer than the 10 s turn. The 3-2-1 must still come right before
+    the belt moves, not 10 s before."""
+    library = ProfileLibrary.from_profiles(
+        [_profile("hill", (FORWARD, 30, 2.0, 15), (BACKWARD, 30, 1.5, 0))]
+    )
+    slow_motor = DeckBehaviour(incline_rate_pct_per_s=0.5)
+
+    def make(clock: LoopClock) -> ObedientTreadmill:
+        return ObedientTreadmill(clock, behaviour=slow_motor)
+
+    async with rig(make, library=library) as r:
+        await r.session.start_profile("hill")
+        await r.wait_for("workout_finished")
+        restart = _starts_of(r.treadmill)[1]
+        one = [e for e in r.recorder.events if isinstance(e, TurnCountdown)][-1]
+        assert one.seconds_left == 1
+        assert restart.at - one.at <= 1.5, f"'1' at {one.at:.1f} s, belt started {restart.at:.1f} s"
+
+
+@known_engine_bug("commanded_budget")
+async def test_late_answers_keep_the_backward_budget() -> None:
+    """A deck that answers each Control Point write 2 s late: backward walking from Start to
+    Pause (as they reach the deck) stays within the 30 s budget."""
+    limits = SafetyLimits(general=LimitSet(max_backward_s=30.0))
+    library = ProfileLibrary.from_profiles(
+        [_profile("back", (FORWARD, 10, 2.0, 0), (BACKWARD, 120, 2.0, 0))], limits=limits
+    )
+
+    def make(clock: LoopClock) -> ObedientTreadmill:
+        return ObedientTreadmill(clock, behaviour=DeckBehaviour(answer_delay_s=2.0))
+
+    async with rig(make, limits=limits, library=library) as r:
+        await r.session.start_profile("back")
+        await r.wait_for("workout_finished")
+        start = _starts_of(r.treadmill)[1]
+        paused = next(
+            w
+            for w in r.treadmill.writes
+            if w.at > start.at and w.kind != "speed" and w.kind in {"pause", "stop"}
+        )
+        assert paused.at - start.at <= 30.0 + TOLERANCE
+
+
+@known_engine_bug("no_false_alarm")
+async def test_a_slow_first_segment_on_a_slowly_accelerating_deck_is_no_fault() -> None:
+    """A 0.5 km/h segment right after Start on a deck that accelerates at 0.5 km/h/s: the
+    belt follows every target it is given, so the workout is not aborted as
+    target_not_followed."""
+    library = ProfileLibrary.from_profiles([_profile("slow", (FORWARD, 60, 0.5, 0))])
+
+    def make(clock: LoopClock) -> ObedientTreadmill:
+        return ObedientTreadmill(clock, acceleration_kmh_per_s=0.5)
+
+    async with rig(make, library=library) as r:
+        await r.session.start_profile("slow")
+        await _until_ended(r.session)
+        assert r.recorder.of_type("workout_aborted") == []
+        assert r.session.snapshot().phase.value == "finished"
+
+
+@known_engine_bug("workout_ends")
+async def test_a_deck_that_goes_silent_during_a_turn_ends_the_workout() -> None:
+    """The deck stops sending data 3 s into a turn (link still up): the workout must not wait
+    in `turning` for ever."""
+    library = ProfileLibrary.from_profiles(
+        [_profile("turns", (FORWARD, 20, 2.0, 0), (BACKWARD, 20, 1.5, 0))]
+    )
+    async with rig(lambda clock: GoesSilentMidRun(clock, silent_at=26.0), library=library) as r:
+        await r.session.start_profile("turns")
+        await r.wait_for("turn_now")
+        await asyncio.sleep(120.0)
+        assert r.session.snapshot().phase.value == "aborted"
+
+
+@known_engine_bug("no_command_failed")
+async def test_a_resume_after_late_answers_used_up_the_backward_budget_is_no_command_failure() -> (
+    None
+):
+    """On a deck answering 2 s late, a pause 5 s before the backward budget runs out takes
+    longer than that to ramp down and pause. The resume must then end the backward walking
+    (as the executor does when the budget is used), not abort as `command_failed`."""
+    limits = SafetyLimits(general=LimitSet(max_backward_s=30.0))
+    library = ProfileLibrary.from_profiles(
+        [_profile("back", (FORWARD, 10, 2.0, 0), (BACKWARD, 120, 2.0, 0))], limits=limits
+    )
+
+    def make(clock: LoopClock) -> ObedientTreadmill:
+        return ObedientTreadmill(clock, behaviour=DeckBehaviour(answer_delay_s=2.0))
+
+    async with rig(make, limits=limits, library=library) as r:
+        await r.session.start_profile("back")
+        while len(_starts_of(r.treadmill)) < 2:  # noqa: ASYNC110 - virtual time
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(25.0)
+        await r.session.pause()
+        await r.wait_for("workout_paused")
+        await asyncio.sleep(20.0)
+        await r.session.resume()
+        await _until_ended(r.session)
+        aborts = [e for e in r.recorder.events if isinstance(e, WorkoutAborted)]
+        assert [a.reason for a in aborts] == [], aborts
+
+
+@known_engine_bug("stop_in_time_or_alarm")
+async def test_stop_unconfirmed_is_raised_within_the_allowance_on_a_deck_answering_late() -> None:
+    """The deck goes silent while the belt runs at 2 km/h and answers Stop 2.5 s late: the
+    `stop_unconfirmed` alarm is due when the slowest deck would have stopped from 2 km/h
+    (`deceleration_allowance_s`), not one more Control Point answer later."""
+    library = ProfileLibrary.from_profiles([_profile("walk", (FORWARD, 120, 2.0, 0))])
+    late = DeckBehaviour(answer_delay_s=2.5)
+
+    def make(clock: LoopClock) -> ObedientTreadmill:
+        return GoesSilentMidRun(clock, silent_at=30.0, behaviour=late)
+
+    async with rig(make, library=library) as r:
+        await r.session.start_profile("walk")
+        await r.wait_for("workout_aborted")
+        await r.wait_for("stop_unconfirmed")
+        abort = next(e for e in r.recorder.events if isinstance(e, WorkoutAborted))
+        alarm = next(e for e in r.recorder.events if isinstance(e, StopUnconfirmed))
+        due = deceleration_allowance_s(2.0)
+        assert alarm.at - abort.at <= due + 1.0, (abort.at, alarm.at, due)
+
+
+def test_every_known_engine_bug_is_pinned_by_its_own_expected_failure() -> None:
+    """Each entry names a counterexample test in this module marked with its own tag, so a
+    fixed bug shows up as an unexpected pass (strict) and its entry is removed with it."""
+    module = sys.modules[__name__]
+    for tag, bug in KNOWN_ENGINE_BUGS.items():
+        test = getattr(module, bug.test)
+        marks = [m for m in getattr(test, "pytestmark", []) if m.name == "xfail"]
+        assert [m.kwargs["strict"] for m in marks] == [True], tag
+        assert f"({tag})" in marks[0].kwargs["reason"], tag
+
+
+# ----------------------------------------------------------------------------- the properties
+
+# Only when no Hypothesis profile was chosen does this file pick its own number of examples.
+_EXAMPLES: dict[str, Any] = (
+    {"max_examples": DEFAULT_EXAMPLES} if settings.get_current_profile_name() == "default" else {}
+)
+PROPERTY_SETTINGS = settings(
+    **_EXAMPLES,
     deadline=None,
     # The explain phase re-runs whole workouts thousands of times; shrinking is enough here.
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
     report_multiple_bugs=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(
-    case=st.builds(
-        Case,
-        profile=profiles(),
-        limits=limit_sets.map(lambda general: SafetyLimits(general=general)),
-        clinical=st.booleans(),
-        spec=treadmills,
-        fault=faults,
-        script=commands,
-    )
+
+
+# One counterexample as found and shrunk (turn_now_on_standing): a skip 1 s after the belt
+# started on an ordinary deck reporting at 1 Hz. It makes the expected failure certain.
+SKIP_JUST_AFTER_START = Case(
+    profile=_profile("random", (FORWARD, 5, 1.0, 0), (BACKWARD, 5, 1.0, 0), (FORWARD, 5, 1.0, 0)),
+    limits=SafetyLimits(),
+    clinical=False,
+    deck=Deck(
+        min_speed=0.1,
+        max_speed=6.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 15.0, 0.5),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(deceleration_kmh_per_s=0.25),
+        data_hz=1.0,
+    ),
+    fault=("none", 5.0),
+    script=[Command("after", 3.0, "skip", 0.0)],
+    second=None,
 )
-def test_every_governor_invariant_holds(case: Case) -> None:
-    run_in_virtual_time(lambda: scenario(case))
+
+
+# A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
+@pytest.mark.timeout(600)
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bugs found by this property, each pinned by an xfail test above: "
+    + "; ".join(sorted(KNOWN_ENGINE_BUGS)),
+)
+# While it is expected to fail, stop at the first failure instead of shrinking it.
+@settings(PROPERTY_SETTINGS, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(case=cases)
+@example(case=SKIP_JUST_AFTER_START)
+def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
+    run = run_in_virtual_time(lambda: scenario(case))
+    if run is None:
+        return
+    found = violations(run)
+    if found:
+        raise found[0]
+
+
+@pytest.mark.timeout(600)
+@PROPERTY_SETTINGS
+@given(case=cases)
+@example(case=SKIP_JUST_AFTER_START)
+def test_every_safety_invariant_holds_apart_from_the_known_engine_bugs(case: Case) -> None:
+    """The same property; a run whose only violations are the known engine bugs (and what
+    they break as a consequence) passes, so that everything else stays guarded meanwhile."""
+    run = run_in_virtual_time(lambda: scenario(case))
+    if run is None:
+        return
+    found = violations(run)
+    left = unexplained(run, found)
+    if left:
+        raise left[0]
+    for error in found:
+        note(f"known engine bug: {error.tag}")
