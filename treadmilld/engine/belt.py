@@ -119,6 +119,13 @@ class BeltObserver:
             self._moved_at = at
         self._wake()
 
+    def count_standing_from(self, at: float) -> None:
+        """Standing counts only from records after `at` (a Stop or Pause was sent then): a
+        standstill seen before it may be the moment before a Start took effect."""
+        self._low_since = None
+        self._low_records = 0
+        self._wake()
+
     def forget(self) -> None:
         """The link went down or came back: nothing measured before counts any more."""
         self._record_at = None

@@ -273,6 +273,10 @@ class WorkoutExecutor:
         self._event(WorkoutResumed)
         if was_moving:
             facing = self._governor.facing
+            if facing is Direction.BACKWARD and self._governor.backward_remaining_s() <= _EPS:
+                # The pause used up the backward budget: this walk is over, not the workout.
+                log.warning("backward_budget_used", segment=self.segment_index)
+                raise _SkipSegment
             if facing is not None:
                 await self._governor.start_belt(facing)
         return paused_for
@@ -389,6 +393,9 @@ class WorkoutExecutor:
             self._segment_deadline = self._clock.now() + COUNTDOWN_S
         else:
             await self._hold_standing(hold_s - COUNTDOWN_S)
+        # The incline comes down to the restart maximum (measured) before the countdown: the
+        # belt must move right after "1", not when a slow incline motor gets there.
+        await self._governor.lower_incline_for_start(to_direction)
         while True:
             interrupted = False
             for seconds_left in range(COUNTDOWN_S, 0, -1):
@@ -405,6 +412,7 @@ class WorkoutExecutor:
             self.turn_countdown_s = None
             await self._hold_standing(hold_s - COUNTDOWN_S)
         self.turn_countdown_s = None
+        self._governor.turn_counted_down(to_direction)
 
     async def _wait_for_standstill(self) -> None:
         """Until the deck's data shows the belt standing; bounded by what the slowest deck
@@ -448,7 +456,11 @@ class WorkoutExecutor:
         if limits is None:
             return 0.0
         above = max((governor.target_speed_kmh or 0.0) - limits.restart_speed_kmh, 0.0)
-        return above / limits.ramp_rate_kmh_per_s + self._ramp_tick_s()
+        tick = self._ramp_tick_s()
+        # Every write still to come (the ramp-down steps and the Pause) lands one Control
+        # Point answer later: a deck answering late eats into the budget too.
+        writes = math.ceil(above / (limits.ramp_rate_kmh_per_s * tick) - _EPS) + 1
+        return above / limits.ramp_rate_kmh_per_s + tick + writes * governor.answer_time_s
 
     def _backward_budget_deadline(self, segment: PlanSegment) -> float | None:
         """When a backward segment must be cut short to stay inside the backward budget."""
@@ -486,7 +498,7 @@ class WorkoutExecutor:
             if segment.direction is Direction.BACKWARD and governor.backward_remaining_s() <= _EPS:
                 log.warning("backward_budget_used", segment=segment.index)
                 raise _SkipSegment
-            if governor.turn_wait_s(segment.direction) > _EPS:
+            if governor.needs_turn(segment.direction):
                 await self._turn_before_start(segment.direction)
             await governor.start_belt(segment.direction)
         last_ramp_down = (

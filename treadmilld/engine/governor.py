@@ -66,6 +66,8 @@ _EPS = 1e-6
 # How long emergency_stop waits for the deck to answer Stop before it reports "not confirmed"
 # (design choice: pyftms waits 2 s for an answer; slow decks get more).
 EMERGENCY_STOP_TIMEOUT_S = 5.0
+# How many recent Control Point answer times the backward margin looks at.
+ANSWER_TIMES_KEPT = 10
 # Records above the allowed speed needed before overspeed is called (one record can be a
 # glitch or a record from just before a write landed).
 OVERSPEED_RECORDS = 2
@@ -125,6 +127,9 @@ class SafetyGovernor:
         # A turn the person was told to make ("turn now") before the belt moved again: they
         # may face either way until the belt has moved again.
         self._turn_announced: Direction | None = None
+        self._counted_down_to: Direction | None = None
+        # How long the deck took to answer its slowest recent write (seconds of clock time).
+        self._answer_times: list[float] = []
         self._moving = False  # as commanded: Start written and no Stop/Pause since
         self._moving_since = 0.0
         self._backward_before_s = 0.0
@@ -231,25 +236,51 @@ class SafetyGovernor:
         """How long the belt has been *measured* standing (0 while it moves or is unknown)."""
         return self.observer.standing_for_s()
 
+    def _direction_changes(self, facing: Direction) -> bool:
+        """Moving with the person facing `facing` is a change of direction: from the way they
+        last walked, or from a turn they were told to make."""
+        if self._facing is None or facing is Direction.REST:
+            return False
+        announced = self._turn_announced
+        return facing is not self._facing or (announced is not None and announced is not facing)
+
+    def needs_turn(self, facing: Direction) -> bool:
+        """The turn protocol ("turn now", the standing time, the countdown) must run before the
+        belt moves this way, however long it has stood: a change of direction whose countdown
+        has not run yet."""
+        return self._direction_changes(facing) and self._counted_down_to is not facing
+
+    def turn_counted_down(self, facing: Direction) -> None:
+        """The countdown to `facing` ran to its end: the next Start that way needs no other."""
+        self._counted_down_to = facing
+
     def turn_wait_s(self, facing: Direction) -> float:
         """Seconds of measured standing still needed before the belt may move with the person
         facing `facing` (0 when no turn is involved). Infinite while the belt is not measured
         standing."""
         limits = self._limits
-        if self._facing is None or facing is Direction.REST:
-            return 0.0
-        announced = self._turn_announced
-        if facing is self._facing and (announced is None or announced is facing):
+        if not self._direction_changes(facing):
             return 0.0
         turn_s = limits.turn_pause_s if limits is not None else 0.0
         if self.observer.state() is not BeltState.STANDING:
             return math.inf
         return max(turn_s - self.observer.standing_for_s(), 0.0)
 
+    @property
+    def answer_time_s(self) -> float:
+        """The slowest of the deck's recent Control Point answers: what each write still to
+        come may cost (the executor keeps it in hand before the backward budget ends)."""
+        return max(self._answer_times, default=0.0)
+
+    def _answered(self, since: float) -> None:
+        self._answer_times.append(self._clock.now() - since)
+        del self._answer_times[:-ANSWER_TIMES_KEPT]
+
     def turn_announced(self, facing: Direction) -> None:
         """The person was told to turn to `facing`: until the belt moves again, moving either
         way needs the full turn time standing (they may have turned, or not)."""
         self._turn_announced = facing
+        self._counted_down_to = None
 
     def backward_used_s(self) -> float:
         used = self._backward_before_s
@@ -360,6 +391,7 @@ class SafetyGovernor:
             self._moving = True
             self._facing = facing
             self._turn_announced = None
+            self._counted_down_to = None
             self._moving_since = now
             self._started_at = now
             self._moved_since_start = False
@@ -405,6 +437,11 @@ class SafetyGovernor:
                 f"the belt was not measured standing within {wait_s:.0f} s "
                 f"({state.value}, {observer.speed_kmh} km/h); not starting it",
             )
+
+    async def lower_incline_for_start(self, facing: Direction) -> None:
+        """Bring the measured incline down to the restart maximum now (before a countdown), so
+        the Start that follows need not wait for it."""
+        await self._lower_incline_before_start(facing, self._armed())
 
     async def _lower_incline_before_start(self, facing: Direction, limits: EffectiveLimits) -> None:
         """Bring the *measured* incline down to the restart maximum before the belt moves (a
@@ -488,7 +525,9 @@ class SafetyGovernor:
             quantized = min(max(quantized, limits.min_speed_kmh), cap)
             if abs(quantized - previous) <= _EPS and self._speed is not None:
                 return quantized
+            asked_at = self._clock.now()
             written = await self._link.set_target_speed(quantized)
+            self._answered(asked_at)
             self._new_target(written)
             return written
 
@@ -504,8 +543,9 @@ class SafetyGovernor:
     def _expect_reach(self, target: float, *, from_kmh: float, extra_s: float = 0.0) -> None:
         """Start a deadline for the belt to reach `target` unless one is running already (a
         ramp keeps the earliest deadline, so a deck that ignores targets cannot hide behind a
-        stream of new ones)."""
+        stream of new ones). A lower target lowers what the running deadline expects."""
         if self._follow_kmh is not None:
+            self._follow_kmh = min(self._follow_kmh, target)
             return
         limits = self._limits
         increment = limits.speed_increment_kmh if limits is not None else 0.0
@@ -556,12 +596,17 @@ class SafetyGovernor:
             return await self._write_incline(applied)
 
     async def _write_incline(self, incline_pct: float) -> float:
+        asked_at = self._clock.now()
         written = await self._link.set_target_inclination(incline_pct)
+        self._answered(asked_at)
         self._incline = written
         return written
 
     def _mark_paused(self) -> None:
         now = self._clock.now()
+        # Standing counts only from records after this: earlier ones may predate a Start the
+        # belt was still obeying.
+        self.observer.count_standing_from(now)
         if self._moving and self._facing is Direction.BACKWARD:
             self._backward_before_s += now - self._moving_since
         measured = self.observer.speed_kmh or 0.0

@@ -514,10 +514,12 @@ class WorkoutSession:
             # too; judge the belt on the clock as well.
             await self._judge_belt()
             limits = self._governor.limits
-            since = self._governor.moving_since
-            if self._phase not in ACTIVE_PHASES or limits is None or since is None:
+            if self._phase not in ACTIVE_PHASES or limits is None or self._started_at is None:
                 continue
-            last = max(self._telemetry_at or -math.inf, since)
+            # Any phase of a workout, not only a moving belt: a turn waits for the belt to be
+            # measured standing, which a silent deck would make it do for ever. (The link's
+            # own liveness check expects data at all times too.)
+            last = max(self._telemetry_at or -math.inf, self._started_at)
             if self._clock.now() - last > limits.telemetry_timeout_s:
                 await self._abort(
                     AbortReason.NO_DATA,
@@ -550,7 +552,49 @@ class WorkoutSession:
         started = self._clock.now()
         speed = max(observer.speed_kmh or 0.0, self._governor.target_speed_kmh or 0.0)
         deadline = started + deceleration_allowance_s(max(speed, MIN_STOP_ALLOWANCE_KMH))
-        alarmed = False
+        # The alarm keeps its own time: a Stop retry the deck is slow to answer must not
+        # hold it back.
+        alarm = asyncio.ensure_future(self._alarm_if_still_moving(started, deadline))
+        try:
+            await self._stop_ladder(started, deadline, stop_accepted=stop_accepted)
+            if self._observer.state() is not BeltState.STANDING:
+                # The link went down mid-stop: the alarm still comes in time (a reconnect
+                # starts a new stop, with its own alarm, and cancels this one).
+                await alarm
+        finally:
+            alarm.cancel()
+
+    async def _alarm_if_still_moving(self, started: float, deadline: float) -> None:
+        await self._clock.sleep(deadline - self._clock.now())
+        observer = self._observer
+        if observer.state() is BeltState.STANDING:
+            return
+        now = self._clock.now()
+        detail = (
+            "the deck's data does not show the belt standing after the slowest deck's stopping time"
+            if observer.fresh()
+            else "no data from the deck, so the stop cannot be confirmed"
+        )
+        log.error(
+            "stop_unconfirmed",
+            treadmill_id=self.treadmill_id,
+            after_s=round(now - started, 1),
+            speed_kmh=observer.speed_kmh,
+            detail=detail,
+            hint="pull the safety key; treadmilld keeps sending Stop",
+        )
+        self._emit(
+            StopUnconfirmed(
+                treadmill_id=self.treadmill_id,
+                at=now,
+                after_s=now - started,
+                speed_kmh=observer.speed_kmh,
+                detail=detail,
+            )
+        )
+
+    async def _stop_ladder(self, started: float, deadline: float, *, stop_accepted: bool) -> None:
+        observer = self._observer
         # A Stop the deck accepted just before (the emergency stop's own) is not sent again
         # until the deck has had its stopping time.
         accepted = stop_accepted
@@ -586,30 +630,6 @@ class WorkoutSession:
                     )
                 next_attempt = self._clock.now() + STOP_RETRY_S
             now = self._clock.now()
-            if not alarmed and now >= deadline:
-                alarmed = True
-                detail = (
-                    "the deck accepted Stop but its data does not show the belt standing"
-                    if accepted
-                    else "the deck refused Stop and Pause"
-                )
-                log.error(
-                    "stop_unconfirmed",
-                    treadmill_id=self.treadmill_id,
-                    after_s=round(now - started, 1),
-                    speed_kmh=observer.speed_kmh,
-                    detail=detail,
-                    hint="pull the safety key; treadmilld keeps sending Stop",
-                )
-                self._emit(
-                    StopUnconfirmed(
-                        treadmill_id=self.treadmill_id,
-                        at=now,
-                        after_s=now - started,
-                        speed_kmh=observer.speed_kmh,
-                        detail=detail,
-                    )
-                )
             wait = next_attempt - now
             if now < deadline:
                 wait = min(wait, deadline - now) if not accepted else deadline - now
