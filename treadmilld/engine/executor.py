@@ -455,11 +455,13 @@ class WorkoutExecutor:
         limits = governor.limits
         if limits is None:
             return 0.0
-        above = max((governor.target_speed_kmh or 0.0) - limits.restart_speed_kmh, 0.0)
+        # From the highest target the belt may be heading for: a raise still on its way lands
+        # (one late answer later) before the ramp-down can begin.
+        above = max(governor.highest_target_kmh - limits.restart_speed_kmh, 0.0)
         tick = self._ramp_tick_s()
         # Every write still to come (the ramp-down steps and the Pause) lands one Control
         # Point answer later: a deck answering late eats into the budget too.
-        writes = math.ceil(above / (limits.ramp_rate_kmh_per_s * tick) - _EPS) + 1
+        writes = math.ceil(above / (limits.ramp_rate_kmh_per_s * tick) - _EPS) + 2
         return above / limits.ramp_rate_kmh_per_s + tick + writes * governor.answer_time_s
 
     def _backward_budget_deadline(self, segment: PlanSegment) -> float | None:

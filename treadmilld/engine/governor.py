@@ -134,6 +134,8 @@ class SafetyGovernor:
         self._moving_since = 0.0
         self._backward_before_s = 0.0
         self._speed: float | None = None  # last target written (or set at the console)
+        # A speed write on its way to the deck (the belt may follow it before we hear back).
+        self._speed_in_flight: float | None = None
         self._speed_at = -math.inf
         self._incline: float | None = None
         # -- judging the measured belt --
@@ -181,6 +183,12 @@ class SafetyGovernor:
     @property
     def target_speed_kmh(self) -> float | None:
         return self._speed
+
+    @property
+    def highest_target_kmh(self) -> float:
+        """The last target, or a higher one still on its way to the deck: what the belt may be
+        heading for right now."""
+        return max(self._speed or 0.0, self._speed_in_flight or 0.0)
 
     @property
     def target_written_at(self) -> float:
@@ -386,6 +394,11 @@ class SafetyGovernor:
                     # Decks that take no target while standing (3G Cardio, qdomyos-zwift#3382):
                     # Start first, then the restart speed at once, and watch the measured speed.
                     log.info("restart_speed_refused_while_standing", error=str(error))
+            # Until Start is answered the person may face either way: if it never is (an abort
+            # mid-write), the next workout turns whichever way it walks.
+            if self._facing is not facing:
+                self._turn_announced = facing
+                self._counted_down_to = None
             await self._link.start_belt()
             now = self._clock.now()
             self._moving = True
@@ -526,7 +539,11 @@ class SafetyGovernor:
             if abs(quantized - previous) <= _EPS and self._speed is not None:
                 return quantized
             asked_at = self._clock.now()
-            written = await self._link.set_target_speed(quantized)
+            self._speed_in_flight = quantized
+            try:
+                written = await self._link.set_target_speed(quantized)
+            finally:
+                self._speed_in_flight = None
             self._answered(asked_at)
             self._new_target(written)
             return written
@@ -610,7 +627,7 @@ class SafetyGovernor:
         if self._moving and self._facing is Direction.BACKWARD:
             self._backward_before_s += now - self._moving_since
         measured = self.observer.speed_kmh or 0.0
-        speed = max(measured, self._speed or 0.0) if self._moving else measured
+        speed = max(measured, self.highest_target_kmh) if self._moving else measured
         self._coast_until = max(self._coast_until, now + deceleration_allowance_s(speed))
         self._moving = False
         self._console_started = False

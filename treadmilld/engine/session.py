@@ -528,7 +528,13 @@ class WorkoutSession:
 
     # ------------------------------------------------------------------ verified stops
 
-    def _request_verified_stop(self, *, restart: bool = False, stop_accepted: bool = False) -> None:
+    def _request_verified_stop(
+        self,
+        *,
+        restart: bool = False,
+        stop_accepted: bool = False,
+        asked_at: float | None = None,
+    ) -> None:
         """Stop the belt until the deck's data shows it standing (in the background; one at a
         time). `restart` replaces a running one (after a reconnect its link is gone)."""
         running = self._stop_task
@@ -538,19 +544,24 @@ class WorkoutSession:
             running.cancel()
         self._stop_task = self._spawn(
             self._guarded(
-                "verified_stop", lambda: self._stop_until_standing(stop_accepted=stop_accepted)
+                "verified_stop",
+                lambda: self._stop_until_standing(stop_accepted=stop_accepted, asked_at=asked_at),
             ),
             f"stop-{self.treadmill_id}",
         )
 
-    async def _stop_until_standing(self, *, stop_accepted: bool = False) -> None:
+    async def _stop_until_standing(
+        self, *, stop_accepted: bool = False, asked_at: float | None = None
+    ) -> None:
         """The stop ladder until the belt is measured standing: Stop, then Pause (control is
         asked for again on refusal), retried every `STOP_RETRY_S`. If the belt is not standing
         after the slowest deck's deceleration time, `stop_unconfirmed` is raised once; if the
         link drops, Stop is sent first thing after the reconnect."""
         observer = self._observer
-        started = self._clock.now()
-        speed = max(observer.speed_kmh or 0.0, self._governor.target_speed_kmh or 0.0)
+        # The clock starts when the stop was asked for (an emergency stop's own Stop may have
+        # waited for the deck's answer, or for a write in flight, before this runs).
+        started = self._clock.now() if asked_at is None else asked_at
+        speed = max(observer.speed_kmh or 0.0, self._governor.highest_target_kmh)
         deadline = started + deceleration_allowance_s(max(speed, MIN_STOP_ALLOWANCE_KMH))
         # The alarm keeps its own time: a Stop retry the deck is slow to answer must not
         # hold it back.
@@ -860,6 +871,7 @@ class WorkoutSession:
         happened: the belt measured standing, Stop accepted (the belt still coasting), or not
         confirmed (refused, failed, link down). Verification goes on in the background until
         the deck's data shows the belt standing (`stop_confirmed` / `stop_unconfirmed`)."""
+        asked_at = self._clock.now()
         try:
             self._governor.lock_out(AbortReason.EMERGENCY_STOP.value)
             task = self._executor_task
@@ -888,7 +900,7 @@ class WorkoutSession:
                 # Verification carries on from here: no second Stop right after an accepted
                 # one. The cancelled executor finishes in the session's TaskGroup; the answer
                 # does not wait for it.
-                self._request_verified_stop(stop_accepted=accepted)
+                self._request_verified_stop(stop_accepted=accepted, asked_at=asked_at)
         except Exception as error:  # noqa: BLE001 - emergency_stop must never raise
             log.warning("emergency_stop_error", error=repr(error))
             return StopOutcome.NOT_CONFIRMED
