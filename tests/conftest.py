@@ -5,6 +5,19 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles. `HYPOTHESIS_PROFILE=soak` (or `--hypothesis-profile soak`) runs the
+# property tests that do not fix their own number of examples with
+# TREADMILLD_PROPERTY_EXAMPLES examples each (default 20,000) and no deadline, e.g. the engine's
+# measured-belt properties (docs/reliability.md). Without it they run their own modest default.
+settings.register_profile(
+    "soak",
+    max_examples=int(os.environ.get("TREADMILLD_PROPERTY_EXAMPLES", "20000")),
+    deadline=None,
+)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
