@@ -64,7 +64,8 @@ class Write:
 
 
 class BeltSample(NamedTuple):
-    """The belt at one moment, as the deck has it."""
+    """The belt at one moment, as the deck has it (unrounded: the record it sends carries the
+    speed rounded to 0.01 km/h and the incline to 0.1 %)."""
 
     at: float
     speed_kmh: float
