@@ -1104,6 +1104,14 @@ class KnownBug:
 
 
 KNOWN_ENGINE_BUGS: dict[str, KnownBug] = {
+    "commanded_budget": KnownBug(
+        "test_late_answers_keep_the_backward_budget",
+        "the executor raises the speed while the budget left covers the ramp-down from the "
+        "current target, not from the raised one plus the raise's own late answer: at "
+        "0.15 km/h/s with 3 s answers, 32.3 s of backward walking against 30 s",
+        applies=_answers_late,
+        cascade=frozenset({"measured_budget"}),
+    ),
     "target_at_standstill": KnownBug(
         "test_a_nudge_to_the_decks_lowest_speed_is_no_console_stop",
         "a target at or below STANDSTILL_KMH (a deck whose lowest speed is 0.1 km/h) is "
@@ -1266,27 +1274,34 @@ async def test_the_countdown_comes_right_before_the_belt_moves_on_a_slow_incline
         assert restart.at - one.at <= 1.5, f"'1' at {one.at:.1f} s, belt started {restart.at:.1f} s"
 
 
-@pytest.mark.parametrize("ramp_kmh_per_s", [0.5, 0.2])
-async def test_late_answers_keep_the_backward_budget(ramp_kmh_per_s: float) -> None:
-    """A deck that answers each Control Point write 2 s late: backward walking from Start to
-    Pause (as they reach the deck) stays within the 30 s budget, at the general ramp rate and
-    at a gentle one (whose ramp-up is still going when the budget nears its end)."""
+@pytest.mark.parametrize(
+    ("ramp_kmh_per_s", "answer_s"),
+    [
+        (0.5, 2.0),
+        (0.2, 2.0),
+        pytest.param(0.15, 3.0, marks=known_engine_bug("commanded_budget")),
+    ],
+)
+async def test_late_answers_keep_the_backward_budget(
+    ramp_kmh_per_s: float, answer_s: float
+) -> None:
+    """A deck that answers each Control Point write late: backward walking from Start to Pause
+    (as they reach the deck) stays within the 30 s budget, at the general ramp rate and at
+    gentle ones (whose ramp-up is still going when the budget nears its end)."""
     limits = SafetyLimits(general=LimitSet(max_backward_s=30.0, ramp_rate_kmh_per_s=ramp_kmh_per_s))
     library = ProfileLibrary.from_profiles(
         [_profile("back", (FORWARD, 10, 2.0, 0), (BACKWARD, 120, 2.0, 0))], limits=limits
     )
 
     def make(clock: LoopClock) -> ObedientTreadmill:
-        return ObedientTreadmill(clock, behaviour=DeckBehaviour(answer_delay_s=2.0))
+        return ObedientTreadmill(clock, behaviour=DeckBehaviour(answer_delay_s=answer_s))
 
     async with rig(make, limits=limits, library=library) as r:
         await r.session.start_profile("back")
         await r.wait_for("workout_finished")
         start = _starts_of(r.treadmill)[1]
         paused = next(
-            w
-            for w in r.treadmill.writes
-            if w.at > start.at and w.kind != "speed" and w.kind in {"pause", "stop"}
+            w for w in r.treadmill.writes if w.at > start.at and w.kind in {"pause", "stop"}
         )
         assert paused.at - start.at <= 30.0 + TOLERANCE
 
