@@ -639,18 +639,15 @@ def _connected_at(run: Run, at: float) -> bool:
 def _standing_since(run: Run, until: float) -> float | None:
     """Start of the run of records showing the belt standing (at or below STANDSTILL_KMH)
     that lasts up to `until`, without a gap in the data longer than the observer allows, and
-    taken after the belt was last told to stop (a belt started and paused between two records
+    taken after the last Start reached the deck (a belt started and paused between two records
     moved although no record shows it); None if the last record before `until` shows the belt
     moving (or there is none)."""
-    told_to_stop = max(
-        (w.at for w in run.writes if w.kind in {"pause", "stop"} and w.at <= until),
-        default=-math.inf,
-    )
-    end = bisect.bisect_right(run.record_times, until + TOLERANCE)
+    started = max((w.at for w in _starts(run) if w.at < until - TOLERANCE), default=-math.inf)
+    end = bisect.bisect_right(run.record_times, until)
     since: float | None = None
     for index in range(end - 1, -1, -1):
         record = run.records[index]
-        if record.speed_kmh > STANDSTILL_KMH or record.at < told_to_stop:
+        if record.speed_kmh > STANDSTILL_KMH or record.at <= started:
             break
         later = run.records[index + 1].at if index + 1 < end else until
         if later - record.at > STALE_AFTER_S:
@@ -771,6 +768,8 @@ def check_turns(run: Run) -> None:
             stood = start.sent - since
             expect(stood >= expected.turn_pause - TOLERANCE, "turn_time", start, stood)
             for sample in _samples(run, since, start.at):
+                if sample.at < since:
+                    continue  # a write just before the first record at standstill
                 # The deck itself, within half a report step of what it reported.
                 standing = sample.speed_kmh <= STANDSTILL_KMH + SPEED_REPORT_STEP_KMH / 2
                 expect(standing, "turn_moving", start, since, sample)
@@ -901,6 +900,9 @@ def check_verified_stops(run: Run) -> None:
         allowance = deceleration_allowance_s(max(_speed_to_stop_from(run, base), 1.0))
         if taken_over < base + allowance:
             continue  # a new workout or a dropped link took over; judged from there
+        # The standing the records show from then on, for good: a belt that stood and moved
+        # again (a Start still on its way when the stop was asked for) counts from when it
+        # stood the last time.
         standing_at = confirmed_at = None
         first = bisect.bisect_left(run.record_times, base)
         previous_at = -math.inf
@@ -909,13 +911,16 @@ def check_verified_stops(run: Run) -> None:
                 break
             low = record.speed_kmh <= STANDSTILL_KMH
             if not low or record.at - previous_at > STALE_AFTER_S:
-                standing_at = None
+                standing_at = confirmed_at = None
             if low and standing_at is None:
                 standing_at = record.at
             previous_at = record.at
-            if standing_at is not None and record.at - standing_at >= STANDSTILL_CONFIRM_S:
+            if (
+                standing_at is not None
+                and confirmed_at is None
+                and record.at - standing_at >= STANDSTILL_CONFIRM_S
+            ):
                 confirmed_at = record.at
-                break
         in_time = standing_at is not None and standing_at <= base + allowance + TOLERANCE
         last_confirmed = max([c for c in confirmed if c < base - TOLERANCE], default=-math.inf)
         alarm_by = base + allowance + alarm_slack_s
@@ -1104,30 +1109,9 @@ class KnownBug:
 
 
 KNOWN_ENGINE_BUGS: dict[str, KnownBug] = {
-    "commanded_budget": KnownBug(
-        "test_late_answers_keep_the_backward_budget",
-        "the executor raises the speed while the budget left covers the ramp-down from the "
-        "current target, not from the raised one plus the raise's own late answer: at "
-        "0.15 km/h/s with 3 s answers, 32.3 s of backward walking against 30 s",
-        applies=_answers_late,
-        cascade=frozenset({"measured_budget"}),
-    ),
-    "target_at_standstill": KnownBug(
-        "test_a_nudge_to_the_decks_lowest_speed_is_no_console_stop",
-        "a target at or below STANDSTILL_KMH (a deck whose lowest speed is 0.1 km/h) is "
-        "written, and the belt following it is judged stopped: belt_stopped abort",
-        applies=_belt_stopped_on_a_deck_that_runs_at_standstill,
-        also=frozenset({"no_false_alarm"}),
-    ),
-    "facing_from_an_unfinished_start": KnownBug(
-        "test_a_workout_aborted_before_its_first_start_answered_still_turns_the_next",
-        "before any Start has been answered the governor knows no way the person faces: the "
-        "first workout, aborted while its first Start is still on its way (a deck answering "
-        "late), leaves none, and the next workout the other way starts without a turn",
-        applies=_no_start_answered_before_an_abort,
-        also=frozenset({"turn_before_other_way"}),
-        cascade=frozenset({"backward_speed", "backward_incline", "measured_budget"}),
-    ),
+    # Empty: every engine bug these properties found so far is fixed, and its counterexample
+    # is a plain regression test above. A new one goes here with an xfail(strict) test of its
+    # own until the engine is fixed.
 }
 
 
@@ -1203,7 +1187,6 @@ async def test_a_workout_the_other_way_long_after_the_last_one_still_turns_first
         assert [e.seconds_left for e in countdown] == [3, 2, 1]
 
 
-@known_engine_bug("facing_from_an_unfinished_start")
 async def test_a_workout_aborted_before_its_first_start_answered_still_turns_the_next() -> None:
     """A backward profile: the person steps on facing backward and the deck answers Start 2 s
     late; an emergency stop comes before that answer. The next profile walks forward: the
@@ -1279,7 +1262,7 @@ async def test_the_countdown_comes_right_before_the_belt_moves_on_a_slow_incline
     [
         (0.5, 2.0),
         (0.2, 2.0),
-        pytest.param(0.15, 3.0, marks=known_engine_bug("commanded_budget")),
+        pytest.param(0.15, 3.0),
     ],
 )
 async def test_late_answers_keep_the_backward_budget(
@@ -1322,7 +1305,6 @@ async def test_a_slow_first_segment_on_a_slowly_accelerating_deck_is_no_fault() 
         assert r.session.snapshot().phase.value == "finished"
 
 
-@known_engine_bug("target_at_standstill")
 async def test_a_nudge_to_the_decks_lowest_speed_is_no_console_stop() -> None:
     """A deck whose lowest speed is 0.1 km/h (its Supported Speed Range allows it) and a
     nudge down to 0.125 km/h: the belt runs at 0.1 km/h as told, which the observer counts as
@@ -1524,14 +1506,10 @@ UNANSWERED_FIRST_START = Case(
 
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bugs found by this property, each pinned by an xfail test above: "
-    + "; ".join(sorted(KNOWN_ENGINE_BUGS)),
-)
-# While it is expected to fail, stop at the first failure instead of shrinking it.
-@settings(PROPERTY_SETTINGS, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@PROPERTY_SETTINGS
 @given(case=cases)
+@example(case=SKIP_JUST_AFTER_START)
+@example(case=LATE_ANSWERS_GENTLE_RAMP)
 @example(case=UNANSWERED_FIRST_START)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
@@ -1540,23 +1518,3 @@ def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     found = violations(run)
     if found:
         raise found[0]
-
-
-@pytest.mark.timeout(600)
-@PROPERTY_SETTINGS
-@given(case=cases)
-@example(case=SKIP_JUST_AFTER_START)
-@example(case=LATE_ANSWERS_GENTLE_RAMP)
-@example(case=UNANSWERED_FIRST_START)
-def test_every_safety_invariant_holds_apart_from_the_known_engine_bugs(case: Case) -> None:
-    """The same property; a run whose only violations are the known engine bugs (and what
-    they break as a consequence) passes, so that everything else stays guarded meanwhile."""
-    run = run_in_virtual_time(lambda: scenario(case))
-    if run is None:
-        return
-    found = violations(run)
-    left = unexplained(run, found)
-    if left:
-        raise left[0]
-    for error in found:
-        note(f"known engine bug: {error.tag}")

@@ -449,7 +449,7 @@ class WorkoutExecutor:
             await self._moving_step(segment, step)
             self._check_backward_budget(segment)
 
-    def _backward_margin_s(self) -> float:
+    def _backward_margin_s(self, next_kmh: float = 0.0) -> float:
         """Backward time to keep in hand: enough to ramp down and pause, plus one tick."""
         governor = self._governor
         limits = governor.limits
@@ -457,7 +457,8 @@ class WorkoutExecutor:
             return 0.0
         # From the highest target the belt may be heading for: a raise still on its way lands
         # (one late answer later) before the ramp-down can begin.
-        above = max(governor.highest_target_kmh - limits.restart_speed_kmh, 0.0)
+        reachable, _ = governor.speed_target_for(next_kmh) if next_kmh > 0 else (0.0, None)
+        above = max(max(governor.highest_target_kmh, reachable) - limits.restart_speed_kmh, 0.0)
         tick = self._ramp_tick_s()
         # Every write still to come (the ramp-down steps and the Pause) lands one Control
         # Point answer later: a deck answering late eats into the budget too.
@@ -471,16 +472,27 @@ class WorkoutExecutor:
         remaining = self._governor.backward_remaining_s() - self._backward_margin_s()
         return self._clock.now() + max(remaining, 0.0)
 
-    def _check_backward_budget(self, segment: PlanSegment) -> None:
+    def _check_backward_budget(self, segment: PlanSegment, *, next_kmh: float = 0.0) -> None:
         """End a backward segment early when the rest of the budget is only enough to ramp
-        down (so the pause lands inside the budget)."""
+        down (so the pause lands inside the budget) from the current target or from `next_kmh`,
+        the target about to be written (a raise adds ramp-down time and its own answer)."""
         if segment.direction is not Direction.BACKWARD:
             return
         governor = self._governor
-        margin = self._backward_margin_s()
+        margin = self._backward_margin_s(next_kmh)
         if governor.belt_moving and governor.backward_remaining_s() <= margin + _EPS:
             log.warning("backward_budget_used", segment=segment.index)
             raise _SkipSegment
+
+    def _next_write_kmh(self, speed_kmh: float) -> float:
+        """The target the governor's ramp would write next on the way to `speed_kmh`."""
+        governor = self._governor
+        limits = governor.limits
+        current = governor.target_speed_kmh
+        if limits is None or current is None:
+            return speed_kmh
+        step = limits.ramp_rate_kmh_per_s * self._ramp_tick_s()
+        return min(speed_kmh, current + step)
 
     def _desired(self, step: PlanStep, elapsed: float, last_ramp_down: bool) -> tuple[float, float]:
         fraction = 1.0 if step.duration_s <= 0 else min(max(elapsed / step.duration_s, 0.0), 1.0)
@@ -525,6 +537,8 @@ class WorkoutExecutor:
             tick = self._ramp_tick_s()
             aim = min(now + tick, deadline)
             speed, incline = self._desired(step, aim - start, last_ramp_down)
+            if speed > (governor.target_speed_kmh or 0.0):
+                self._check_backward_budget(segment, next_kmh=self._next_write_kmh(speed))
             changing = await self._apply(speed, incline)
             if now >= deadline - _EPS:
                 return

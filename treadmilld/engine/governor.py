@@ -128,6 +128,7 @@ class SafetyGovernor:
         # may face either way until the belt has moved again.
         self._turn_announced: Direction | None = None
         self._counted_down_to: Direction | None = None
+        self._start_in_flight = False
         # How long the deck took to answer its slowest recent write (seconds of clock time).
         self._answer_times: list[float] = []
         self._moving = False  # as commanded: Start written and no Stop/Pause since
@@ -218,8 +219,9 @@ class SafetyGovernor:
                 else "max_forward_speed_kmh"
             )
             return cap, limit
-        if speed_kmh < limits.min_speed_kmh:
-            return limits.min_speed_kmh, "min_speed_kmh"
+        lowest = self._lowest_moving_kmh(limits)
+        if speed_kmh < lowest:
+            return lowest, "min_speed_kmh"
         return limits.quantize_speed(speed_kmh, toward=0.0), None
 
     def incline_target_for(self, incline_pct: float) -> tuple[float, str | None]:
@@ -240,17 +242,31 @@ class SafetyGovernor:
             return limits.min_incline_pct, "min_incline_pct"
         return limits.quantize_incline(incline_pct, toward=limits.min_incline_pct), None
 
+    @staticmethod
+    def _lowest_moving_kmh(limits: EffectiveLimits) -> float:
+        """The lowest target the belt is told while it should move: the deck's minimum, but
+        never at or below the standstill speed (a belt following such a target would look
+        stopped), rounded up to the deck's grid."""
+        lowest = limits.min_speed_kmh
+        if lowest > STANDSTILL_KMH + _EPS:
+            return lowest
+        steps = math.floor((STANDSTILL_KMH - lowest) / limits.speed_increment_kmh + _EPS) + 1
+        return lowest + steps * limits.speed_increment_kmh
+
     def standing_for_s(self) -> float:
         """How long the belt has been *measured* standing (0 while it moves or is unknown)."""
         return self.observer.standing_for_s()
 
     def _direction_changes(self, facing: Direction) -> bool:
         """Moving with the person facing `facing` is a change of direction: from the way they
-        last walked, or from a turn they were told to make."""
-        if self._facing is None or facing is Direction.REST:
+        last walked, or from a turn they were told to make (or a Start that was never
+        answered, which may have turned the belt their way)."""
+        if facing is Direction.REST:
             return False
         announced = self._turn_announced
-        return facing is not self._facing or (announced is not None and announced is not facing)
+        if announced is not None and announced is not facing:
+            return True
+        return self._facing is not None and facing is not self._facing
 
     def needs_turn(self, facing: Direction) -> bool:
         """The turn protocol ("turn now", the standing time, the countdown) must run before the
@@ -307,6 +323,8 @@ class SafetyGovernor:
         self._limits = limits
         self._locked_out = None
         self._backward_before_s = 0.0
+        # A countdown heard in an earlier workout does not count for this one.
+        self._counted_down_to = None
         if self._moving:
             self._moving_since = self._clock.now()
 
@@ -399,7 +417,11 @@ class SafetyGovernor:
             if self._facing is not facing:
                 self._turn_announced = facing
                 self._counted_down_to = None
-            await self._link.start_belt()
+            self._start_in_flight = True
+            try:
+                await self._link.start_belt()
+            finally:
+                self._start_in_flight = False
             now = self._clock.now()
             self._moving = True
             self._facing = facing
@@ -519,7 +541,7 @@ class SafetyGovernor:
                     cap,
                 )
                 applied = cap
-            applied = max(applied, limits.min_speed_kmh)
+            applied = max(applied, self._lowest_moving_kmh(limits))
             previous = self._speed if self._speed is not None else limits.restart_speed_kmh
             if (
                 facing is Direction.BACKWARD
@@ -535,7 +557,7 @@ class SafetyGovernor:
             )
             ramped = min(max(applied, previous - allowance), previous + allowance)
             quantized = limits.quantize_speed(ramped, toward=previous)
-            quantized = min(max(quantized, limits.min_speed_kmh), cap)
+            quantized = min(max(quantized, self._lowest_moving_kmh(limits)), cap)
             if abs(quantized - previous) <= _EPS and self._speed is not None:
                 return quantized
             asked_at = self._clock.now()
@@ -621,9 +643,11 @@ class SafetyGovernor:
 
     def _mark_paused(self) -> None:
         now = self._clock.now()
-        # Standing counts only from records after this: earlier ones may predate a Start the
-        # belt was still obeying.
-        self.observer.count_standing_from(now)
+        if self._moving or self._start_in_flight:
+            # Standing counts only from records after this: earlier ones may predate a Start
+            # the belt was still obeying. (A repeated Stop to a belt already told to stand
+            # does not restart the count.)
+            self.observer.count_standing_from(now)
         if self._moving and self._facing is Direction.BACKWARD:
             self._backward_before_s += now - self._moving_since
         measured = self.observer.speed_kmh or 0.0

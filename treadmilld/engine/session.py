@@ -174,6 +174,8 @@ class WorkoutSession:
         # The session's TaskGroup while `run()` runs: the executor and stop tasks live in it.
         self._tasks: asyncio.TaskGroup | None = None
         self._stop_task: asyncio.Task[None] | None = None
+        # Counts accepted workouts: a verified stop stops sending once a new one began.
+        self._generation = 0
 
     # ------------------------------------------------------------------ seam: state
 
@@ -606,6 +608,7 @@ class WorkoutSession:
 
     async def _stop_ladder(self, started: float, deadline: float, *, stop_accepted: bool) -> None:
         observer = self._observer
+        generation = self._generation
         # A Stop the deck accepted just before (the emergency stop's own) is not sent again
         # until the deck has had its stopping time.
         accepted = stop_accepted
@@ -621,7 +624,8 @@ class WorkoutSession:
                 )
                 return
             now = self._clock.now()
-            if now >= next_attempt and (not accepted or now >= deadline):
+            sending = generation == self._generation
+            if sending and now >= next_attempt and (not accepted or now >= deadline):
                 try:
                     async with asyncio.timeout(EMERGENCY_STOP_TIMEOUT_S):
                         accepted = await self._governor.stop_attempt()
@@ -801,7 +805,11 @@ class WorkoutSession:
             raise CommandRejectedError("limit_exceeded", str(error)) from None
         plan = plan_workout(chosen, limits)
 
-        # Accepted: from here on, state changes.
+        # Accepted: from here on, state changes. A stop still being verified from before goes
+        # on watching the belt (stop_confirmed or its alarm) but sends nothing more: its
+        # retries would lock the new workout out, which moves the belt only once it is
+        # measured standing anyway.
+        self._generation += 1
         self._governor.arm(limits)
         self._plan = plan
         self._clinical = use_clinical
