@@ -422,20 +422,7 @@ class SafetyGovernor:
                 await self._link.start_belt()
             finally:
                 self._start_in_flight = False
-            now = self._clock.now()
-            self._moving = True
-            self._facing = facing
-            self._turn_announced = None
-            self._counted_down_to = None
-            self._moving_since = now
-            self._started_at = now
-            self._moved_since_start = False
-            self._console_started = False
-            self._ceiling_kmh = restart
-            self._ceiling_at = now
-            self._overspeed_records = 0
-            self._follow_kmh = None
-            self._follow_by = math.inf
+            self._mark_started(facing, restart)
             if not primed:
                 written = await self._link.set_target_speed(restart)
             self._speed = written
@@ -443,6 +430,24 @@ class SafetyGovernor:
             self._expect_reach(written, from_kmh=0.0, extra_s=START_DELAY_S)
             log.info("belt_started", facing=facing.value, restart_kmh=written, primed=primed)
             return written
+
+    def _mark_started(self, facing: Direction, restart_kmh: float) -> None:
+        """Start was answered: the belt is told to move, the person faces `facing`, and the
+        measured belt is judged against the restart speed from now on."""
+        now = self._clock.now()
+        self._moving = True
+        self._facing = facing
+        self._turn_announced = None
+        self._counted_down_to = None
+        self._moving_since = now
+        self._started_at = now
+        self._moved_since_start = False
+        self._console_started = False
+        self._ceiling_kmh = restart_kmh
+        self._ceiling_at = now
+        self._overspeed_records = 0
+        self._follow_kmh = None
+        self._follow_by = math.inf
 
     def _already_running(self, facing: Direction) -> float | None:
         """The target if the belt is already told to move this way; refuses another way."""
