@@ -1070,33 +1070,12 @@ def violations(run: Run) -> list[InvariantError]:
 # ----------------------------------------------------------------------------- known engine bugs
 
 
-def _answers_late(run: Run, _error: InvariantError) -> bool:
-    return run.deck.behaviour.answer_delay_s > 0
-
-
-def _no_start_answered_before_an_abort(run: Run, error: InvariantError) -> bool:
-    """Before the Start at fault, no Start had reached the deck, or the last one reached it
-    only after an abort (it was on its way when the workout ended)."""
-    start = error.args[1]
-    assert isinstance(start, Write)
-    prior = [w for w in _starts(run) if w.at < start.sent]
-    if not prior:
-        return True
-    last = prior[-1]
-    aborts = [w.abort.at for w in run.workouts if w.abort is not None]
-    return any(last.sent <= at <= last.at + TOLERANCE for at in aborts)
-
-
-def _belt_stopped_on_a_deck_that_runs_at_standstill(run: Run, error: InvariantError) -> bool:
-    aborts = [item for item in error.args if isinstance(item, WorkoutAborted)]
-    stopped = any(abort.reason is AbortReason.BELT_STOPPED for abort in aborts)
-    return stopped and run.deck.min_speed <= STANDSTILL_KMH
-
-
 @dataclass(frozen=True)
 class KnownBug:
-    """An engine bug these properties found, pinned by a regression test above (marked
-    xfail, strict: it fails the suite once the engine is fixed, so the entry gets removed)."""
+    """An engine bug these properties found and the engine does not fix yet: its own
+    counterexample test is marked xfail (strict: it fails the suite once the engine is fixed,
+    and the entry goes with the mark), and the property lets a run whose only violations are
+    this bug (and what it breaks as a consequence) pass, so everything else stays guarded."""
 
     test: str
     what: str
@@ -1489,8 +1468,8 @@ LATE_ANSWERS_GENTLE_RAMP = Case(
     second=None,
 )
 # The first workout walks backward on a deck answering 2 s late and is stopped while its
-# first Start is on its way; a forward workout 15 s later starts without a turn
-# (facing_from_an_unfinished_start, open).
+# first Start is on its way; a forward workout 15 s later started without a turn (fixed in
+# the engine; kept as a regression).
 UNANSWERED_FIRST_START = Case(
     profile=_profile("random", (BACKWARD, 60, 1.5, 0)),
     limits=SafetyLimits(),
@@ -1516,5 +1495,8 @@ def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     if run is None:
         return
     found = violations(run)
-    if found:
-        raise found[0]
+    left = unexplained(run, found)
+    if left:
+        raise left[0]
+    for error in found:
+        note(f"known engine bug: {error.tag}")
