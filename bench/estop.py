@@ -526,7 +526,7 @@ def _figures(decks: list[Deck], floors: list[Figure]) -> list[Figure]:
                     floor_name=f"physical: {BELT_KMH:g} km/h / {deceleration:g} km/h/s",
                     floor_median=physical,
                     note=(
-                        "standing = records at or below 0.1 km/h for 1 s, at least two"
+                        "standing = records at or below 0.05 km/h for 1 s, at least two"
                         " (engine/belt.py);"
                         f" the event's own after_s median {fmt(statistics.median(after))} s"
                         + (

@@ -23,10 +23,11 @@ from treadmilld.engine.api import BeltState
 
 # At or below this measured speed the belt counts as standing. Well under the lowest speed any
 # deck runs at (0.5 km/h on most FTMS treadmills; 0.96 km/h on the Urevo E1L, whose Supported
-# Speed Range is `60 00 ...` = 0.96 km/h in the blak3r/treadspan urevo-E1L captures), and above
-# the 0.01 km/h wire resolution (FTMS §4.4.1.2), so a coasting belt is never taken for a
-# standing one.
-STANDSTILL_KMH = 0.1
+# Speed Range is `60 00 ...` = 0.96 km/h in the blak3r/treadspan urevo-E1L captures), below the
+# 0.1 km/h that the lowest-reaching decks accept as a target (a belt running there must count as
+# moving), and above the 0.01 km/h wire resolution (FTMS §4.4.1.2), so a coasting belt is never
+# taken for a standing one.
+STANDSTILL_KMH = 0.05
 # How long records must read standstill before the belt counts as standing: one second covers
 # the slowest usual data rate (FTMS §4.4.1: "typically" 1 Hz) with a second record.
 STANDSTILL_CONFIRM_S = 1.0
