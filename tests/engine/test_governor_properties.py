@@ -1483,6 +1483,52 @@ UNANSWERED_FIRST_START = Case(
 )
 
 
+# Found by a soak run: walking backward at 3.25 km/h on a deck answering 2.25 s late, the person
+# pauses as the segment ends and resumes at once. The pause's ramp-down leaves 1.7 s of the 98 s
+# budget, less than the deck takes to answer Start and then Pause: the belt restarts backward
+# and the session walked 98.5 s backward (fixed: such a resume ends the walk).
+RESUME_WITH_LITTLE_BUDGET_LEFT = Case(
+    profile=_profile(
+        "random",
+        (FORWARD, 5, 1.0, 0),
+        (BACKWARD, 78, 3.25, 0),
+        (FORWARD, 5, 1.0, 0),
+        (FORWARD, 5, 1.0, 0),
+    ),
+    limits=SafetyLimits(
+        general=LimitSet(
+            max_forward_speed_kmh=2.0,
+            max_backward_speed_kmh=4.0,
+            max_backward_incline_pct=0.0,
+            ramp_rate_kmh_per_s=0.4375,
+            max_backward_s=98.0,
+        )
+    ),
+    clinical=False,
+    deck=Deck(
+        min_speed=0.1,
+        max_speed=6.0,
+        increment=0.05,
+        incline=InclinationRange(0.0, 15.0, 0.5),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(deceleration_kmh_per_s=0.25, answer_delay_s=2.25),
+        data_hz=1.0,
+    ),
+    fault=("none", 5.0),
+    script=[Command("segment_end", 0.0, "pause", 0.0), Command("budget_end", 0.0, "pause", 0.0)],
+    second=None,
+)
+
+
+def test_a_resume_with_less_budget_left_than_the_deck_takes_to_answer_keeps_the_budget() -> None:
+    """The soak run's counterexample: after a pause, the backward budget left (1.7 s) is less
+    than the deck takes to answer Start and Pause (2.25 s each). The belt must not restart
+    backward: backward walking stays within the 98 s budget."""
+    run = run_in_virtual_time(lambda: scenario(RESUME_WITH_LITTLE_BUDGET_LEFT))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -1490,6 +1536,7 @@ UNANSWERED_FIRST_START = Case(
 @example(case=SKIP_JUST_AFTER_START)
 @example(case=LATE_ANSWERS_GENTLE_RAMP)
 @example(case=UNANSWERED_FIRST_START)
+@example(case=RESUME_WITH_LITTLE_BUDGET_LEFT)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:

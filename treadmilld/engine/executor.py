@@ -273,8 +273,12 @@ class WorkoutExecutor:
         self._event(WorkoutResumed)
         if was_moving:
             facing = self._governor.facing
-            if facing is Direction.BACKWARD and self._governor.backward_remaining_s() <= _EPS:
-                # The pause used up the backward budget: this walk is over, not the workout.
+            if (
+                facing is Direction.BACKWARD
+                and self._governor.backward_remaining_s() <= self._backward_margin_s() + _EPS
+            ):
+                # The pause used up the backward budget, or leaves less than a restart and the
+                # next pause take on this deck: this walk is over, not the workout.
                 log.warning("backward_budget_used", segment=self.segment_index)
                 raise _SkipSegment
             if facing is not None:
