@@ -1091,14 +1091,6 @@ KNOWN_ENGINE_BUGS: dict[str, KnownBug] = {
     # Every other engine bug these properties found is fixed, and its counterexample is a plain
     # regression test. A new one goes here with an xfail(strict) test of its own until the
     # engine is fixed.
-    "start_on_stale_data": KnownBug(
-        "test_no_start_goes_out_on_data_that_went_stale_during_the_restart_speed_write",
-        "start_belt checks the measured belt before writing the restart speed and not again "
-        "before Start: on a deck answering late, Start goes out on data that went stale in "
-        "between (3.09 s old, just before the no-data abort), and the belt starts unmeasured",
-        applies=lambda run, _error: run.fault == "silent" and run.deck.behaviour.answer_delay_s > 0,
-        also=frozenset({"turn_standing"}),
-    ),
 }
 
 
@@ -1540,7 +1532,7 @@ def test_a_resume_with_less_budget_left_than_the_deck_takes_to_answer_keeps_the_
 # Found by the property (commit 8fa8a59): a deck answering 2.27 s late whose data stops at
 # 208.5 s, just before the turn's Start: the governor checks the belt, writes the restart speed
 # (answered 2.27 s later), then writes Start on data 3.09 s old, 6 ms before the no-data abort;
-# the belt starts 2.3 s later with nothing measuring it (start_on_stale_data, open).
+# the belt started 2.3 s later with nothing measuring it (fixed: Start needs a fresh standstill).
 START_ON_STALE_DATA = Case(
     profile=_profile(
         "random",
@@ -1575,7 +1567,6 @@ START_ON_STALE_DATA = Case(
 )
 
 
-@known_engine_bug("start_on_stale_data")
 def test_no_start_goes_out_on_data_that_went_stale_during_the_restart_speed_write() -> None:
     """The deck stops sending data while the restart speed is on its way (answered 2.27 s
     late): Start must not be written once the data is older than the observer's freshness

@@ -412,6 +412,17 @@ class SafetyGovernor:
                     # Decks that take no target while standing (3G Cardio, qdomyos-zwift#3382):
                     # Start first, then the restart speed at once, and watch the measured speed.
                     log.info("restart_speed_refused_while_standing", error=str(error))
+            if primed and self.observer.state() is not BeltState.STANDING:
+                # The restart-speed write took long enough for the picture to change (data
+                # went stale, or the belt moved): Start is written only on a fresh standstill.
+                state = self.observer.state()
+                raise BeltFaultError(
+                    AbortReason.NO_DATA
+                    if state is BeltState.UNKNOWN
+                    else AbortReason.UNEXPECTED_MOTION,
+                    f"the belt is {state.value} after the restart speed was written; not "
+                    "sending Start",
+                )
             # Until Start is answered the person may face either way: if it never is (an abort
             # mid-write), the next workout turns whichever way it walks.
             if self._facing is not facing:
