@@ -395,6 +395,9 @@ class Run:
     records: list[BeltSample] = field(init=False)
     record_times: list[float] = field(init=False)
     trace_times: list[float] = field(init=False)
+    # Start writes, in the order they reached the deck, and when.
+    starts: list[Write] = field(init=False)
+    start_times: list[float] = field(init=False)
 
     def __post_init__(self) -> None:
         # What the engine was told: the deck reports its speed in 0.01 km/h and its incline in
@@ -406,6 +409,8 @@ class Run:
         ]
         self.record_times = [s.at for s in self.records]
         self.trace_times = [s.at for s in self.trace]
+        self.starts = [w for w in self.writes if w.kind == "start"]
+        self.start_times = [w.at for w in self.starts]
 
 
 async def _triggered(
@@ -582,6 +587,14 @@ def _workout_at(run: Run, at: float) -> Workout:
     return run.workouts[max(index, 0)]
 
 
+def _driving(run: Run, at: float) -> Workout:
+    """The workout whose Start last reached the deck by `at`: its limits hold for the belt
+    until the next Start (a belt still coasting from one workout when the next begins is the
+    earlier one's)."""
+    index = bisect.bisect_right(run.start_times, at + TOLERANCE) - 1
+    return _workout_at(run, run.starts[index].sent) if index >= 0 else _workout_at(run, at)
+
+
 def _walking_direction_at(run: Run, at: float) -> Direction | None:
     """The way the walking segment started last at or before `at` goes (what the belt is
     started for)."""
@@ -719,7 +732,7 @@ def check_backward_speed(run: Run) -> None:
     times, facings = _facing_segments(run)
     for sample in run.trace:
         if _faces_backward(times, facings, sample.at):
-            cap = _workout_at(run, sample.at).expected.max_backward
+            cap = _driving(run, sample.at).expected.max_backward
             limit = cap + run.deck.increment + TOLERANCE
             expect(sample.speed_kmh <= limit, "backward_speed", sample, cap)
 
@@ -731,7 +744,7 @@ def check_backward_incline(run: Run) -> None:
     times, facings = _facing_segments(run)
     for sample in run.trace:
         if sample.speed_kmh > STANDSTILL_KMH and _faces_backward(times, facings, sample.at):
-            cap = _workout_at(run, sample.at).expected.max_backward_incline
+            cap = _driving(run, sample.at).expected.max_backward_incline
             limit = cap + INCLINE_TOLERANCE_PCT + INCLINE_REPORT_STEP_PCT / 2 + TOLERANCE
             expect(sample.incline_pct <= limit, "backward_incline", sample, cap)
 
@@ -1088,9 +1101,9 @@ class KnownBug:
 
 
 KNOWN_ENGINE_BUGS: dict[str, KnownBug] = {
-    # Every other engine bug these properties found is fixed, and its counterexample is a plain
-    # regression test. A new one goes here with an xfail(strict) test of its own until the
-    # engine is fixed.
+    # Empty: every engine bug these properties found is fixed, and its counterexample is a
+    # plain regression test. A new one goes here with an xfail(strict) test of its own until
+    # the engine is fixed.
 }
 
 
