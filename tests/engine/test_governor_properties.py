@@ -643,7 +643,7 @@ def _facing_changes(run: Run) -> list[tuple[float, Direction]]:
 def _connected_at(run: Run, at: float) -> bool:
     connected = False
     for when, up in run.link_log:
-        if when > at + TOLERANCE:
+        if when > at:
             break
         connected = up
     return connected
@@ -902,6 +902,11 @@ def check_verified_stops(run: Run) -> None:
     confirm_slack_s = run.deck.data_period_s + 1.0 + 2 * run.deck.behaviour.answer_delay_s
     for at, what, _ in _ends(run):
         base = at
+        first_drop = min(
+            [when for when, up in run.link_log if not up and when > at], default=math.inf
+        )
+        if any(at - TOLERANCE <= c <= first_drop for c in confirmed) and _connected_at(run, at):
+            continue  # confirmed standing before anything else happened to the link
         if not _connected_at(run, base):
             back = [when for when, up in run.link_log if up and when > at]
             if not back:
