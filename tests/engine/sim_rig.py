@@ -90,7 +90,9 @@ async def sim_rig(
     *,
     library: ProfileLibrary | None = None,
     limits: SafetyLimits | None = None,
+    sample_belt: bool = True,
 ) -> AsyncIterator[SimRig]:
+    """`sample_belt=False` leaves `belt` empty (long profiles that sample for themselves)."""
     async with SimulatedFleet(LoopClock()) as fleet:
         deck = await fleet.add(config)
         link = BleTreadmillLink(
@@ -127,9 +129,10 @@ async def sim_rig(
         tasks = [
             asyncio.create_task(session.run(), name="session"),
             asyncio.create_task(record(), name="recorder"),
-            asyncio.create_task(sample(), name="sampler"),
             asyncio.create_task(link.run(), name="link"),
         ]
+        if sample_belt:
+            tasks.append(asyncio.create_task(sample(), name="sampler"))
         try:
             await rig.connected()
             yield rig

@@ -5,90 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import pytest
-from treadmilld_sim import (
-    RunningState,
-    SimulatedFleet,
-    SimulatedTreadmill,
-    SimulatedTreadmillConfig,
-)
+from treadmilld_sim import RunningState, SimulatedTreadmillConfig
 
-from treadmilld.ble.client import BleTreadmillLink
-from treadmilld.ble.config import LinkSettings, TargetSelector
-from treadmilld.clock import LoopClock
-from treadmilld.engine.api import AbortReason, Phase, SessionEvent, StateChanged, WorkoutAborted
-from treadmilld.engine.library import ProfileLibrary
-from treadmilld.engine.limits import SafetyLimits
+from treadmilld.engine.api import AbortReason, Phase, WorkoutAborted
 from treadmilld.engine.planner import WorkoutPlan
-from treadmilld.engine.session import WorkoutSession
 from treadmilld.ftms import SetTargetSpeed, StartOrResume
 
-# Virtual seconds any single wait may take before the test fails with a traceback.
-WAIT_BOUND_S = 4 * 3600.0
-
-
-@dataclass
-class EndToEnd:
-    fleet: SimulatedFleet
-    deck: SimulatedTreadmill
-    session: WorkoutSession
-    events: list[SessionEvent] = field(default_factory=list)
-
-    async def wait_for(self, kind: str) -> SessionEvent:
-        async with asyncio.timeout(WAIT_BOUND_S):
-            while True:
-                for event in self.events:
-                    if event.type == kind:
-                        return event
-                await asyncio.sleep(1.0)
-
-    async def connected(self) -> None:
-        async with asyncio.timeout(WAIT_BOUND_S):
-            while self.session.snapshot().connection != "connected":  # noqa: ASYNC110
-                await asyncio.sleep(0.5)
-
-
-@contextlib.asynccontextmanager
-async def end_to_end(name: str) -> AsyncIterator[EndToEnd]:
-    async with SimulatedFleet(LoopClock()) as fleet:
-        deck = await fleet.add(SimulatedTreadmillConfig(name=name))
-        link = BleTreadmillLink(
-            "tm1",
-            TargetSelector(address=deck.address),
-            LinkSettings(),
-            clock=fleet.clock,
-            scanner_backend=fleet.scanner_backend,
-            client_backend=fleet.client_backend,
-        )
-        session = WorkoutSession(
-            link, library=ProfileLibrary(), limits=SafetyLimits(), clock=fleet.clock
-        )
-        rig = EndToEnd(fleet, deck, session)
-        subscription = session.events()
-
-        async def record() -> None:
-            async for event in subscription:
-                if not isinstance(event, StateChanged):
-                    rig.events.append(event)
-
-        tasks = [
-            asyncio.create_task(session.run(), name="session"),
-            asyncio.create_task(record(), name="recorder"),
-            asyncio.create_task(link.run(), name="link"),
-        ]
-        try:
-            await rig.connected()
-            yield rig
-        finally:
-            async with asyncio.timeout(120.0):
-                await session.shutdown()
-                await link.close()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+from .sim_rig import sim_rig
 
 
 def planned_speed(plan: WorkoutPlan, t: float) -> float:
@@ -101,7 +26,7 @@ def planned_speed(plan: WorkoutPlan, t: float) -> float:
 
 
 async def test_a_45_minute_profile_runs_through_the_real_client_and_the_belt_follows() -> None:
-    async with end_to_end("SIM-E2E-WALK") as rig:
+    async with sim_rig(SimulatedTreadmillConfig(name="SIM-E2E-WALK"), sample_belt=False) as rig:
         clock = rig.fleet.clock
         await rig.session.start_profile("forward-walk")
         # Plan time starts with the first segment: once the belt is measured standing.
@@ -135,7 +60,7 @@ async def test_a_45_minute_profile_runs_through_the_real_client_and_the_belt_fol
 
 
 async def test_the_safety_key_aborts_the_profile_and_the_belt_stays_stopped() -> None:
-    async with end_to_end("SIM-E2E-KEY") as rig:
+    async with sim_rig(SimulatedTreadmillConfig(name="SIM-E2E-KEY"), sample_belt=False) as rig:
         clock = rig.fleet.clock
         await rig.session.start_profile("p2-retro-core")
         # 300 s in: three minutes of forward walking are done, the user walks backward.
