@@ -1,0 +1,52 @@
+"""What some decks need besides FTMS: a vendor unlock write, and incline given as a table index.
+
+Sans-io like the rest of `treadmilld.ftms`: constants and pure functions that both the daemon's
+BLE link and the simulator use, so the two can only agree.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from treadmilld.ftms.errors import CodecError
+
+# KingSmith MC21 family (KS-MC21-*, KS-SMC21C-*, ZP-ZEALR1-*): a write-only vendor
+# characteristic inside the FTMS service. Until it is written, Control Point requests go
+# unanswered and time out (mcdax/walkingpad-controller, docs/ftms-protocol-reference.md §1.2,
+# from the KS Fit app and btsnoop captures of a KS-MC21).
+KINGSMITH_UNLOCK_CHARACTERISTIC_UUID = "d18d2c10-c44c-11e8-a355-529269fb1459"
+# The bytes the KS Fit app writes there are not in any source we could reach; this is a
+# stand-in. The simulator unlocks on any write to the characteristic, and a deployment can set
+# the real bytes (taken from a `treadmilld diagnose --trace` of the vendor app) in its quirks.
+KINGSMITH_UNLOCK_PAYLOAD = bytes.fromhex("01")
+
+
+def incline_table_index(table: Sequence[float], inclination_pct: float) -> int:
+    """The index of the highest table entry at or below `inclination_pct`.
+
+    Decks that take incline as a table index (Kettler, iConcept, some 3G Cardio: qdomyos-zwift
+    device classes) cannot hit every percent; rounding toward the lower entry never inclines the
+    belt more than asked. Raises `CodecError` when the table is empty, unsorted, or the asked
+    value lies below its first entry.
+    """
+    if not table:
+        raise CodecError("an incline table needs at least one entry")
+    if any(b <= a for a, b in itertools.pairwise(table)):
+        raise CodecError(f"incline table {list(table)} must be strictly increasing")
+    if inclination_pct < table[0] - 1e-9:
+        raise CodecError(
+            f"inclination {inclination_pct} % lies below the table's lowest entry {table[0]} %"
+        )
+    index = 0
+    for position, entry in enumerate(table):
+        if entry <= inclination_pct + 1e-9:
+            index = position
+    return index
+
+
+def incline_table_value(table: Sequence[float], index: int) -> float:
+    """The percent a table index stands for; `CodecError` when the index is off the table."""
+    if not 0 <= index < len(table):
+        raise CodecError(f"incline index {index} is off a table of {len(table)} entries")
+    return float(table[index])
