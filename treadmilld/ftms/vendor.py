@@ -21,6 +21,8 @@ KINGSMITH_UNLOCK_CHARACTERISTIC_UUID = "d18d2c10-c44c-11e8-a355-529269fb1459"
 # the real bytes (taken from a `treadmilld diagnose --trace` of the vendor app) in its quirks.
 KINGSMITH_UNLOCK_PAYLOAD = bytes.fromhex("01")
 
+_INCLINE_TABLE = "Set Target Inclination (incline table)"
+
 
 def incline_table_index(table: Sequence[float], inclination_pct: float) -> int:
     """The index of the highest table entry at or below `inclination_pct`.
@@ -31,12 +33,13 @@ def incline_table_index(table: Sequence[float], inclination_pct: float) -> int:
     value lies below its first entry.
     """
     if not table:
-        raise CodecError("an incline table needs at least one entry")
+        raise CodecError(_INCLINE_TABLE, "an incline table needs at least one entry")
     if any(b <= a for a, b in itertools.pairwise(table)):
-        raise CodecError(f"incline table {list(table)} must be strictly increasing")
+        raise CodecError(_INCLINE_TABLE, f"incline table {list(table)} must be strictly increasing")
     if inclination_pct < table[0] - 1e-9:
         raise CodecError(
-            f"inclination {inclination_pct} % lies below the table's lowest entry {table[0]} %"
+            _INCLINE_TABLE,
+            f"inclination {inclination_pct} % lies below the table's lowest entry {table[0]} %",
         )
     index = 0
     for position, entry in enumerate(table):
@@ -48,5 +51,7 @@ def incline_table_index(table: Sequence[float], inclination_pct: float) -> int:
 def incline_table_value(table: Sequence[float], index: int) -> float:
     """The percent a table index stands for; `CodecError` when the index is off the table."""
     if not 0 <= index < len(table):
-        raise CodecError(f"incline index {index} is off a table of {len(table)} entries")
+        raise CodecError(
+            _INCLINE_TABLE, f"incline index {index} is off a table of {len(table)} entries"
+        )
     return float(table[index])
