@@ -1330,6 +1330,10 @@ async def test_a_deck_that_goes_silent_during_a_turn_ends_the_workout() -> None:
         await r.wait_for("turn_now")
         await asyncio.sleep(120.0)
         assert r.session.snapshot().phase.value == "aborted"
+        # Said as what it was: the deck went quiet, not a belt that moved by itself.
+        [aborted] = r.recorder.of_type("workout_aborted")
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is AbortReason.NO_DATA
 
 
 async def test_a_pause_near_the_end_of_the_backward_budget_on_a_deck_answering_late() -> None:

@@ -430,10 +430,18 @@ class WorkoutExecutor:
                 raise _StopWorkout
             left = deadline - self._clock.now()
             if left <= 0:
+                state = observer.state()
+                # A deck that went silent is not a belt that kept moving: say which it was.
+                reason = (
+                    AbortReason.UNEXPECTED_MOTION
+                    if state is BeltState.MOVING
+                    else AbortReason.NO_DATA
+                )
                 raise BeltFaultError(
-                    AbortReason.UNEXPECTED_MOTION,
+                    reason,
                     f"the belt was told to stop and is not measured standing after "
-                    f"{deceleration_allowance_s(speed):.0f} s ({observer.speed_kmh} km/h)",
+                    f"{deceleration_allowance_s(speed):.0f} s ({state.value}, "
+                    f"{observer.speed_kmh} km/h)",
                 )
             await observer.wait_standing(min(left, 1.0))
 
