@@ -41,6 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the daemon (what systemd starts)")
     with_config(run)
+    run.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="record the GATT traffic of every treadmill link to FILE (JSON Lines, "
+        "docs/capture.md; with several treadmills FILE gets each id: trace.tm01.jsonl)",
+    )
+    run.add_argument(
+        "--trace-max-mb",
+        type=float,
+        default=16.0,
+        metavar="MB",
+        help="stop recording a trace at this size (16)",
+    )
 
     demo = commands.add_parser(
         "demo", help="run a profile on simulated treadmills with an embedded MQTT broker"
@@ -101,9 +116,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     diagnose = commands.add_parser(
-        "diagnose", help="versions, Bluetooth adapter, config summary (addresses anonymised)"
+        "diagnose",
+        help="versions, Bluetooth adapter, config summary (addresses anonymised); with a "
+        "treadmill: what it does, recorded to a trace",
+        description="Without a treadmill: versions, Bluetooth and a config summary. With "
+        "--treadmill, --address or --name: connect to that deck, read everything, subscribe to "
+        "everything, record SECONDS of its traffic to a trace file (docs/capture.md) and print "
+        "a summary. The belt is never started; nothing is written unless --control is given.",
     )
     with_config(diagnose)
+    deck = diagnose.add_mutually_exclusive_group()
+    deck.add_argument("--treadmill", metavar="ID", help="a treadmill of the configuration")
+    deck.add_argument("--address", metavar="ADDR", help="the deck at this Bluetooth address")
+    deck.add_argument("--name", metavar="TEXT", help="the first deck whose name contains TEXT")
+    diagnose.add_argument(
+        "--seconds", type=float, default=15.0, metavar="S", help="listen S seconds (15)"
+    )
+    diagnose.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="trace file (default: treadmilld-diagnose-<time>.jsonl in this directory)",
+    )
+    diagnose.add_argument(
+        "--control",
+        action="store_true",
+        help="also write Request Control (00) to see if and how the deck answers; "
+        "nothing else is ever written",
+    )
 
     profiles = commands.add_parser("profiles", help="list, show or check workout profiles")
     profile_commands = profiles.add_subparsers(dest="profiles_command", metavar="ACTION")
@@ -154,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from treadmilld.app.run import run_command  # noqa: PLC0415
 
-    return run_command(args.config)
+    return run_command(args.config, trace=args.trace, trace_max_mb=args.trace_max_mb)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -190,7 +231,18 @@ def _scan(args: argparse.Namespace) -> int:
 def _diagnose(args: argparse.Namespace) -> int:
     from treadmilld.app.inspect import diagnose_command  # noqa: PLC0415
 
-    return diagnose_command(args.config)
+    if args.treadmill is None and args.address is None and args.name is None:
+        return diagnose_command(args.config)
+    from treadmilld.app.diagnose import DeckChoice  # noqa: PLC0415
+    from treadmilld.app.inspect import diagnose_deck_command  # noqa: PLC0415
+
+    return diagnose_deck_command(
+        DeckChoice(treadmill=args.treadmill, address=args.address, name=args.name),
+        config=args.config,
+        seconds=args.seconds,
+        trace=args.trace,
+        request_control=args.control,
+    )
 
 
 def _profiles(args: argparse.Namespace) -> int:

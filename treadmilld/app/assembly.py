@@ -7,9 +7,11 @@ configured, so a gym's install never needs Bumble.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -18,6 +20,8 @@ from treadmilld.app.simulation import import_simulator, simulated_config
 from treadmilld.app.supervisor import ManagedBridge, ManagedSession, TreadmillUnit
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import TargetSelector
+from treadmilld.ble.gatt import GattBackend
+from treadmilld.ble.trace import TraceLimits, TraceWriter, TracingGattBackend
 from treadmilld.clock import Clock, LoopClock, ScaledClock
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import LimitSet
@@ -26,6 +30,8 @@ from treadmilld.mqtt.bridge import BridgeConfigError, MqttBridge
 
 if TYPE_CHECKING:
     from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
+
+    from treadmilld.ble.bleak_io import ClientBackend, ScannerBackend
 
 _log = structlog.get_logger()
 
@@ -96,10 +102,43 @@ def profile_library(settings: Settings | None) -> ProfileLibrary:
     return ProfileLibrary(extra, limits=settings.limits)
 
 
+@dataclass(frozen=True)
+class TraceOptions:
+    """`treadmilld run --trace FILE`: record every link's GATT traffic (docs/capture.md)."""
+
+    path: Path
+    limits: TraceLimits = dataclasses.field(default_factory=TraceLimits)
+
+    def path_for(self, treadmill_id: str, treadmills: int) -> Path:
+        """FILE itself with one treadmill; FILE with the id before its suffix with several."""
+        if treadmills == 1:
+            return self.path
+        return self.path.with_name(f"{self.path.stem}.{treadmill_id}{self.path.suffix}")
+
+
+def traced_backend(
+    clock: Clock,
+    path: Path,
+    version: str,
+    limits: TraceLimits,
+    *,
+    scanner_backend: ScannerBackend | None = None,
+    client_backend: ClientBackend | None = None,
+) -> tuple[GattBackend, TraceWriter]:
+    """The link's bleak backend wrapped in a tracer writing to `path` (close the writer)."""
+    from treadmilld.ble.bleak_io import BleakGattBackend  # noqa: PLC0415 - bleak lazily
+
+    writer = TraceWriter(path, clock=clock, version=version, limits=limits)
+    inner = BleakGattBackend(clock, scanner_backend=scanner_backend, client_backend=client_backend)
+    return TracingGattBackend(inner, writer), writer
+
+
 @contextlib.asynccontextmanager
-async def assemble(settings: Settings, *, clock: Clock, version: str) -> AsyncIterator[Assembly]:
+async def assemble(
+    settings: Settings, *, clock: Clock, version: str, trace: TraceOptions | None = None
+) -> AsyncIterator[Assembly]:
     """Links, sessions and the bridge for `settings`; the simulator, if any, is torn down on
-    exit (after the supervisor has closed the links)."""
+    exit (after the supervisor has closed the links), and so are the trace files, if any."""
     settings = real_time_tolerances(settings)
     library = profile_library(settings)
     async with contextlib.AsyncExitStack() as stack:
@@ -121,19 +160,27 @@ async def assemble(settings: Settings, *, clock: Clock, version: str) -> AsyncIt
         units: list[TreadmillUnit] = []
         for treadmill in settings.treadmills:
             link_settings = treadmill.link_settings(settings.link)
+            backends: dict[str, Any] = {}
+            target = treadmill.target() if treadmill.simulated is None else None
             if treadmill.id in simulated:
                 assert fleet is not None  # set together with `simulated`
+                target = TargetSelector(address=simulated[treadmill.id].address)
+                backends = {
+                    "scanner_backend": fleet.scanner_backend,
+                    "client_backend": fleet.client_backend,
+                }
+            assert target is not None  # every treadmill is simulated or has a target
+            if trace is not None:
+                path = trace.path_for(treadmill.id, len(settings.treadmills))
+                gatt, writer = traced_backend(clock, path, version, trace.limits, **backends)
+                stack.callback(writer.close)
+                _log.info("link_traced", treadmill_id=treadmill.id, path=str(path))
                 link = BleTreadmillLink(
-                    treadmill.id,
-                    TargetSelector(address=simulated[treadmill.id].address),
-                    link_settings,
-                    clock=clock,
-                    scanner_backend=fleet.scanner_backend,
-                    client_backend=fleet.client_backend,
+                    treadmill.id, target, link_settings, clock=clock, gatt_backend=gatt
                 )
             else:
                 link = BleTreadmillLink(
-                    treadmill.id, treadmill.target(), link_settings, clock=clock
+                    treadmill.id, target, link_settings, clock=clock, **backends
                 )
             session = make_session(link, settings, library, clock)
             units.append(TreadmillUnit(treadmill.id, link, session))

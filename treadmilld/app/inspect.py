@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import hashlib
 import os
 import platform
@@ -12,12 +13,15 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from treadmilld import __version__
 from treadmilld.app.settings import ConfigError, load_settings
 from treadmilld.ble.discovery import DiscoveredTreadmill
 from treadmilld.ftms import MachineType
+
+if TYPE_CHECKING:
+    from treadmilld.app.diagnose import DeckChoice
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -214,6 +218,52 @@ def diagnose_command(config: Path | None, out: TextIO | None = None) -> int:
     stream = sys.stdout if out is None else out
     stream.write(diagnose_report(config))
     stream.write(f"\n(treadmilld {__version__}; paste this into a bug report as is)\n")
+    return EXIT_OK
+
+
+def diagnose_deck_command(
+    choice: DeckChoice,
+    *,
+    config: Path | None,
+    seconds: float,
+    trace: Path | None,
+    request_control: bool,
+    out: TextIO | None = None,
+) -> int:
+    """The environment report, then what one deck does (app/diagnose.py), with a trace."""
+    from treadmilld.app.diagnose import DiagnoseError, diagnose_deck  # noqa: PLC0415
+    from treadmilld.clock import LoopClock  # noqa: PLC0415
+
+    stream = sys.stdout if out is None else out
+    if seconds <= 0:
+        raise ConfigError("--seconds must be above 0")
+    settings = load_settings(config)[0] if choice.treadmill is not None else None
+    if trace is None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        trace = Path(f"treadmilld-diagnose-{stamp}.jsonl")
+    stream.write(diagnose_report(config) + "\n")
+    stream.flush()
+    try:
+        summary = asyncio.run(
+            diagnose_deck(
+                choice,
+                settings,
+                clock=LoopClock(),
+                seconds=seconds,
+                trace=trace,
+                request_control=request_control,
+            )
+        )
+    except DiagnoseError as error:
+        stream.write(f"treadmilld diagnose: {error}\n")
+        return EXIT_FAILURE
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write the trace {trace}: {error.strerror or error}; give a writable "
+            "--trace FILE"
+        ) from None
+    stream.write(summary)
+    stream.write(f"\n(treadmilld {__version__}; paste this into a bug report with the trace)\n")
     return EXIT_OK
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import structlog
 
 from treadmilld import __version__
-from treadmilld.app.assembly import Assembly, assemble, clock_for
+from treadmilld.app.assembly import Assembly, TraceOptions, assemble, clock_for
 from treadmilld.app.logging import configure_logging
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ConfigError, Settings, load_settings, redacted
 from treadmilld.app.supervisor import Supervisor
+from treadmilld.ble.trace import TraceLimits
 
 _log = structlog.get_logger()
 
@@ -23,8 +24,20 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 
 
-def run_command(config: Path | None) -> int:
+def run_command(
+    config: Path | None, *, trace: Path | None = None, trace_max_mb: float = 16.0
+) -> int:
     settings, path = load_settings(config)
+    trace_options = None
+    if trace is not None:
+        if trace_max_mb < 0.004:
+            raise ConfigError("--trace-max-mb must be at least 0.004 (4 kB)")
+        if not trace.parent.resolve().is_dir():
+            raise ConfigError(
+                f"--trace {trace}: the directory {trace.parent} does not exist; create it or "
+                "give another FILE"
+            )
+        trace_options = TraceOptions(trace, TraceLimits(max_bytes=int(trace_max_mb * 1024 * 1024)))
     if not settings.treadmills:
         raise ConfigError(
             f"{path}: no treadmills configured; add a [[treadmills]] table with an id and an "
@@ -43,7 +56,7 @@ def run_command(config: Path | None) -> int:
         broker=settings.mqtt.url,
     )
     try:
-        asyncio.run(run_daemon(settings))
+        asyncio.run(run_daemon(settings, trace=trace_options))
     except ConfigError:
         raise
     except Exception as error:  # noqa: BLE001 - reported, then exit 1 for systemd
@@ -59,10 +72,11 @@ async def run_daemon(
     *,
     notifier: SystemdNotifier | None = None,
     on_assembled: Callable[[Assembly, Supervisor], Awaitable[None] | None] | None = None,
+    trace: TraceOptions | None = None,
 ) -> None:
     """Assemble every part from `settings` and supervise it until stopped."""
     clock = clock_for(settings)
-    async with assemble(settings, clock=clock, version=__version__) as assembly:
+    async with assemble(settings, clock=clock, version=__version__, trace=trace) as assembly:
         supervisor = Supervisor(
             assembly.units,
             assembly.bridge,
