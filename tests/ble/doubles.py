@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from treadmilld.ble.gatt import (
     Advertisement,
@@ -26,6 +27,7 @@ from treadmilld.ftms import (
     SPEED_RANGE_UUID,
     TRAINING_STATUS_UUID,
     TREADMILL_DATA_UUID,
+    ControlOpcode,
     ControlResponse,
     FitnessMachineFeature,
     FtmsServiceData,
@@ -59,6 +61,8 @@ class ObedientDeck:
     Data only when a test calls `push`. Serves as both `GattBackend` and `GattConnection`."""
 
     notifiable: tuple[str, ...] = (TREADMILL_DATA_UUID, MACHINE_STATUS_UUID, CONTROL_POINT_UUID)
+    # As FTMS lays the Control Point out (§4.16: Write, Indicate).
+    control_point_properties: frozenset[str] = frozenset({"write", "indicate"})
 
     def __init__(
         self,
@@ -75,6 +79,8 @@ class ObedientDeck:
         self.callbacks: dict[str, NotificationCallback] = {}
         self.subscribed_at: list[tuple[str, float]] = []
         self.written: list[bytes] = []
+        # (characteristic, bytes, with response) of every write, in order.
+        self.writes: list[tuple[str, bytes, bool]] = []
         self.connected = False
         self._on_disconnect: Callable[[], None] | None = None
 
@@ -125,8 +131,27 @@ class ObedientDeck:
             raise GattError(f"{uuid} is not readable")
         return self.values[uuid]
 
+    def properties(self, uuid: str) -> frozenset[str]:
+        if not self.has_characteristic(uuid):
+            return frozenset()
+        if uuid == CONTROL_POINT_UUID:
+            return self.control_point_properties
+        found = {"read"} if uuid in self.values else set()
+        if uuid in self.notifiable:
+            found.add("notify")
+        return frozenset(found)
+
     async def write(self, uuid: str, data: bytes) -> None:
         self.written.append(data)
+        self.writes.append((uuid, data, True))
+        self.answer(uuid, data)
+
+    async def write_without_response(self, uuid: str, data: bytes) -> None:
+        self.written.append(data)
+        self.writes.append((uuid, data, False))
+        self.answer(uuid, data)
+
+    def answer(self, uuid: str, data: bytes) -> None:
         if uuid == CONTROL_POINT_UUID:
             answer = encode_control_response(ControlResponse(data[0], self.result_for(data)))
             asyncio.get_running_loop().call_soon(self.push, CONTROL_POINT_UUID, answer)
@@ -165,8 +190,8 @@ class WithoutRanges(ObedientDeck):
 class AnswersWithAnotherOpcode(ObedientDeck):
     """A deck whose Control Point answers name the wrong request opcode."""
 
-    async def write(self, uuid: str, data: bytes) -> None:
-        self.written.append(data)
+    def answer(self, uuid: str, data: bytes) -> None:
+        del uuid
         wrong = encode_control_response(ControlResponse((data[0] + 1) % 0x80, ResultCode.SUCCESS))
         asyncio.get_running_loop().call_soon(self.push, CONTROL_POINT_UUID, wrong)
 
@@ -206,3 +231,91 @@ class TrainingStatusCannotNotify(ObedientDeck):
         if uuid == TRAINING_STATUS_UUID:
             raise GattError(f"{uuid} offers neither notifications nor indications")
         await super().subscribe(uuid, callback)
+
+
+class WriteCommandsOnly(ObedientDeck):
+    """A Control Point with Write Without Response and Notify only, answering by notification
+    (Urevo E1L: blak3r/treadspan captures). A Write Request is refused, as BlueZ refuses it on
+    a characteristic without Write."""
+
+    control_point_properties = frozenset({"write-without-response", "notify"})
+
+    async def write(self, uuid: str, data: bytes) -> None:
+        if uuid == CONTROL_POINT_UUID:
+            raise GattError("ATT error 0x03: write not permitted")
+        await super().write(uuid, data)
+
+
+class RequestControlNotSupported(ObedientDeck):
+    """A deck with no control permission to give: Request Control is answered Not Supported,
+    every command Success."""
+
+    def result_for(self, request: bytes) -> ResultCode:
+        if request[0] == ControlOpcode.REQUEST_CONTROL:
+            return ResultCode.NOT_SUPPORTED
+        return ResultCode.SUCCESS
+
+
+class RefusesControl(ObedientDeck):
+    """Request Control answered Not Supported, and every command Control Not Permitted."""
+
+    def result_for(self, request: bytes) -> ResultCode:
+        if request[0] == ControlOpcode.REQUEST_CONTROL:
+            return ResultCode.NOT_SUPPORTED
+        return ResultCode.CONTROL_NOT_PERMITTED
+
+
+class IgnoresRequestControl(ObedientDeck):
+    """A deck that never answers Request Control but answers every command."""
+
+    def answer(self, uuid: str, data: bytes) -> None:
+        if uuid == CONTROL_POINT_UUID and data[0] == ControlOpcode.REQUEST_CONTROL:
+            return
+        super().answer(uuid, data)
+
+
+class InsistsOnControl(ObedientDeck):
+    """A deck that answers Control Not Permitted to every command until control is requested
+    (FTMS §4.16.2)."""
+
+    def __init__(self, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(clock, **kwargs)
+        self.granted = False
+
+    def result_for(self, request: bytes) -> ResultCode:
+        if request[0] == ControlOpcode.REQUEST_CONTROL:
+            self.granted = True
+            return ResultCode.SUCCESS
+        return ResultCode.SUCCESS if self.granted else ResultCode.CONTROL_NOT_PERMITTED
+
+    async def disconnect(self) -> None:
+        self.granted = False
+        await super().disconnect()
+
+
+class LockedUntilUnlocked(ObedientDeck):
+    """KingSmith MC21: a write-only vendor characteristic that must be written before the
+    Control Point answers at all (mcdax/walkingpad-controller)."""
+
+    def __init__(self, clock: Clock, *, unlock_uuid: str, **kwargs: Any) -> None:
+        super().__init__(clock, **kwargs)
+        self.unlock_uuid = unlock_uuid
+        self.unlocked = False
+
+    def has_characteristic(self, uuid: str) -> bool:
+        return uuid == self.unlock_uuid or super().has_characteristic(uuid)
+
+    def properties(self, uuid: str) -> frozenset[str]:
+        if uuid == self.unlock_uuid:
+            return frozenset({"write"})
+        return super().properties(uuid)
+
+    def answer(self, uuid: str, data: bytes) -> None:
+        if uuid == self.unlock_uuid:
+            self.unlocked = True
+        elif self.unlocked:
+            super().answer(uuid, data)
+
+    async def disconnect(self) -> None:
+        self.unlocked = False  # the unlock lasts one connection
+        await super().disconnect()

@@ -37,6 +37,9 @@ async def test_real_bleak_reads_writes_and_turns_its_errors_into_gatt_errors(
         assert decode_speed_range(await connection.read(SPEED_RANGE_UUID)).maximum_kmh == 9.0
         assert connection.has_characteristic(TREADMILL_DATA_UUID)
         assert not connection.has_characteristic(uuid16(0x2AFF))
+        # Properties as the deck declares them: the write mode of the Control Point follows them.
+        assert connection.properties(CONTROL_POINT_UUID) == {"write", "indicate"}
+        assert connection.properties(uuid16(0x2AFF)) == frozenset()
         with pytest.raises(GattError, match="reading"):
             await connection.read(uuid16(0x2AFF))
         with pytest.raises(GattError, match="writing 00"):

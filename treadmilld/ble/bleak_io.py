@@ -75,6 +75,13 @@ class BleakGattConnection:
             # Raised when service discovery never completed.
             return False
 
+    def properties(self, uuid: str) -> frozenset[str]:
+        try:
+            characteristic = self._client.services.get_characteristic(uuid)
+        except BleakError:
+            return frozenset()
+        return frozenset() if characteristic is None else frozenset(characteristic.properties)
+
     async def read(self, uuid: str) -> bytes:
         try:
             return bytes(await self._client.read_gatt_char(uuid))
@@ -86,6 +93,14 @@ class BleakGattConnection:
             await self._client.write_gatt_char(uuid, data, response=True)
         except _IO_ERRORS as error:
             raise GattError(f"writing {data.hex(' ')} to {uuid} failed: {error!r}") from error
+
+    async def write_without_response(self, uuid: str, data: bytes) -> None:
+        try:
+            await self._client.write_gatt_char(uuid, data, response=False)
+        except _IO_ERRORS as error:
+            raise GattError(
+                f"writing {data.hex(' ')} to {uuid} without response failed: {error!r}"
+            ) from error
 
     async def subscribe(self, uuid: str, callback: NotificationCallback) -> None:
         def deliver(_sender: object, data: bytearray) -> None:

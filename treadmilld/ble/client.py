@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import random
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,7 +48,14 @@ from treadmilld.ble.control import (
     speed_to_write,
 )
 from treadmilld.ble.discovery import is_target
-from treadmilld.ble.gatt import ConnectFailedError, GattBackend, GattConnection, GattError
+from treadmilld.ble.gatt import (
+    PROPERTY_WRITE,
+    PROPERTY_WRITE_WITHOUT_RESPONSE,
+    ConnectFailedError,
+    GattBackend,
+    GattConnection,
+    GattError,
+)
 from treadmilld.ble.quirks import Quirks, SpeedUnit, speed_from_deck
 from treadmilld.ble.timing import ReconnectBackoff, sleep_until_set, wait_for_on_clock
 from treadmilld.clock import Clock
@@ -96,6 +104,7 @@ from treadmilld.ftms import (
     encode_control_request,
     merge_treadmill_data,
 )
+from treadmilld.ftms.vendor import incline_table_index, incline_table_value
 
 if TYPE_CHECKING:
     from treadmilld.ble.bleak_io import ClientBackend, ScannerBackend
@@ -123,6 +132,16 @@ HINT_NOT_TREADMILL: Final = (
     "check the configured address or name"
 )
 HINT_NO_ADAPTER: Final = "is Bluetooth available (adapter present and powered, BlueZ running)?"
+HINT_UNLOCK_MISSING: Final = (
+    "the quirk set asks for a vendor unlock write but the treadmill has no such characteristic. "
+    'If it is not a KingSmith MC21, configure `quirks` without vendor_unlock (e.g. "kingsmith"); '
+    "if it is, set quirks.vendor_unlock.characteristic_uuid (and payload_hex) to what its "
+    "vendor app writes"
+)
+HINT_ILLUSTRATIVE_TABLE: Final = (
+    "this incline table is an illustration picked by the advertised name; set the deck's own "
+    "table (percent per index) as quirks.incline_table, or its inclines will be wrong"
+)
 
 _DEVICE_INFORMATION_FIELDS: Final = (
     ("manufacturer", MANUFACTURER_NAME_UUID),
@@ -193,7 +212,13 @@ class _Session:
     deck_speed_range: SpeedRange | None = None
     inclination_range: InclinationRange | None = None
     has_control_point: bool = False
+    # How the Control Point is written: ATT Write Request, or Write Command (Urevo E1L).
+    control_point_with_response: bool = True
+    # The vendor unlock (KingSmith MC21) is still to be written before the next request.
+    unlock_pending: bool = False
     control_granted: bool = False
+    # The deck answered Request Control with Not Supported: it has no permission to give.
+    control_request_not_supported: bool = False
     control_request_lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     start_lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     # Clock time a successful Start was sent and the belt has not been seen moving since.
@@ -242,7 +267,9 @@ class BleTreadmillLink:
             from treadmilld.ble.bleak_io import BleakGattBackend  # noqa: PLC0415 - bleak lazily
 
             gatt_backend = BleakGattBackend(
-                clock, scanner_backend=scanner_backend, client_backend=client_backend
+                clock,
+                scanner_backend=scanner_backend,
+                client_backend=client_backend,
             )
         self._gatt = gatt_backend
         self._backoff = ReconnectBackoff(settings.backoff, rng)
@@ -477,9 +504,29 @@ class BleTreadmillLink:
         inclination_range = await self._read_optional(
             connection, INCLINATION_RANGE_UUID, decode_inclination_range
         )
+        incline_table = session.quirks.incline_table
+        if incline_table is not None:
+            # The deck's own range (if any) is in index units or meaningless on such decks;
+            # the table says what it can do.
+            if inclination_range is not None:
+                self._log.info(
+                    "inclination_range_replaced",
+                    deck_range=dataclasses.asdict(inclination_range),
+                    reason="incline_table quirk",
+                )
+            inclination_range = incline_table_range(incline_table)
+            if self._settings.quirks is None:
+                self._log.warning(
+                    "incline_table_illustrative",
+                    quirks=session.quirks.name,
+                    hint=HINT_ILLUSTRATIVE_TABLE,
+                )
         session.deck_speed_range = deck_speed_range
         session.inclination_range = inclination_range
         session.has_control_point = connection.has_characteristic(CONTROL_POINT_UUID)
+        if session.has_control_point:
+            session.control_point_with_response = self._control_point_with_response(session)
+        session.unlock_pending = session.quirks.vendor_unlock is not None
         unit = session.quirks.speed_range_unit
         speed_range_kmh = (
             None
@@ -547,9 +594,36 @@ class BleTreadmillLink:
             speed_range=dataclasses.asdict(speed_range_kmh) if speed_range_kmh else None,
             inclination_range=dataclasses.asdict(inclination_range) if inclination_range else None,
             controllable=session.has_control_point,
+            control_point_write=(
+                "with_response" if session.control_point_with_response else "without_response"
+            ),
         )
         self._emit(LinkConnected(capabilities=session.capabilities, at=now))
         session.pump = asyncio.create_task(self._pump(session), name=f"{self._id}-pump")
+
+    def _control_point_with_response(self, session: _Session) -> bool:
+        """Whether the Control Point is written with response (ATT Write Request).
+
+        FTMS asks for Write (§4.16), and a stack refuses a Write Request on a characteristic
+        without it; the Urevo E1L's Control Point is written with Write Without Response by every
+        app (blak3r/treadspan captures). So: what the quirk says, else Write when the
+        characteristic has it, else Write Without Response when that is all it has, else
+        (properties unknown) Write.
+        """
+        properties = session.connection.properties(CONTROL_POINT_UUID)
+        if session.quirks.control_point_without_response:
+            if properties and PROPERTY_WRITE_WITHOUT_RESPONSE not in properties:
+                self._log.warning(
+                    "control_point_write_mode_forced",
+                    properties=sorted(properties),
+                    hint="the quirks ask for Write Without Response, which this Control Point "
+                    "does not declare; the stack may refuse it. Check control_point_without_"
+                    "response in the quirks",
+                )
+            return False
+        if PROPERTY_WRITE in properties:
+            return True
+        return PROPERTY_WRITE_WITHOUT_RESPONSE not in properties
 
     async def _read_device_information(self, connection: GattConnection) -> DeviceInformation:
         values: dict[str, str | None] = {}
@@ -774,6 +848,9 @@ class BleTreadmillLink:
                 raise NotConnectedError(
                     f"{self._id}: the link reconnected before {what} was sent; retry it"
                 )
+            if session.unlock_pending:
+                session.unlock_pending = False  # once per connection, whatever comes of it
+                await self._vendor_unlock(session)
             procedure = asyncio.ensure_future(self._procedure(session, payload, what))
             try:
                 response = await asyncio.shield(procedure)
@@ -792,6 +869,45 @@ class BleTreadmillLink:
             self._log.info("control_rejected", request=what, result=response.result.name)
             raise rejection_error(self._id, what, response.result)
         self._log.debug("control_succeeded", request=what)
+
+    async def _vendor_unlock(self, session: _Session) -> None:
+        """The vendor write some decks need before FTMS control works (KingSmith MC21).
+
+        A deck without the characteristic, or a write that fails, is logged and driven anyway:
+        the requests that follow say whether the deck listens (they time out if not).
+        """
+        unlock = session.quirks.vendor_unlock
+        if unlock is None:
+            return
+        connection = session.connection
+        uuid = unlock.characteristic_uuid
+        if not connection.has_characteristic(uuid):
+            self._log.warning(
+                "vendor_unlock_missing",
+                characteristic=uuid,
+                quirks=session.quirks.name,
+                hint=HINT_UNLOCK_MISSING,
+            )
+            return
+        properties = connection.properties(uuid)
+        with_response = PROPERTY_WRITE in properties or (
+            PROPERTY_WRITE_WITHOUT_RESPONSE not in properties
+        )
+        write = connection.write if with_response else connection.write_without_response
+        try:
+            await wait_for_on_clock(
+                write(uuid, unlock.payload), self._settings.control_response_timeout_s, self._clock
+            )
+        except (GattError, TimeoutError) as error:
+            self._log.warning(
+                "vendor_unlock_failed",
+                characteristic=uuid,
+                error=str(error) or "timed out",
+                hint="control requests may go unanswered; the unlock is tried again after a "
+                "reconnect",
+            )
+            return
+        self._log.info("vendor_unlock_sent", characteristic=uuid, data=unlock.payload_hex)
 
     async def _procedure(self, session: _Session, payload: bytes, what: str) -> ControlResponse:
         # The future exists before the write, so an answer can never arrive unobserved.
@@ -824,8 +940,14 @@ class BleTreadmillLink:
         response_future: asyncio.Future[ControlResponse],
         what: str,
     ) -> ControlResponse:
+        connection = session.connection
+        write = (
+            connection.write
+            if session.control_point_with_response
+            else connection.write_without_response
+        )
         try:
-            await session.connection.write(CONTROL_POINT_UUID, payload)
+            await write(CONTROL_POINT_UUID, payload)
         except GattError as error:
             raise LinkError(
                 f"{self._id}: writing {what} failed ({error}); if the link is dropping it "
@@ -835,22 +957,48 @@ class BleTreadmillLink:
 
     async def _ensure_control(self, session: _Session) -> None:
         async with session.control_request_lock:
-            if session.control_granted:
+            if session.control_granted or session.control_request_not_supported:
                 return
-            await self._execute(session, RequestControl(), "Request Control")
+            try:
+                await self._execute(session, RequestControl(), "Request Control")
+            except ControlRejectedError as error:
+                if error.result != "not_supported":
+                    raise
+                # The deck has no control permission to hand out (FTMS lets a server answer
+                # an opcode it does not support with Not Supported, §4.16.2); commands go to
+                # it directly, as on decks that never need it (Urevo E1L: Kinomap sends Set
+                # Target Inclination first and gets Success, blak3r/treadspan captures).
+                session.control_request_not_supported = True
+                self._log.info("control_request_not_supported")
+                return
             session.control_granted = True
             self._log.info("control_granted")
 
-    async def _command(self, session: _Session, request: ControlRequest, what: str) -> None:
-        """A command that needs control permission (everything but Request Control)."""
+    async def _command(
+        self,
+        session: _Session,
+        request: ControlRequest,
+        what: str,
+        *,
+        ask_control_first: bool = True,
+    ) -> None:
+        """A command that needs control permission (everything but Request Control).
+
+        With `ask_control_first` False (Stop and Pause) no Request Control goes before it: a
+        stop must not wait behind a request a deck may never answer (a KingSmith MC21 without
+        its unlock, a deck that ignores Request Control). It is asked for only if the deck
+        answers the command itself with Control Not Permitted.
+        """
         self._require_control_point(session, what)
-        if session.quirks.request_control_first:
+        if ask_control_first and session.quirks.request_control_first:
             await self._ensure_control(session)
         try:
             await self._execute(session, request, what)
         except ControlNotPermittedError:
-            # Permission was lost without a status, or never asked for (FS-/SF-T decks):
-            # ask once, then retry the command once.
+            if session.control_request_not_supported:
+                raise  # the deck refuses control and cannot be asked for it
+            # Permission was lost without a status, or never asked for (FS-/SF-T decks, a
+            # Stop): ask once, then retry the command once.
             session.control_granted = False
             self._log.info("control_rerequested", request=what)
             await self._ensure_control(session)
@@ -953,6 +1101,9 @@ class BleTreadmillLink:
         what = "Set Target Inclination"
         session = self._require_session("set the incline")
         self._require_control_point(session, what)
+        table = session.quirks.incline_table
+        if table is not None:
+            return await self._set_incline_by_table(session, table, inclination_pct, what)
         incline_range = session.inclination_range
         if incline_range is None:
             raise ControlRejectedError(
@@ -974,6 +1125,30 @@ class BleTreadmillLink:
         await self._command(session, SetTargetInclination(inclination_pct=value), what)
         return value
 
+    async def _set_incline_by_table(
+        self, session: _Session, table: tuple[float, ...], inclination_pct: float, what: str
+    ) -> float:
+        """Incline-table decks (Kettler, iConcept: qdomyos-zwift device classes) take the index
+        of a table entry as the Set Target Inclination parameter (raw sint16 = index).
+
+        The highest entry at or below the asked percent is written, so the belt never inclines
+        more than asked (within the table); the percent of that entry is returned.
+        """
+        if not math.isfinite(inclination_pct):
+            raise LinkError(
+                f"target inclination {inclination_pct!r} is not a finite number; send a number "
+                "in range"
+            )
+        clamped = min(max(inclination_pct, table[0]), table[-1])
+        index = incline_table_index(table, clamped)
+        value = incline_table_value(table, index)
+        if clamped != inclination_pct:
+            self._log.info("target_clamped", target="incline", asked=inclination_pct, written=value)
+        # The encoder scales percent by 10 (0.1 % resolution): index / 10 puts the index itself
+        # on the wire.
+        await self._command(session, SetTargetInclination(inclination_pct=index / 10), what)
+        return value
+
     async def pause_belt(self) -> None:
         await self._stop_or_pause(StopKind.PAUSE, "Pause")
 
@@ -987,7 +1162,7 @@ class BleTreadmillLink:
         coasting = session.halts != session.halts_when_moving_began
         session.stops += 1  # before the write: a speed change waiting at the gate gives up
         try:
-            await self._command(session, StopOrPause(kind=kind), what)
+            await self._command(session, StopOrPause(kind=kind), what, ask_control_first=False)
             session.halts += 1
         except ControlRejectedError as error:
             # FTMS answers Stop on a stopped belt with Operation Failed (FTMS §4.16.2.22): a belt
@@ -1012,6 +1187,27 @@ def _record_to_kmh(record: TreadmillData) -> TreadmillData:
             if record.average_speed_kmh is None
             else speed_from_deck(record.average_speed_kmh, SpeedUnit.MPH)
         ),
+    )
+
+
+def incline_table_range(table: tuple[float, ...]) -> InclinationRange:
+    """The inclination range an incline table stands for, for the engine to plan with.
+
+    Minimum and maximum are the first and last entries. The increment is the largest step
+    that has every entry on the grid `minimum + k * increment` (the greatest common divisor of
+    the entries' distances from the first, to 0.01 %): on an evenly spaced table that is its
+    spacing, so every value the engine plans is one the deck can take. On an uneven table the
+    grid is finer than some of its gaps, and the link writes the entry at or below.
+    """
+    ticks = [round((entry - table[0]) * 100) for entry in table]
+    step = 0
+    for tick in ticks:
+        step = math.gcd(step, tick)
+    return InclinationRange(
+        minimum_pct=table[0],
+        maximum_pct=table[-1],
+        # One entry only: no step at all; the wire resolution (0.1 %) stands in for it.
+        increment_pct=step / 100 if step else 0.1,
     )
 
 

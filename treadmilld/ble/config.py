@@ -162,8 +162,9 @@ class LinkSettings(BaseModel):
     quirks: QuirksChoice = Field(
         default=None,
         description="None: pick the quirk set from the advertised name. A string: a named "
-        "quirk set (fitshow, sunny, tm11gy, jftm, mph, kingsmith, standard). Or the fields "
-        "spelled out.",
+        "quirk set (a key of treadmilld.ble.quirks.QUIRK_SETS: standard, fitshow, sunny, tm11gy, "
+        "jftm, mph, kingsmith, kingsmith-mc21, urevo-e1l, fitshow-bc11b7, horizon, "
+        "incline-table, belt-first). Or the fields spelled out.",
     )
 
     def quirks_for(self, advertised_name: str | None) -> Quirks:

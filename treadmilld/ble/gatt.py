@@ -12,6 +12,13 @@ from typing import Protocol
 
 NotificationCallback = Callable[[bytes], None]
 
+# Characteristic properties as bleak spells them (`BleakGATTCharacteristic.properties`, after
+# BlueZ's GattCharacteristic1 "Flags"); the ones the client looks at.
+PROPERTY_WRITE = "write"
+PROPERTY_WRITE_WITHOUT_RESPONSE = "write-without-response"
+PROPERTY_NOTIFY = "notify"
+PROPERTY_INDICATE = "indicate"
+
 
 class GattError(Exception):
     """A GATT operation failed (ATT error, link gone, backend error); the message says which."""
@@ -48,10 +55,20 @@ class GattConnection(Protocol):
 
     def has_characteristic(self, uuid: str) -> bool: ...
 
+    def properties(self, uuid: str) -> frozenset[str]:
+        """The characteristic's properties (`PROPERTY_WRITE`, ...); empty when it is absent."""
+        ...
+
     async def read(self, uuid: str) -> bytes: ...
 
     async def write(self, uuid: str, data: bytes) -> None:
-        """Write with response (the Control Point requires it)."""
+        """Write with response (ATT Write Request): the peer acknowledges, or refuses with an
+        ATT error. A stack refuses it on a characteristic without the Write property."""
+        ...
+
+    async def write_without_response(self, uuid: str, data: bytes) -> None:
+        """Write without response (ATT Write Command): nothing comes back at the ATT level.
+        For characteristics with only Write Without Response (Urevo E1L's Control Point)."""
         ...
 
     async def subscribe(self, uuid: str, callback: NotificationCallback) -> None:

@@ -6,10 +6,15 @@ also pick a quirk set by name, or spell the fields out, in `LinkSettings.quirks`
 
 from __future__ import annotations
 
+import itertools
+import math
+import uuid as uuid_module
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from treadmilld.ftms.vendor import KINGSMITH_UNLOCK_CHARACTERISTIC_UUID, KINGSMITH_UNLOCK_PAYLOAD
 
 # One statute mile is exactly 1.609344 km (international yard and pound agreement, 1959).
 KM_PER_MILE = 1.609344
@@ -18,6 +23,72 @@ KM_PER_MILE = 1.609344
 class SpeedUnit(StrEnum):
     KMH = "km/h"
     MPH = "mph"
+
+
+class VendorWrite(BaseModel):
+    """One write to a vendor characteristic, sent once per connection before the first Control
+    Point request (the KingSmith MC21 unlock: mcdax/walkingpad-controller,
+    docs/ftms-protocol-reference.md §1.2)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    characteristic_uuid: str = Field(
+        description="The characteristic written: a full UUID, or a 16-bit one like 'fff2'."
+    )
+    payload_hex: str = Field(description="The bytes written, as hex ('01', 'f7 a2 01 ...').")
+
+    @field_validator("characteristic_uuid")
+    @classmethod
+    def _full_uuid(cls, value: str) -> str:
+        text = value.strip().lower()
+        if len(text) == 4:  # a SIG short UUID, in the Bluetooth base UUID
+            text = f"0000{text}-0000-1000-8000-00805f9b34fb"
+        try:
+            return str(uuid_module.UUID(text))
+        except ValueError:
+            raise ValueError(
+                f"vendor_unlock characteristic_uuid {value!r} is not a UUID; give the full "
+                "form (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) or a 16-bit one (fff2)"
+            ) from None
+
+    @field_validator("payload_hex")
+    @classmethod
+    def _hex_bytes(cls, value: str) -> str:
+        try:
+            payload = bytes.fromhex(value)
+        except ValueError:
+            raise ValueError(
+                f"vendor_unlock payload_hex {value!r} is not hex bytes, e.g. '01' or 'f7 a2'"
+            ) from None
+        if not payload:
+            raise ValueError("vendor_unlock payload_hex is empty; give at least one byte")
+        return payload.hex(" ")
+
+    @property
+    def payload(self) -> bytes:
+        return bytes.fromhex(self.payload_hex)
+
+
+# Set Target Inclination carries a sint16 (FTMS v1.0.1 Table 4.15); with an incline table that
+# number is the index, so a table longer than this cannot be addressed.
+_MAX_TABLE_ENTRIES = 32768
+
+
+def _valid_incline_table(table: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    if table is None:
+        return None
+    if not table:
+        raise ValueError("incline_table needs at least one entry (percent per index)")
+    if len(table) > _MAX_TABLE_ENTRIES:
+        raise ValueError(f"incline_table has {len(table)} entries; at most 32768 fit the wire")
+    if not all(math.isfinite(entry) for entry in table):
+        raise ValueError(f"incline_table {list(table)} holds a value that is not a number")
+    if any(b <= a for a, b in itertools.pairwise(table)):
+        raise ValueError(
+            f"incline_table {list(table)} must be strictly increasing: entry i is the percent "
+            "the deck takes index i for"
+        )
+    return table
 
 
 class Quirks(BaseModel):
@@ -77,6 +148,34 @@ class Quirks(BaseModel):
         ),
     )
 
+    control_point_without_response: bool = Field(
+        default=False,
+        description=(
+            "Write the Control Point with Write Without Response (ATT Write Command) even when "
+            "it also offers Write. Without this the link follows the characteristic: Write when "
+            "it has it, Write Without Response when that is all it has (Urevo E1L)."
+        ),
+    )
+    vendor_unlock: VendorWrite | None = Field(
+        default=None,
+        description=(
+            "A vendor write sent once per connection before the first Control Point request "
+            "(KingSmith MC21: without it control requests time out). A deck without that "
+            "characteristic is driven anyway, with a warning."
+        ),
+    )
+    incline_table: Annotated[tuple[float, ...] | None, AfterValidator(_valid_incline_table)] = (
+        Field(
+            default=None,
+            description=(
+                "Percent per index, strictly increasing, for decks that take Set Target "
+                "Inclination as a table index (Kettler, iConcept: qdomyos-zwift device classes). "
+                "The link writes the index of the highest entry at or below the asked percent; "
+                "Treadmill Data inclination stays real percent."
+            ),
+        )
+    )
+
     @property
     def effective_status_speed_unit(self) -> SpeedUnit:
         """The unit Target Speed Changed is read in (`status_speed_unit`, else the target's)."""
@@ -84,6 +183,12 @@ class Quirks(BaseModel):
 
 
 STANDARD = Quirks()
+
+# An incline table for the `incline-table` set. The values are illustrative: the pattern (an
+# index written as the Set Target Inclination parameter, each index one fixed percent) is that
+# of qdomyos-zwift's Kettler and iConcept device classes, but no real deck's table is copied
+# here. A deployment sets its own deck's table in config (`incline_table = [...]`).
+ILLUSTRATIVE_INCLINE_TABLE: tuple[float, ...] = tuple(step * 0.5 for step in range(21))
 
 # Named quirk sets, selectable in config by their key.
 QUIRK_SETS: dict[str, Quirks] = {
@@ -111,10 +216,44 @@ QUIRK_SETS: dict[str, Quirks] = {
     # KingSmith WalkingPad (FTMS firmware): Set Speed too soon after Start crashes the link; wait
     # for a reported speed above 0 and a settle time (mcdax/walkingpad-controller README).
     "kingsmith": Quirks(name="kingsmith", start_gate=True),
+    # KingSmith MC21 family: the KingSmith start gate, plus the vendor unlock write without
+    # which Control Point requests go unanswered (mcdax/walkingpad-controller,
+    # docs/ftms-protocol-reference.md §1.2). The payload is a stand-in (treadmilld.ftms.vendor);
+    # a deployment that knows the real bytes spells the quirk out with its own payload_hex.
+    "kingsmith-mc21": Quirks(
+        name="kingsmith-mc21",
+        start_gate=True,
+        vendor_unlock=VendorWrite(
+            characteristic_uuid=KINGSMITH_UNLOCK_CHARACTERISTIC_UUID,
+            payload_hex=KINGSMITH_UNLOCK_PAYLOAD.hex(),
+        ),
+    ),
+    # Urevo E1L (URTM041): every app writes its Control Point with Write Without Response and
+    # the deck answers by notification (blak3r/treadspan, protocol-analysis/urevo-E1L captures).
+    # Following the characteristic's properties already does that; the quirk keeps doing it
+    # should a firmware also declare Write.
+    "urevo-e1l": Quirks(name="urevo-e1l", control_point_without_response=True),
+    # FitShow FS-BC11B7: a FitShow module (as `fitshow`); its swapped service data `01 00 01`
+    # is discovery's business (a FitShow probe report, see docs/ble-client.md). "BC11B7" is
+    # the module's address suffix, not a model, so no prefix of its own: `FS-` picks `fitshow`,
+    # which behaves the same.
+    "fitshow-bc11b7": Quirks(name="fitshow-bc11b7", request_control_first=False),
+    # Horizon: plain FTMS on the link. It stops itself after 30 minutes (qdomyos-zwift#1128),
+    # which the engine sees in the data as a console stop; one started its belt on connect
+    # (qdomyos-zwift#923), and the link writes nothing on connect.
+    "horizon": Quirks(name="horizon"),
+    # Incline by table index (Kettler, iConcept: qdomyos-zwift device classes), with the
+    # illustrative table above: set your deck's own table in config.
+    "incline-table": Quirks(name="incline-table", incline_table=ILLUSTRATIVE_INCLINE_TABLE),
+    # 3G Cardio: the belt must run before a speed is taken (qdomyos-zwift#3382). The start gate
+    # makes the link wait for a moving belt, and tells the engine (speed_needs_running_belt) to
+    # write Start before the speed.
+    "belt-first": Quirks(name="belt-first", start_gate=True),
 }
 
-# Advertised-name prefixes, matched case-insensitively; the first match wins, so longer,
-# more specific prefixes come first.
+# Advertised-name prefixes, matched case-insensitively with space, '-' and '_' counted as one
+# separator (decks of one family differ in that: "3G Cardio ..."); the first match wins, so
+# longer, more specific prefixes come first.
 NAME_PREFIXES: tuple[tuple[str, str], ...] = (
     ("FS-", "fitshow"),
     ("SF-T", "sunny"),
@@ -123,7 +262,21 @@ NAME_PREFIXES: tuple[tuple[str, str], ...] = (
     # best guess, and `LinkSettings.quirks = "mph"` covers a deck these miss.
     ("BOWFLEX T9", "mph"),
     ("JFTM", "jftm"),
+    # MC21 names per mcdax/walkingpad-controller (KS-MC21-*, KS-SMC21C-*, ZP-ZEALR1-*); before
+    # the general KS- entry.
+    ("KS-MC21", "kingsmith-mc21"),
+    ("KS-SMC21C", "kingsmith-mc21"),
+    ("ZP-ZEALR1", "kingsmith-mc21"),
     ("KS-", "kingsmith"),
+    # The E1L advertises its model number, URTM041 (blak3r/treadspan captures).
+    ("URTM", "urevo-e1l"),
+    ("HORIZON", "horizon"),
+    # qdomyos-zwift matches "3G CARDIO " and "KETTLER " at the start of advertised names. A
+    # Kettler deck gets the illustrative table: indices are bounded by the table, so a wrong
+    # table inclines less than a percent read as an index would; the link warns to set the
+    # real one.
+    ("3G CARDIO", "belt-first"),
+    ("KETTLER", "incline-table"),
 )
 
 
@@ -157,11 +310,16 @@ def quirks_for_name(name: str | None) -> Quirks:
     """The quirk set for a treadmill advertising `name` (standard when nothing matches)."""
     if not name:
         return STANDARD
-    upper = name.strip().upper()
+    advertised = _comparable(name.strip())
     for prefix, set_name in NAME_PREFIXES:
-        if upper.startswith(prefix):
+        if advertised.startswith(_comparable(prefix)):
             return QUIRK_SETS[set_name]
     return STANDARD
+
+
+def _comparable(name: str) -> str:
+    """Upper case, with space and '_' written as '-'."""
+    return name.upper().replace(" ", "-").replace("_", "-")
 
 
 def speed_to_deck(speed_kmh: float, unit: SpeedUnit) -> float:
