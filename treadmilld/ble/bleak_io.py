@@ -7,7 +7,6 @@ through bleak's `backend=` hook; with none, bleak picks the platform backend (Bl
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +22,12 @@ from bleak_retry_connector import establish_connection
 from treadmilld.ble.gatt import (
     Advertisement,
     ConnectFailedError,
+    FirstMatch,
     FoundDevice,
     GattConnection,
     GattError,
     NotificationCallback,
+    merge_advertisements,
 )
 from treadmilld.clock import Clock
 
@@ -38,6 +39,12 @@ ClientBackend = type[BaseBleakClient]
 _IO_ERRORS = (BleakError, TimeoutError, OSError, EOFError)
 
 _log = structlog.get_logger(__name__)
+
+# How long `find` holds a match whose name or service data is still missing, for its scan
+# response. With active scanning (bleak's default) the scan response follows the advertisement
+# within the same advertising event, milliseconds later; a second covers slow advertisers and
+# costs only decks that advertise no service data at all.
+SCAN_RESPONSE_WAIT_S = 1.0
 
 
 def _normalized(uuid: str) -> str:
@@ -137,10 +144,14 @@ class BleakGattBackend:
         *,
         scanner_backend: ScannerBackend | None = None,
         client_backend: ClientBackend | None = None,
+        scan_response_wait_s: float = SCAN_RESPONSE_WAIT_S,
     ) -> None:
+        """`scan_response_wait_s`: how long `find` holds a match whose name or service data is
+        still missing, waiting for its scan response (see `find`)."""
         self._clock = clock
         self._scanner_backend = scanner_backend
         self._client_backend = client_backend
+        self._scan_response_wait_s = scan_response_wait_s
 
     def _scanner(
         self, on_advertisement: Callable[[BLEDevice, AdvertisementData], None]
@@ -152,15 +163,16 @@ class BleakGattBackend:
     async def find(
         self, matches: Callable[[Advertisement], bool], timeout_s: float
     ) -> FoundDevice | None:
-        loop = asyncio.get_running_loop()
-        found: asyncio.Future[FoundDevice] = loop.create_future()
+        """The first device `matches` accepts, judged on all it has said so far (`FirstMatch`).
+
+        Bleak scans actively by default, so a deck's scan response follows its advertisement
+        within the same advertising event; BlueZ may still report the advertisement first and
+        the scan response in a later callback.
+        """
+        sifter = FirstMatch(matches, self._clock, self._scan_response_wait_s)
 
         def on_advertisement(device: BLEDevice, adv: AdvertisementData) -> None:
-            if found.done():
-                return
-            advertisement = advertisement_from_bleak(device, adv)
-            if matches(advertisement):
-                found.set_result(FoundDevice(advertisement=advertisement, handle=device))
+            sifter.heard(advertisement_from_bleak(device, adv), device)
 
         scanner = self._scanner(on_advertisement)
         try:
@@ -168,21 +180,18 @@ class BleakGattBackend:
         except _IO_ERRORS as error:
             raise GattError(f"starting a scan failed: {error!r}") from error
         try:
-            timer = asyncio.ensure_future(self._clock.sleep(timeout_s))
-            racers: set[asyncio.Future[Any]] = {found, timer}
-            try:
-                await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                timer.cancel()
+            return await sifter.result(timeout_s)
         finally:
             await self._stop_scanner(scanner)
-        return found.result() if found.done() else None
 
     async def scan(self, timeout_s: float) -> list[Advertisement]:
         heard: dict[str, Advertisement] = {}
 
         def on_advertisement(device: BLEDevice, adv: AdvertisementData) -> None:
-            heard[device.address] = advertisement_from_bleak(device, adv)
+            # Merged per address: service data only in the scan response still counts.
+            heard[device.address] = merge_advertisements(
+                heard.get(device.address), advertisement_from_bleak(device, adv)
+            )
 
         scanner = self._scanner(on_advertisement)
         try:
