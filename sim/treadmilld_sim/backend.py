@@ -29,7 +29,7 @@ from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
-from bleak.exc import BleakError, BleakGATTProtocolError
+from bleak.exc import BleakDBusError, BleakError, BleakGATTProtocolError
 from bleak.uuids import normalize_uuid_16, normalize_uuid_str
 from bumble import core as bumble_core
 from bumble.att import ATT_Error
@@ -44,6 +44,13 @@ log = structlog.get_logger()
 # which is what phones and BlueZ usually negotiate.
 REQUESTED_ATT_MTU = 247
 DEFAULT_ATT_MTU = 23
+
+# What BlueZ answers StartNotify on a characteristic with neither Notify nor Indicate
+# (bluez/bluez src/gatt-client.c `characteristic_start_notify` -> `btd_error_not_supported`,
+# src/error.c), which bleak's BlueZ backend raises as BleakDBusError untranslated
+# (bleak 3.1.0 `assert_gatt_reply(reply, start_notify=True)`).
+BLUEZ_ERROR_NOT_SUPPORTED = "org.bluez.Error.NotSupported"
+BLUEZ_NOT_SUPPORTED_MESSAGE = "Operation is not supported"
 
 # Advertising data types (Bluetooth Assigned Numbers, "Common Data Types").
 _AD_INCOMPLETE_UUID16 = 0x02
@@ -178,12 +185,16 @@ class _BumbleScannerBase(BaseBleakScanner):
         self._active = scanning_mode != "passive"
         self._device: Any = None
         self._controller: Any = None
+        # Per address: the last advertisement and the last scan response, merged like BlueZ
+        # merges them into one Device1 (what bleak's AdvertisementData is built from there).
+        self._heard: dict[str, tuple[bytes, bytes]] = {}
 
     async def start(self) -> None:
         if self._device is not None:
             raise BleakError("this scanner is already scanning; stop() it first")
         # Contract of BaseBleakScanner.seen_devices: cleared when scanning starts.
         self.seen_devices = {}
+        self._heard = {}
         device, controller = self._radio.new_central("scanner")
         self._device, self._controller = device, controller
         device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
@@ -211,10 +222,19 @@ class _BumbleScannerBase(BaseBleakScanner):
             self._radio.remove_controller(controller)
 
     def _on_advertisement(self, advertisement: Any) -> None:
-        advertisement_data = parse_advertising_data(advertisement.data_bytes, advertisement.rssi)
+        address = advertisement.address.to_string(with_type_qualifier=False)
+        if advertisement.is_scan_response and not self._active:
+            return  # a passive scanner sends no scan request, so it hears no response
+        # Bumble's own merge (`Advertisement.data`) drops the raw bytes; keep both parts here.
+        heard, responded = self._heard.get(address, (b"", b""))
+        if advertisement.is_scan_response:
+            responded = bytes(advertisement.data_bytes)
+        else:
+            heard = bytes(advertisement.data_bytes)
+        self._heard[address] = (heard, responded)
+        advertisement_data = parse_advertising_data(heard + responded, advertisement.rssi)
         if not self.is_allowed_uuid(advertisement_data.service_uuids):
             return
-        address = advertisement.address.to_string(with_type_qualifier=False)
         device = self.create_or_update_device(
             address,
             address,
@@ -468,6 +488,9 @@ class _BumbleClientBase(BaseBleakClient):
         **kwargs: Any,
     ) -> None:
         del kwargs
+        if not {"notify", "indicate"} & set(characteristic.properties):
+            # BlueZ refuses before touching the air (see BLUEZ_ERROR_NOT_SUPPORTED).
+            raise BleakDBusError(BLUEZ_ERROR_NOT_SUPPORTED, [BLUEZ_NOT_SUPPORTED_MESSAGE])
         loop = asyncio.get_running_loop()
 
         def deliver(value: bytes) -> None:

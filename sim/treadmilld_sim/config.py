@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from treadmilld.ftms import ControlOpcode, ResultCode
+from treadmilld_sim.presets import PRESETS, preset_defaults
 
 _ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 
@@ -28,6 +30,10 @@ class SimulatedTreadmillConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # A deck family whose values every field left out takes (treadmilld_sim.presets; the names
+    # are listed in docs/simulator.md). Fields given explicitly override the preset.
+    preset: str | None = None
+
     name: str = Field(default="SIM-TM01", min_length=1, max_length=29)
     # None: the fleet assigns a unique static random address.
     address: str | None = None
@@ -35,14 +41,36 @@ class SimulatedTreadmillConfig(BaseModel):
     model_number: str = "SIM-TM"
     serial_number: str = "0001"
     firmware_revision: str = "1.0.0"
+    # Device Information strings served only when set (the Urevo E1L serves both).
+    hardware_revision: str | None = None
+    software_revision: str | None = None
+    # Serve System ID (0x2A23) as the deck's address in text ("5C:CE:21:8F:A4:47") instead of
+    # the spec's 8-byte binary, as the Urevo E1L does (blak3r/treadspan urevo-E1L captures).
+    # False: no System ID characteristic.
+    system_id_as_text: bool = False
+    # Empty vendor services (16-bit UUIDs), each with one Write Without Response + Notify
+    # characteristic at UUID+1, as on the Urevo E1L (0xFFF0/0xFFF1, 0xFEE0/0xFEE1).
+    vendor_services: tuple[int, ...] = ()
 
     # Supported Speed Range (0x2AD4) and Inclination Range (0x2AD5).
     min_speed_kmh: float = Field(default=0.5, ge=0, le=655.35)
     max_speed_kmh: float = Field(default=16.0, gt=0, le=655.35)
     speed_increment_kmh: float = Field(default=0.1, gt=0)
+    # All three 0: a deck without incline (the Urevo E1L sends `00 00 00 00 00 00`). Set Target
+    # Inclination is then answered Success and changes nothing (the E1L answers Kinomap's
+    # `03 3c 00` with `80 03 01`), and Treadmill Data carries no incline.
     min_incline_pct: float = Field(default=0.0, ge=-3276.8, le=3276.7)
     max_incline_pct: float = Field(default=15.0, ge=-3276.8, le=3276.7)
-    incline_increment_pct: float = Field(default=0.5, gt=0)
+    incline_increment_pct: float = Field(default=0.5, ge=0)
+    # Incline set by table index (Kettler, iConcept, some 3G Cardio: qdomyos-zwift device
+    # classes): Set Target Inclination's raw sint16 is an index into these percents, not 0.1 %.
+    # The Supported Inclination Range then covers the valid indices (0.0 .. (n-1)/10 in 0.1
+    # steps), and min/max/increment_incline_pct are ignored.
+    incline_table: tuple[float, ...] | None = None
+    # Fitness Machine Feature (0x2ACC) words as sent, instead of the ones derived from what the
+    # deck does (the Urevo E1L claims `45 56 00 00` / `05 00 00 00`).
+    machine_features: int | None = Field(default=None, ge=0, le=0xFFFFFFFF)
+    target_setting_features: int | None = Field(default=None, ge=0, le=0xFFFFFFFF)
 
     # A real deck takes seconds to reach a new speed; the daemon must not assume otherwise.
     acceleration_kmh_per_s: float = Field(default=1.0, gt=0)
@@ -52,6 +80,31 @@ class SimulatedTreadmillConfig(BaseModel):
     # For the energy estimate only.
     user_weight_kg: float = Field(default=70.0, gt=0)
     advertising_interval_ms: float = Field(default=20.0, ge=20, le=10240)
+
+    # -- GATT and advertising shape (fixed while the deck runs) --
+    # Control Point properties. FTMS §4.16 says Write + Indicate; the Urevo E1L is written with
+    # Write Without Response and answers with notifications (blak3r/treadspan captures).
+    control_point_writes: Literal["write", "write_without_response", "both"] = "write"
+    control_point_answers: Literal["indicate", "notify"] = "indicate"
+    # KingSmith MC21: a Write characteristic (treadmilld.ftms.vendor) inside the FTMS service
+    # must be written on each connection before Control Point requests are answered at all.
+    vendor_unlock: bool = False
+    # Name and FTMS service data only in the scan response (the advertisement keeps Flags and
+    # the 0x1826 UUID list), as the Urevo E1L sends them.
+    scan_response_name_and_service_data: bool = False
+    # FTMS service data `01 00 01`: the machine-type bytes swapped (a FitShow FS-BC11B7 report).
+    service_data_type_swapped: bool = False
+    # Treadmill Data fields a deck fills with zeros although it announces them (the FitShow
+    # FS-BC11B7 frame `8c 04 58 02 32 00 00 1e 00 00 00 03 00 00 00 00 ee 00`: ramp angle 0 at
+    # 3.0 %, energy per hour and per minute 0 at 6 km/h).
+    reports_ramp_angle: bool = True
+    reports_energy_rates: bool = True
+    # Training Status with the Urevo E1L's reserved values: 0x10 while the belt slows after a
+    # Stop or Pause, 0x11 once it stands, 0x0E idle, 0x0D running (the order in the Kinomap
+    # capture of blak3r/treadspan; the meanings are inferred from it).
+    vendor_training_status: bool = False
+    # Machine Status 0x04 (started by the user) with two trailing bytes, `04 00 00` (Urevo E1L).
+    started_status_trailing_bytes: bool = False
 
     # -- quirks (see TreadmillFaults for what each does) --
     require_start_before_speed: bool = False
@@ -83,6 +136,24 @@ class SimulatedTreadmillConfig(BaseModel):
     drops_link_on_stop: bool = False
     echo_target_while_decelerating: bool = False
 
+    # -- deck families of issue 12 (TreadmillFaults says what each does and its source) --
+    requires_request_control: bool = True
+    cumulative_sessions: bool = False
+    total_distance_reporting: Literal["metres", "stuck", "10m_steps"] = "metres"
+    self_stop_after_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """Fill what the caller left out from the named preset; explicit fields win."""
+        if isinstance(data, dict) and data.get("preset") is not None:
+            name = data["preset"]
+            if not isinstance(name, str) or name not in PRESETS:
+                known = ", ".join(sorted(PRESETS))
+                raise ValueError(f"unknown preset {name!r}; known presets: {known}")
+            return {**preset_defaults(name), **data}
+        return data
+
     @field_validator("address")
     @classmethod
     def _address_shape(cls, value: str | None) -> str | None:
@@ -113,12 +184,24 @@ class SimulatedTreadmillConfig(BaseModel):
     def _ranges_make_sense(self) -> SimulatedTreadmillConfig:
         if self.min_speed_kmh >= self.max_speed_kmh:
             raise ValueError("min_speed_kmh must be below max_speed_kmh")
-        if self.min_incline_pct >= self.max_incline_pct:
-            raise ValueError("min_incline_pct must be below max_incline_pct")
-        if not self.min_incline_pct <= self.initial_incline_pct <= self.max_incline_pct:
+        table = self.incline_table
+        if table is not None:
+            if not table or any(b <= a for a, b in itertools.pairwise(table)):
+                raise ValueError(f"incline_table {list(table)} must be non-empty and increasing")
+            low, high = table[0], table[-1]
+        else:
+            if self.has_incline and (
+                self.min_incline_pct >= self.max_incline_pct or self.incline_increment_pct <= 0
+            ):
+                raise ValueError(
+                    "min_incline_pct must be below max_incline_pct with a positive"
+                    " incline_increment_pct (or all three 0: a deck without incline)"
+                )
+            low, high = self.min_incline_pct, self.max_incline_pct
+        if not low <= self.initial_incline_pct <= high:
             raise ValueError(
                 f"initial_incline_pct {self.initial_incline_pct} must lie in the inclination"
-                f" range {self.min_incline_pct}..{self.max_incline_pct}"
+                f" range {low}..{high}"
             )
         speed = self.starts_on_connect_kmh
         if speed is not None and not self.min_speed_kmh <= speed <= self.max_speed_kmh:
@@ -127,6 +210,14 @@ class SimulatedTreadmillConfig(BaseModel):
                 f" {self.min_speed_kmh}..{self.max_speed_kmh}"
             )
         return self
+
+    @property
+    def has_incline(self) -> bool:
+        """False for a deck whose inclination range is all zeros (no incline motor)."""
+        if self.incline_table is not None:
+            return True
+        values = (self.min_incline_pct, self.max_incline_pct, self.incline_increment_pct)
+        return any(value != 0 for value in values)
 
     @classmethod
     def kingsmith(cls, name: str = "KS-SIM01") -> SimulatedTreadmillConfig:
@@ -232,6 +323,26 @@ class TreadmillFaults:
     # from the next deceleration.
     echo_target_while_decelerating: bool = False
 
+    # -- deck families of issue 12 (docs/simulator.md "Deck presets") --
+    # False: every request but Request Control is answered 05 Control Not Permitted until a
+    # client takes control (FTMS §4.16.2.1). The Urevo E1L obeys without it: Kinomap writes
+    # `03 3c 00` before any Request Control and gets `80 03 01` (blak3r/treadspan captures).
+    requires_request_control: bool = True
+    # True: a Stop is a pause for the counters: elapsed time, distance, energy and steps go on
+    # from where they were on the next Start ("Sessions are cumulative... it's a true pause",
+    # blak3r/treadspan urevo-E1L README; its Kinomap capture counts on after a stop). False (the
+    # default deck): a Start after a Stop begins a new session from zero, as LifeSpan decks do
+    # (same README). A Pause never ends the session.
+    cumulative_sessions: bool = False
+    # What Treadmill Data says the total distance is: "metres" (the belt's distance),
+    # "stuck" (stays at its power-on value, 0, however far the belt runs) or "10m_steps"
+    # (truncated to 10 m). A FitShow FS-BC11B7 report shows both of the last two.
+    total_distance_reporting: Literal["metres", "stuck", "10m_steps"] = "metres"
+    # The deck stops itself after this much belt running (seconds of Running since the last
+    # Start from rest; a Pause keeps the count), like a console Stop: Horizon decks stop on their
+    # own after 30 minutes (qdomyos-zwift#1128). None: never.
+    self_stop_after_s: float | None = None
+
     @classmethod
     def from_config(cls, config: SimulatedTreadmillConfig) -> TreadmillFaults:
         return cls(
@@ -255,4 +366,8 @@ class TreadmillFaults:
             refuses_pause=config.refuses_pause,
             drops_link_on_stop=config.drops_link_on_stop,
             echo_target_while_decelerating=config.echo_target_while_decelerating,
+            requires_request_control=config.requires_request_control,
+            cumulative_sessions=config.cumulative_sessions,
+            total_distance_reporting=config.total_distance_reporting,
+            self_stop_after_s=config.self_stop_after_s,
         )

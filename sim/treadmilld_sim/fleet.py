@@ -45,24 +45,62 @@ def _ad_structure(ad_type: int, value: bytes) -> bytes:
     return bytes((len(value) + 1, ad_type)) + value
 
 
-def build_advertising_data(name: str, *, with_service_data: bool) -> bytes:
-    """Flags, the 16-bit service list (0x1826), FTMS service data (FTMS §3) and the name."""
-    ftms_short = int(FTMS_SERVICE_UUID[4:8], 16).to_bytes(2, "little")
-    payload = _ad_structure(_AD_FLAGS, bytes((_FLAGS_LE_GENERAL_DISCOVERABLE,)))
-    payload += _ad_structure(_AD_COMPLETE_UUID16, ftms_short)
-    if with_service_data:
-        service_data = encode_ftms_service_data(
-            FtmsServiceData(available=True, machine_types=MachineType.TREADMILL)
-        )
-        payload += _ad_structure(_AD_SERVICE_DATA_UUID16, ftms_short + service_data)
+_FTMS_SHORT = int(FTMS_SERVICE_UUID[4:8], 16).to_bytes(2, "little")
+
+
+def _service_data(*, swapped: bool) -> bytes:
+    service_data = encode_ftms_service_data(
+        FtmsServiceData(available=True, machine_types=MachineType.TREADMILL)
+    )
+    if swapped:
+        # `01 00 01`: the two machine-type bytes the wrong way round (a FitShow FS-BC11B7 report,
+        # real-decks.md §2; pyftms `machine_type.py` accepts both orders for this reason).
+        service_data = service_data[:1] + service_data[2:0:-1]
+    return _ad_structure(_AD_SERVICE_DATA_UUID16, _FTMS_SHORT + service_data)
+
+
+def _name_structure(name: str, room: int) -> bytes:
     encoded_name = name.encode("utf-8")
-    room = _LEGACY_ADVERTISING_MAX - len(payload) - 2
-    if len(encoded_name) <= room:
-        payload += _ad_structure(_AD_COMPLETE_NAME, encoded_name)
-    else:
-        shortened = encoded_name[:room].decode("utf-8", errors="ignore").encode("utf-8")
-        payload += _ad_structure(_AD_SHORTENED_NAME, shortened)
-    return payload
+    if len(encoded_name) <= room - 2:
+        return _ad_structure(_AD_COMPLETE_NAME, encoded_name)
+    shortened = encoded_name[: room - 2].decode("utf-8", errors="ignore").encode("utf-8")
+    return _ad_structure(_AD_SHORTENED_NAME, shortened)
+
+
+def build_advertising_data(
+    name: str, *, with_service_data: bool, service_data_swapped: bool = False
+) -> bytes:
+    """Flags, the 16-bit service list (0x1826), FTMS service data (FTMS §3) and the name."""
+    payload = _ad_structure(_AD_FLAGS, bytes((_FLAGS_LE_GENERAL_DISCOVERABLE,)))
+    payload += _ad_structure(_AD_COMPLETE_UUID16, _FTMS_SHORT)
+    if with_service_data:
+        payload += _service_data(swapped=service_data_swapped)
+    return payload + _name_structure(name, _LEGACY_ADVERTISING_MAX - len(payload))
+
+
+def build_advertising_payloads(
+    name: str,
+    *,
+    with_service_data: bool,
+    service_data_swapped: bool = False,
+    name_and_service_data_in_scan_response: bool = False,
+) -> tuple[bytes, bytes]:
+    """The advertisement and the scan response a treadmill sends.
+
+    By default everything is in the advertisement and the scan response is empty. A Urevo E1L
+    puts only Flags and the 0x1826 list in the advertisement, and its name and FTMS service data
+    in the scan response (blak3r/treadspan urevo-E1L captures), so a passive scanner sees neither.
+    """
+    if not name_and_service_data_in_scan_response:
+        advertisement = build_advertising_data(
+            name, with_service_data=with_service_data, service_data_swapped=service_data_swapped
+        )
+        return advertisement, b""
+    advertisement = _ad_structure(_AD_FLAGS, bytes((_FLAGS_LE_GENERAL_DISCOVERABLE,)))
+    advertisement += _ad_structure(_AD_COMPLETE_UUID16, _FTMS_SHORT)
+    tail = _service_data(swapped=service_data_swapped) if with_service_data else b""
+    scan_response = _name_structure(name, _LEGACY_ADVERTISING_MAX - len(tail)) + tail
+    return advertisement, scan_response
 
 
 class SimulatedTreadmill:
@@ -88,7 +126,7 @@ class SimulatedTreadmill:
         self.model = TreadmillModel(config, clock, self.faults)
         self._device = device
         self._on_closed = on_closed
-        self._server = FtmsGattServer(self._device, self.model, clock)
+        self._server = FtmsGattServer(self._device, self.model, clock, address)
         self._device.on(self._device.EVENT_CONNECTION, self._on_connection)
         self._advertising = False
 
@@ -144,12 +182,16 @@ class SimulatedTreadmill:
 
     async def start_advertising(self) -> None:
         """Advertise again (with the current `faults`), restarting after every disconnect."""
-        advertising_data = build_advertising_data(
-            self.name, with_service_data=self.faults.advertise_service_data
+        advertising_data, scan_response_data = build_advertising_payloads(
+            self.name,
+            with_service_data=self.faults.advertise_service_data,
+            service_data_swapped=self.config.service_data_type_swapped,
+            name_and_service_data_in_scan_response=self.config.scan_response_name_and_service_data,
         )
         interval = self.config.advertising_interval_ms
         await self._device.start_advertising(
             advertising_data=advertising_data,
+            scan_response_data=scan_response_data,
             auto_restart=True,
             advertising_interval_min=interval,
             advertising_interval_max=interval,

@@ -7,9 +7,11 @@ exchange ACL data. Nothing touches a real radio, the kernel or the network.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
+from bumble import hci
 from bumble.controller import Controller
 from bumble.device import Device
 from bumble.hci import Address
@@ -26,6 +28,62 @@ def _static_random_address(prefix: int, serial: int) -> str:
     return f"{prefix:02X}:{(serial >> 24) & 0xFF:02X}:{(serial >> 16) & 0xFF:02X}:" + (
         f"{(serial >> 8) & 0xFF:02X}:{serial & 0xFF:02X}:01"
     )
+
+
+_LEGACY_REPORT = hci.HCI_LE_Advertising_Report_Event
+_EXTENDED_REPORT = hci.HCI_LE_Extended_Advertising_Report_Event
+
+
+class _ScanResponseController(Controller):
+    """Bumble's emulated controller, with real scan responses.
+
+    Bumble 0.0.236's controller answers an advertisement it scans with a scan-response report
+    carrying the *advertising* data again (`Controller.on_advertising_pdu`), and never sends what
+    the advertiser set with LE Set (Extended) Scan Response Data. A deck that puts its FTMS service
+    data only in the scan response (the Urevo E1L) would then never show it. Here the scan-response
+    report carries the advertiser's own scan response data, looked up on the link (every
+    controller on it is in this process), as the SCAN_RSP PDU would over the air.
+    """
+
+    _scan_response: bytes | None = None
+
+    def on_advertising_pdu(self, pdu: Any) -> None:
+        self._scan_response = _scan_response_of(self.link, pdu.advertiser_address)
+        try:
+            super().on_advertising_pdu(pdu)
+        finally:
+            self._scan_response = None
+
+    def send_hci_packet(self, packet: Any) -> None:
+        if self._scan_response is not None:
+            packet = _with_scan_response(packet, self._scan_response)
+        super().send_hci_packet(packet)
+
+
+def _scan_response_of(link: Any, address: Any) -> bytes:
+    """What the advertiser at `address` answers a scan request with (empty if nothing)."""
+    advertiser = link.find_le_controller(address) if link is not None else None
+    if advertiser is None:
+        return b""
+    legacy = advertiser.le_legacy_advertiser
+    if legacy.enabled and legacy.address == address:
+        return bytes(legacy.scan_response_data)
+    for advertising_set in advertiser.advertising_sets.values():
+        if advertising_set.enabled and advertising_set.address == address:
+            return bytes(advertising_set.scan_response_data)
+    return b""
+
+
+def _with_scan_response(packet: Any, data: bytes) -> Any:
+    if isinstance(packet, _LEGACY_REPORT) and all(
+        report.event_type == _LEGACY_REPORT.EventType.SCAN_RSP for report in packet.reports
+    ):
+        return _LEGACY_REPORT([dataclasses.replace(r, data=data) for r in packet.reports])
+    if isinstance(packet, _EXTENDED_REPORT) and all(
+        report.event_type & _EXTENDED_REPORT.EventType.SCAN_RESPONSE for report in packet.reports
+    ):
+        return _EXTENDED_REPORT([dataclasses.replace(r, data=data) for r in packet.reports])
+    return packet
 
 
 class SimulatedRadio:
@@ -45,7 +103,7 @@ class SimulatedRadio:
 
     def new_device(self, name: str, address: str) -> tuple[Any, Any]:
         """A powered-off Bumble `Device` with its own emulated `Controller` on this link."""
-        controller = Controller(name, link=self.link, public_address=address)
+        controller = _ScanResponseController(name, link=self.link, public_address=address)
         device = Device(
             name=name,
             address=Address(address, Address.RANDOM_DEVICE_ADDRESS),

@@ -17,6 +17,7 @@ import structlog
 
 from treadmilld.clock import Clock
 from treadmilld.ftms import (
+    CodecError,
     ControlPermissionLost,
     ControlRequest,
     FitnessMachineFeature,
@@ -44,6 +45,7 @@ from treadmilld.ftms import (
     TrainingStatusCode,
     TreadmillData,
 )
+from treadmilld.ftms.vendor import incline_table_index, incline_table_value
 from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
 
 log = structlog.get_logger()
@@ -75,9 +77,18 @@ _TRAINING_STATUS = {
     RunningState.STOPPED: TrainingStatusCode.POST_WORKOUT,
 }
 
+# The Urevo E1L's Training Status values (vendor_training_status): the FTMS ones it uses for
+# running and idle, and two reserved ones, in the order its Kinomap capture shows them while the
+# belt slows after a stop and once it stands (blak3r/treadspan urevo-E1L; meanings inferred).
+_E1L_RUNNING = TrainingStatusCode.MANUAL_MODE  # 0x0D
+_E1L_IDLE = TrainingStatusCode.PRE_WORKOUT  # 0x0E
+E1L_SLOWING_AFTER_STOP = 0x10
+E1L_STANDING_AFTER_STOP = 0x11
+
 StatusListener = Callable[[MachineStatus], None]
 TrainingStatusListener = Callable[[TrainingStatus], None]
 DecelerationListener = Callable[[], None]
+StateListener = Callable[[], None]
 
 
 def _ramp(current: float, goal: float, rate: float, dt: float) -> tuple[float, float]:
@@ -91,8 +102,17 @@ def _ramp(current: float, goal: float, rate: float, dt: float) -> tuple[float, f
 
 
 def _snap(value: float, minimum: float, increment: float) -> float:
-    """Round to the nearest step of the supported range, as a deck's controller does."""
-    steps = round((value - minimum) / increment)
+    """Truncate to the step of the supported range at or below `value`.
+
+    A deck's controller keeps whole steps and drops the rest: real decks truncate written
+    setpoints rather than round them (real-decks.md §4, contrasting pyftms, which rounds 4.1
+    down to 4.09 on the wire). Truncating never runs the belt faster or steeper than asked. The
+    small tolerance keeps a value already on the grid (4.1 = 0.5 + 36 x 0.1 in floating point)
+    from losing a step.
+    """
+    if increment <= 0:
+        return round(minimum, 2)
+    steps = math.floor((value - minimum) / increment + 1e-6)
     return round(minimum + steps * increment, 2)
 
 
@@ -118,11 +138,15 @@ class TreadmillModel:
         self._distance_m = 0.0
         self._elapsed_s = 0.0
         self._energy_kcal = 0.0
+        # Seconds of Running since the last Start from rest (self_stop_after_s).
+        self._run_s = 0.0
+        self._self_stopping = False
         self._safety_key_in = True
         self._control_granted = False
         self._status_listeners: list[StatusListener] = []
         self._training_listeners: list[TrainingStatusListener] = []
         self._deceleration_listeners: list[DecelerationListener] = []
+        self._state_listeners: list[StateListener] = []
 
     # -- listeners ----------------------------------------------------------------------------
 
@@ -144,6 +168,12 @@ class TreadmillModel:
         """
         self._deceleration_listeners.append(listener)
         return lambda: self._deceleration_listeners.remove(listener)
+
+    def add_state_listener(self, listener: StateListener) -> Callable[[], None]:
+        """Hear every change of running state, announced or not (the GATT server's self-stop
+        timer waits on it)."""
+        self._state_listeners.append(listener)
+        return lambda: self._state_listeners.remove(listener)
 
     def _emit(self, status: MachineStatus) -> None:
         log.debug("sim_machine_status", treadmill=self.config.name, status=repr(status))
@@ -209,7 +239,19 @@ class TreadmillModel:
 
     @property
     def training_status(self) -> TrainingStatus:
-        return TrainingStatus(status=_TRAINING_STATUS[self._state])
+        if not self.config.vendor_training_status:
+            return TrainingStatus(status=_TRAINING_STATUS[self._state])
+        match self._state:
+            case RunningState.RUNNING:
+                return TrainingStatus(status=_E1L_RUNNING)
+            case RunningState.IDLE:
+                return TrainingStatus(status=_E1L_IDLE)
+            case _:
+                self._update()
+                moving = self._belt_kmh > _EPSILON
+                return TrainingStatus(
+                    status=E1L_SLOWING_AFTER_STOP if moving else E1L_STANDING_AFTER_STOP
+                )
 
     @property
     def speed_range(self) -> SpeedRange:
@@ -219,38 +261,70 @@ class TreadmillModel:
     @property
     def inclination_range(self) -> InclinationRange:
         c = self.config
+        if c.incline_table is not None:
+            # The parameter a client writes is an index; the range covers the valid ones, read
+            # in the 0.1 % unit the wire gives them (index n is "n/10 %").
+            return InclinationRange(0.0, (len(c.incline_table) - 1) / 10, 0.1)
         return InclinationRange(c.min_incline_pct, c.max_incline_pct, c.incline_increment_pct)
 
     @property
     def feature(self) -> FitnessMachineFeature:
+        c = self.config
         machine = (
             MachineFeatures.TOTAL_DISTANCE
-            | MachineFeatures.INCLINATION
             | MachineFeatures.EXPENDED_ENERGY
             | MachineFeatures.ELAPSED_TIME
         )
+        targets = TargetSettingFeatures.SPEED
+        if c.has_incline:
+            machine |= MachineFeatures.INCLINATION
+            targets |= TargetSettingFeatures.INCLINATION
         if self.faults.report_step_count:
             machine |= MachineFeatures.STEP_COUNT
-        return FitnessMachineFeature(
-            machine=machine,
-            target_settings=TargetSettingFeatures.SPEED | TargetSettingFeatures.INCLINATION,
-        )
+        if c.machine_features is not None:
+            machine = MachineFeatures(c.machine_features)
+        if c.target_setting_features is not None:
+            targets = TargetSettingFeatures(c.target_setting_features)
+        return FitnessMachineFeature(machine=machine, target_settings=targets)
 
     def treadmill_data(self) -> TreadmillData:
         """The record a Treadmill Data notification carries right now."""
         self._update()
+        c = self.config
         incline = round(self._incline_pct, 1)
+        ramp = round(math.degrees(math.atan(incline / 100)), 1) if c.reports_ramp_angle else 0.0
+        rate = self._energy_rate_kcal_per_s(self._belt_kmh, incline)
+        if not c.reports_energy_rates:
+            rate = 0.0
         return TreadmillData(
             instantaneous_speed_kmh=round(self._belt_kmh, 2),
-            total_distance_m=int(self._distance_m),
-            inclination_pct=incline,
-            ramp_angle_deg=round(math.degrees(math.atan(incline / 100)), 1),
+            total_distance_m=self._reported_distance_m(),
+            inclination_pct=incline if c.has_incline else None,
+            ramp_angle_deg=ramp if c.has_incline else None,
             total_energy_kcal=int(self._energy_kcal),
-            energy_per_hour_kcal=int(self._energy_rate_kcal_per_s(self._belt_kmh, incline) * 3600),
-            energy_per_minute_kcal=int(self._energy_rate_kcal_per_s(self._belt_kmh, incline) * 60),
+            energy_per_hour_kcal=int(rate * 3600),
+            energy_per_minute_kcal=int(rate * 60),
             elapsed_time_s=int(self._elapsed_s),
             step_count=self.steps if self.faults.report_step_count else None,
         )
+
+    def _reported_distance_m(self) -> int:
+        """Total distance as this deck puts it in Treadmill Data (total_distance_reporting)."""
+        match self.faults.total_distance_reporting:
+            case "stuck":
+                return 0  # its power-on value, however far the belt has run
+            case "10m_steps":
+                return int(self._distance_m // 10) * 10
+            case _:
+                return int(self._distance_m)
+
+    def self_stop_due_in(self) -> float | None:
+        """Treadmill seconds until this deck stops itself (self_stop_after_s), or None."""
+        self._update()
+        limit = self.faults.self_stop_after_s
+        if limit is None or self._state is not RunningState.RUNNING:
+            return None
+        return max(limit - self._run_s, 0.0)
 
     # -- physics ------------------------------------------------------------------------------
 
@@ -268,7 +342,29 @@ class TreadmillModel:
         return litres_per_min * _KCAL_PER_LITRE_O2 / 60
 
     def _update(self) -> None:
+        if self._self_stopping:
+            return  # time stands at the self-stop instant until the stop is done
         now = self.clock.now()
+        limit = self.faults.self_stop_after_s
+        if limit is not None and self._state is RunningState.RUNNING:
+            due = self._last_update + max(limit - self._run_s, 0.0)
+            if due <= now:
+                # Exact in lazy time: run to the instant the deck gave up, stop there like a
+                # console Stop, then carry on to now with the belt slowing.
+                self._advance(due)
+                self._self_stop()
+        self._advance(now)
+
+    def _self_stop(self) -> None:
+        log.info("sim_self_stop", treadmill=self.config.name, after_s=self._run_s)
+        self._self_stopping = True
+        try:
+            self._stop_belt(announce=self.faults.report_console_status)
+        finally:
+            self._self_stopping = False
+        self._report_console(StoppedOrPausedByUser(StopKind.STOP))
+
+    def _advance(self, now: float) -> None:
         dt = now - self._last_update
         if dt <= 0:
             return
@@ -293,6 +389,7 @@ class TreadmillModel:
             )
         if self._state is RunningState.RUNNING:
             self._elapsed_s += dt
+            self._run_s += dt
 
     def _set_state(self, state: RunningState, *, announce: bool = True) -> None:
         """Change state; `announce=False` for a deck that tells nobody (report_console_status)."""
@@ -304,6 +401,8 @@ class TreadmillModel:
             status = self.training_status
             for listener in list(self._training_listeners):
                 listener(status)
+        for state_listener in list(self._state_listeners):
+            state_listener()
         self._goal_changed()
 
     def _set_target_speed(self, speed_kmh: float) -> None:
@@ -318,6 +417,12 @@ class TreadmillModel:
 
     def _start_belt(self, *, announce: bool = True) -> None:
         """Into Running, at the target kept or written, else at the minimum speed."""
+        if self._state is not RunningState.PAUSED:
+            self._update()
+            self._run_s = 0.0
+            if self._state is RunningState.STOPPED and not self.faults.cumulative_sessions:
+                # A Stop ended the session: the next one counts from zero.
+                self._elapsed_s = self._distance_m = self._energy_kcal = 0.0
         self._set_target_speed(max(self._target_speed_kmh, self.config.min_speed_kmh))
         self._set_state(RunningState.RUNNING, announce=announce)
 
@@ -342,6 +447,20 @@ class TreadmillModel:
         c = self.config
         return c.min_incline_pct - _EPSILON <= incline_pct <= c.max_incline_pct + _EPSILON
 
+    def _written_incline(self, written_pct: float) -> float | None:
+        """The incline a Set Target Inclination parameter asks for, or None if invalid.
+
+        On a table deck the raw sint16 (decoded as 0.1 %) is an index into incline_table.
+        """
+        table = self.config.incline_table
+        if table is None:
+            return self._clamp_incline(written_pct) if self._incline_in_range(written_pct) else None
+        index = round(written_pct * 10)
+        try:
+            return incline_table_value(table, index)
+        except CodecError:
+            return None
+
     def _clamp_speed(self, speed_kmh: float) -> float:
         c = self.config
         bounded = min(max(speed_kmh, c.min_speed_kmh), c.max_speed_kmh)
@@ -349,6 +468,12 @@ class TreadmillModel:
 
     def _clamp_incline(self, incline_pct: float) -> float:
         c = self.config
+        if c.incline_table is not None:
+            table = c.incline_table
+            bounded = min(max(incline_pct, table[0]), table[-1])
+            return table[incline_table_index(table, bounded)]
+        if not c.has_incline:
+            return 0.0
         bounded = min(max(incline_pct, c.min_incline_pct), c.max_incline_pct)
         return _snap(bounded, c.min_incline_pct, c.incline_increment_pct)
 
@@ -400,10 +525,20 @@ class TreadmillModel:
 
     def set_incline_at_console(self, incline_pct: float) -> float:
         self._update()
+        if not self.config.has_incline:
+            return 0.0  # no incline motor, no button
         self._target_incline_pct = self._clamp_incline(incline_pct)
-        self._emit(TargetInclineChanged(self._target_incline_pct))
+        self._emit(TargetInclineChanged(self._status_incline(self._target_incline_pct)))
         self._revoke_control()
         return self._target_incline_pct
+
+    def _status_incline(self, incline_pct: float) -> float:
+        """An incline as this deck puts it in Machine Status 0x06: the parameter it reads
+        targets in (FTMS §4.17), so a table deck reports the index (as index/10 %)."""
+        table = self.config.incline_table
+        if table is None:
+            return incline_pct
+        return incline_table_index(table, incline_pct) / 10
 
     def leave_inclined_at(self, incline_pct: float) -> None:
         """The previous user left the deck at this incline (no status: no client was there).
@@ -455,7 +590,8 @@ class TreadmillModel:
     def apply_control_request(self, request: ControlRequest) -> ResultCode:  # noqa: PLR0911
         """Carry out one Control Point procedure and say how it went."""
         self._update()
-        if not isinstance(request, RequestControl) and not self._control_granted:
+        needs_control = self.faults.requires_request_control
+        if needs_control and not isinstance(request, RequestControl) and not self._control_granted:
             return ResultCode.CONTROL_NOT_PERMITTED
         match request:
             case RequestControl():
@@ -466,9 +602,12 @@ class TreadmillModel:
             case SetTargetSpeed(speed_kmh=speed):
                 return self._client_set_speed(speed)
             case SetTargetInclination(inclination_pct=incline):
-                if not self._incline_in_range(incline):
+                if not self.config.has_incline:
+                    return ResultCode.SUCCESS  # and nothing moves (the Urevo E1L answers 80 03 01)
+                target = self._written_incline(incline)
+                if target is None:
                     return ResultCode.INVALID_PARAMETER
-                self._target_incline_pct = self._clamp_incline(incline)
+                self._target_incline_pct = target
                 return ResultCode.SUCCESS
             case StartOrResume():
                 return self._client_start()

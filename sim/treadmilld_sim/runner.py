@@ -37,10 +37,12 @@ from pydantic import ValidationError
 from treadmilld.clock import Clock, LoopClock, ScaledClock
 from treadmilld_sim.config import SimulatedTreadmillConfig
 from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill
+from treadmilld_sim.presets import PRESETS
 
 log = structlog.get_logger()
 
 DEFAULT_TRANSPORT_ADDRESS = "F0:5E:ED:00:00:01"
+DEFAULT_NAME_PREFIX = "SIM-TM"
 
 # (SimulatedTreadmillConfig field, what it does): on/off deck behaviours, each a flag
 # --<field-with-dashes>; report_console_status is on by default, so it also has --no-...
@@ -83,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run treadmill time this many times faster than wall time (default 1)",
     )
     parser.add_argument(
-        "--name-prefix", default="SIM-TM", help="names are <prefix>01, <prefix>02, ..."
+        "--name-prefix",
+        default=None,
+        help=f"names are <prefix>01, <prefix>02, ... (default {DEFAULT_NAME_PREFIX}, or the"
+        " preset's own name)",
     )
     parser.add_argument(
         "--interval", type=float, default=1.0, help="seconds between state printouts"
@@ -109,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--address",
         default=DEFAULT_TRANSPORT_ADDRESS,
         help=f"static random address for --transport (default {DEFAULT_TRANSPORT_ADDRESS})",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help=(
+            "copy a real deck family (its name, GATT and behaviour; see docs/simulator.md);"
+            " the deck behaviour flags below override it"
+        ),
     )
     deck = parser.add_argument_group(
         "deck behaviours of real machines (every treadmill; see docs/simulator.md)",
@@ -137,15 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
 def deck_configs(args: argparse.Namespace) -> list[SimulatedTreadmillConfig]:
     """One config per treadmill to start, with the deck behaviour flags given."""
     behaviours: dict[str, Any] = {k: v for k, v in vars(args).items() if k in DECK_FIELDS}
+    if args.preset is not None:
+        behaviours["preset"] = args.preset
+
+    def name(index: int) -> dict[str, str]:
+        # A preset's own advertised name identifies its family (the daemon matches on it);
+        # several treadmills of one preset get a numbered suffix. --name-prefix wins if given.
+        if args.preset is not None and args.name_prefix is None:
+            family = str(PRESETS[args.preset]["name"])
+            return {"name": family if args.count == 1 else f"{family}-{index:02d}"}
+        return {"name": f"{args.name_prefix or DEFAULT_NAME_PREFIX}{index:02d}"}
+
     if args.transport is not None:
-        return [
-            SimulatedTreadmillConfig(
-                name=f"{args.name_prefix}01", address=args.address, **behaviours
-            )
-        ]
+        return [SimulatedTreadmillConfig(**name(1), address=args.address, **behaviours)]
     return [
-        SimulatedTreadmillConfig(name=f"{args.name_prefix}{index:02d}", **behaviours)
-        for index in range(1, args.count + 1)
+        SimulatedTreadmillConfig(**name(index), **behaviours) for index in range(1, args.count + 1)
     ]
 
 
