@@ -259,15 +259,16 @@ async def test_an_mc21_quirk_on_a_deck_without_the_unlock_says_what_to_configure
 
 
 async def test_an_incline_table_deck_gets_the_index_and_reports_the_percent_it_stands_for() -> None:
-    # The illustrative table: 0.0 to 10.0 % in 0.5 % steps, index = position.
+    # The illustrative table: 0, 0.5, 1, 1.5, 2, 3, 4, 5, 6.5, 8, 10, 12 %.
     deck = ObedientDeck(LoopClock(), name="KETTLER-UNIT")
     with structlog.testing.capture_logs() as logs:
         async with driving(deck) as (link, _events):
             capabilities = link.capabilities
             assert capabilities is not None
-            assert capabilities.inclination_range == InclinationRange(0.0, 10.0, 0.5)
-            assert await link.set_target_inclination(3.2) == 3.0  # entry 6, never above
-            assert await link.set_target_inclination(15.0) == 10.0  # the table's top
+            # Every entry lies on a 0.5 % grid from 0 to 12.
+            assert capabilities.inclination_range == InclinationRange(0.0, 12.0, 0.5)
+            assert await link.set_target_inclination(3.8) == 3.0  # entry 5, never above
+            assert await link.set_target_inclination(15.0) == 12.0  # the table's top
             assert await link.set_target_inclination(-2.0) == 0.0
             deck.push(TREADMILL_DATA_UUID, record(0.0, inclination_pct=3.0))
             await asyncio.sleep(0)
@@ -275,8 +276,8 @@ async def test_an_incline_table_deck_gets_the_index_and_reports_the_percent_it_s
     assert measured == 3.0  # Treadmill Data is real percent on these decks
     # Set Target Inclination carries the index as its raw sint16.
     assert [data for data, _ in control_writes(deck)][1:] == [
-        bytes([0x03, 6, 0]),
-        bytes([0x03, 20, 0]),
+        bytes([0x03, 5, 0]),
+        bytes([0x03, 11, 0]),
         bytes([0x03, 0, 0]),
     ]
     assert any(entry["event"] == "incline_table_illustrative" for entry in logs)
@@ -284,14 +285,14 @@ async def test_an_incline_table_deck_gets_the_index_and_reports_the_percent_it_s
 
 async def test_a_configured_incline_table_is_used_as_given_without_a_warning() -> None:
     deck = ObedientDeck(LoopClock(), name="ICONCEPT-UNIT")
-    table = (0.0, 1.5, 3.0, 4.5, 6.0, 8.0)
+    table = (0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0)
     with structlog.testing.capture_logs() as logs:
         async with driving(deck, settings(quirks={"incline_table": table})) as (link, _events):
             capabilities = link.capabilities
             assert capabilities is not None
-            # Uneven: every entry lies on a 0.5 % grid from 0 to 8.
-            assert capabilities.inclination_range == InclinationRange(0.0, 8.0, 0.5)
-            assert await link.set_target_inclination(7.5) == 6.0
+            # Evenly spaced: the range's increment is its spacing.
+            assert capabilities.inclination_range == InclinationRange(0.0, 9.0, 1.5)
+            assert await link.set_target_inclination(7.4) == 6.0
     assert [data for data, _ in control_writes(deck)][-1] == bytes([0x03, 4, 0])
     assert not any(entry["event"] == "incline_table_illustrative" for entry in logs)
 

@@ -185,10 +185,15 @@ class Quirks(BaseModel):
 STANDARD = Quirks()
 
 # An incline table for the `incline-table` set. The values are illustrative: the pattern (an
-# index written as the Set Target Inclination parameter, each index one fixed percent) is that
-# of qdomyos-zwift's Kettler and iConcept device classes, but no real deck's table is copied
-# here. A deployment sets its own deck's table in config (`incline_table = [...]`).
-ILLUSTRATIVE_INCLINE_TABLE: tuple[float, ...] = tuple(step * 0.5 for step in range(21))
+# index written as the Set Target Inclination parameter, each index one fixed percent, finer
+# steps low and coarser high) is that of qdomyos-zwift's Kettler and iConcept device classes,
+# but no real deck's table is copied here. They are the simulator's `incline-table` preset's,
+# so link and simulator agree. A deployment sets its own deck's table in config
+# (`incline_table = [...]`).
+ILLUSTRATIVE_INCLINE_TABLE: tuple[float, ...] = (
+    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0, 10.0, 12.0,
+)  # fmt: skip
+
 
 # Named quirk sets, selectable in config by their key.
 QUIRK_SETS: dict[str, Quirks] = {
