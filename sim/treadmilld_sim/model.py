@@ -101,19 +101,24 @@ def _ramp(current: float, goal: float, rate: float, dt: float) -> tuple[float, f
     return end, (current + end) / 2 * dt
 
 
-def _snap(value: float, minimum: float, increment: float) -> float:
+def _snap(value: float, minimum: float, increment: float, tolerance: float = 1e-6) -> float:
     """Truncate to the step of the supported range at or below `value`.
 
     A deck's controller keeps whole steps and drops the rest: real decks truncate written
     setpoints rather than round them (real-decks.md §4, contrasting pyftms, which rounds 4.1
-    down to 4.09 on the wire). Truncating never runs the belt faster or steeper than asked. The
-    small tolerance keeps a value already on the grid (4.1 = 0.5 + 36 x 0.1 in floating point)
-    from losing a step.
+    down to 4.09 on the wire). Truncating never runs the belt faster or steeper than asked.
+    `tolerance` keeps a value already on the grid up to what the wire can say from losing a
+    step: float noise for km/h (4.1 = 0.5 + 36 x 0.1), one 0.01 mph wire step for an mph deck
+    (2.48 mph, the closest the wire comes to 4.0 km/h from below, is 3.991 km/h: it runs 4.0).
     """
     if increment <= 0:
         return round(minimum, 2)
-    steps = math.floor((value - minimum) / increment + 1e-6)
+    steps = math.floor((value - minimum + tolerance) / increment)
     return round(minimum + steps * increment, 2)
+
+
+# One step of Set Target Speed on the wire (0.01, FTMS §4.16.2.4) read as mph, in km/h.
+_MPH_WIRE_STEP_KMH = 0.01 * KMH_PER_MPH
 
 
 class TreadmillModel:
@@ -461,10 +466,10 @@ class TreadmillModel:
         except CodecError:
             return None
 
-    def _clamp_speed(self, speed_kmh: float) -> float:
+    def _clamp_speed(self, speed_kmh: float, tolerance: float = 1e-6) -> float:
         c = self.config
         bounded = min(max(speed_kmh, c.min_speed_kmh), c.max_speed_kmh)
-        return _snap(bounded, c.min_speed_kmh, c.speed_increment_kmh)
+        return _snap(bounded, c.min_speed_kmh, c.speed_increment_kmh, tolerance)
 
     def _clamp_incline(self, incline_pct: float) -> float:
         c = self.config
@@ -636,7 +641,8 @@ class TreadmillModel:
             return ResultCode.INVALID_PARAMETER
         if self.faults.require_start_before_speed and self._state is not RunningState.RUNNING:
             return ResultCode.OPERATION_FAILED
-        self._set_target_speed(self._clamp_speed(speed))
+        tolerance = _MPH_WIRE_STEP_KMH if self.faults.speed_in_mph else 1e-6
+        self._set_target_speed(self._clamp_speed(speed, tolerance))
         return ResultCode.SUCCESS
 
     def _client_start(self) -> ResultCode:

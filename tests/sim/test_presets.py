@@ -505,3 +505,16 @@ async def test_a_client_reaches_every_preset(fleet: SimulatedFleet) -> None:
         async with asyncio.timeout(TEST_TIMEOUT_S):
             async with BleakClient(device, backend=fleet.client_backend) as client:
                 assert client.services.get_service(FTMS_SERVICE_UUID) is not None
+
+
+async def test_an_mph_deck_truncates_within_one_wire_step(fleet: SimulatedFleet) -> None:
+    # 2.48 mph (3.991 km/h) is the closest the 0.01 mph wire comes to 4.0 km/h from below: the
+    # deck runs 4.0, not 3.9; 2.47 mph (3.975 km/h) is more than a wire step short and runs 3.9.
+    treadmill = await fleet.add(SimulatedTreadmillConfig.tm11gy())
+    async with asyncio.timeout(TEST_TIMEOUT_S), connected(fleet, treadmill) as session:
+        await session.take_control()
+        await session.send(SetTargetSpeed(2.48))
+        closest = treadmill.model.target_speed_kmh
+        await session.send(SetTargetSpeed(2.47))
+    assert closest == 4.0
+    assert treadmill.model.target_speed_kmh == 3.9
