@@ -50,6 +50,12 @@ class _TappedConnection:
     async def write(self, uuid: str, data: bytes) -> None:
         await self._inner.write(uuid, data)
 
+    def properties(self, uuid: str) -> frozenset[str]:
+        return self._inner.properties(uuid)
+
+    async def write_without_response(self, uuid: str, data: bytes) -> None:
+        await self._inner.write_without_response(uuid, data)
+
     async def subscribe(self, uuid: str, callback: NotificationCallback) -> None:
         self._taps[uuid] = callback
         await self._inner.subscribe(uuid, callback)
