@@ -572,11 +572,16 @@ class WorkoutExecutor:
         changing = False
         if limits.incline_controllable:
             reachable_incline, _ = governor.incline_target_for(incline)
-            current_incline = governor.target_incline_pct
+            # Compared with what was asked, not with what the deck set: a deck with an incline
+            # table settles below the ask, and that is where it stays (no rewrite each tick).
+            current_incline = governor.asked_incline_pct
             half_step = limits.incline_increment_pct / 2
             if current_incline is None or abs(reachable_incline - current_incline) >= half_step:
-                written = await governor.set_incline(incline)
-                changing = abs(written - reachable_incline) >= half_step
+                await governor.set_incline(incline)
+                asked = governor.asked_incline_pct
+                # Still changing while the governor holds the ask below where it settles (the
+                # turn incline cap while the belt stands).
+                changing = asked is None or abs(asked - reachable_incline) >= half_step
         reachable_speed, _ = governor.speed_target_for(speed)
         current = governor.target_speed_kmh
         half_step = limits.speed_increment_kmh / 2

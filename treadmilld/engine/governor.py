@@ -139,6 +139,10 @@ class SafetyGovernor:
         self._speed_in_flight: float | None = None
         self._speed_at = -math.inf
         self._incline: float | None = None
+        # The incline last asked of the deck, beside `_incline`, what the deck made of it: a
+        # deck that sets incline by table index (docs/decks.md) settles on the entry below the
+        # ask, and asking again would rewrite the same value every tick.
+        self._incline_asked: float | None = None
         # -- judging the measured belt --
         # Until then a belt still moving after a Stop/Pause is coasting, not misbehaving.
         self._coast_until = -math.inf
@@ -199,6 +203,12 @@ class SafetyGovernor:
     @property
     def target_incline_pct(self) -> float | None:
         return self._incline
+
+    @property
+    def asked_incline_pct(self) -> float | None:
+        """The incline last asked of the deck (after the caps), before the deck's own rounding
+        or table; None when unknown (as `target_incline_pct`)."""
+        return self._incline_asked if self._incline is not None else None
 
     @property
     def moving_since(self) -> float | None:
@@ -648,6 +658,9 @@ class SafetyGovernor:
             applied = limits.quantize_incline(applied, toward=limits.min_incline_pct)
             if self._incline is not None and abs(applied - self._incline) <= _EPS:
                 return applied
+            asked = self._incline_asked
+            if self._incline is not None and asked is not None and abs(applied - asked) <= _EPS:
+                return self._incline  # asked before; the deck already has what it makes of it
             return await self._write_incline(applied)
 
     async def _write_incline(self, incline_pct: float) -> float:
@@ -655,6 +668,7 @@ class SafetyGovernor:
         written = await self._link.set_target_inclination(incline_pct)
         self._answered(asked_at)
         self._incline = written
+        self._incline_asked = incline_pct
         return written
 
     def _mark_paused(self) -> None:
@@ -752,6 +766,7 @@ class SafetyGovernor:
 
     def note_console_incline(self, incline_pct: float) -> None:
         self._incline = incline_pct
+        self._incline_asked = incline_pct
 
     def note_console_start(self) -> None:
         """Someone pressed Start at the console (Machine Status 0x04) while no workout drove
@@ -772,6 +787,7 @@ class SafetyGovernor:
         them."""
         self._speed = None
         self._incline = None
+        self._incline_asked = None
 
     # ----------------------------------------------------------------------------- judging
 
