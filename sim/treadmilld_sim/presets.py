@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from treadmilld.ftms.vendor import ILLUSTRATIVE_INCLINE_TABLE
+
 PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         # Urevo E1L (URTM041, firmware 1.4.7): nRF Sniffer captures (Kinomap, the Urevo app,
@@ -130,7 +132,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
             "name": "KETTLER-SIM",
             "manufacturer": "Kettler",
             "model_number": "KETTLER-SIM",
-            "incline_table": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0, 10.0, 12.0),
+            "incline_table": ILLUSTRATIVE_INCLINE_TABLE,
             "min_speed_kmh": 0.8,
             "max_speed_kmh": 16.0,
             "speed_increment_kmh": 0.1,

@@ -14,7 +14,11 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from treadmilld.ftms.vendor import KINGSMITH_UNLOCK_CHARACTERISTIC_UUID, KINGSMITH_UNLOCK_PAYLOAD
+from treadmilld.ftms.vendor import (
+    ILLUSTRATIVE_INCLINE_TABLE,
+    KINGSMITH_UNLOCK_CHARACTERISTIC_UUID,
+    KINGSMITH_UNLOCK_PAYLOAD,
+)
 
 # One statute mile is exactly 1.609344 km (international yard and pound agreement, 1959).
 KM_PER_MILE = 1.609344
@@ -183,16 +187,6 @@ class Quirks(BaseModel):
 
 
 STANDARD = Quirks()
-
-# An incline table for the `incline-table` set. The values are illustrative: the pattern (an
-# index written as the Set Target Inclination parameter, each index one fixed percent, finer
-# steps low and coarser high) is that of qdomyos-zwift's Kettler and iConcept device classes,
-# but no real deck's table is copied here. They are the simulator's `incline-table` preset's,
-# so link and simulator agree. A deployment sets its own deck's table in config
-# (`incline_table = [...]`).
-ILLUSTRATIVE_INCLINE_TABLE: tuple[float, ...] = (
-    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0, 10.0, 12.0,
-)  # fmt: skip
 
 
 # Named quirk sets, selectable in config by their key.

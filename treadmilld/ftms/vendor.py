@@ -23,6 +23,15 @@ KINGSMITH_UNLOCK_PAYLOAD = bytes.fromhex("01")
 
 _INCLINE_TABLE = "Set Target Inclination (incline table)"
 
+# An incline table (percent per index) for decks that take incline as an index. The values are
+# illustrative: the pattern (finer steps low, coarser high, each index one fixed percent) is that
+# of qdomyos-zwift's Kettler and iConcept device classes, but no real deck's table is copied.
+# The link's `incline-table` quirk set and the simulator's `incline-table` preset both use it, so
+# they agree on what each index means; a deployment sets its own deck's table in config.
+ILLUSTRATIVE_INCLINE_TABLE: tuple[float, ...] = (
+    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.5, 8.0, 10.0, 12.0,
+)  # fmt: skip
+
 
 def incline_table_index(table: Sequence[float], inclination_pct: float) -> int:
     """The index of the highest table entry at or below `inclination_pct`.
