@@ -230,6 +230,17 @@ class _Step:
     data: bytes
 
 
+def deck_name(trace: Trace, session: TraceSession) -> str:
+    """The name a replay of `session` advertises: the one the deck was heard with."""
+    advertisement = session.advertisement
+    return (
+        (advertisement.name if advertisement is not None else None)
+        or session.connect.name
+        or trace.header.deck.name
+        or "REPLAY"
+    )
+
+
 def _script(session: TraceSession) -> tuple[list[_Step], list[tuple[WriteEvent, list[_Step]]]]:
     """Steps before the first write (offsets from the connection), and each recorded write
     with the steps that followed it (offsets from that write)."""
@@ -278,13 +289,7 @@ class ReplayedDeck:
         self.trace = trace
         self.session = sessions[session]
         self.address = address
-        advertisement = self.session.advertisement
-        self.name = (
-            (advertisement.name if advertisement is not None else None)
-            or self.session.connect.name
-            or trace.header.deck.name
-            or "REPLAY"
-        )
+        self.name = deck_name(trace, self.session)
         self.mismatches: list[WriteMismatch] = []
         self.matched_writes = 0
         self.received_writes: list[tuple[str, bytes]] = []
@@ -564,10 +569,7 @@ async def replay_trace(
     sessions = trace.sessions()
     recorded = sessions[session].connect.address if 0 <= session < len(sessions) else None
     chosen = _usable_address(address or recorded, radio, taken)
-    name = "REPLAY"
-    if 0 <= session < len(sessions):
-        adv = sessions[session].advertisement
-        name = (adv.name if adv is not None else None) or sessions[session].connect.name or name
+    name = deck_name(trace, sessions[session]) if 0 <= session < len(sessions) else "REPLAY"
     device, controller = radio.new_device(name, chosen)
     deck = ReplayedDeck(device, trace, clock, address=chosen, session=session)
     try:

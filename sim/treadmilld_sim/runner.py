@@ -15,6 +15,11 @@ Type console actions on stdin while it runs: `<n> start|pause|stop|key-out|key-i
 Deck behaviours of real machines are flags named after their `SimulatedTreadmillConfig` fields
 (`--deceleration-kmh-per-s 0.25`, `--no-report-console-status`, `--refuses-stop
 operation-failed`, ...); they apply to every treadmill started. docs/simulator.md lists them.
+
+`--replay FILE [--session N]` serves a recorded deck session (a treadmilld trace,
+docs/capture.md) instead of a deck model, either way, and prints the replay's report (writes
+matched, mismatched, never sent) when it ends. A replay has no console: it does what the
+recorded deck did.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -34,10 +42,12 @@ from bumble.hci import Address
 from bumble.transport import open_transport
 from pydantic import ValidationError
 
+from treadmilld.ble.trace import Trace, TraceFormatError, load_trace
 from treadmilld.clock import Clock, LoopClock, ScaledClock
 from treadmilld_sim.config import SimulatedTreadmillConfig
 from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill
 from treadmilld_sim.presets import PRESETS
+from treadmilld_sim.replay import ReplayedDeck, deck_name, replay_trace
 
 log = structlog.get_logger()
 
@@ -66,6 +76,7 @@ _DECK_VALUES: tuple[tuple[str, str, type, str], ...] = (
     ("response_delay_s", "SECONDS", float, "answer the Control Point this late"),
 )
 DECK_FIELDS = frozenset(name for name, _ in _DECK_SWITCHES) | {v[0] for v in _DECK_VALUES}
+_ADDRESS_SHAPE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
 class TransportUnavailableError(RuntimeError):
@@ -112,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--address",
-        default=DEFAULT_TRANSPORT_ADDRESS,
-        help=f"static random address for --transport (default {DEFAULT_TRANSPORT_ADDRESS})",
+        default=None,
+        help=f"static random address for --transport (default {DEFAULT_TRANSPORT_ADDRESS});"
+        " with --replay in-process, instead of the trace's",
     )
     parser.add_argument(
         "--preset",
@@ -123,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
             "copy a real deck family (its name, GATT and behaviour; see docs/simulator.md);"
             " the deck behaviour flags below override it"
         ),
+    )
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="serve a recorded deck session from a treadmilld trace (docs/capture.md) instead"
+        " of a deck model; prints what was matched when it ends. Not with --preset or deck flags",
+    )
+    parser.add_argument(
+        "--session",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --replay: which recorded connection to serve, from 0 (default 0)",
     )
     deck = parser.add_argument_group(
         "deck behaviours of real machines (every treadmill; see docs/simulator.md)",
@@ -231,12 +258,25 @@ async def apply_console_command(line: str, treadmills: Sequence[SimulatedTreadmi
     return f"{treadmill.name}: {action} {'done' if done else 'ignored (wrong state)'}"
 
 
-async def _print_live_state(treadmills: Sequence[SimulatedTreadmill], interval: float) -> None:
+def describe_replay(deck: ReplayedDeck) -> str:
+    """One status line for a replayed deck: its link and how the central's writes compare."""
+    link = "connected" if deck.is_connected else "advertising"
+    return (
+        f" 1 {deck.name:<12} {deck.address} {link:<11} replay: writes matched "
+        f"{deck.matched_writes}/{len(deck.expected_writes)}, mismatches {len(deck.mismatches)}"
+    )
+
+
+async def _print_live_state(status_lines: Callable[[], Sequence[str]], interval: float) -> None:
     while True:
-        for index, treadmill in enumerate(treadmills, start=1):
-            print(describe(index, treadmill))
+        for line in status_lines():
+            print(line)
         print(flush=True)
         await asyncio.sleep(interval)
+
+
+def _model_lines(treadmills: Sequence[SimulatedTreadmill]) -> Callable[[], list[str]]:
+    return lambda: [describe(i, t) for i, t in enumerate(treadmills, start=1)]
 
 
 def _read_console(
@@ -262,16 +302,22 @@ def _read_console(
 
 
 async def _watch(
-    treadmills: Sequence[SimulatedTreadmill], interval: float, duration: float | None
+    status_lines: Callable[[], Sequence[str]],
+    interval: float,
+    duration: float | None,
+    console: Sequence[SimulatedTreadmill] = (),
 ) -> None:
+    """Print `status_lines()` every `interval` until Ctrl-C, SIGTERM or `duration`; typed
+    console actions go to `console` (a replay has none: it does what the recording did)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     background: set[asyncio.Task[None]] = set()
-    _read_console(treadmills, background)
-    printer = loop.create_task(_print_live_state(treadmills, interval))
+    if console:
+        _read_console(console, background)
+    printer = loop.create_task(_print_live_state(status_lines, interval))
     try:
         if duration is None:
             await stop.wait()
@@ -303,7 +349,7 @@ async def run_in_process(
             f"{len(configs)} simulated treadmill(s) on the in-process link; Ctrl-C to stop",
             flush=True,
         )
-        await _watch(fleet.treadmills, interval, duration)
+        await _watch(_model_lines(fleet.treadmills), interval, duration, fleet.treadmills)
 
 
 async def serve_over_transport(
@@ -315,15 +361,7 @@ async def serve_over_transport(
 ) -> None:
     """Serve one treadmill through a real controller (NOT tested in CI: needs a radio)."""
     address = config.address or DEFAULT_TRANSPORT_ADDRESS
-    try:
-        opened = await open_transport(transport_spec)
-    except Exception as error:  # each transport (USB, serial, ...) raises its own kinds
-        raise TransportUnavailableError(
-            f"could not open Bluetooth transport {transport_spec!r} ({error!r}); check the"
-            " controller is plugged in, not claimed by BlueZ (hciconfig hciN down) and that"
-            " you may access it (udev rule or group), then retry"
-        ) from error
-    async with opened as transport:
+    async with await _open_transport(transport_spec) as transport:
         device = Device.with_hci(
             config.name,
             Address(address, Address.RANDOM_DEVICE_ADDRESS),
@@ -334,9 +372,81 @@ async def serve_over_transport(
         await treadmill.power_on()
         print(f"{config.name} advertising over {transport_spec} as {address}", flush=True)
         try:
-            await _watch([treadmill], interval, duration)
+            await _watch(_model_lines([treadmill]), interval, duration, [treadmill])
         finally:
             await treadmill.close()
+
+
+async def _open_transport(transport_spec: str) -> Any:
+    try:
+        return await open_transport(transport_spec)
+    except Exception as error:  # each transport (USB, serial, ...) raises its own kinds
+        raise TransportUnavailableError(
+            f"could not open Bluetooth transport {transport_spec!r} ({error!r}); check the"
+            " controller is plugged in, not claimed by BlueZ (hciconfig hciN down) and that"
+            " you may access it (udev rule or group), then retry"
+        ) from error
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    """`--replay FILE [--session N]`: the trace, read and checked before anything starts."""
+
+    trace: Trace
+    session: int
+    address: str | None  # --address; None: the trace's in-process, the default over the air
+
+
+async def replay_in_process(
+    request: ReplayRequest, clock: Clock, interval: float, duration: float | None
+) -> ReplayedDeck:
+    """Serve the replay on the in-process link until stopped; the deck, for its report."""
+    async with (
+        SimulatedFleet(clock) as fleet,
+        replay_trace(
+            request.trace, fleet=fleet, session=request.session, address=request.address
+        ) as deck,
+    ):
+        print(
+            f"replaying {deck.name} (session {request.session} of {request.trace.source}) on"
+            f" the in-process link as {deck.address}; Ctrl-C to stop",
+            flush=True,
+        )
+        await _watch(lambda: [describe_replay(deck)], interval, duration)
+    return deck
+
+
+async def replay_over_transport(
+    transport_spec: str,
+    request: ReplayRequest,
+    clock: Clock,
+    interval: float,
+    duration: float | None,
+) -> ReplayedDeck:
+    """Serve the replay through a real controller (NOT tested in CI: needs a radio)."""
+    # Not the trace's address: a real deck's public address is no static random address, and
+    # one deck heard twice (the real one nearby) would confuse whatever connects.
+    address = (request.address or DEFAULT_TRANSPORT_ADDRESS).upper()
+    name = deck_name(request.trace, request.trace.sessions()[request.session])
+    async with await _open_transport(transport_spec) as transport:
+        device = Device.with_hci(
+            name,
+            Address(address, Address.RANDOM_DEVICE_ADDRESS),
+            transport.source,
+            transport.sink,
+        )
+        deck = ReplayedDeck(device, request.trace, clock, address=address, session=request.session)
+        await deck.power_on()
+        print(
+            f"replaying {name} (session {request.session} of {request.trace.source}) over"
+            f" {transport_spec} as {address}",
+            flush=True,
+        )
+        try:
+            await _watch(lambda: [describe_replay(deck)], interval, duration)
+        finally:
+            await deck.close()
+    return deck
 
 
 class UsageError(ValueError):
@@ -363,10 +473,56 @@ def configs_from_arguments(args: argparse.Namespace) -> list[SimulatedTreadmillC
         raise UsageError(f"bad deck behaviour: {problems}") from None
 
 
+def replay_from_arguments(args: argparse.Namespace) -> ReplayRequest | None:
+    """The replay the command line asks for (None: deck models), or a UsageError."""
+    if args.replay is None:
+        if args.session is not None:
+            raise UsageError("--session picks a recorded connection of --replay FILE; add --replay")
+        return None
+    # A replay is the recorded deck as it was: its name, GATT table and answers come from the
+    # trace, so nothing that shapes a deck model can apply to it.
+    clashing = [
+        flag
+        for flag, given in (
+            ("--preset", args.preset is not None),
+            ("--count", args.count != 1),
+            ("--name-prefix", args.name_prefix is not None),
+        )
+        if given
+    ] + ["--" + name.replace("_", "-") for name in sorted(DECK_FIELDS) if name in vars(args)]
+    if clashing:
+        raise UsageError(
+            f"--replay serves the recorded deck as it was, so it cannot be combined with "
+            f"{', '.join(clashing)}; drop {'it' if len(clashing) == 1 else 'them'}, or drop"
+            " --replay to run a deck model"
+        )
+    if args.speedup <= 0:
+        raise UsageError("--speedup must be positive (1 = real time)")
+    if args.address is not None and not _ADDRESS_SHAPE.match(args.address):
+        raise UsageError(f"--address {args.address!r}: write it as F0:5E:ED:00:00:02")
+    try:
+        trace = load_trace(args.replay)
+    except TraceFormatError as error:
+        raise UsageError(str(error)) from None
+    sessions = len(trace.sessions())
+    if sessions == 0:
+        raise UsageError(
+            f"{trace.source}: no connection recorded (no 'connect' line), so there is nothing"
+            " to replay; record a trace that connects to the deck (treadmilld diagnose --trace)"
+        )
+    session = 0 if args.session is None else args.session
+    if not 0 <= session < sessions:
+        raise UsageError(
+            f"--session {session}: {trace.source} has {sessions} session(s); give 0..{sessions - 1}"
+        )
+    return ReplayRequest(trace, session, args.address)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        configs = configs_from_arguments(args)
+        replay = replay_from_arguments(args)
+        configs = configs_from_arguments(args) if replay is None else []
     except UsageError as error:
         print(error, file=sys.stderr)
         return 2
@@ -377,6 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
     clock: Clock = ScaledClock(args.speedup) if args.speedup != 1 else LoopClock()
+    if replay is not None:
+        return _run_replay(args, replay, clock)
     try:
         if args.transport is not None:
             asyncio.run(
@@ -392,6 +550,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _run_replay(args: argparse.Namespace, request: ReplayRequest, clock: Clock) -> int:
+    """Serve the replay until stopped, then print its report; 1 if any write mismatched."""
+    try:
+        if args.transport is not None:
+            deck = asyncio.run(
+                replay_over_transport(args.transport, request, clock, args.interval, args.duration)
+            )
+        else:
+            deck = asyncio.run(replay_in_process(request, clock, args.interval, args.duration))
+    except TransportUnavailableError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    print(deck.report(), flush=True)
+    return 1 if deck.mismatches else 0
 
 
 if __name__ == "__main__":

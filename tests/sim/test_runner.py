@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -24,6 +26,7 @@ from treadmilld_sim.runner import (
 from treadmilld.ftms import ResultCode
 
 from .session import TEST_TIMEOUT_S
+from .test_replay import UREVO_E1L_KINOMAP
 
 
 @pytest.fixture(autouse=True)
@@ -150,3 +153,74 @@ def test_runner_shows_a_deck_left_inclined(capsys: pytest.CaptureFixture[str]) -
     argv = ["--initial-incline-pct", "12", "--interval", "0.1", "--duration", "0.2"]
     assert main(argv) == 0
     assert "incline 12.0/12.0 %" in capsys.readouterr().out
+
+
+@pytest.fixture
+def e1l_trace(tmp_path: Path) -> Path:
+    """The Urevo E1L connect excerpt of test_replay.py as a trace file."""
+    path = tmp_path / "e1l.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in UREVO_E1L_KINOMAP), "utf-8")
+    return path
+
+
+def test_runner_serves_a_replay_and_prints_its_report(
+    e1l_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--replay", str(e1l_trace), "--interval", "0.1", "--duration", "0.3"]
+    assert main(argv) == 0  # nothing connected, so nothing mismatched
+    out = capsys.readouterr().out
+    assert f"replaying URTM041 (session 0 of {e1l_trace}) on the in-process link" in out
+    live = " 1 URTM041      F0:E1:E1:00:00:01 advertising replay: writes matched 0/2, mismatches 0"
+    assert live in out.splitlines()
+    # The report: every recorded write unsent, since no central connected.
+    assert f"replayed URTM041 (F0:E1:E1:00:00:01) from {e1l_trace}" in out
+    assert "writes matched 0 of 2 recorded; mismatches 0" in out
+    assert "not written: 00 to" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--preset", "horizon"], "--preset"),
+        (["--deceleration-kmh-per-s", "0.25", "--no-report-console-status"], "--deceleration"),
+        (["--count", "2"], "--count"),
+        (["--session", "1"], "--session 1: "),
+        (["--address", "nowhere"], "--address 'nowhere'"),
+    ],
+)
+def test_replay_with_deck_options_is_a_usage_error(
+    e1l_trace: Path, extra: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--replay", str(e1l_trace), *extra]) == 2
+    err = capsys.readouterr().err
+    assert named in err
+
+
+def test_replay_usage_errors_say_what_to_do(
+    e1l_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--replay", str(e1l_trace), "--preset", "horizon"]) == 2
+    assert capsys.readouterr().err == (
+        "--replay serves the recorded deck as it was, so it cannot be combined with --preset;"
+        " drop it, or drop --replay to run a deck model\n"
+    )
+    assert main(["--session", "1"]) == 2
+    assert "add --replay" in capsys.readouterr().err
+
+
+def test_a_malformed_replay_is_printed_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cut.jsonl"
+    path.write_text(json.dumps(UREVO_E1L_KINOMAP[0]) + '\n{"type": "conn', "utf-8")
+    assert main(["--replay", str(path), "--duration", "0.1"]) == 2
+    assert f"{path}, line 2: not JSON" in capsys.readouterr().err
+
+
+def test_a_replay_over_an_unusable_transport_is_a_clear_error(
+    e1l_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only the failure path, as for deck models: serving over the air needs a radio.
+    argv = ["--replay", str(e1l_trace), "--transport", "serial:/dev/treadmilld-no-such-port"]
+    assert main([*argv, "--duration", "0.1"]) == 1
+    assert "could not open Bluetooth transport" in capsys.readouterr().err
