@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from treadmilld.app.settings import ConfigError, Settings
-from treadmilld.app.simulation import import_simulator, simulated_config
+from treadmilld.app.simulation import (
+    ReplaySpec,
+    import_simulator,
+    simulated_deck,
+    start_simulated_decks,
+)
 from treadmilld.app.supervisor import ManagedBridge, ManagedSession, TreadmillUnit
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import TargetSelector
@@ -30,6 +35,7 @@ from treadmilld.mqtt.bridge import BridgeConfigError, MqttBridge
 
 if TYPE_CHECKING:
     from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
+    from treadmilld_sim.replay import ReplayedDeck
 
     from treadmilld.ble.bleak_io import ClientBackend, ScannerBackend
 
@@ -52,8 +58,13 @@ class Assembly:
             return None
         return self._simulated.get(treadmill_id)
 
+    def replayed(self, treadmill_id: str) -> ReplayedDeck | None:
+        """The replayed trace behind `treadmill_id` (tests read its report and mismatches)."""
+        return self._replayed.get(treadmill_id)
+
     def __post_init__(self) -> None:
         self._simulated: dict[str, SimulatedTreadmill] = {}
+        self._replayed: dict[str, ReplayedDeck] = {}
 
 
 def clock_for(settings: Settings) -> Clock:
@@ -143,28 +154,28 @@ async def assemble(
     library = profile_library(settings)
     async with contextlib.AsyncExitStack() as stack:
         fleet: SimulatedFleet | None = None
-        simulated: dict[str, SimulatedTreadmill] = {}
-        configs = {
-            t.id: simulated_config(i, t)
+        # Each simulated treadmill's deck: a SimulatedTreadmill, or a ReplayedDeck.
+        decks: dict[str, Any] = {}
+        specs = {
+            t.id: simulated_deck(i, t)
             for i, t in enumerate(settings.treadmills)
             if t.simulated is not None
         }
-        if configs:
+        if specs:
             simulator = import_simulator()
             started: SimulatedFleet = await stack.enter_async_context(
                 simulator.SimulatedFleet(clock)
             )
             fleet = started
-            for treadmill_id, config in configs.items():
-                simulated[treadmill_id] = await started.add(config)
+            decks = await start_simulated_decks(stack, started, specs)
         units: list[TreadmillUnit] = []
         for treadmill in settings.treadmills:
             link_settings = treadmill.link_settings(settings.link)
             backends: dict[str, Any] = {}
             target = treadmill.target() if treadmill.simulated is None else None
-            if treadmill.id in simulated:
-                assert fleet is not None  # set together with `simulated`
-                target = TargetSelector(address=simulated[treadmill.id].address)
+            if treadmill.id in decks:
+                assert fleet is not None  # set together with `decks`
+                target = TargetSelector(address=decks[treadmill.id].address)
                 backends = {
                     "scanner_backend": fleet.scanner_backend,
                     "client_backend": fleet.client_backend,
@@ -196,11 +207,22 @@ async def assemble(
         except BridgeConfigError as error:
             raise ConfigError(str(error)) from None
         assembly = Assembly(units, bridge, library, fleet)
-        assembly._simulated.update(simulated)
+        replays = {tid: spec for tid, spec in specs.items() if isinstance(spec, ReplaySpec)}
+        for treadmill_id, deck in decks.items():
+            if treadmill_id in replays:
+                assembly._replayed[treadmill_id] = deck
+            else:
+                assembly._simulated[treadmill_id] = deck
         _log.info(
             "daemon_assembled",
             treadmills={
-                t.id: ("simulated" if t.id in simulated else t.target().describe())
+                t.id: (
+                    f"replay of {replays[t.id].path}"
+                    if t.id in replays
+                    else "simulated"
+                    if t.id in decks
+                    else t.target().describe()
+                )
                 for t in settings.treadmills
             },
         )

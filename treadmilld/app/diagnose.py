@@ -365,11 +365,19 @@ async def _backend_for(
     if treadmill.simulated is None:
         yield BleakGattBackend(clock), treadmill.target()
         return
-    from treadmilld.app.simulation import import_simulator, simulated_config  # noqa: PLC0415
+    from treadmilld.app.simulation import (  # noqa: PLC0415
+        import_simulator,
+        simulated_deck,
+        start_simulated_decks,
+    )
 
+    spec = simulated_deck(index, treadmill)
     simulator = import_simulator()
-    async with simulator.SimulatedFleet(clock) as fleet:
-        deck = await fleet.add(simulated_config(index, treadmill))
+    async with (
+        simulator.SimulatedFleet(clock) as fleet,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        deck = (await start_simulated_decks(stack, fleet, {treadmill.id: spec}))[treadmill.id]
         yield (
             BleakGattBackend(
                 clock,

@@ -15,6 +15,7 @@ from treadmilld.app.assembly import Assembly, TraceOptions, assemble, clock_for
 from treadmilld.app.logging import configure_logging
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ConfigError, Settings, load_settings, redacted
+from treadmilld.app.simulation import check_simulated
 from treadmilld.app.supervisor import Supervisor
 from treadmilld.ble.trace import TraceLimits
 
@@ -92,6 +93,9 @@ async def run_daemon(
 
 def check_config_command(config: Path | None) -> int:
     settings, path = load_settings(config)
+    # What `run` would refuse when it builds the simulated decks (a bad simulated table, a
+    # replay's missing or malformed trace) is refused here too, so the two agree.
+    check_simulated(settings)
     shown = {"config_file": str(path), **redacted(settings)}
     sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     if not settings.treadmills:

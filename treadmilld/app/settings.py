@@ -58,6 +58,11 @@ _TREADMILL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _MAC_ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 _UUID_ADDRESS = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
 
+# Keys of a treadmill's `simulated` table that make it a recorded deck replayed from a trace
+# (docs/capture.md) rather than a deck model; treadmilld.app.simulation reads them.
+REPLAY_KEY = "replay"
+REPLAY_SESSION_KEY = "replay_session"
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the file, the field and a fix."""
@@ -102,7 +107,9 @@ class TreadmillSettings(BaseModel):
     )
     simulated: dict[str, Any] | None = Field(
         default=None,
-        description="a simulated treadmill (treadmilld-sim); keys of SimulatedTreadmillConfig",
+        description="a simulated treadmill (treadmilld-sim): keys of SimulatedTreadmillConfig, "
+        "or replay = FILE (a recorded trace; relative to the config file's folder) and "
+        "optionally replay_session = N",
     )
     quirks: QuirksChoice = Field(
         default=None,
@@ -352,7 +359,24 @@ def load_settings(
         raise ConfigError(describe_validation_error(error, path, env)) from None
     finally:
         _load_context.reset(token)
+    if path.is_file():
+        settings = _replays_anchored(settings, path.parent)
     return settings, path
+
+
+def _replays_anchored(settings: Settings, folder: Path) -> Settings:
+    """Relative `simulated.replay` paths taken from the config file's folder: a trace kept next
+    to the config is found wherever the daemon starts (systemd starts it in /)."""
+    changed = False
+    treadmills = []
+    for treadmill in settings.treadmills:
+        replay = (treadmill.simulated or {}).get(REPLAY_KEY)
+        if isinstance(replay, str) and replay and not Path(replay).expanduser().is_absolute():
+            simulated = {**(treadmill.simulated or {}), REPLAY_KEY: str(folder / replay)}
+            treadmill = treadmill.model_copy(update={"simulated": simulated})  # noqa: PLW2901
+            changed = True
+        treadmills.append(treadmill)
+    return settings.model_copy(update={"treadmills": treadmills}) if changed else settings
 
 
 def describe_validation_error(
