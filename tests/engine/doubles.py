@@ -21,6 +21,7 @@ from typing import Any, Literal, NamedTuple
 
 from treadmilld.ble.api import (
     ConnectionState,
+    ControlRejectedError,
     DeviceInformation,
     LinkConnected,
     LinkEvent,
@@ -47,7 +48,7 @@ from treadmilld.ftms import (
     TreadmillData,
 )
 
-WriteKind = Literal["start", "speed", "incline", "pause", "stop"]
+WriteKind = Literal["start", "speed", "incline", "pause", "stop", "refused"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,15 @@ class DeckBehaviour:
     initial_incline_pct: float = 0.0
     # Incline motor speed; None: the incline is at its target at once.
     incline_rate_pct_per_s: float | None = None
+    # Set Target Speed refused (Operation Failed) while the belt stands; the capabilities say
+    # so, as the link reports a belt-first deck (3G Cardio: qdomyos-zwift#3382).
+    refuses_speed_while_standing: bool = False
+    # The deck stops its belt by itself after this long running, like a console stop (Horizon:
+    # 30 minutes, qdomyos-zwift#1128); Machine Status only if reports_console_status.
+    stops_itself_after_s: float | None = None
+    # Incline set by table index: the incline set is the highest entry at or below the asked
+    # one, as the link reports it for such decks (Kettler/iConcept pattern, docs/decks.md).
+    incline_table: tuple[float, ...] | None = None
 
 
 def _retrieve(task: asyncio.Future[None]) -> None:
@@ -155,6 +165,8 @@ class ObedientTreadmill:
         # (clock time, connected) at every connect and every drop.
         self.link_log: list[tuple[float, bool]] = []
         self.running = False
+        # Clock time the belt was last started (for stops_itself_after_s).
+        self._running_since: float | None = None
         self.target_speed = 0.0
         self.target_incline = self.behaviour.initial_incline_pct
         self.belt_speed = 0.0
@@ -207,6 +219,7 @@ class ObedientTreadmill:
             ),
             speed_range=self.speed_range,
             inclination_range=self.inclination_range,
+            speed_needs_running_belt=self.behaviour.refuses_speed_while_standing,
         )
         self._telemetry = Telemetry(TreadmillData(), None)
         self.link_log.append((self.clock.now(), True))
@@ -225,6 +238,7 @@ class ObedientTreadmill:
             await self.clock.sleep(self.telemetry_interval_s)
             now = self.clock.now()
             self._advance(now)
+            self._stop_by_itself(now)
             self.on_tick(now)
             reported = self._state is ConnectionState.CONNECTED and self.sends_data
             sample = BeltSample(now, self.belt_speed, self.incline, reported=reported)
@@ -234,6 +248,16 @@ class ObedientTreadmill:
 
     def on_tick(self, now: float) -> None:
         """Behaviour hook for subclasses, called once per tick before telemetry."""
+
+    def _stop_by_itself(self, now: float) -> None:
+        """The deck's own timer ends the run, as its console Stop would."""
+        limit = self.behaviour.stops_itself_after_s
+        if limit is None or not self.running or self._running_since is None:
+            return
+        if now - self._running_since >= limit:
+            self._halt()
+            if self.behaviour.reports_console_status:
+                self.status(StoppedOrPausedByUser(StopKind.STOP))
 
     async def close(self) -> None:
         self._closed.set()
@@ -312,12 +336,15 @@ class ObedientTreadmill:
         await asyncio.shield(procedure)
 
     def _start(self) -> None:
+        if not self.running:
+            self._running_since = self.clock.now()
         self.running = True
         if not self.behaviour.resumes_at_last_target and self.target_speed <= 0:
             self.target_speed = self.speed_range.minimum_kmh
 
     def _halt(self) -> None:
         self.running = False
+        self._running_since = None
         if not self.behaviour.resumes_at_last_target:
             self.target_speed = 0.0
 
@@ -333,12 +360,22 @@ class ObedientTreadmill:
     async def set_target_speed(self, speed_kmh: float) -> float:
         rng = self.speed_range
         value = round(min(max(speed_kmh, rng.minimum_kmh), rng.maximum_kmh), 2)
+        if self.behaviour.refuses_speed_while_standing and not self.running:
+            await self._procedure("refused", value, lambda: None)
+            raise ControlRejectedError(
+                "Set Target Speed refused: the belt is not running",
+                request="set_target_speed",
+                result="operation_failed",
+            )
         await self._procedure("speed", value, lambda: self._set_speed(value))
         return value
 
     async def set_target_inclination(self, inclination_pct: float) -> float:
         rng = self.inclination_range
         value = round(min(max(inclination_pct, rng.minimum_pct), rng.maximum_pct), 1)
+        table = self.behaviour.incline_table
+        if table is not None:
+            value = max((entry for entry in table if entry <= value + 1e-9), default=table[0])
         await self._procedure("incline", value, lambda: self._set_incline(value))
         return value
 

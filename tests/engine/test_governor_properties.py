@@ -31,7 +31,10 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
+from treadmilld_sim import SimulatedTreadmillConfig
+from treadmilld_sim.presets import PRESETS
 
+from treadmilld.ble.client import incline_table_range
 from treadmilld.clock import LoopClock
 from treadmilld.engine.api import (
     AbortReason,
@@ -183,6 +186,8 @@ class Deck:
     acceleration_kmh_per_s: float
     behaviour: DeckBehaviour
     data_hz: float
+    # The simulator preset this deck copies (docs/decks.md), or "random".
+    preset: str = "random"
 
     @property
     def data_period_s(self) -> float:
@@ -194,8 +199,19 @@ class Deck:
         return self.acceleration_kmh_per_s if deceleration is None else deceleration
 
 
+# A deck is either random or one of the simulator's real-deck presets (docs/decks.md) with the
+# random behaviours composed on top, as a preset composes with the simulator's switches.
+DECK_KINDS = ["random", *sorted(PRESETS)]
+# The drawn time after which a Horizon stops itself: its real 30 minutes would rarely fall inside
+# a drawn profile, and the preset takes any time (`self_stop_after_s`).
+SELF_STOP_S = st.floats(20.0, 600.0)
+
+
 @st.composite
 def decks(draw: st.DrawFn) -> Deck:
+    kind = draw(st.sampled_from(DECK_KINDS))
+    if kind != "random":
+        return draw(preset_decks(kind))
     incline = draw(
         st.sampled_from([InclinationRange(0.0, 15.0, 0.5), InclinationRange(-3.0, 10.0, 1.0)])
     )
@@ -216,6 +232,42 @@ def decks(draw: st.DrawFn) -> Deck:
         acceleration_kmh_per_s=draw(st.floats(0.5, 2.0)),
         behaviour=behaviour,
         data_hz=draw(st.sampled_from([1.0, 2.0, 4.0, 10.0])),
+    )
+
+
+@st.composite
+def preset_decks(draw: st.DrawFn, preset: str) -> Deck:
+    """The engine's view of a simulator preset: its ranges, data rate, what it reports and how
+    it behaves, as the link hands them over; the behaviours no preset fixes are drawn."""
+    config = SimulatedTreadmillConfig(preset=preset)
+    table = config.incline_table
+    if table is not None:
+        incline = incline_table_range(table)  # what the link reports for a table deck
+    else:
+        incline = InclinationRange(
+            config.min_incline_pct, config.max_incline_pct, config.incline_increment_pct
+        )
+    left_at = draw(st.just(0.0) | st.floats(12.0, 15.0).map(lambda v: round(v, 1)))
+    behaviour = DeckBehaviour(
+        deceleration_kmh_per_s=draw(st.sampled_from([0.25, 1.0]) | st.floats(0.25, 1.0)),
+        answer_delay_s=config.response_delay_s or draw(st.just(0.0) | st.floats(0.05, 3.0)),
+        reports_console_status=config.report_console_status and draw(st.booleans()),
+        resumes_at_last_target=config.resume_at_last_target or draw(st.booleans()),
+        initial_incline_pct=min(left_at, incline.maximum_pct),
+        incline_rate_pct_per_s=draw(st.none() | st.floats(0.5, 1.0)),
+        refuses_speed_while_standing=config.require_start_before_speed,
+        stops_itself_after_s=(draw(SELF_STOP_S) if config.self_stop_after_s is not None else None),
+        incline_table=table,
+    )
+    return Deck(
+        min_speed=config.min_speed_kmh,
+        max_speed=config.max_speed_kmh,
+        increment=config.speed_increment_kmh,
+        incline=incline,
+        acceleration_kmh_per_s=config.acceleration_kmh_per_s,
+        behaviour=behaviour,
+        data_hz=config.moving_data_rate_hz or config.data_rate_hz,
+        preset=preset,
     )
 
 
@@ -565,6 +617,7 @@ async def scenario(case: Case) -> Run | None:
         aborts = [w.abort.reason.value for w in workouts if w.abort is not None]
         note(f"ended: {aborts or 'finished'}")
         note(f"fault: {fault}")
+        note(f"deck: {deck.preset}")
         return Run(
             deck=deck,
             fault=fault,
@@ -710,7 +763,7 @@ def check_workouts(run: Run) -> None:
     for abort in aborts:
         expect(abort.reason is not AbortReason.COMMAND_FAILED, "no_command_failed", abort)
         expect(abort.reason is not AbortReason.INTERNAL_ERROR, "no_internal_error", abort)
-    if run.fault == "none":
+    if run.fault == "none" and run.deck.behaviour.stops_itself_after_s is None:
         mine = {AbortReason.EMERGENCY_STOP, AbortReason.USER_STOP}
         for abort in aborts:
             expect(abort.reason in mine, "no_false_alarm", abort)
@@ -1042,11 +1095,16 @@ def check_commands(run: Run) -> None:
             if write.kind == "pause" and moving and last_speed is not None:
                 paused_from = last_speed.value or 0.0
                 expect(paused_from <= expected.restart + TOLERANCE, "pause_from_speed", write)
-            moving = False
+            # The next run ramps from its restart speed, not from where this one ended.
+            moving, last_speed = False, None
         elif write.kind == "speed":
             value = write.value or 0.0
             if not moving:
                 expect(value <= expected.restart + TOLERANCE, "speed_while_standing", write)
+            elif last_speed is None:
+                # A deck that takes no speed while standing (belt-first) gets its restart speed
+                # right after Start: no more than that.
+                expect(value <= expected.restart + TOLERANCE, "speed_after_start", write)
             else:
                 backward = direction is Direction.BACKWARD
                 cap = expected.max_backward if backward else expected.max_forward

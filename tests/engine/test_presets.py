@@ -199,3 +199,14 @@ async def test_an_incline_between_two_table_entries_settles_on_the_lower_one_onc
     assert top == pytest.approx(2.0)
     # Flat before the start, the table index for 2.0 % once walking, flat again at the end.
     assert len(inclines) <= 4, inclines
+
+
+@pytest.mark.parametrize("preset", ["urevo-e1l", "kingsmith-mc21"])
+async def test_a_deck_without_incline_is_never_sent_one(preset: str) -> None:
+    # Both say "no incline" with an all-zero Supported Inclination Range (the E1L's real bytes):
+    # a profile asking for an incline walks flat and no incline request reaches the deck.
+    async with sim_rig(preset_deck(preset), library=INCLINED) as rig:
+        await rig.session.start_profile("inclined")
+        await rig.wait_for("workout_finished")
+    assert not [r for _, r in rig.requests if isinstance(r, SetTargetInclination)]
+    assert rig.of_type("workout_aborted") == []

@@ -793,7 +793,10 @@ class WorkoutSession:
                     caps.inclination_range.maximum_pct,
                     caps.inclination_range.increment_pct,
                 )
+                # An all-zero range is how a deck without incline says so (Urevo E1L,
+                # real-decks.md §1): nothing to control, so nothing is written.
                 if caps.inclination_range
+                and caps.inclination_range.maximum_pct > caps.inclination_range.minimum_pct
                 else None
             ),
         )
