@@ -227,6 +227,11 @@ def write_lines(path: Path, *lines: str) -> Path:
             2,
             "deleting that last line",
         ),
+        (
+            [HEADER, '{"t": 0.1, "type": "notifica', '{"t": 0.2, "type": "disconnect"}'],
+            2,
+            "restore the line from the original file",
+        ),
         ([HEADER, '{"t": 0.1, "type": "beep"}'], 2, "Known event types"),
         (
             [HEADER, '{"t": 0.1, "type": "notification", "uuid": "x", "data": "zz"}'],

@@ -391,10 +391,17 @@ def _parse_lines(name: str, lines: Sequence[Mapping[str, Any] | str]) -> Trace:
             try:
                 item: Any = json.loads(raw)
             except json.JSONDecodeError as error:
+                last = all(not str(rest).strip() for rest in lines[number:])
+                fix = (
+                    "a trace cut off mid-line (power lost, disk full) is repaired by deleting "
+                    "that last line"
+                    if last
+                    else "restore the line from the original file, or delete it if it was "
+                    "added by hand"
+                )
                 raise TraceFormatError(
                     f"{where}: not JSON ({error.msg} at column {error.colno}). Every line must "
-                    "be one JSON object; a trace cut off mid-line (power lost, disk full) is "
-                    "repaired by deleting that last line"
+                    f"be one JSON object; {fix}"
                 ) from None
         else:
             item = raw
