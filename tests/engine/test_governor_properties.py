@@ -1656,6 +1656,49 @@ def test_no_start_goes_out_on_data_that_went_stale_during_the_restart_speed_writ
     assert [e.tag for e in violations(run)] == []
 
 
+# The safety key pulled on a belt-first deck that reports no console status (soak seed 400, with
+# the presets drawn): the next ramp write was refused ("the belt is not running") and the abort
+# said command_failed, hiding that the belt had stopped (fixed in the session: a refusal with the
+# belt measured standing while told to move is belt_stopped; kept as a regression).
+SAFETY_KEY_ON_A_BELT_FIRST_DECK = Case(
+    profile=_profile(
+        "random",
+        (FORWARD, 5, 1.0, 0),
+        (BACKWARD, 5, 2.0, 0),
+        (Direction.REST, 1, 0.0, 0),
+    ),
+    limits=SafetyLimits(
+        general=LimitSet(
+            max_forward_speed_kmh=2.0,
+            max_backward_speed_kmh=2.0,
+            max_backward_incline_pct=0.0,
+            ramp_rate_kmh_per_s=0.5,
+            turn_pause_s=10.0,
+            max_backward_s=30.0,
+        )
+    ),
+    clinical=False,
+    deck=Deck(
+        min_speed=0.8,
+        max_speed=19.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 15.0, 0.5),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(
+            deceleration_kmh_per_s=0.25,
+            reports_console_status=False,
+            resumes_at_last_target=False,
+            refuses_speed_while_standing=True,
+        ),
+        data_hz=1.0,
+        preset="belt-first",
+    ),
+    fault=("safety_key", 28.0),
+    script=[],
+    second=None,
+)
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -1665,6 +1708,7 @@ def test_no_start_goes_out_on_data_that_went_stale_during_the_restart_speed_writ
 @example(case=UNANSWERED_FIRST_START)
 @example(case=RESUME_WITH_LITTLE_BUDGET_LEFT)
 @example(case=START_ON_STALE_DATA)
+@example(case=SAFETY_KEY_ON_A_BELT_FIRST_DECK)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:

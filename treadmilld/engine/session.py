@@ -22,6 +22,7 @@ import structlog
 
 from treadmilld.ble.api import (
     ConnectionState,
+    ControlRejectedError,
     LinkConnected,
     LinkError,
     LinkEvent,
@@ -50,7 +51,7 @@ from treadmilld.engine.api import (
     WorkoutFinished,
     WorkoutStarted,
 )
-from treadmilld.engine.belt import BeltObserver, deceleration_allowance_s
+from treadmilld.engine.belt import STANDSTILL_KMH, BeltObserver, deceleration_allowance_s
 from treadmilld.engine.calories import WorkoutTotals
 from treadmilld.engine.executor import DEFAULT_TICK_S, WorkoutExecutor
 from treadmilld.engine.governor import (
@@ -686,6 +687,26 @@ class WorkoutSession:
         )
         self._changed()
 
+    def _failed_command_reason(self, error: Exception) -> tuple[AbortReason, str]:
+        """Why a workout whose command failed ends, as the deck's own data tells it."""
+        measured = self._observer.speed_kmh
+        if (
+            isinstance(error, ControlRejectedError)
+            and self._governor.belt_moving
+            and measured is not None
+            and measured <= STANDSTILL_KMH
+        ):
+            # A deck refusing a command ("the belt is not running") while its own data shows
+            # standing the belt that was told to move: it was stopped at the console or by the
+            # safety key on a deck that did not report it. Say so, not "command failed"
+            # (belt-first decks refuse the next ramp write: property soak seed 400).
+            return (
+                AbortReason.BELT_STOPPED,
+                f"{error}; the belt is measured standing while it was told to move: a console "
+                "stop or the safety key on a deck that did not report it",
+            )
+        return AbortReason.COMMAND_FAILED, str(error)
+
     async def _drive(self, executor: WorkoutExecutor) -> None:
         try:
             finished = await executor.run()
@@ -697,7 +718,7 @@ class WorkoutSession:
             await self._abort(fault.reason, fault.detail)
             return
         except (LinkError, GovernorRefusedError) as error:
-            await self._abort(AbortReason.COMMAND_FAILED, str(error))
+            await self._abort(*self._failed_command_reason(error))
             return
         except asyncio.CancelledError:
             raise
