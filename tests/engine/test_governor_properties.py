@@ -74,7 +74,7 @@ from .doubles import (
     SafetyKeyPulledMidRun,
     Write,
 )
-from .harness import rig, run_in_virtual_time
+from .harness import Rig, rig, run_in_virtual_time
 
 # Float noise only: every allowance below is named and explained where it is used.
 TOLERANCE = 1e-6
@@ -1427,6 +1427,101 @@ async def test_a_pause_near_the_end_of_the_backward_budget_on_a_deck_answering_l
         assert paused.at - start.at <= 30.0 + TOLERANCE
 
 
+def _backward_bouts_of(r: Rig) -> list[tuple[Write, Write]]:
+    """(Start, the Pause/Stop after it) of each backward walk, as they reached the deck (the
+    direction is the walking segment's started last before the Start was sent)."""
+    bouts: list[tuple[Write, Write]] = []
+    started: Write | None = None
+    for write in r.treadmill.writes:
+        if write.kind == "start":
+            walking = [
+                e.direction
+                for e in r.recorder.events
+                if isinstance(e, SegmentStarted)
+                and e.direction is not Direction.REST
+                and e.at <= write.sent + TOLERANCE
+            ]
+            started = write if walking and walking[-1] is BACKWARD else None
+        elif write.kind in {"pause", "stop"} and started is not None:
+            bouts.append((started, write))
+            started = None
+    return bouts
+
+
+def _backward_walked_s(r: Rig) -> float:
+    return sum(end.at - start.at for start, end in _backward_bouts_of(r))
+
+
+def _slow_fine_ramp_rig(
+    *segments: tuple[Direction, float, float, float],
+) -> tuple[SafetyLimits, ProfileLibrary, Callable[[LoopClock], ObedientTreadmill]]:
+    """The CI-profile counterexample's deck and limits (SLOW_ANSWERS_FINE_RAMP_STEPS): every
+    write answered 2.5 s late, 0.1 km/h a ramp write (0.156 km/h/s), a 36 s backward budget."""
+    limits = SafetyLimits(
+        general=LimitSet(
+            max_forward_speed_kmh=2.0,
+            max_backward_speed_kmh=2.0,
+            max_backward_incline_pct=1.0,
+            ramp_rate_kmh_per_s=0.15625,
+            max_backward_s=36.0,
+        )
+    )
+    library = ProfileLibrary.from_profiles([_profile("back", *segments)], limits=limits)
+
+    def make(clock: LoopClock) -> ObedientTreadmill:
+        return ObedientTreadmill(
+            clock,
+            speed_range=SpeedRange(1.0, 12.0, 0.1),
+            inclination_range=InclinationRange(0.0, 12.0, 1.0),
+            acceleration_kmh_per_s=1.0,
+            behaviour=DeckBehaviour(deceleration_kmh_per_s=0.25, answer_delay_s=2.5),
+        )
+
+    return limits, library, make
+
+
+async def test_an_incline_write_just_before_a_raise_counts_against_the_backward_budget() -> None:
+    """Backward at 2.0 km/h with 1 % incline on a deck answering 2.5 s late: the raise to
+    1.5 km/h passed its budget check with 0.24 s to spare, then waited behind the incline
+    write (2.5 s) that went out first in the same tick; its ramp-down (5 writes, each answered
+    late) put the Pause on the deck 37.6 s after the backward Start, over the 36 s budget. The
+    raise is checked again right before it is written, and the Pause lands inside the budget."""
+    limits, library, make = _slow_fine_ramp_rig(
+        (FORWARD, 5, 1.0, 0), (BACKWARD, 17, 2.0, 1.0), (FORWARD, 5, 1.0, 0)
+    )
+    async with rig(make, limits=limits, library=library) as r:
+        await r.session.start_profile("back")
+        await r.session.skip_segment()
+        await _until_ended(r.session)
+        assert r.recorder.of_type("workout_aborted") == []
+        [(start, pause)] = _backward_bouts_of(r)
+        assert pause.at - start.at <= 36.0 + TOLERANCE, (start, pause)
+        # Never paused from speed: the ramp-down still ends at the restart speed.
+        speeds = [w for w in r.treadmill.writes if w.kind == "speed" and w.at <= pause.sent]
+        assert pause.kind == "pause"
+        assert (speeds[-1].value or 0.0) <= 1.0 + TOLERANCE, speeds[-1]
+
+
+async def test_a_second_backward_walk_needs_the_pause_answer_left_in_the_budget() -> None:
+    """Two backward segments on a deck answering 2.5 s late: the first leaves 2 s of the 36 s
+    budget, less than the deck takes to answer the Pause. The second walk used to start on any
+    budget left (its Pause then reached the deck 0.5 s after the budget ran out); it is skipped
+    instead, as a resume is, and backward walking stays within the budget."""
+    limits, library, make = _slow_fine_ramp_rig(
+        (FORWARD, 5, 1.0, 0),
+        (BACKWARD, 17, 2.0, 0),
+        (FORWARD, 10, 1.5, 0),
+        (BACKWARD, 30, 1.8, 0),
+        (FORWARD, 5, 1.0, 0),
+    )
+    async with rig(make, limits=limits, library=library) as r:
+        await r.session.start_profile("back")
+        await _until_ended(r.session)
+        assert r.recorder.of_type("workout_aborted") == []
+        assert r.session.snapshot().phase.value == "finished"
+        assert _backward_walked_s(r) <= 36.0 + TOLERANCE, _backward_bouts_of(r)
+
+
 async def test_stop_unconfirmed_is_raised_within_the_allowance_on_a_deck_answering_late() -> None:
     """The deck goes silent while the belt runs at 2 km/h and answers Stop 2.5 s late: the
     `stop_unconfirmed` alarm is due when the slowest deck would have stopped from 2 km/h
@@ -1699,6 +1794,41 @@ SAFETY_KEY_ON_A_BELT_FIRST_DECK = Case(
 )
 
 
+# Found by the CI profile (derandomized, 2026-11-30): a FitShow deck answering every write 2.5 s
+# late, backward 17 s at 2.0 km/h with 1 % incline, 0.1 km/h a ramp write (0.156 km/h/s) and a
+# 36 s budget. The raise to 1.5 km/h passed its budget check, then waited 2.5 s behind the
+# incline write sent first in the same tick; the Pause reached the deck 37.6 s after the
+# backward Start (fixed in the engine: a raise is checked again right before it is written).
+SLOW_ANSWERS_FINE_RAMP_STEPS = Case(
+    profile=_profile(
+        "random", (FORWARD, 5, 1.0, 0), (BACKWARD, 17, 2.0, 1.0), (FORWARD, 5, 1.0, 0)
+    ),
+    limits=SafetyLimits(
+        general=LimitSet(
+            max_forward_speed_kmh=2.0,
+            max_backward_speed_kmh=2.0,
+            max_backward_incline_pct=1.0,
+            ramp_rate_kmh_per_s=0.15625,
+            max_backward_s=36.0,
+        )
+    ),
+    clinical=False,
+    deck=Deck(
+        min_speed=1.0,
+        max_speed=12.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 12.0, 1.0),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(deceleration_kmh_per_s=0.25, answer_delay_s=2.5),
+        data_hz=1.0,
+        preset="fitshow-bc11b7",
+    ),
+    fault=("none", 5.0),
+    script=[Command("after", 0.0, "skip", 0.0)],
+    second=None,
+)
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -1709,6 +1839,7 @@ SAFETY_KEY_ON_A_BELT_FIRST_DECK = Case(
 @example(case=RESUME_WITH_LITTLE_BUDGET_LEFT)
 @example(case=START_ON_STALE_DATA)
 @example(case=SAFETY_KEY_ON_A_BELT_FIRST_DECK)
+@example(case=SLOW_ANSWERS_FINE_RAMP_STEPS)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:

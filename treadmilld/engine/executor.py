@@ -521,7 +521,13 @@ class WorkoutExecutor:
     async def _moving_step(self, segment: PlanSegment, step: PlanStep) -> None:
         governor = self._governor
         if not governor.belt_moving:
-            if segment.direction is Direction.BACKWARD and governor.backward_remaining_s() <= _EPS:
+            # Not just any budget left: a backward Start needs the margin too (at least the
+            # Pause's late answer), as a resume does; a walk begun on less than that ends
+            # with its Pause landing after the budget.
+            if (
+                segment.direction is Direction.BACKWARD
+                and governor.backward_remaining_s() <= self._backward_margin_s() + _EPS
+            ):
                 log.warning("backward_budget_used", segment=segment.index)
                 raise _SkipSegment
             if governor.needs_turn(segment.direction):
@@ -551,7 +557,7 @@ class WorkoutExecutor:
             speed, incline = self._desired(step, aim - start, last_ramp_down)
             if speed > (governor.target_speed_kmh or 0.0):
                 self._check_backward_budget(segment, next_kmh=self._next_write_kmh(speed))
-            changing = await self._apply(speed, incline)
+            changing = await self._apply(speed, incline, segment)
             if now >= deadline - _EPS:
                 return
             wake_at = deadline
@@ -562,7 +568,7 @@ class WorkoutExecutor:
                 wake_at = max(min(wake_at, budget_at), now + _EPS)
             await self._sleep_until(wake_at)
 
-    async def _apply(self, speed: float, incline: float) -> bool:
+    async def _apply(self, speed: float, incline: float, segment: PlanSegment) -> bool:
         """Write what differs; True while the setpoints have not reached where the limits let
         them settle (so the caller keeps ticking through a governed ramp)."""
         governor = self._governor
@@ -586,6 +592,11 @@ class WorkoutExecutor:
         current = governor.target_speed_kmh
         half_step = limits.speed_increment_kmh / 2
         if current is None or abs(reachable_speed - current) >= half_step:
+            if speed > (current or 0.0):
+                # The budget again right before a raise: an incline write just before it (a
+                # deck answering late) has used backward time the caller's check could not
+                # count, and the raise's ramp-down must still land the Pause inside the budget.
+                self._check_backward_budget(segment, next_kmh=self._next_write_kmh(speed))
             written = await governor.set_speed(speed)
             changing = changing or abs(written - reachable_speed) >= half_step
         return changing
