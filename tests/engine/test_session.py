@@ -20,6 +20,7 @@ from treadmilld.engine.api import (
     WorkoutAborted,
     WorkoutFinished,
 )
+from treadmilld.engine.belt import deceleration_allowance_s
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import LimitSet, SafetyLimits
 from treadmilld.engine.profile import parse_profile
@@ -243,6 +244,49 @@ async def test_no_data_aborts() -> None:
         assert aborted.reason is AbortReason.NO_DATA
         assert aborted.at <= 100.0 + 5.0
         assert not r.treadmill.running
+
+
+async def test_an_emergency_stop_after_an_unconfirmed_stop_keeps_its_alarm_time() -> None:
+    """Property counterexample (soak seed 300): the deck goes silent while the belt runs at
+    2 km/h; the workout aborts (no_data) and its Stop cannot be confirmed. An emergency stop
+    pressed 5 s later must not push the `stop_unconfirmed` alarm back: it is still due when
+    the slowest deck would have stopped from 2 km/h counted from the first stop."""
+    walk = parse_profile(
+        'name = "walk"\ntitle = "Walk"\ndescription = "F"\nsuits = "tests"\n'
+        'sources = ["test"]\n[[segments]]\ndirection = "forward"\nduration_s = 120\n'
+        "speed_kmh = 2.0\n",
+        file="walk.toml",
+    )
+    library = ProfileLibrary.from_profiles([walk])
+    async with rig(lambda c: GoesSilentMidRun(c, silent_at=30.0), library=library) as r:
+        await r.session.start_profile("walk")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        await asyncio.sleep(5.0)
+        await r.session.emergency_stop()
+        await r.wait_for("stop_unconfirmed")
+        alarm = r.recorder.of_type("stop_unconfirmed")[0]
+        due = deceleration_allowance_s(2.0)
+        assert alarm.at - aborted.at <= due + 1.0, (aborted.at, alarm.at, due)
+
+
+async def test_no_workout_starts_on_a_silent_deck_while_a_stop_is_unconfirmed() -> None:
+    """Property counterexample (soak seed 300): after a no_data abort the deck's belt was last
+    measured moving and nothing can confirm it stands. A new start_profile is refused (as for
+    a moving belt), and the stop ladder keeps sending Stop: an accepted workout used to
+    silence it for good."""
+    async with rig(lambda c: GoesSilentMidRun(c, silent_at=100.0)) as r:
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        with pytest.raises(CommandRejectedError) as refused:
+            await r.session.start_profile("forward-walk")
+        assert refused.value.code == "belt_moving"
+        await r.wait_for("stop_unconfirmed")
+        await asyncio.sleep(20.0)
+        later = [w for w in r.treadmill.writes if w.kind == "stop" and w.at > aborted.at + 10.0]
+        assert len(later) >= 5, later  # every 2 s once the deck's stopping time is over
+        assert len(r.recorder.of_type("workout_started")) == 1
 
 
 async def test_emergency_stop_stops_at_once_and_never_resumes() -> None:

@@ -177,6 +177,9 @@ class WorkoutSession:
         self._stop_task: asyncio.Task[None] | None = None
         # Counts accepted workouts: a verified stop stops sending once a new one began.
         self._generation = 0
+        # (asked at, alarm due) of the verified stop running last: an emergency stop that
+        # replaces one not yet confirmed keeps its alarm time (see `emergency_stop`).
+        self._stop_clock: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ seam: state
 
@@ -537,6 +540,7 @@ class WorkoutSession:
         restart: bool = False,
         stop_accepted: bool = False,
         asked_at: float | None = None,
+        alarm_by: float | None = None,
     ) -> None:
         """Stop the belt until the deck's data shows it standing (in the background; one at a
         time). `restart` replaces a running one (after a reconnect its link is gone)."""
@@ -548,24 +552,34 @@ class WorkoutSession:
         self._stop_task = self._spawn(
             self._guarded(
                 "verified_stop",
-                lambda: self._stop_until_standing(stop_accepted=stop_accepted, asked_at=asked_at),
+                lambda: self._stop_until_standing(
+                    stop_accepted=stop_accepted, asked_at=asked_at, alarm_by=alarm_by
+                ),
             ),
             f"stop-{self.treadmill_id}",
         )
 
     async def _stop_until_standing(
-        self, *, stop_accepted: bool = False, asked_at: float | None = None
+        self,
+        *,
+        stop_accepted: bool = False,
+        asked_at: float | None = None,
+        alarm_by: float | None = None,
     ) -> None:
         """The stop ladder until the belt is measured standing: Stop, then Pause (control is
         asked for again on refusal), retried every `STOP_RETRY_S`. If the belt is not standing
-        after the slowest deck's deceleration time, `stop_unconfirmed` is raised once; if the
-        link drops, Stop is sent first thing after the reconnect."""
+        after the slowest deck's deceleration time (or by `alarm_by`, an earlier stop's alarm
+        time, if sooner), `stop_unconfirmed` is raised once; if the link drops, Stop is sent
+        first thing after the reconnect."""
         observer = self._observer
         # The clock starts when the stop was asked for (an emergency stop's own Stop may have
         # waited for the deck's answer, or for a write in flight, before this runs).
         started = self._clock.now() if asked_at is None else asked_at
         speed = max(observer.speed_kmh or 0.0, self._governor.highest_target_kmh)
         deadline = started + deceleration_allowance_s(max(speed, MIN_STOP_ALLOWANCE_KMH))
+        if alarm_by is not None:
+            deadline = min(deadline, alarm_by)
+        self._stop_clock = (started, deadline)
         # The alarm keeps its own time: a Stop retry the deck is slow to answer must not
         # hold it back.
         alarm = asyncio.ensure_future(self._alarm_if_still_moving(started, deadline))
@@ -801,6 +815,18 @@ class WorkoutSession:
                 "the belt is still moving; wait until it stands (stop it first if it was "
                 "started at the console)",
             )
+        if self._stop_pending() and not self._observer.fresh():
+            # A stop from before is not confirmed and the deck sends no data (gone silent, or
+            # just reconnected): the belt was last told to stop and nothing shows it standing.
+            # Accepting would silence that stop's retries (a new workout's generation) on a
+            # deck that can only abort it again for no_data; refuse as for a moving belt, and
+            # let the stop go on until the deck reports the belt standing (soak seed 300).
+            raise CommandRejectedError(
+                "belt_moving",
+                "the last stop is not confirmed: the treadmill sends no data, so the belt may "
+                "still be moving; pull the safety key if someone is on it, and start again "
+                "once the treadmill reports the belt standing",
+            )
         use_clinical = clinical or chosen.clinical
         ranges = TreadmillRanges(
             speed=_range(
@@ -912,7 +938,15 @@ class WorkoutSession:
                 task.cancel()
             running_stop = self._stop_task
             self._stop_task = None
+            alarm_by: float | None = None
             if running_stop is not None:
+                if not running_stop.done() and self._stop_clock is not None:
+                    # A stop asked for earlier is not confirmed yet (say a no_data abort on a
+                    # deck gone silent): the person has been waiting since then, so its alarm
+                    # time holds. Counting afresh from this press would put `stop_unconfirmed`
+                    # off by however late the press came (soak seed 300).
+                    earlier_asked_at, alarm_by = self._stop_clock
+                    asked_at = min(asked_at, earlier_asked_at)
                 running_stop.cancel()
             # The workout ends the moment the stop is asked for, whatever the link does next.
             if self._phase in ACTIVE_PHASES or self._phase is Phase.IDLE:
@@ -932,7 +966,9 @@ class WorkoutSession:
                 # Verification carries on from here: no second Stop right after an accepted
                 # one. The cancelled executor finishes in the session's TaskGroup; the answer
                 # does not wait for it.
-                self._request_verified_stop(stop_accepted=accepted, asked_at=asked_at)
+                self._request_verified_stop(
+                    stop_accepted=accepted, asked_at=asked_at, alarm_by=alarm_by
+                )
         except Exception as error:  # noqa: BLE001 - emergency_stop must never raise
             log.warning("emergency_stop_error", error=repr(error))
             return StopOutcome.NOT_CONFIRMED
