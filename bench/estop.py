@@ -268,7 +268,11 @@ async def _estop(host: str, port: int, seconds: float, rng: random.Random) -> li
                 for tid, deceleration in ids
             ],
             mqtt=MqttSettings(
-                host=host, port=port, client_id="treadmilld-bench-estop", ha_discovery=False
+                host=host,
+                port=port,
+                instance="bench-estop",
+                client_id="treadmilld-bench-estop",
+                ha_discovery=False,
             ),
             profiles_dir=profiles_dir,
         )
@@ -309,7 +313,7 @@ async def _operate(
     async with aiomqtt.Client(
         host, port, identifier="bench-estop-operator", socket_options=NODELAY
     ) as operator:
-        await operator.subscribe(f"{BASE_TOPIC}/bridge/state", qos=1)
+        await operator.subscribe(f"{BASE_TOPIC}/bridge/bench-estop/state", qos=1)
         await operator.subscribe(f"{BASE_TOPIC}/+/response/#", qos=1)
         await operator.subscribe(f"{BASE_TOPIC}/+/event", qos=1)
         online = asyncio.get_running_loop().create_future()
@@ -318,7 +322,7 @@ async def _operate(
             async for message in operator.messages:
                 received = time.perf_counter()
                 levels = str(message.topic).split("/")
-                if levels[1:] == ["bridge", "state"]:
+                if levels[1:] == ["bridge", "bench-estop", "state"]:
                     if _text(message) == "online" and not online.done():
                         online.set_result(None)
                     continue

@@ -75,6 +75,7 @@ def write_config(directory: Path, scenario: Scenario, broker: RunningBroker) -> 
         f'host = "{broker.host}"',
         f"port = {broker.port}",
         f'base_topic = "{BASE_TOPIC}"',
+        'instance = "footprint"',
         f'client_id = "treadmilld-footprint-{os.getpid()}"',
         "ha_discovery = true",
         "",
@@ -93,10 +94,10 @@ async def _wait_connected_and_start(
     ids = [f"sim{index:02d}" for index in range(1, scenario.treadmills + 1)]
     async with aiomqtt.Client(broker.host, broker.port, identifier="bench-footprint") as client:
         await client.subscribe(f"{BASE_TOPIC}/+/state")
-        await client.subscribe(f"{BASE_TOPIC}/bridge/state")
+        await client.subscribe(f"{BASE_TOPIC}/bridge/footprint/state")
         connected: set[str] = set()
         # The previous scenario's daemon left its states retained (saying "connected") and
-        # `offline` on bridge/state: only this daemon's `online`, sent once it is subscribed,
+        # `offline` on its bridge state: only this daemon's `online`, sent once it is subscribed,
         # says commands will be heard.
         bridge_online = False
         async with asyncio.timeout(timeout_s):

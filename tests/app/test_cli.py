@@ -136,10 +136,12 @@ async def test_scan_lists_simulated_treadmills() -> None:
     assert all("treadmill" in row and "yes" in row for row in rows)
 
 
-async def test_diagnose_anonymises_addresses(tmp_path: Path) -> None:
+async def test_diagnose_anonymises_addresses(tmp_path: Path, mqtt_broker: EmbeddedBroker) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
-        '[[treadmills]]\nid = "tm01"\naddress = "AA:BB:CC:12:34:56"\n', encoding="utf-8"
+        '[[treadmills]]\nid = "tm01"\naddress = "AA:BB:CC:12:34:56"\n'
+        f'[mqtt]\nhost = "{mqtt_broker.host}"\nport = {mqtt_broker.port}\n',
+        encoding="utf-8",
     )
     code, report = await run_to_end("diagnose", "--config", str(config))
     assert code == 0, report.output()

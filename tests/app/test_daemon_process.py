@@ -12,9 +12,12 @@ import pytest
 
 from tests.app.process import treadmilld
 from tests.mqtt.client import Observer, Received
+from treadmilld.mqtt.config import default_instance
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 BASE = "tdtest"
+# No instance in the configs: the bridge topics are named after this host.
+BRIDGE_STATE = f"{BASE}/bridge/{default_instance()}/state"
 
 
 class NotifyListener:
@@ -87,7 +90,7 @@ async def test_profile_started_over_mqtt_then_sigterm_stops_belts_and_goes_offli
         # READY=1 comes once tasks are up, without waiting for a treadmill to connect.
         ready = await notify.wait_for("READY=1")
         assert "STATUS=sim01" in ready
-        await dashboard.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online", within_s=30)
+        await dashboard.wait_for(BRIDGE_STATE, lambda m: m.text == "online", within_s=30)
         for treadmill in ("sim01", "sim02"):
             await dashboard.wait_for(
                 f"{BASE}/{treadmill}/availability", lambda m: m.text == "online", within_s=30
@@ -105,9 +108,7 @@ async def test_profile_started_over_mqtt_then_sigterm_stops_belts_and_goes_offli
         before_stop = dashboard.mark()
         daemon.terminate()
         code = await daemon.wait(30)
-        await dashboard.wait_for(
-            f"{BASE}/bridge/state", lambda m: m.text == "offline", after=before_stop
-        )
+        await dashboard.wait_for(BRIDGE_STATE, lambda m: m.text == "offline", after=before_stop)
 
     assert code == 0, daemon.output()
     assert "Traceback" not in daemon.output()

@@ -4,13 +4,17 @@ app/assembly.py): what a deck does, recorded, and never a belt started."""
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import SecretStr
 from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
 
 from tests.app.process import run_to_end
+from tests.support.broker import secured_mosquitto
 from treadmilld import __version__
 from treadmilld.app.assembly import TraceOptions, assemble
 from treadmilld.app.diagnose import format_report, probe_deck
@@ -35,6 +39,9 @@ from treadmilld.ftms import (
     ControlRequest,
     RequestControl,
 )
+from treadmilld.mqtt.config import MqttSettings
+from treadmilld.mqtt.embedded_broker import EmbeddedBroker
+from treadmilld.mqtt.link import check_broker
 
 T = TypeVar("T")
 
@@ -144,6 +151,7 @@ async def test_the_command_line_diagnoses_a_configured_treadmill(tmp_path: Path)
     assert "answered 80 00 01: success" in output
     assert f"Trace written to {trace}" in output
     assert load_trace(trace).header.deck.name == "SIM-TM1"
+    assert "Broker (" not in output  # a deck's diagnosis does not wait on the broker
 
 
 async def test_an_unknown_treadmill_id_is_a_configuration_error(tmp_path: Path) -> None:
@@ -188,3 +196,68 @@ def test_run_with_trace_records_each_links_sessions(tmp_path: Path) -> None:
         assert recorded.header.deck.name == f"SIM-{treadmill_id.upper()}"
         assert len(recorded.sessions()) == 1
     assert not trace.exists()
+
+
+# -- the broker check (`treadmilld diagnose` without a deck) ------------------------------
+
+
+def broker_config(tmp_path: Path, host: str, port: int, extra: str = "") -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[mqtt]\nhost = "{host}"\nport = {port}\ninstance = "front-pi"\n{extra}',
+        encoding="utf-8",
+    )
+    return config
+
+
+async def test_diagnose_round_trips_a_message_through_the_broker(
+    tmp_path: Path, mqtt_broker: EmbeddedBroker
+) -> None:
+    config = broker_config(tmp_path, mqtt_broker.host, mqtt_broker.port)
+    code, process = await run_to_end("diagnose", "--config", str(config))
+    output = process.output()
+    assert code == 0, output
+    assert f"Broker ({mqtt_broker.url}, login none)" in output
+    for step in ("connect", "subscribe", "round trip"):
+        assert re.search(rf"^  {step} +ok in [0-9.]+ ms$", output, flags=re.MULTILINE), output
+    assert re.search(r"test topic +treadmilld/bridge/front-pi/diagnose/[0-9a-f]{8}$", output, re.M)
+    assert "mqtt instance        front-pi, client id treadmilld-front-pi" in output
+
+
+async def test_diagnose_says_what_to_fix_when_no_broker_listens(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    config = broker_config(tmp_path, "127.0.0.1", closed_port)
+    code, process = await run_to_end("diagnose", "--config", str(config))
+    output = process.output()
+    assert code == 1, output
+    assert "connect              FAILED: [Errno 111] Connection refused" in output
+    assert f"no broker listens on 127.0.0.1:{closed_port}" in output
+    assert "mqtt.host / mqtt.port" in output
+    assert "Traceback" not in output
+
+
+async def test_broker_check_names_a_refused_login_and_an_acl_that_swallows_the_message(
+    tmp_path: Path,
+) -> None:
+    users = {"treadmilld": "right"}
+    # The login may connect but its ACL gives it nothing under the base topic.
+    async with secured_mosquitto(
+        tmp_path, users=users, acl="user treadmilld\ntopic readwrite elsewhere/#\n"
+    ) as broker:
+        wrong = MqttSettings.from_url(
+            broker.url, instance="front-pi", username="treadmilld", password="wrong"
+        )
+        refused = await check_broker(wrong, timeout_s=2.0)
+        denied = await check_broker(
+            wrong.model_copy(update={"password": SecretStr("right")}), timeout_s=0.5
+        )
+    assert refused.failed_step == "connect"
+    assert refused.hint is not None
+    assert "mqtt.username" in refused.hint
+    assert denied.connect_ms is not None
+    assert denied.failed_step == "round trip"
+    assert denied.hint is not None
+    assert "ACL" in denied.hint
+    assert "treadmilld/bridge/front-pi/#" in denied.hint

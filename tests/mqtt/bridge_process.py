@@ -9,12 +9,13 @@ import sys
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
 
+from .client import INSTANCE
 from .doubles import RecordingTreadmill, StaticCatalog
 
 
 async def main(url: str) -> None:
     bridge = MqttBridge(
-        MqttSettings.from_url(url, client_id="treadmilld-killed"),
+        MqttSettings.from_url(url, client_id="treadmilld-killed", instance=INSTANCE),
         {"tm01": RecordingTreadmill("tm01")},
         StaticCatalog(),
         version="9.9.9",

@@ -24,6 +24,8 @@ from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from .doubles import StaticCatalog
 
 WAIT_S = 10.0
+# The instance name of the test bridges: their bridge topics are `<base>/bridge/test/...`.
+INSTANCE = "test"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,7 @@ async def running_bridge_unready(
     **settings: Any,
 ) -> AsyncIterator[MqttBridge]:
     """A bridge that is started but not waited for (e.g. its login is refused)."""
+    settings.setdefault("instance", INSTANCE)
     bridge = MqttBridge(
         MqttSettings.from_url(broker.url, client_id="treadmilld-test", **settings),
         controllers or {},
@@ -241,6 +244,7 @@ async def running_bridge(
     """A bridge connected, announced and subscribed. State is not rate-limited unless the
     test asks (`state_min_interval_s=...`), so tests need not wait out the interval."""
     settings.setdefault("state_min_interval_s", 0.0)
+    settings.setdefault("instance", INSTANCE)
     mqtt_settings = MqttSettings.from_url(broker.url, client_id="treadmilld-test", **settings)
     extra: dict[str, Any] = {}
     if wall_time is not None:
@@ -265,6 +269,7 @@ async def running_bridge(
 
 
 __all__ = [
+    "INSTANCE",
     "ManualClock",
     "Observer",
     "Received",

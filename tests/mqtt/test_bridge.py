@@ -19,10 +19,18 @@ from treadmilld.engine.api import (
 )
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
-from .client import ManualClock, Observer, Received, running_bridge, running_bridge_unready
+from .client import (
+    INSTANCE,
+    ManualClock,
+    Observer,
+    Received,
+    running_bridge,
+    running_bridge_unready,
+)
 from .doubles import RecordingTreadmill, RejectsEverything
 
 BASE = "treadmilld"
+BRIDGE = f"{BASE}/bridge/{INSTANCE}"  # this bridge instance's own topics
 TM = f"{BASE}/tm01"
 
 
@@ -46,10 +54,10 @@ async def test_bridge_announces_itself_and_each_treadmill_retained(
     # A dashboard arriving later still learns everything: all of it is retained.
     async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as late:
         await late.subscribe(f"{BASE}/#")
-        state = await late.wait_for(f"{BASE}/bridge/state")
-        info = await late.wait_for(f"{BASE}/bridge/info")
-        devices = await late.wait_for(f"{BASE}/bridge/devices")
-        profiles = await late.wait_for(f"{BASE}/bridge/profiles")
+        state = await late.wait_for(f"{BRIDGE}/state")
+        info = await late.wait_for(f"{BRIDGE}/info")
+        devices = await late.wait_for(f"{BRIDGE}/devices")
+        profiles = await late.wait_for(f"{BRIDGE}/profiles")
         availability = await late.wait_for(f"{TM}/availability")
         tm_state = await late.wait_for(f"{TM}/state")
 
@@ -231,12 +239,12 @@ async def test_bad_plain_set_gets_an_error_event(
 async def test_bad_requests_get_error_replies(mqtt_broker: EmbeddedBroker) -> None:
     treadmill = RecordingTreadmill("tm01")
     async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
-        await app.subscribe(f"{TM}/response/#", f"{BASE}/bridge/response/#")
+        await app.subscribe(f"{TM}/response/#", f"{BRIDGE}/response/#")
         unknown = await app.request(f"{TM}/request/teleport", transaction="u")
         missing = await app.request(f"{TM}/request/set_speed", transaction="m")
         no_profile = await app.request(f"{TM}/request/start", transaction="n")
         bad_select = await app.request(f"{TM}/request/start", {"profile": ""}, transaction="e")
-        unknown_bridge = await app.request(f"{BASE}/bridge/request/reboot", transaction="b")
+        unknown_bridge = await app.request(f"{BRIDGE}/request/reboot", transaction="b")
     assert unknown["status"] == "error"
     assert unknown["code"] == "unknown_action"
     assert unknown["transaction"] == "u"
@@ -254,7 +262,7 @@ async def test_bad_requests_get_error_replies(mqtt_broker: EmbeddedBroker) -> No
         (f"{TM}/request/start", b"", "empty_payload"),
         (f"{TM}/request/pause", b"", "empty_payload"),
         (f"{TM}/request/emergency_stop", b" ", "empty_payload"),
-        (f"{BASE}/bridge/request/health_check", b"", "empty_payload"),
+        (f"{BRIDGE}/request/health_check", b"", "empty_payload"),
         (f"{TM}/request/start", b"start", "invalid_json"),
         (f"{TM}/request/resume", b"resume please", "invalid_json"),
     ],
@@ -474,11 +482,11 @@ async def test_emergency_stop_that_raises_is_not_reported_as_done(
 async def test_bridge_requests(mqtt_broker: EmbeddedBroker) -> None:
     treadmills = {"tm01": RecordingTreadmill("tm01"), "tm02": RecordingTreadmill("tm02")}
     async with running_bridge(mqtt_broker, treadmills), Observer(mqtt_broker) as app:
-        await app.subscribe(f"{BASE}/bridge/response/#")
-        health = await app.request(f"{BASE}/bridge/request/health_check", transaction="h")
-        devices = await app.request(f"{BASE}/bridge/request/devices", transaction="d")
-        profiles = await app.request(f"{BASE}/bridge/request/profiles", transaction="p")
-        info = await app.request(f"{BASE}/bridge/request/info", transaction="i")
+        await app.subscribe(f"{BRIDGE}/response/#")
+        health = await app.request(f"{BRIDGE}/request/health_check", transaction="h")
+        devices = await app.request(f"{BRIDGE}/request/devices", transaction="d")
+        profiles = await app.request(f"{BRIDGE}/request/profiles", transaction="p")
+        info = await app.request(f"{BRIDGE}/request/info", transaction="i")
     assert health["status"] == "ok"
     assert health["transaction"] == "h"
     assert health["data"]["healthy"] is True
@@ -546,7 +554,7 @@ async def test_heartbeat_republishes_unchanged_state(mqtt_broker: EmbeddedBroker
 async def test_engine_events_and_availability_are_published(mqtt_broker: EmbeddedBroker) -> None:
     treadmill = RecordingTreadmill("tm01")
     async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
-        await app.subscribe(f"{TM}/#", f"{BASE}/bridge/event")
+        await app.subscribe(f"{TM}/#", f"{BRIDGE}/event")
         await app.wait_for(f"{TM}/availability", lambda m: m.text == "online")
         treadmill.emit(
             WorkoutFinished(
@@ -563,9 +571,7 @@ async def test_engine_events_and_availability_are_published(mqtt_broker: Embedde
         after = app.mark()
         treadmill.change(connection="disconnected")
         offline = await app.wait_for(f"{TM}/availability", after=after)
-        bridge_event = await app.wait_for(
-            f"{BASE}/bridge/event", is_json(type="treadmill_disconnected")
-        )
+        bridge_event = await app.wait_for(f"{BRIDGE}/event", is_json(type="treadmill_disconnected"))
     assert finished.json()["distance_backward_m"] == 300.0
     assert not finished.retain
     assert offline.text == "offline"  # live copy: retain=0 (MQTT 3.1.1 §3.3.1.3)
@@ -624,11 +630,11 @@ async def test_stop_outcomes_and_the_measured_belt_are_published(
 async def test_clean_close_publishes_offline(mqtt_broker: EmbeddedBroker) -> None:
     treadmill = RecordingTreadmill("tm01")
     async with Observer(mqtt_broker) as app:
-        await app.subscribe(f"{BASE}/bridge/state")
+        await app.subscribe(f"{BRIDGE}/state")
         async with running_bridge(mqtt_broker, {"tm01": treadmill}):
-            await app.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online")
+            await app.wait_for(f"{BRIDGE}/state", lambda m: m.text == "online")
             after = app.mark()
-        goodbye = await app.wait_for(f"{BASE}/bridge/state", after=after)
+        goodbye = await app.wait_for(f"{BRIDGE}/state", after=after)
     assert goodbye.text == "offline"
     assert treadmill.calls == []  # closing never touches the belt by itself
 
@@ -638,8 +644,8 @@ async def test_clean_close_leaves_offline_retained(mosquitto_broker: EmbeddedBro
     async with running_bridge(mosquitto_broker, {"tm01": RecordingTreadmill("tm01")}):
         pass
     async with Observer(mosquitto_broker) as later:
-        await later.subscribe(f"{BASE}/bridge/state")
-        retained = await later.wait_for(f"{BASE}/bridge/state")
+        await later.subscribe(f"{BRIDGE}/state")
+        retained = await later.wait_for(f"{BRIDGE}/state")
     assert (retained.text, retained.retain) == ("offline", True)
 
 
@@ -666,17 +672,17 @@ async def test_clean_close_leaves_the_final_state_then_offline_retained(
             async with asyncio.timeout(10):
                 await clock.sleeper_until(clock.now() + 1.0)
             after = live.mark()
-        await live.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "offline", after=after)
+        await live.wait_for(f"{BRIDGE}/state", lambda m: m.text == "offline", after=after)
         goodbye = [(m.topic, m.payload) for m in live.received[after:]]
     async with Observer(mosquitto_broker) as later:
-        await later.subscribe(f"{TM}/state", f"{TM}/availability", f"{BASE}/bridge/state")
+        await later.subscribe(f"{TM}/state", f"{TM}/availability", f"{BRIDGE}/state")
         state = await later.wait_for(f"{TM}/state")
         availability = await later.wait_for(f"{TM}/availability")
-        bridge_state = await later.wait_for(f"{BASE}/bridge/state")
+        bridge_state = await later.wait_for(f"{BRIDGE}/state")
     assert [topic for topic, _ in goodbye] == [
         f"{TM}/state",
         f"{TM}/availability",
-        f"{BASE}/bridge/state",
+        f"{BRIDGE}/state",
     ]
     assert state.retain
     assert state.json()["phase"] == "aborted"
@@ -753,9 +759,9 @@ async def test_a_command_sent_the_moment_the_bridge_says_online_is_carried_out(
     # bridge must already be subscribed, or that first command is silently lost.
     treadmill = RecordingTreadmill("tm01")
     async with Observer(mqtt_broker) as app:
-        await app.subscribe(f"{BASE}/bridge/state")
+        await app.subscribe(f"{BRIDGE}/state")
         async with running_bridge_unready(mqtt_broker, {"tm01": treadmill}):
-            await app.wait_for(f"{BASE}/bridge/state", where=lambda m: m.text == "online")
+            await app.wait_for(f"{BRIDGE}/state", where=lambda m: m.text == "online")
             await app.publish(f"{TM}/set", {"command": "pause"})
             async with asyncio.timeout(10):
                 await treadmill.call_recorded.wait()

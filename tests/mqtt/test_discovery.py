@@ -11,10 +11,11 @@ import pytest
 from treadmilld.engine.api import Phase, StopOutcome
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
-from .client import ManualClock, Observer, running_bridge
+from .client import INSTANCE, ManualClock, Observer, running_bridge
 from .doubles import INCLINE_RANGE, SPEED_RANGE, RecordingTreadmill
 
 BASE = "treadmilld"
+BRIDGE = f"{BASE}/bridge/{INSTANCE}"  # this bridge instance's own topics
 CONFIG = "homeassistant/device/treadmilld_tm01/config"
 
 
@@ -32,7 +33,7 @@ async def test_device_config_describes_every_entity(mqtt_broker: EmbeddedBroker)
     assert config["device"]["identifiers"] == ["treadmilld_tm01"]
     # Entities are unavailable unless the bridge AND the treadmill's BLE link are up.
     assert config["availability"] == [
-        {"topic": f"{BASE}/bridge/state"},
+        {"topic": f"{BRIDGE}/state"},
         {"topic": f"{BASE}/tm01/availability"},
     ]
     assert config["availability_mode"] == "all"
@@ -75,7 +76,7 @@ async def test_device_config_describes_every_entity(mqtt_broker: EmbeddedBroker)
     connected = components["connected"]
     assert connected["state_topic"] == f"{BASE}/tm01/availability"
     # Only the bridge gates it, so it can show the treadmill as disconnected.
-    assert connected["availability"] == [{"topic": f"{BASE}/bridge/state"}]
+    assert connected["availability"] == [{"topic": f"{BRIDGE}/state"}]
 
 
 async def test_controls_from_discovery_drive_the_treadmill(mqtt_broker: EmbeddedBroker) -> None:
@@ -127,14 +128,14 @@ async def test_numbers_follow_the_treadmill_ranges_once_known(
 ) -> None:
     treadmill = RecordingTreadmill("tm01")
     async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as ha:
-        await ha.subscribe(CONFIG, f"{BASE}/bridge/devices")
+        await ha.subscribe(CONFIG, f"{BRIDGE}/devices")
         before = (await ha.wait_for(CONFIG)).json()["components"]
         after_mark = ha.mark()
         # The FTMS Supported Speed/Inclination Range characteristics were just read.
         treadmill.change(speed_range=SPEED_RANGE, incline_range=INCLINE_RANGE)
         after = (await ha.wait_for(CONFIG, after=after_mark)).json()["components"]
         devices = await ha.wait_for(
-            f"{BASE}/bridge/devices", lambda m: m.json()[0]["speed_range"] is not None
+            f"{BRIDGE}/devices", lambda m: m.json()[0]["speed_range"] is not None
         )
     assert (before["target_speed"]["min"], before["target_speed"]["max"]) == (0.0, 20.0)
     assert after["target_speed"]["min"] == SPEED_RANGE.minimum
@@ -185,6 +186,6 @@ async def test_discovery_can_be_turned_off(mosquitto_broker: EmbeddedBroker) -> 
         Observer(mosquitto_broker) as ha,
     ):
         # One SUBSCRIBE: mosquitto sends the retained messages filter by filter, in order.
-        await ha.subscribe("homeassistant/#", f"{BASE}/bridge/state")
-        await ha.wait_for(f"{BASE}/bridge/state")
+        await ha.subscribe("homeassistant/#", f"{BRIDGE}/state")
+        await ha.wait_for(f"{BRIDGE}/state")
     assert ha.matching("homeassistant/#") == []

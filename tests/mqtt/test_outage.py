@@ -21,10 +21,11 @@ from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from treadmilld.mqtt.link import MqttLink, OutgoingMessage, reconnect_hint
 
-from .client import Observer, eventually, running_bridge, running_bridge_unready
+from .client import INSTANCE, Observer, eventually, running_bridge, running_bridge_unready
 from .doubles import RecordingTreadmill, StaticCatalog
 
 BASE = "treadmilld"
+BRIDGE = f"{BASE}/bridge/{INSTANCE}"  # this bridge instance's own topics
 TM = f"{BASE}/tm01"
 REPO = Path(__file__).parents[2]
 FAST_RECONNECT: dict[str, Any] = {"reconnect_initial_s": 0.02, "reconnect_max_s": 0.1}
@@ -60,11 +61,11 @@ async def test_outage_keeps_the_workout_going_and_state_returns_with_the_broker(
         async with asyncio.timeout(10):
             await bridge.wait_ready()
         async with Observer(mqtt_broker) as dashboard:
-            await dashboard.subscribe(f"{TM}/state", f"{BASE}/bridge/state", f"{TM}/response/#")
+            await dashboard.subscribe(f"{TM}/state", f"{BRIDGE}/state", f"{TM}/response/#")
             state = await dashboard.wait_for(
                 f"{TM}/state", lambda m: m.json()["distance_m"] == 321.0
             )
-            online = await dashboard.wait_for(f"{BASE}/bridge/state")
+            online = await dashboard.wait_for(f"{BRIDGE}/state")
             reply = await dashboard.request(f"{TM}/request/skip", transaction="after")
     assert state.json()["speed_kmh"] == 4.2
     assert state.json()["phase"] == "running"
@@ -123,7 +124,7 @@ async def test_will_marks_the_bridge_offline_when_its_process_dies(
     mqtt_broker: EmbeddedBroker,
 ) -> None:
     async with Observer(mqtt_broker) as app:
-        await app.subscribe(f"{BASE}/bridge/state")
+        await app.subscribe(f"{BRIDGE}/state")
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -138,12 +139,12 @@ async def test_will_marks_the_bridge_offline_when_its_process_dies(
             async with asyncio.timeout(30):
                 while (line := await process.stdout.readline()).strip() != b"ready":
                     assert line, "the bridge process exited before it was ready"
-            await app.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online")
+            await app.wait_for(f"{BRIDGE}/state", lambda m: m.text == "online")
             after = app.mark()
             process.send_signal(signal.SIGKILL)  # no goodbye: only the Will can tell
             async with asyncio.timeout(10):
                 await process.wait()
-            will = await app.wait_for(f"{BASE}/bridge/state", after=after)
+            will = await app.wait_for(f"{BRIDGE}/state", after=after)
         finally:
             if process.returncode is None:
                 process.kill()
@@ -153,22 +154,22 @@ async def test_will_marks_the_bridge_offline_when_its_process_dies(
 
 async def test_cancelled_bridge_still_says_offline(mqtt_broker: EmbeddedBroker) -> None:
     """The daemon's TaskGroup may cancel the bridge instead of closing it."""
-    settings = MqttSettings.from_url(mqtt_broker.url, client_id="cancelled")
+    settings = MqttSettings.from_url(mqtt_broker.url, client_id="cancelled", instance=INSTANCE)
     bridge = MqttBridge(
         settings, {"tm01": RecordingTreadmill("tm01")}, StaticCatalog(), version="9.9.9"
     )
     async with Observer(mqtt_broker) as app:
-        await app.subscribe(f"{BASE}/bridge/state")
+        await app.subscribe(f"{BRIDGE}/state")
         runner = asyncio.create_task(bridge.run())
         async with asyncio.timeout(10):
             await bridge.wait_ready()
-        await app.wait_for(f"{BASE}/bridge/state", lambda m: m.text == "online")
+        await app.wait_for(f"{BRIDGE}/state", lambda m: m.text == "online")
         after = app.mark()
         runner.cancel()
         async with asyncio.timeout(10):
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-        goodbye = await app.wait_for(f"{BASE}/bridge/state", after=after)
+        goodbye = await app.wait_for(f"{BRIDGE}/state", after=after)
     assert goodbye.text == "offline"
 
 

@@ -28,6 +28,7 @@ from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 BASE = "treadmilld"
+INSTANCE = "reliability"  # bridge topics: <BASE>/bridge/reliability/...
 WAIT_S = 20.0
 
 
@@ -89,7 +90,9 @@ async def running_daemon(
             TreadmillSettings(id=tid, simulated={"name": f"SIM-{tid.upper()}"})
             for tid in treadmill_ids
         ],
-        mqtt=MqttSettings(host=broker.host, port=broker.port, base_topic=BASE, **mqtt),
+        mqtt=MqttSettings(
+            host=broker.host, port=broker.port, base_topic=BASE, **{"instance": INSTANCE, **mqtt}
+        ),
     )
     assembled: asyncio.Future[RunningDaemon] = asyncio.get_running_loop().create_future()
 

@@ -11,7 +11,7 @@ import asyncio
 import time
 
 from tests.reliability.conftest import Survived
-from tests.reliability.daemon import BASE, operator, running_daemon
+from tests.reliability.daemon import BASE, INSTANCE, operator, running_daemon
 from treadmilld.engine.api import Phase
 from treadmilld.ftms import StopOrPause
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
@@ -48,14 +48,16 @@ async def test_broker_killed_and_restarted_mid_profile(
             sent_at = time.monotonic()
             async with operator(broker, f"late-{index}") as late:
                 # Sent while the daemon is still away: nobody is subscribed, nothing queues.
-                await late.subscribe(f"{BASE}/bridge/state", f"{BASE}/{TM}/state")
+                await late.subscribe(f"{BASE}/bridge/{INSTANCE}/state", f"{BASE}/{TM}/state")
                 # The restarted broker holds no retained messages: no `online` yet means the
                 # daemon has not subscribed again (it announces `online` before subscribing).
-                early = await late.poll("bridge/state", within_s=0.1)
+                early = await late.poll(f"bridge/{INSTANCE}/state", within_s=0.1)
                 assert early is None, "the daemon was back before the commands; raise its backoff"
                 await late.publish(f"{BASE}/{TM}/request/stop", "{}")
                 await late.publish(f"{BASE}/{TM}/set", '{"command": "pause"}')
-                await late.next_on("bridge/state", where=lambda value: value == "online")
+                await late.next_on(
+                    f"bridge/{INSTANCE}/state", where=lambda value: value == "online"
+                )
                 state = await late.next_on(
                     f"{TM}/state",
                     where=lambda value: isinstance(value, dict) and value.get("phase") == "running",

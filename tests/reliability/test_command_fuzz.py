@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from tests.reliability.conftest import Survived
-from tests.reliability.daemon import BASE, Operator, operator, running_daemon
+from tests.reliability.daemon import BASE, INSTANCE, Operator, operator, running_daemon
 from treadmilld.engine.api import Phase
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from treadmilld.mqtt.payloads import BRIDGE_REQUESTS, PLAIN_SET_FIELDS, TREADMILL_REQUESTS
@@ -74,7 +74,7 @@ async def test_fuzzed_payloads_on_every_command_topic(
             "treadmill connected", lambda: daemon.snapshot(TM).connection == "connected"
         )
         await op.subscribe(
-            f"{BASE}/{TM}/response/#", f"{BASE}/{TM}/event", f"{BASE}/bridge/response/#"
+            f"{BASE}/{TM}/response/#", f"{BASE}/{TM}/event", f"{BASE}/bridge/{INSTANCE}/response/#"
         )
         started = time.monotonic()
         actions = [*TREADMILL_REQUESTS, "fly_away"]
@@ -84,8 +84,10 @@ async def test_fuzzed_payloads_on_every_command_topic(
                 await _expect_error(op, f"{TM}/response/{action}")
                 answered += 1
             for action in [*BRIDGE_REQUESTS, "reboot"]:
-                await op.publish(f"{BASE}/bridge/request/{action}", invalid_object_payload(rng))
-                await _expect_error(op, f"bridge/response/{action}")
+                await op.publish(
+                    f"{BASE}/bridge/{INSTANCE}/request/{action}", invalid_object_payload(rng)
+                )
+                await _expect_error(op, f"bridge/{INSTANCE}/response/{action}")
                 answered += 1
             await op.publish(f"{BASE}/{TM}/set", invalid_object_payload(rng))
             await _expect_error(op, f"{TM}/event")

@@ -30,6 +30,7 @@ import pytest
 
 from tests.reliability.conftest import Survived
 from treadmilld.ftms import ControlOpcode
+from treadmilld.mqtt.config import default_instance
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 BASE = "treadmilld"
@@ -227,10 +228,12 @@ async def test_stop_signal_mid_workout_stops_the_belt_and_leaves_a_final_state(
         assert ControlOpcode.STOP_OR_PAUSE in daemon.answered_opcodes(), daemon.output()
 
         state_topic, availability_topic = f"{BASE}/{TM}/state", f"{BASE}/{TM}/availability"
+        # No instance in the config: the bridge topics are named after this host.
+        bridge_state = f"{BASE}/bridge/{default_instance()}/state"
         left = await retained(
-            mqtt_broker, f"after-{index}", f"{BASE}/bridge/state", availability_topic, state_topic
+            mqtt_broker, f"after-{index}", bridge_state, availability_topic, state_topic
         )
-        assert left[f"{BASE}/bridge/state"] == b"offline"
+        assert left[bridge_state] == b"offline"
         assert left[availability_topic] == b"offline"
         state = json.loads(left[state_topic])
         # Nothing on the dashboard claims a workout runs or a target is live.

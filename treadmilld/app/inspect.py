@@ -22,9 +22,14 @@ from treadmilld.ftms import MachineType
 
 if TYPE_CHECKING:
     from treadmilld.app.diagnose import DeckChoice
+    from treadmilld.mqtt.config import MqttSettings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+
+# Each step of the broker check (connect, subscribe, round trip) gets this long: a broker on
+# the LAN answers in milliseconds, and an operator waits for the report.
+BROKER_CHECK_TIMEOUT_S = 5.0
 
 # Packages whose versions matter when someone reports a problem.
 REPORTED_PACKAGES = (
@@ -187,6 +192,9 @@ def diagnose_report(config: Path | None) -> str:
         return "\n".join(lines) + "\n"
     lines.append(f"  file                 {path}{'' if path.exists() else ' (absent: defaults)'}")
     lines.append(f"  mqtt                 {settings.mqtt.url} base {settings.mqtt.base_topic}")
+    lines.append(
+        f"  mqtt instance        {settings.mqtt.instance}, client id {settings.mqtt.client_id}"
+    )
     auth = "password set" if settings.mqtt.password or settings.mqtt.password_file else "none"
     lines.append(f"  mqtt auth            user {settings.mqtt.username or '-'}, {auth}")
     lines.append(f"  shutdown mode        {settings.shutdown_mode.value}")
@@ -214,11 +222,46 @@ def _groups() -> str:
     return ", ".join(names) + note
 
 
+def broker_report(
+    mqtt: MqttSettings, *, timeout_s: float = BROKER_CHECK_TIMEOUT_S
+) -> tuple[str, bool]:
+    """Connect, subscribe and round-trip a message through the configured broker; the
+    report section and whether every step worked."""
+    from treadmilld.mqtt.link import check_broker  # noqa: PLC0415 - aiomqtt only here
+
+    result = asyncio.run(check_broker(mqtt, timeout_s=timeout_s))
+    lines = [f"Broker ({mqtt.url}, login {mqtt.username or 'none'})"]
+    for step, took in (
+        ("connect", result.connect_ms),
+        ("subscribe", result.subscribe_ms),
+        ("round trip", result.round_trip_ms),
+    ):
+        if took is not None:
+            lines.append(f"  {step:<20} ok in {took:g} ms")
+        elif step == result.failed_step:
+            lines.append(f"  {step:<20} FAILED: {result.error}")
+            lines.append(f"  {'fix':<20} {result.hint}")
+            break
+    if result.ok:
+        lines.append(f"  {'test topic':<20} {result.topic}")
+    return "\n".join(lines) + "\n", result.ok
+
+
 def diagnose_command(config: Path | None, out: TextIO | None = None) -> int:
     stream = sys.stdout if out is None else out
     stream.write(diagnose_report(config))
+    stream.flush()
+    code = EXIT_OK
+    try:
+        settings = load_settings(config)[0]
+    except ConfigError:
+        settings = None  # the report above says what is wrong with it
+    if settings is not None:
+        section, ok = broker_report(settings.mqtt)
+        stream.write("\n" + section)
+        code = EXIT_OK if ok else EXIT_FAILURE
     stream.write(f"\n(treadmilld {__version__}; paste this into a bug report as is)\n")
-    return EXIT_OK
+    return code
 
 
 def diagnose_deck_command(

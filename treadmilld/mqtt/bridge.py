@@ -10,6 +10,11 @@ Topic contract: docs/mqtt.md. Three kinds of task:
   still queued for that treadmill;
 - per broker connection, a *listener* (validates, refuses, queues; never waits on the
   engine) and a *publisher* (state on change, rate-limited, heartbeat, events, discovery).
+
+Several daemons may share one broker and base topic (a gym's Pis): each owns the bridge
+topics of its own instance, `<base>/bridge/<instance>/...`, and the topics of its own
+treadmills, `<base>/<id>/...`; it reads the other instances' retained `devices` only to warn
+about a treadmill id served twice.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from treadmilld.engine.api import (
     StopOutcome,
     TreadmillController,
 )
-from treadmilld.mqtt.config import MqttSettings
+from treadmilld.mqtt.config import RESERVED_INSTANCE_NAMES, MqttSettings
 from treadmilld.mqtt.discovery import discovery_config, discovery_topic
 from treadmilld.mqtt.link import IncomingMessage, MqttLink, OutgoingMessage
 from treadmilld.mqtt.payloads import (
@@ -64,6 +69,9 @@ STOP_NOT_CONFIRMED = "stop_not_confirmed"
 _RESERVED_IDS = frozenset({"bridge"})
 _BAD_ID_CHARS = frozenset("/+#\x00 ")
 _BAD_TOPIC_CHARS = frozenset("+#\x00")
+# The single-daemon layout before instances (`<base>/bridge/state` etc.): cleared at start-up
+# when it is provably this daemon's own leftover (see `_on_legacy_bridge`).
+LEGACY_BRIDGE_LEAVES = ("state", "info", "devices", "profiles")
 
 
 class BridgeConfigError(ValueError):
@@ -147,6 +155,11 @@ class MqttBridge:
             treadmill_id: _Treadmill(treadmill_id, controller)
             for treadmill_id, controller in controllers.items()
         }
+        self._instance = settings.instance
+        # (other instance, treadmill id) pairs already warned about, so a republished
+        # `devices` does not repeat the warning.
+        self._duplicates_warned: set[tuple[str, str]] = set()
+        self._legacy_state: bytes | None = None
         self._events: deque[tuple[str, dict[str, Any]]] = deque(maxlen=EVENT_BACKLOG)
         self._wake = asyncio.Event()
         self._estop_tasks: set[asyncio.Task[None]] = set()
@@ -157,7 +170,10 @@ class MqttBridge:
     # -- topics ---------------------------------------------------------------------------
 
     def _bridge_topic(self, suffix: str) -> str:
-        return f"{self._base}/bridge/{suffix}"
+        return f"{self._base}/bridge/{self._instance}/{suffix}"
+
+    def _legacy_bridge_topic(self, leaf: str) -> str:
+        return f"{self._base}/bridge/{leaf}"
 
     def _treadmill_topic(self, treadmill_id: str, suffix: str) -> str:
         return f"{self._base}/{treadmill_id}/{suffix}"
@@ -167,7 +183,16 @@ class MqttBridge:
         return f"{self._settings.ha_discovery_prefix}/status"
 
     def _subscriptions(self) -> list[str]:
-        topics = [self._bridge_topic("request/+")]
+        topics = [
+            self._bridge_topic("request/+"),
+            # Every instance's retained device list: a treadmill id served twice is a
+            # misconfiguration two Pis cannot see otherwise.
+            f"{self._base}/bridge/+/devices",
+            # The old single-daemon layout, state before info (retained messages come in
+            # subscription order), to clear our own leftovers once.
+            self._legacy_bridge_topic("state"),
+            self._legacy_bridge_topic("info"),
+        ]
         for treadmill_id in self._treadmills:
             topics += [
                 self._treadmill_topic(treadmill_id, "set"),
@@ -431,6 +456,7 @@ class MqttBridge:
         info = {
             "version": self._version,
             "base_topic": self._base,
+            "instance": self._instance,
             "protocol": self._settings.protocol,
             "ha_discovery": {
                 "enabled": self._settings.ha_discovery,
@@ -505,6 +531,7 @@ class MqttBridge:
             return
         config = discovery_config(
             base_topic=self._base,
+            bridge_state_topic=self._bridge_topic("state"),
             treadmill_id=treadmill.id,
             snapshot=snapshot,
             profiles=[summary.name for summary in self._catalog.summaries()],
@@ -609,8 +636,14 @@ class MqttBridge:
             return
         levels = message.topic.removeprefix(self._base + "/").split("/")
         match levels:
-            case ["bridge", "request", action]:
+            case ["bridge", instance, "request", action] if instance == self._instance:
                 await self._on_bridge_request(action, message)
+            case ["bridge", instance, "devices"]:
+                self._on_fleet_devices(instance, message)
+            case ["bridge", "state"]:
+                self._legacy_state = message.payload
+            case ["bridge", "info"]:
+                await self._on_legacy_bridge(message)
             case [treadmill_id, "set"] if treadmill_id in self._treadmills:
                 await self._on_set(self._treadmills[treadmill_id], None, message)
             case [treadmill_id, "set", field_name] if treadmill_id in self._treadmills:
@@ -621,6 +654,76 @@ class MqttBridge:
                 await self._on_request(self._treadmills[treadmill_id], action, message)
             case _:
                 log.debug("mqtt_message_ignored", topic=message.topic)
+
+    def _on_fleet_devices(self, instance: str, message: IncomingMessage) -> None:
+        """Warn when another instance announces a treadmill id this one serves: both would
+        publish to and take commands from the same `<base>/<id>/...` topics."""
+        if instance == self._instance or instance in RESERVED_INSTANCE_NAMES:
+            return  # ours, or an old daemon's `bridge/response/devices` reply
+        try:
+            devices = json.loads(message.payload) if message.payload.strip() else []
+            theirs = {device["id"] for device in devices if isinstance(device, dict)}
+        except (ValueError, TypeError, KeyError):
+            log.debug("mqtt_fleet_devices_unreadable", instance=instance)
+            return
+        for treadmill_id in sorted(theirs & self._treadmills.keys()):
+            if (instance, treadmill_id) in self._duplicates_warned:
+                continue
+            self._duplicates_warned.add((instance, treadmill_id))
+            log.warning(
+                "mqtt_duplicate_treadmill_id",
+                treadmill_id=treadmill_id,
+                instance=self._instance,
+                other_instance=instance,
+                hint=f"instance {instance!r} also announces treadmill {treadmill_id!r} under "
+                f"base topic {self._base!r}: both daemons would answer its commands. Give each "
+                "treadmill a fleet-wide unique id; if that instance is retired, clear its "
+                f"retained topics (mosquitto_pub -r -n -t {self._base}/bridge/{instance}/devices, "
+                "and the same for state, info and profiles)",
+            )
+        # Forget pairs it no longer announces, so a later duplicate is reported again.
+        self._duplicates_warned = {
+            (other, treadmill_id)
+            for other, treadmill_id in self._duplicates_warned
+            if other != instance or treadmill_id in theirs
+        }
+
+    async def _on_legacy_bridge(self, message: IncomingMessage) -> None:
+        """Clear the retained single-daemon bridge topics (`<base>/bridge/state|info|devices|
+        profiles`) if they are this daemon's own, left by a version before instances.
+
+        Ours means: replayed from the broker's store (retain flag set: no daemon of that
+        version is publishing it right now), listing only treadmills this daemon serves, and
+        with no `online` retained beside it. Anything else belongs to another daemon (an older
+        version on another Pi) and is left alone: clearing it would mark that Pi's treadmills
+        unknown in every dashboard still reading the old layout."""
+        if not message.retain or not message.payload.strip():
+            return
+        try:
+            info = json.loads(message.payload)
+            listed = {str(item) for item in info["treadmills"]}
+        except (ValueError, TypeError, KeyError):
+            log.debug("mqtt_legacy_bridge_info_unreadable")
+            return
+        ours = bool(listed) and listed <= self._treadmills.keys()
+        if not ours or self._legacy_state == b"online":
+            log.info(
+                "mqtt_legacy_bridge_topics_left",
+                topic=self._legacy_bridge_topic("info"),
+                treadmills=sorted(listed),
+                state=(self._legacy_state or b"").decode(errors="replace") or None,
+                hint="another daemon (an older treadmilld) still uses the shared bridge topics; "
+                "upgrade it, or clear them by hand with mosquitto_pub -r -n once it is gone",
+            )
+            return
+        for leaf in LEGACY_BRIDGE_LEAVES:
+            await self._link.publish(self._legacy_bridge_topic(leaf), "", qos=1, retain=True)
+        self._legacy_state = None
+        log.info(
+            "mqtt_legacy_bridge_topics_cleared",
+            topics=[self._legacy_bridge_topic(leaf) for leaf in LEGACY_BRIDGE_LEAVES],
+            replaced_by=self._bridge_topic("#"),
+        )
 
     async def _on_ha_status(self, message: IncomingMessage) -> None:
         if message.payload.strip() != b"online":

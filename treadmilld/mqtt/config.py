@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -16,6 +17,21 @@ CREDENTIALS_DIRECTORY_ENV = "CREDENTIALS_DIRECTORY"
 
 # MQTT 3.1.1 section 4.7: "+" and "#" are wildcards and may not appear in topic names.
 _TOPIC_FORBIDDEN = re.compile(r"[+#\x00]")
+
+# An instance name is one topic level (`<base>/bridge/<instance>/...`) and part of the default
+# client id, so it keeps to characters every broker, ACL file and shell handles unquoted.
+_INSTANCE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_NOT_INSTANCE_CHARS = re.compile(r"[^a-z0-9_-]+")
+# The leaves of the single-daemon bridge layout (`<base>/bridge/state`, `.../request/<action>`):
+# an instance with one of these names would make `<base>/bridge/+/devices` match an old
+# daemon's `bridge/response/devices`, and blur which layout a topic belongs to.
+RESERVED_INSTANCE_NAMES = frozenset(
+    {"state", "info", "devices", "profiles", "event", "request", "response", "logging"}
+)
+# Host names that say nothing about which machine this is (a fresh image, a container).
+_ANONYMOUS_HOSTS = frozenset({"localhost", "localhost-localdomain", "none"})
+MACHINE_ID_FILE = Path("/etc/machine-id")
+FALLBACK_INSTANCE = "treadmilld"
 
 
 class MqttCredentialError(ValueError):
@@ -31,6 +47,42 @@ def resolve_credential_path(path: Path) -> Path:
     if credentials_dir:
         return Path(credentials_dir) / path
     return path
+
+
+def host_name() -> str:
+    """This machine's host name (a function so tests can pretend to be another Pi)."""
+    return socket.gethostname()
+
+
+def instance_from_host(host: str) -> str:
+    """`Gym-Pi-North.local` -> `gym-pi-north`: the short host name, lowercased, anything MQTT
+    or an ACL file would trip over replaced by '-', at most 32 characters. '' if nothing is
+    left or the name is one of the reserved bridge leaves."""
+    short = host.split(".", 1)[0].lower()
+    slug = _NOT_INSTANCE_CHARS.sub("-", short).strip("-_")[:32].rstrip("-_")
+    if not slug or slug in _ANONYMOUS_HOSTS or slug in RESERVED_INSTANCE_NAMES:
+        return ""
+    return slug
+
+
+def default_instance() -> str:
+    """The host name as an instance name, so two Pis on one broker never share bridge topics
+    or a client id without anyone configuring anything. A host without a usable name falls
+    back to `host-` and the start of its systemd machine id (unique per installation)."""
+    slug = instance_from_host(host_name())
+    if slug:
+        return slug
+    try:
+        machine_id = MACHINE_ID_FILE.read_text(encoding="ascii").strip().lower()
+    except (OSError, UnicodeDecodeError):
+        machine_id = ""
+    if re.fullmatch(r"[0-9a-f]{8,}", machine_id):
+        return f"host-{machine_id[:8]}"
+    return FALLBACK_INSTANCE
+
+
+def default_client_id(instance: str) -> str:
+    return f"treadmilld-{instance}"
 
 
 class MqttTlsSettings(BaseModel):
@@ -81,10 +133,16 @@ class MqttSettings(BaseModel):
     host: str = "localhost"
     port: int = Field(default=1883, ge=1, le=65535)
     base_topic: str = Field(default="treadmilld", description="prefix of every treadmilld topic")
+    instance: str = Field(
+        default_factory=default_instance,
+        description="this daemon's name on the broker: its bridge topics are "
+        "<base>/bridge/<instance>/...; default: the host name",
+    )
     client_id: str = Field(
-        default="treadmilld",
+        default="",
         min_length=1,
-        description="fixed so a restarted daemon replaces its old session; unique per site",
+        description="fixed so a restarted daemon replaces its old session; unique per daemon; "
+        "default: treadmilld-<instance>",
     )
     username: str | None = None
     password: SecretStr | None = None
@@ -116,6 +174,35 @@ class MqttSettings(BaseModel):
     )
     reconnect_initial_s: float = Field(default=0.5, gt=0.0)
     reconnect_max_s: float = Field(default=30.0, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_client_id(cls, data: Any) -> Any:
+        """An unset client id follows the instance name, so both differ between Pis."""
+        if not isinstance(data, dict) or data.get("client_id") not in (None, ""):
+            return data
+        instance = data.get("instance")
+        if instance is None:
+            instance = default_instance()
+            data = {**data, "instance": instance}
+        # A bad instance is refused by its own validator; the client id just follows it.
+        return {**data, "client_id": default_client_id(str(instance))}
+
+    @field_validator("instance")
+    @classmethod
+    def _valid_instance(cls, value: str) -> str:
+        if not _INSTANCE.fullmatch(value):
+            suggestion = instance_from_host(value) or "gym-pi-1"
+            raise ValueError(
+                f"{value!r} is not a valid instance name; use 1-32 lowercase letters, digits, "
+                f"'-' or '_', starting with a letter or digit (e.g. {suggestion!r})"
+            )
+        if value in RESERVED_INSTANCE_NAMES:
+            raise ValueError(
+                f"{value!r} cannot be an instance name: it is a bridge topic of its own; "
+                "pick another, e.g. the Pi's host name"
+            )
+        return value
 
     @field_validator("base_topic", "ha_discovery_prefix")
     @classmethod

@@ -38,17 +38,19 @@ def _value(field: str) -> str:
 def discovery_config(
     *,
     base_topic: str,
+    bridge_state_topic: str,
     treadmill_id: str,
     snapshot: SessionSnapshot,
     profiles: Sequence[str],
     version: str,
 ) -> dict[str, Any]:
-    """The device config payload for one treadmill."""
+    """The device config payload for one treadmill. `bridge_state_topic` is the state of the
+    daemon instance serving it: another Pi stopping must not make it unavailable."""
     node = node_id(base_topic, treadmill_id)
     prefix = f"{base_topic}/{treadmill_id}"
     state_topic = f"{prefix}/state"
     set_topic = f"{prefix}/set"
-    bridge_state = f"{base_topic}/bridge/state"
+    bridge_state = bridge_state_topic
     speed = snapshot.speed_range or DEFAULT_SPEED_RANGE
     incline = snapshot.incline_range or DEFAULT_INCLINE_RANGE
 

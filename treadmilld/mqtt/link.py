@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
+import secrets
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,15 @@ log = structlog.get_logger()
 
 # Bound on the goodbye (`offline`) publish during a clean stop, so shutdown never hangs.
 GOODBYE_TIMEOUT_S = 2.0
+# MQTT 5 DISCONNECT reason code 0x8E: another client connected with our client id.
+SESSION_TAKEN_OVER = 0x8E
+# This many connections in a row that the broker closed soon after accepting them (no failed
+# connect in between) is the mark of two clients sharing one client id: each CONNECT makes
+# the broker drop the other (MQTT 3.1.1 section 3.1.4; on 3.1.1, and from mosquitto 2.0.11
+# even on v5, the old connection is just closed, with no reason given).
+TAKEOVER_PATTERN_DROPS = 3
+# While the pattern lasts, say so again every this many drops (not on every flap).
+TAKEOVER_REPEAT_EVERY = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,38 @@ Goodbye = Sequence[OutgoingMessage] | Callable[[], Sequence[OutgoingMessage]]
 
 class MqttLinkError(Exception):
     """The link was used in a way it does not support (e.g. run twice at once)."""
+
+
+class BrokerDroppedError(aiomqtt.MqttError):
+    """The broker (or the network) closed an established connection."""
+
+    def __init__(self, message: str, *, reason_code: int | None) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
+def _only_mqtt_errors(error: BaseException) -> bool:
+    """Whether `error` is an MqttError, or a TaskGroup's group made only of them."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_only_mqtt_errors(inner) for inner in error.exceptions)
+    return isinstance(error, aiomqtt.MqttError)
+
+
+def _reason_code(error: BaseException | None) -> int | None:
+    """The numeric MQTT reason code of an aiomqtt error, if it carries one."""
+    rc = getattr(error, "rc", None)
+    value = getattr(rc, "value", rc)
+    return value if isinstance(value, int) else None
+
+
+def duplicate_client_id_hint(settings: MqttSettings) -> str:
+    return (
+        f"another client with the same client_id {settings.client_id!r} is connected to "
+        f"{settings.host}:{settings.port}, and each connect makes the broker drop the other: "
+        "set mqtt.instance (default: the host name, which cloned SD cards share) or "
+        "mqtt.client_id to something unique per daemon; with use_username_as_clientid on the "
+        "broker, give each daemon its own mqtt.username"
+    )
 
 
 def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
@@ -97,6 +141,170 @@ def reconnect_hint(settings: MqttSettings, error: BaseException) -> str:
     return f"check that a broker is running and reachable at {settings.host}:{settings.port}"
 
 
+def broker_problem(settings: MqttSettings, error: BaseException) -> str:
+    """What to fix when connecting fails, down to the socket error aiomqtt wraps: refused
+    (nothing listening), an unknown host name, or `reconnect_hint`'s login / TLS / timeout."""
+    where = f"{settings.host}:{settings.port}"
+    # aiomqtt re-raises paho's OSError as a bare MqttError (`from None`): the socket error
+    # survives as the context.
+    cause = error.__context__ if type(error) is aiomqtt.MqttError else error
+    if isinstance(cause, ConnectionRefusedError):
+        return (
+            f"connection refused: no broker listens on {where}; start it "
+            "(systemctl status mosquitto) or fix mqtt.host / mqtt.port"
+        )
+    if isinstance(cause, socket.gaierror):
+        return f"the host name {settings.host!r} does not resolve; fix mqtt.host (or DNS)"
+    if isinstance(cause, ConnectionResetError):
+        mismatch = (
+            "mqtt.tls is set: is this port the broker's TLS listener (usually 8883)?"
+            if settings.tls is not None
+            else "does this listener want TLS (set mqtt.tls) or another MQTT version?"
+        )
+        return f"{where} closed the connection while connecting; {mismatch}"
+    if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError):
+        return (
+            f"the TLS handshake with {where} failed ({cause}); check mqtt.tls and that this "
+            "port is the broker's TLS listener"
+        )
+    hint = reconnect_hint(settings, error)
+    if "timed out" in str(error):
+        return (
+            f"{hint}; or a firewall drops the packets (try: nc -vz {settings.host} {settings.port})"
+        )
+    return hint
+
+
+def _new_client(
+    settings: MqttSettings, *, identifier: str, will: aiomqtt.Will | None
+) -> aiomqtt.Client:
+    # aiomqtt.Client.__init__ grabs the running loop, so this runs inside a coroutine.
+    v5 = settings.protocol == "5"
+    return aiomqtt.Client(
+        settings.host,
+        settings.port,
+        identifier=identifier,
+        username=settings.username,
+        password=settings.resolved_password(),
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        # A persistent session would let the broker queue commands while we are down and
+        # replay them minutes later; v5 expresses the same with clean start + expiry 0.
+        clean_session=None if v5 else True,
+        clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,  # paho: v5 only
+        keepalive=settings.keepalive_s,
+        timeout=settings.operation_timeout_s,
+        will=will,
+        tls_context=_tls_context(settings),
+        tls_insecure=settings.tls.insecure if settings.tls is not None else None,
+        # Commands and replies are tiny: without this, Nagle plus delayed ACKs adds ~40 ms
+        # per round trip, which an emergency stop should not pay.
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCheck:
+    """What `check_broker` saw: each step's time, or the step that failed, why, and what
+    to fix."""
+
+    topic: str
+    connect_ms: float | None = None
+    subscribe_ms: float | None = None
+    round_trip_ms: float | None = None
+    failed_step: str | None = None  # "connect", "subscribe" or "round trip"
+    error: str | None = None
+    hint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_step is None
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000.0, 1)
+
+
+async def check_broker(settings: MqttSettings, *, timeout_s: float) -> BrokerCheck:
+    """Connect with the daemon's login, subscribe to a private topic under this instance's
+    bridge topics, publish to it and wait for the message to come back, each step bounded
+    by `timeout_s`. Never raises for a broker problem: the result says what went wrong.
+
+    The client id is the daemon's plus a random suffix, so a running daemon is not thrown
+    off (unless the broker uses the login as client id: then it reconnects at once)."""
+    token = secrets.token_hex(4)
+    topic = f"{settings.base_topic}/bridge/{settings.instance}/diagnose/{token}"
+    login = settings.username or "(anonymous)"
+    acl_hint = (
+        f"its ACL probably keeps login {login} from writing or reading "
+        f"{settings.base_topic}/bridge/{settings.instance}/#"
+    )
+    result = BrokerCheck(topic)
+    step = "connect"
+    try:
+        client = _new_client(
+            settings, identifier=f"{settings.client_id}-diagnose-{token}", will=None
+        )
+        started = time.perf_counter()
+        async with asyncio.timeout(timeout_s):
+            await client.__aenter__()
+        try:
+            result = dataclasses.replace(result, connect_ms=_ms(started))
+            step = "subscribe"
+            started = time.perf_counter()
+            async with asyncio.timeout(timeout_s):
+                granted = await client.subscribe(topic, qos=1)
+            result = dataclasses.replace(result, subscribe_ms=_ms(started))
+            refused = [code for code in granted if getattr(code, "value", code) >= 0x80]
+            if refused:
+                return dataclasses.replace(
+                    result,
+                    failed_step=step,
+                    error=f"SUBACK {refused[0]}",
+                    hint=f"the broker refused the subscription: {acl_hint}",
+                )
+            step = "round trip"
+            started = time.perf_counter()
+            async with asyncio.timeout(timeout_s):
+                await client.publish(topic, token, qos=1)
+                async for message in client.messages:
+                    if message.topic.value == topic and message.payload in (token, token.encode()):
+                        break
+            result = dataclasses.replace(result, round_trip_ms=_ms(started))
+        finally:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await client.__aexit__(None, None, None)
+    except TimeoutError:
+        if step == "round trip":
+            hint = (
+                f"the broker took the message but did not deliver it back within "
+                f"{timeout_s:g} s: {acl_hint}"
+            )
+        else:
+            hint = broker_problem(settings, aiomqtt.MqttError("Operation timed out"))
+        return dataclasses.replace(
+            result, failed_step=step, error=f"no answer within {timeout_s:g} s", hint=hint
+        )
+    except aiomqtt.MqttError as error:
+        return dataclasses.replace(
+            result, failed_step=step, error=str(error), hint=broker_problem(settings, error)
+        )
+    except MqttCredentialError as error:
+        # An unreadable password or TLS file: found before any network traffic.
+        return dataclasses.replace(
+            result, failed_step=step, error=str(error), hint="the error names what to fix"
+        )
+    except (ssl.SSLError, OSError) as error:
+        return dataclasses.replace(
+            result,
+            failed_step=step,
+            error=str(error),
+            hint="check that mqtt.tls.ca_file, cert_file and key_file are readable PEM files "
+            "and that the key belongs to the certificate",
+        )
+    return result
+
+
 class MqttLink:
     """One broker connection, kept alive for the daemon's lifetime.
 
@@ -125,6 +333,8 @@ class MqttLink:
         self._inflight: set[asyncio.Future[Any]] = set()
         self.connect_count = 0
         self.stale_dropped = 0  # messages from earlier connections drained, never handled
+        self._connected_at: float | None = None
+        self._quick_drops = 0  # broker drops in a row soon after a successful connect
 
     @property
     def online(self) -> bool:
@@ -140,30 +350,11 @@ class MqttLink:
         return self._settings.protocol == "5"
 
     def _make_client(self) -> aiomqtt.Client:
-        # aiomqtt.Client.__init__ grabs the running loop, so this runs inside `run()`.
-        settings = self._settings
-        v5 = self.v5
-        return aiomqtt.Client(
-            settings.host,
-            settings.port,
-            identifier=settings.client_id,
-            username=settings.username,
-            password=settings.resolved_password(),
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            # A persistent session would let the broker queue commands while we are down and
-            # replay them minutes later; v5 expresses the same with clean start + expiry 0.
-            clean_session=None if v5 else True,
-            clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,  # paho: v5 only
-            keepalive=settings.keepalive_s,
-            timeout=settings.operation_timeout_s,
-            will=aiomqtt.Will(
-                self._will.topic, self._will.payload, self._will.qos, retain=self._will.retain
-            ),
-            tls_context=_tls_context(settings),
-            tls_insecure=settings.tls.insecure if settings.tls is not None else None,
-            # Commands and replies are tiny: without this, Nagle plus delayed ACKs adds ~40 ms
-            # per round trip, which an emergency stop should not pay.
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        will = self._will
+        return _new_client(
+            self._settings,
+            identifier=self._settings.client_id,
+            will=aiomqtt.Will(will.topic, will.payload, will.qos, retain=will.retain),
         )
 
     def _backoff_s(self, failures: int) -> float:
@@ -196,29 +387,87 @@ class MqttLink:
         self._client = client
         failures = 0
         while not self._stop.is_set():
+            self._connected_at = None
             try:
                 async with client:
-                    failures = 0
                     await self._connected(client, session)
                     if self._stop.is_set():
                         return
             except* aiomqtt.MqttError as group:
                 # except* also catches a bare MqttError (from connect or the message loop).
-                await self._lost(group.exceptions[0], failures)
+                held_s = self._held_s()
+                if held_s is not None and held_s > self._settings.reconnect_max_s:
+                    # Only a connection that outlived the longest backoff resets it: two
+                    # clients fighting over one client id drop each other within one backoff
+                    # delay, and resetting there would make them flap several times a second.
+                    failures = 0
+                await self._lost(group.exceptions[0], failures, held_s)
                 failures += 1
 
-    async def _lost(self, error: BaseException, failures: int) -> None:
+    def _held_s(self) -> float | None:
+        """How long the last connection lasted; None if it never got established."""
+        if self._connected_at is None:
+            return None
+        return asyncio.get_running_loop().time() - self._connected_at
+
+    def _takeover_suspected(self, error: BaseException, held_s: float | None) -> bool:
+        """Track broker drops soon after connecting; True while they look like another
+        client using our client id (and log that, once per streak and then now and then)."""
+        settings = self._settings
+        taken_over = (
+            isinstance(error, BrokerDroppedError) and error.reason_code == SESSION_TAKEN_OVER
+        )
+        quick = (
+            isinstance(error, BrokerDroppedError)
+            and held_s is not None
+            and held_s <= settings.reconnect_max_s
+        )
+        if taken_over:
+            self._quick_drops = max(self._quick_drops + 1, TAKEOVER_PATTERN_DROPS)
+        elif quick:
+            self._quick_drops += 1
+        else:
+            self._quick_drops = 0  # a failed connect or a long-lived connection: not that
+        beyond = self._quick_drops - TAKEOVER_PATTERN_DROPS
+        if beyond < 0:
+            return False
+        if beyond % TAKEOVER_REPEAT_EVERY == 0:
+            log.error(
+                "mqtt_client_id_in_use",
+                broker=settings.url,
+                client_id=settings.client_id,
+                instance=settings.instance,
+                reason="session taken over (MQTT reason code 0x8E)"
+                if taken_over
+                else f"the broker closed {self._quick_drops} connections in a row right after "
+                "accepting them",
+                hint=duplicate_client_id_hint(settings),
+            )
+        return True
+
+    async def _lost(self, error: BaseException, failures: int, held_s: float | None) -> None:
         was_online = self._online
         self._online = False
         if self._stop.is_set():
             return
         delay = self._backoff_s(failures)
+        if self._takeover_suspected(error, held_s):
+            hint = duplicate_client_id_hint(self._settings)
+        elif isinstance(error, BrokerDroppedError):
+            hint = (
+                "the broker or the network closed the connection; reconnecting. If this "
+                "repeats right after every connect, another client uses client_id "
+                f"{self._settings.client_id!r}"
+            )
+        else:
+            hint = broker_problem(self._settings, error)
         log.warning(
             "mqtt_connection_lost" if was_online else "mqtt_connect_failed",
             broker=self._settings.url,
             error=str(error),
             retry_in_s=round(delay, 2),
-            hint=reconnect_hint(self._settings, error),
+            held_s=None if held_s is None else round(held_s, 2),
+            hint=hint,
         )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
@@ -228,6 +477,7 @@ class MqttLink:
         self, client: aiomqtt.Client, session: Callable[[], Coroutine[Any, Any, None]]
     ) -> None:
         self.connect_count += 1
+        self._connected_at = asyncio.get_running_loop().time()
         drained = await self._drain(client)
         self.stale_dropped += drained
         self._online = True
@@ -249,16 +499,27 @@ class MqttLink:
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if stop_task in done:
                     break
+                if dropped.done():
+                    # Checked before the session: a drop also fails the session's reads and
+                    # pending publishes, and the drop is the cause worth reporting. A bug in
+                    # the session still surfaces as itself.
+                    if session_task.done() and not session_task.cancelled():
+                        failure = session_task.exception()
+                        if failure is not None and not _only_mqtt_errors(failure):
+                            await self._cancel(stop_task)
+                            raise failure
+                    await self._cancel(session_task, stop_task)
+                    cause = None if dropped.cancelled() else dropped.exception()
+                    raise BrokerDroppedError(
+                        f"connection to the broker was lost: {cause}",
+                        reason_code=_reason_code(cause),
+                    )
                 if session_task in done:
                     error = session_task.exception()
                     if error is not None:
                         await self._cancel(stop_task)
                         raise error  # the MqttError that ended the session: reconnect
                     waiting.discard(session_task)  # returned: stay connected until close()
-                if dropped in done:
-                    await self._cancel(session_task, stop_task)
-                    cause = dropped.exception()
-                    raise aiomqtt.MqttError(f"connection to the broker was lost: {cause}")
         except asyncio.CancelledError:
             # Cancelled from outside (the daemon's TaskGroup shutting down): still say goodbye.
             await self._cancel(session_task, stop_task)
@@ -272,8 +533,15 @@ class MqttLink:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            try:
                 await task
+            except (asyncio.CancelledError, aiomqtt.MqttError):
+                pass
+            except BaseExceptionGroup as group:
+                # A session whose TaskGroup saw the drop before our cancel: the MqttErrors
+                # inside are the drop being reported by the caller. Anything else is a bug.
+                if not _only_mqtt_errors(group):
+                    raise
 
     def _goodbye_messages(self) -> Sequence[OutgoingMessage]:
         goodbye = self._goodbye
