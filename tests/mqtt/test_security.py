@@ -10,7 +10,8 @@ import aiomqtt
 import pytest
 
 from tests.support.broker import make_certificates, secured_mosquitto
-from treadmilld.mqtt.config import MqttTlsSettings
+from treadmilld.mqtt import link
+from treadmilld.mqtt.config import MqttSettings, MqttTlsSettings
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .client import Observer, running_bridge
@@ -122,10 +123,29 @@ async def tls_refusal(broker: EmbeddedBroker, ca: Path) -> str:
 
 
 def _client_tls(ca: Path) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca))
+    """A client context verifying as Python 3.13 does by default, on every interpreter."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
+@pytest.fixture
+def strict_daemon_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon verifies the broker strictly, as it does on Python 3.13 (where
+    `ssl.create_default_context` sets VERIFY_X509_STRICT), also on 3.11 and 3.12."""
+    make_context = link._tls_context
+
+    def strict(settings: MqttSettings) -> ssl.SSLContext | None:
+        context = make_context(settings)
+        if context is not None:
+            context.verify_flags |= ssl.VERIFY_X509_STRICT
+        return context
+
+    monkeypatch.setattr(link, "_tls_context", strict)
 
 
 @PAHO_TLS_FAILURE_LEAK
+@pytest.mark.usefixtures("strict_daemon_tls")
 async def test_tls_listener_with_ca_from_config(tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "certs")
     treadmill = RecordingTreadmill("tm01")
@@ -160,6 +180,7 @@ async def test_tls_listener_with_ca_from_config(tmp_path: Path) -> None:
 
 
 @PAHO_TLS_FAILURE_LEAK
+@pytest.mark.usefixtures("strict_daemon_tls")
 async def test_mutual_tls_client_certificate_is_the_login(tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "certs", client_cn="treadmilld")
     async with (
