@@ -90,6 +90,24 @@ GYM_DOC = Path(__file__).parents[2] / "docs" / "gym-broker.md"
 # The names the tests connect to; the doc's recipe names a gym's Pi instead.
 TEST_SERVER_SAN = "IP:127.0.0.1, DNS:localhost"
 
+# What the usual `openssl req -x509` recipe gives with OpenSSL's stock openssl.cnf (its
+# `v3_ca`): a CA with no keyUsage, which Python 3.13's strict verification refuses ("CA cert
+# does not include key usage extension"). Pinned here so the result does not depend on the
+# machine's openssl.cnf.
+LEGACY_OPENSSL_CONFIG = f"""\
+[ req ]
+distinguished_name = req_dn
+[ req_dn ]
+[ ca_ext ]
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always, issuer
+basicConstraints = critical, CA:true
+[ broker_ext ]
+subjectAltName = {TEST_SERVER_SAN}
+[ client_ext ]
+basicConstraints = CA:FALSE
+"""
+
 
 def gym_openssl_config(server_san: str = TEST_SERVER_SAN) -> str:
     """The OpenSSL config docs/gym-broker.md gives gyms for their CA, with the broker's
@@ -108,15 +126,18 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
 
 
-def make_certificates(directory: Path, client_cn: str = "tm01") -> TestCertificates:
+def make_certificates(
+    directory: Path, client_cn: str = "tm01", *, legacy_ca: bool = False
+) -> TestCertificates:
     """A CA, a server cert for 127.0.0.1/localhost and a client cert with CN `client_cn`,
-    made with docs/gym-broker.md's recipe and config, so strict verification (Python 3.13's
-    default) accepts them."""
+    made with docs/gym-broker.md's recipe and config (so strict verification, Python 3.13's
+    default, accepts them), or with `legacy_ca` the way the usual recipe makes them (refused
+    by strict verification)."""
     if shutil.which("openssl") is None:
         pytest.skip("the openssl CLI is needed to make test certificates; install openssl")
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "treadmilld-ca.cnf"
-    config.write_text(gym_openssl_config())
+    config.write_text(LEGACY_OPENSSL_CONFIG if legacy_ca else gym_openssl_config())
     for name in ("ca", "other-ca"):
         _openssl(
             "req", "-x509", "-config", config.name, "-extensions", "ca_ext",
