@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
+from structlog.testing import capture_logs
 
 from tests.support.broker import make_certificates, secured_mosquitto
-from treadmilld.mqtt.config import MqttTlsSettings
+from treadmilld.mqtt import link
+from treadmilld.mqtt.config import MqttSettings, MqttTlsSettings
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
+from treadmilld.mqtt.link import STRICT_X509_HINT, reconnect_hint
 
-from .client import Observer, running_bridge
+from .client import Observer, eventually, running_bridge, running_bridge_unready
 from .doubles import RecordingTreadmill
 
 BASE = "treadmilld"
@@ -122,10 +127,29 @@ async def tls_refusal(broker: EmbeddedBroker, ca: Path) -> str:
 
 
 def _client_tls(ca: Path) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca))
+    """A client context verifying as Python 3.13 does by default, on every interpreter."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
+@pytest.fixture
+def strict_daemon_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon verifies the broker strictly, as it does on Python 3.13 (where
+    `ssl.create_default_context` sets VERIFY_X509_STRICT), also on 3.11 and 3.12."""
+    make_context = link._tls_context
+
+    def strict(settings: MqttSettings) -> ssl.SSLContext | None:
+        context = make_context(settings)
+        if context is not None:
+            context.verify_flags |= ssl.VERIFY_X509_STRICT
+        return context
+
+    monkeypatch.setattr(link, "_tls_context", strict)
 
 
 @PAHO_TLS_FAILURE_LEAK
+@pytest.mark.usefixtures("strict_daemon_tls")
 async def test_tls_listener_with_ca_from_config(tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "certs")
     treadmill = RecordingTreadmill("tm01")
@@ -160,6 +184,7 @@ async def test_tls_listener_with_ca_from_config(tmp_path: Path) -> None:
 
 
 @PAHO_TLS_FAILURE_LEAK
+@pytest.mark.usefixtures("strict_daemon_tls")
 async def test_mutual_tls_client_certificate_is_the_login(tmp_path: Path) -> None:
     certs = make_certificates(tmp_path / "certs", client_cn="treadmilld")
     async with (
@@ -189,3 +214,65 @@ async def test_mutual_tls_client_certificate_is_the_login(tmp_path: Path) -> Non
         refusal = await tls_refusal(broker, certs.ca_cert)
     assert refusal != "connected"
     assert state.json()["treadmill_id"] == "tm01"
+
+
+@PAHO_TLS_FAILURE_LEAK
+@pytest.mark.usefixtures("strict_daemon_tls")
+async def test_ca_from_the_usual_recipe_is_refused_with_a_hint_to_the_gym_recipe(
+    tmp_path: Path,
+) -> None:
+    # `openssl req -x509` with the stock openssl.cnf: a CA without keyUsage. Python 3.11 takes
+    # it, Python 3.13 (Raspberry Pi OS Trixie) does not; the log must say why and what to do.
+    certs = make_certificates(tmp_path / "certs", legacy_ca=True)
+    with capture_logs() as logs:
+        async with (
+            secured_mosquitto(
+                tmp_path / "broker", users=USERS, acl=gym_acl(), certificates=certs
+            ) as broker,
+            running_bridge_unready(
+                broker,
+                port=broker.tls_port,
+                username="treadmilld",
+                password="daemon-pw",
+                tls=MqttTlsSettings(ca_file=certs.ca_cert),
+                reconnect_initial_s=0.02,
+                reconnect_max_s=0.1,
+            ) as bridge,
+        ):
+
+            def failures() -> list[MutableMapping[str, Any]]:
+                return [entry for entry in logs if entry["event"] == "mqtt_connect_failed"]
+
+            await eventually(lambda: len(failures()) >= 1)
+            assert not bridge.connected
+    assert "CA cert does not include key usage extension" in failures()[0]["error"]
+    assert failures()[0]["hint"] == STRICT_X509_HINT
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "CA cert does not include key usage extension",
+        "Basic Constraints of CA cert not marked critical",
+        "Missing Authority Key Identifier",
+        "Missing Subject Key Identifier",
+    ],
+)
+def test_strict_verification_failures_point_at_the_ca_recipe(reason: str) -> None:
+    settings = MqttSettings.from_url("mqtts://gym-pi.local")
+    error = aiomqtt.MqttError(
+        f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {reason} (_ssl.c:1020)"
+    )
+    hint = reconnect_hint(settings, error)
+    assert hint == STRICT_X509_HINT
+    assert "Python 3.13" in hint
+    assert "docs/gym-broker.md" in hint
+
+
+def test_other_certificate_failures_keep_the_ca_file_hint() -> None:
+    settings = MqttSettings.from_url("mqtts://gym-pi.local")
+    error = aiomqtt.MqttError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+        "unable to get local issuer certificate (_ssl.c:1020)"
+    )
+    assert "mqtt.tls.ca_file" in reconnect_hint(settings, error)

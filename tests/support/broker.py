@@ -5,7 +5,8 @@ Import the fixtures into a conftest:
 `mqtt_broker` is mosquitto when installed, else in-process amqtt; `mosquitto_broker` is for
 tests that need exact retained or MQTT v5 semantics and is skipped without mosquitto.
 `secured_mosquitto(...)` starts mosquitto with a password file, an ACL and optionally TLS
-(certificates generated at test time with the `openssl` CLI).
+(certificates generated at test time with the `openssl` CLI, from docs/gym-broker.md's CA
+recipe).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import shutil
 import subprocess
 import warnings
@@ -84,36 +86,80 @@ class TestCertificates:
 # P-256 keys: as good as RSA here and generated in milliseconds, not hundreds of them.
 _EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
 
+GYM_DOC = Path(__file__).parents[2] / "docs" / "gym-broker.md"
+# The names the tests connect to; the doc's recipe names a gym's Pi instead.
+TEST_SERVER_SAN = "IP:127.0.0.1, DNS:localhost"
+
+# What the usual `openssl req -x509` recipe gives with OpenSSL's stock openssl.cnf (its
+# `v3_ca`): a CA with no keyUsage, which Python 3.13's strict verification refuses ("CA cert
+# does not include key usage extension"). Pinned here so the result does not depend on the
+# machine's openssl.cnf.
+LEGACY_OPENSSL_CONFIG = f"""\
+[ req ]
+distinguished_name = req_dn
+[ req_dn ]
+[ ca_ext ]
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always, issuer
+basicConstraints = critical, CA:true
+[ broker_ext ]
+subjectAltName = {TEST_SERVER_SAN}
+[ client_ext ]
+basicConstraints = CA:FALSE
+"""
+
+
+def gym_openssl_config(server_san: str = TEST_SERVER_SAN) -> str:
+    """The OpenSSL config docs/gym-broker.md gives gyms for their CA, with the broker's
+    subjectAltName replaced by `server_san` (the only line a gym edits)."""
+    blocks: list[str] = re.findall(r"```ini\n(.*?)```", GYM_DOC.read_text(), flags=re.DOTALL)
+    configs = [block for block in blocks if block.startswith("# treadmilld-ca.cnf")]
+    assert len(configs) == 1, "docs/gym-broker.md must hold exactly one treadmilld-ca.cnf block"
+    config, replaced = re.subn(
+        r"(?m)^subjectAltName\s*=.*$", f"subjectAltName = {server_san}", configs[0]
+    )
+    assert replaced == 1, "treadmilld-ca.cnf must name the broker in one subjectAltName line"
+    return config
+
 
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
 
 
-def make_certificates(directory: Path, client_cn: str = "tm01") -> TestCertificates:
-    """A CA, a server cert for 127.0.0.1/localhost and a client cert with CN `client_cn`."""
+def make_certificates(
+    directory: Path, client_cn: str = "tm01", *, legacy_ca: bool = False
+) -> TestCertificates:
+    """A CA, a server cert for 127.0.0.1/localhost and a client cert with CN `client_cn`,
+    made with docs/gym-broker.md's recipe and config (so strict verification, Python 3.13's
+    default, accepts them), or with `legacy_ca` the way the usual recipe makes them (refused
+    by strict verification)."""
     if shutil.which("openssl") is None:
         pytest.skip("the openssl CLI is needed to make test certificates; install openssl")
     directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "treadmilld-ca.cnf"
+    config.write_text(LEGACY_OPENSSL_CONFIG if legacy_ca else gym_openssl_config())
     for name in ("ca", "other-ca"):
         _openssl(
-            "req", "-x509", *_EC_KEY, "-nodes", "-days", "2",
+            "req", "-x509", "-config", config.name, "-extensions", "ca_ext",
+            *_EC_KEY, "-nodes", "-days", "2",
             "-keyout", f"{name}.key", "-out", f"{name}.crt", "-subj", f"/CN=treadmilld test {name}",
             cwd=directory,
         )  # fmt: skip
-    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, cn, extfile in (("server", "localhost", "server.ext"), ("client", client_cn, None)):
+    for name, cn, extensions in (
+        ("server", "localhost", "broker_ext"),
+        ("client", client_cn, "client_ext"),
+    ):
         _openssl(
-            "req", *_EC_KEY, "-nodes", "-keyout", f"{name}.key",
+            "req", "-config", config.name, *_EC_KEY, "-nodes", "-keyout", f"{name}.key",
             "-out", f"{name}.csr", "-subj", f"/CN={cn}",
             cwd=directory,
         )  # fmt: skip
-        sign = [
+        _openssl(
             "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-out", f"{name}.crt",
-        ]  # fmt: skip
-        if extfile:
-            sign += ["-extfile", extfile]
-        _openssl(*sign, cwd=directory)
+            "-CAcreateserial", "-days", "2", "-extfile", config.name, "-extensions", extensions,
+            "-out", f"{name}.crt",
+            cwd=directory,
+        )  # fmt: skip
     return TestCertificates(
         ca_cert=directory / "ca.crt",
         server_cert=directory / "server.crt",

@@ -119,6 +119,27 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     return context
 
 
+# What OpenSSL says when strict verification (VERIFY_X509_STRICT, on by default in Python
+# 3.13's `ssl.create_default_context`) refuses a chain that lax verification accepts: a CA
+# made with the usual `openssl req -x509` recipe, or a broker certificate signed without
+# extensions. Matched lower-case against the error text.
+_STRICT_X509_FAILURES = (
+    "ca cert does not include key usage extension",
+    "basic constraints of ca cert not marked critical",
+    "missing authority key identifier",
+    "missing subject key identifier",
+    "key identifier marked critical",
+    "path length given without key usage keycertsign",
+    "key usage keycertsign invalid for non-ca cert",
+    "empty subject alternative name extension",
+)
+STRICT_X509_HINT = (
+    "TLS failed: the broker's CA or certificate lacks X.509 extensions that Python 3.13+ "
+    "requires (strict verification); remake the CA and the broker's certificate with the "
+    'recipe in docs/gym-broker.md, section "TLS certificates"'
+)
+
+
 def reconnect_hint(settings: MqttSettings, error: BaseException) -> str:
     """What an operator should check, worded for the failure at hand."""
     text = str(error)
@@ -129,6 +150,8 @@ def reconnect_hint(settings: MqttSettings, error: BaseException) -> str:
             "the broker refused the login: check mqtt.username, the password "
             "(mqtt.password / mqtt.password_file) and the broker's password file"
         )
+    if any(failure in text.lower() for failure in _STRICT_X509_FAILURES):
+        return STRICT_X509_HINT
     if "CERTIFICATE" in text or "SSL" in text:
         return "TLS failed: check mqtt.tls.ca_file matches the broker's certificate and hostname"
     if "timed out" in text:
