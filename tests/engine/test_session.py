@@ -17,6 +17,7 @@ from treadmilld.engine.api import (
     SegmentStarted,
     TreadmillController,
     TurnCountdown,
+    TurnNow,
     WorkoutAborted,
     WorkoutFinished,
 )
@@ -27,6 +28,7 @@ from treadmilld.engine.profile import parse_profile
 from treadmilld.ftms import SpeedRange, StopKind
 
 from .doubles import (
+    DeckBehaviour,
     DropsLinkMidRun,
     GoesSilentMidRun,
     ObedientTreadmill,
@@ -177,6 +179,57 @@ async def test_safety_key_aborts_and_the_belt_stays_stopped() -> None:
         with pytest.raises(CommandRejectedError) as rejected:
             await r.session.resume()
         assert rejected.value.code == "no_workout"
+
+
+def _one_segment(name: str, direction: str) -> str:
+    return f"""
+name = "{name}"
+title = "{name}"
+description = "{direction} 30 s"
+suits = "tests"
+sources = ["test"]
+[[segments]]
+direction = "{direction}"
+duration_s = 30
+speed_kmh = 1.0
+"""
+
+
+async def test_a_workout_aborted_before_any_start_was_sent_still_turns_the_next() -> None:
+    """Soak seed 500: the first workout announces "forward" (the person steps on facing
+    forward), waits for a deck left at 12 % to come down, and the safety key is pulled while
+    the restart speed is on its way (answered 2 s late), so no Start is ever sent. A backward
+    workout after it must still run the turn: "turn now", then 3-2-1, then Start."""
+    library = ProfileLibrary.from_profiles(
+        [
+            parse_profile(_one_segment("fwd", "forward"), file="fwd.toml"),
+            parse_profile(_one_segment("bwd", "backward"), file="bwd.toml"),
+        ]
+    )
+    behaviour = DeckBehaviour(answer_delay_s=2.0, initial_incline_pct=12.0)
+    async with rig(
+        lambda c: SafetyKeyPulledMidRun(c, pull_at=5.0, behaviour=behaviour), library=library
+    ) as r:
+        await r.session.start_profile("fwd")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is AbortReason.SAFETY_KEY
+        told = r.recorder.of_type("segment_started")[0]
+        assert isinstance(told, SegmentStarted)
+        assert told.direction is Direction.FORWARD
+        assert told.at < aborted.at
+        await asyncio.sleep(5.0)
+        assert not [w for w in r.treadmill.writes if w.kind == "start"]
+        await r.session.start_profile("bwd")
+        await r.wait_for("workout_finished", within_s=600.0)
+        start = next(w for w in r.treadmill.writes if w.kind == "start")
+        turn_now = [e for e in r.recorder.events if isinstance(e, TurnNow)]
+        assert [e.to_direction for e in turn_now] == [Direction.BACKWARD]
+        assert turn_now[0].at < start.sent
+        countdown = [e for e in r.recorder.events if isinstance(e, TurnCountdown)]
+        assert [e.seconds_left for e in countdown] == [3, 2, 1]
+        assert countdown[-1].at <= start.sent
 
 
 @pytest.mark.parametrize(

@@ -322,6 +322,10 @@ class WorkoutExecutor:
             incline_pct=segment.incline_pct,
             cue=segment.cue,
         )
+        if not paused:
+            # The person now faces this way even if the belt never starts (an abort before the
+            # Start is sent): the governor keeps it for the next workout's turn.
+            self._governor.segment_announced(segment.direction)
         self._on_change()
         log.info(
             "segment_started",

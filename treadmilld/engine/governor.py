@@ -19,7 +19,8 @@ the strictest of config, clinical mode, profile and the treadmill's range):
   get Start first and the restart speed at once;
 - turns: the belt may move with the user facing the other way only after it has been
   *measured* standing for at least the turn time (standing counted from measured standstill);
-  the last direction walked is remembered across workouts and aborts;
+  the last direction walked (before any walk: the way the first segment told the person to
+  step on) is remembered across workouts and aborts;
 - incline: at most the maximum for the way the user faces;
 - backward budget: no start or speed-up backward once the session's backward time is used up;
 - lock-out: after an abort nothing but stop/pause is accepted until `arm()` (a new workout).
@@ -125,7 +126,8 @@ class SafetyGovernor:
         # that any change of direction goes through a turn.
         self._facing: Direction | None = None
         # A turn the person was told to make ("turn now") before the belt moved again: they
-        # may face either way until the belt has moved again.
+        # may face either way until the belt has moved again. Before they have walked at all,
+        # also the way the first walking segment told them to step on (`segment_announced`).
         self._turn_announced: Direction | None = None
         self._counted_down_to: Direction | None = None
         self._start_in_flight = False
@@ -270,7 +272,8 @@ class SafetyGovernor:
     def _direction_changes(self, facing: Direction) -> bool:
         """Moving with the person facing `facing` is a change of direction: from the way they
         last walked, or from a turn they were told to make (or a Start that was never
-        answered, which may have turned the belt their way)."""
+        answered, which may have turned the belt their way), or, before they have walked at all,
+        from the way a segment told them to step on."""
         if facing is Direction.REST:
             return False
         announced = self._turn_announced
@@ -309,6 +312,18 @@ class SafetyGovernor:
     def _answered(self, since: float) -> None:
         self._answer_times.append(self._clock.now() - since)
         del self._answer_times[:-ANSWER_TIMES_KEPT]
+
+    def segment_announced(self, facing: Direction) -> None:
+        """A walking segment told the person to walk facing `facing`. Before they have walked
+        at all, that is the way they now stand, whether or not the belt ever starts: a workout
+        aborted before its Start was even sent (the safety key pulled while the restart speed
+        was on its way, soak seed 500) leaves them facing it, and the next workout that walks
+        the other way must run the turn first. Once they have walked, a change of direction is
+        a turn already (the executor runs it before the Start, and says "turn now")."""
+        if facing is Direction.REST or self._facing is not None:
+            return
+        if self._turn_announced is None:
+            self._turn_announced = facing
 
     def turn_announced(self, facing: Direction) -> None:
         """The person was told to turn to `facing`: until the belt moves again, moving either
