@@ -645,3 +645,112 @@ async def test_a_belt_faster_than_its_target_aborts_as_overspeed_and_stops() -> 
         assert aborts[0].at - first_start <= 5.0
         await r.wait_for("stop_confirmed", within_s=60)
         assert r.treadmill.belt_speed == 0.0
+
+
+# ----------------------------------------------------------------------------- belt-first decks
+
+WALK_AT_3 = """
+name = "walk-at-3"
+title = "Walk at 3"
+description = "F 60 at 3 km/h"
+suits = "tests"
+sources = ["test"]
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 3.0
+"""
+
+
+def belt_first_deck(
+    *,
+    answer_delay_s: float,
+    resumes_at_last_target: bool,
+    acceleration_kmh_per_s: float,
+    deceleration_kmh_per_s: float,
+) -> Any:
+    """A 3G Cardio-like deck (the simulator's `belt-first` preset): Set Target Speed refused
+    while the belt stands, 0.8 km/h minimum, every write answered late."""
+
+    def make(clock: LoopClock) -> ObedientTreadmill:
+        return ObedientTreadmill(
+            clock,
+            speed_range=SpeedRange(0.8, 19.0, 0.1),
+            acceleration_kmh_per_s=acceleration_kmh_per_s,
+            behaviour=DeckBehaviour(
+                deceleration_kmh_per_s=deceleration_kmh_per_s,
+                answer_delay_s=answer_delay_s,
+                reports_console_status=False,
+                resumes_at_last_target=resumes_at_last_target,
+                refuses_speed_while_standing=True,
+            ),
+        )
+
+    return make
+
+
+async def test_a_belt_first_deck_at_its_minimum_before_a_late_restart_speed_is_no_overspeed() -> (
+    None
+):
+    """Soak seed 501: Start goes first and the restart speed (1.0 km/h) lands 2.56 s later;
+    meanwhile the deck runs at its own minimum, 0.8 km/h, as it does when Start comes with no
+    target. That is the deck doing what it was told, not an overspeed."""
+    library = ProfileLibrary.from_profiles([parse_profile(WALK_AT_3, file="walk-at-3.toml")])
+    make = belt_first_deck(
+        answer_delay_s=2.5625,
+        resumes_at_last_target=False,
+        acceleration_kmh_per_s=1.0,
+        deceleration_kmh_per_s=0.25,
+    )
+    async with rig(make, library=library) as r:
+        await r.session.start_profile("walk-at-3")
+        await r.wait_for("stop_confirmed", within_s=300)  # the workout's end, either way
+        assert r.recorder.of_type("workout_aborted") == []
+        assert len(r.recorder.of_type("workout_finished")) == 1
+        writes = r.treadmill.writes
+        start = next(w for w in writes if w.kind == "start")
+        restart = next(w for w in writes if w.kind == "speed")
+        assert restart.value == 1.0
+        # The case it pins: the belt ran at the deck's minimum for more than the 2.4 s the
+        # restart ceiling took to decay below it.
+        at_minimum = [
+            s.at
+            for s in r.treadmill.belt_trace
+            if start.at < s.at < restart.at and abs(s.speed_kmh - 0.8) < 1e-9
+        ]
+        assert at_minimum, "the belt never ran at the deck's minimum before the restart speed"
+        assert restart.at - start.at > 2.4
+
+
+async def test_a_belt_first_deck_resuming_an_old_target_is_caught_before_the_restart_speed() -> (
+    None
+):
+    """A belt-first deck that keeps its target over a Stop: an emergency stop at 3 km/h, then a
+    new workout. Start must go first, and the belt heads back for 3 km/h; that is an overspeed
+    on the measured belt, caught against the restart speed while the restart speed is still on
+    its way (3 s), not only once it lands."""
+    library = ProfileLibrary.from_profiles([parse_profile(WALK_AT_3, file="walk-at-3.toml")])
+    make = belt_first_deck(
+        answer_delay_s=3.0,
+        resumes_at_last_target=True,
+        acceleration_kmh_per_s=2.0,
+        deceleration_kmh_per_s=1.0,
+    )
+    async with rig(make, library=library) as r:
+        await r.session.start_profile("walk-at-3")
+        while r.treadmill.belt_speed < 3.0 - 1e-9:  # noqa: ASYNC110 - virtual time
+            await asyncio.sleep(0.5)
+        await r.session.emergency_stop()
+        await r.wait_for("stop_confirmed", within_s=60)
+        assert r.treadmill.target_speed == 3.0  # kept over the Stop
+        await asyncio.sleep(5.0)
+        await r.session.start_profile("walk-at-3")
+        await r.wait_for("workout_aborted", count=2, within_s=120)
+        abort = r.recorder.of_type("workout_aborted")[-1]
+        assert isinstance(abort, WorkoutAborted)
+        assert abort.reason is AbortReason.OVERSPEED
+        await r.wait_for("stop_confirmed", count=2, within_s=60)
+        start = [w for w in r.treadmill.writes if w.kind == "start"][-1]
+        restart = next(w for w in r.treadmill.writes if w.kind == "speed" and w.at > start.at)
+        assert restart.sent == start.at  # sent the moment Start was answered
+        assert abort.at < restart.at, (start.at, abort.at, restart.at)

@@ -136,7 +136,9 @@ class SafetyGovernor:
         self._moving = False  # as commanded: Start written and no Stop/Pause since
         self._moving_since = 0.0
         self._backward_before_s = 0.0
-        self._speed: float | None = None  # last target written (or set at the console)
+        # Last target written (or set at the console; after a Start that had to go before it,
+        # the restart speed on its way).
+        self._speed: float | None = None
         # A speed write on its way to the deck (the belt may follow it before we hear back).
         self._speed_in_flight: float | None = None
         self._speed_at = -math.inf
@@ -460,6 +462,16 @@ class SafetyGovernor:
                 self._start_in_flight = False
             self._mark_started(facing, restart)
             if not primed:
+                # Start went first: until the restart speed is answered (one answer time, seconds
+                # on a slow deck) the belt runs at the deck's own start speed, its minimum, which
+                # `effective_limits` keeps at or below the restart speed. The restart speed is
+                # the target from the Start on, so the overspeed ceiling holds at it (or at the
+                # lowest speed the deck moves at) instead of decaying from the Start as a
+                # superseded target would (soak seed 501: a deck at its 0.8 km/h minimum, its
+                # restart speed answered 2.56 s late, was called overspeed). A target left from
+                # before the stop no longer counts either, so a deck that resumes at it is
+                # caught against the restart speed while the write is still on its way.
+                self._speed = max(restart, self._lowest_moving_kmh(limits))
                 written = await self._link.set_target_speed(restart)
             self._speed = written
             self._speed_at = self._clock.now()
