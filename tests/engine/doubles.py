@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from treadmilld.ble.api import (
+    SET_TARGET_SPEED_REQUEST,
     ConnectionState,
     ControlRejectedError,
     DeviceInformation,
@@ -364,7 +365,7 @@ class ObedientTreadmill:
             await self._procedure("refused", value, lambda: None)
             raise ControlRejectedError(
                 "Set Target Speed refused: the belt is not running",
-                request="set_target_speed",
+                request=SET_TARGET_SPEED_REQUEST,
                 result="operation_failed",
             )
         await self._procedure("speed", value, lambda: self._set_speed(value))

@@ -2030,6 +2030,37 @@ BELT_FIRST_DECK_AT_ITS_MINIMUM = Case(
 )
 
 
+# Found by the 2026-11-30 soak (seed 600, and the seed-501 rerun), an engine bug: an unreported
+# console pause on a belt-first deck; the next ramp write was refused ("the belt is not running")
+# while the belt still coasted down, so the seed-400 rule (refused and measured standing) did
+# not apply and the workout ended as command_failed (fixed in the session: such a deck refuses a
+# speed exactly when its belt is not running, so that refusal is belt_stopped; kept as a
+# regression).
+CONSOLE_PAUSE_ON_A_BELT_FIRST_DECK = Case(
+    profile=_profile("random", (FORWARD, 5, 2.0, 0), (BACKWARD, 5, 1.0, 0), (FORWARD, 5, 1.0, 0)),
+    limits=SAFETY_KEY_ON_A_BELT_FIRST_DECK.limits,
+    clinical=False,
+    deck=Deck(
+        min_speed=0.8,
+        max_speed=19.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 15.0, 0.5),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(
+            deceleration_kmh_per_s=0.25,
+            reports_console_status=False,
+            resumes_at_last_target=False,
+            refuses_speed_while_standing=True,
+        ),
+        data_hz=1.0,
+        preset="belt-first",
+    ),
+    fault=("console_pause", 5.0),
+    script=[],
+    second=None,
+)
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -2046,6 +2077,7 @@ BELT_FIRST_DECK_AT_ITS_MINIMUM = Case(
 @example(case=SILENT_DECK_EMERGENCY_STOP)
 @example(case=SAFETY_KEY_BEFORE_THE_FIRST_START)
 @example(case=BELT_FIRST_DECK_AT_ITS_MINIMUM)
+@example(case=CONSOLE_PAUSE_ON_A_BELT_FIRST_DECK)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:

@@ -210,3 +210,31 @@ async def test_a_deck_without_incline_is_never_sent_one(preset: str) -> None:
         await rig.wait_for("workout_finished")
     assert not [r for _, r in rig.requests if isinstance(r, SetTargetInclination)]
     assert rig.of_type("workout_aborted") == []
+
+
+@pytest.mark.parametrize("press", ["pause", "stop", "safety_key"])
+async def test_a_belt_first_deck_stopped_unreported_at_the_console_ends_as_belt_stopped(
+    press: str,
+) -> None:
+    # The 3G Cardio style deck refuses a speed while its belt is not running. Paused, stopped or
+    # key pulled at the console with no Machine Status, it refuses the next ramp write: the
+    # workout must end as the stop it was (belt_stopped), never as a failed command, and the
+    # belt must not start again (property soak seeds 400 and 600, here over the real link).
+    async with sim_rig(
+        preset_deck("belt-first").model_copy(update={"report_console_status": False})
+    ) as rig:
+        await rig.session.start_profile("p2-retro-core")
+        await rig.wait_for("segment_started")
+        # Mid ramp-up to 4 km/h, while speed writes still go out every tick.
+        await asyncio.sleep(8.0)
+        model = rig.deck.model
+        {"pause": model.press_pause, "stop": model.press_stop, "safety_key": model.pull_safety_key}[
+            press
+        ]()
+        pressed_at = rig.clock.now()
+        event = await rig.wait_for("workout_aborted")
+        assert isinstance(event, WorkoutAborted)
+        assert event.reason is AbortReason.BELT_STOPPED, event
+        await asyncio.sleep(300.0)
+        assert rig.deck.model.belt_speed_kmh == 0.0
+        assert not [r for r in rig.requests_after(pressed_at) if isinstance(r, StartOrResume)]

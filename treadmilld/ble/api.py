@@ -148,6 +148,11 @@ class ControlTimeoutError(LinkError):
     """The treadmill did not answer a Control Point request in time."""
 
 
+# `ControlRejectedError.request` of a refused Set Target Speed, for callers that must tell it
+# from other refusals (a belt-first deck refuses it exactly when its belt is not running).
+SET_TARGET_SPEED_REQUEST = "Set Target Speed"
+
+
 class ControlRejectedError(LinkError):
     """The treadmill answered a Control Point request with a result other than Success."""
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import structlog
 
 from treadmilld.ble.api import (
+    SET_TARGET_SPEED_REQUEST,
     BeltNotMovingError,
     ConnectionState,
     ControlNotPermittedError,
@@ -1040,7 +1041,7 @@ class BleTreadmillLink:
             session.start_pending_since = self._clock.now()
 
     async def set_target_speed(self, speed_kmh: float) -> float:
-        what = "Set Target Speed"
+        what = SET_TARGET_SPEED_REQUEST
         session = self._require_session("set the speed")
         self._require_control_point(session, what)
         deck_range = session.deck_speed_range

@@ -865,6 +865,10 @@ class SafetyGovernor:
                 )
         else:
             self._overspeed_records = 0
+        return self._check_following(speed, now, increment)
+
+    def _check_following(self, speed: float, now: float, increment: float) -> BeltFaultError | None:
+        """Whether the belt reaches its target within what the slowest deck needs."""
         follow = self._follow_kmh
         if follow is not None:
             if speed >= follow - SPEED_TOLERANCE_KMH - increment - _EPS:
@@ -873,6 +877,16 @@ class SafetyGovernor:
                 if self._speed is not None and self._speed > follow + _EPS:
                     self._expect_reach(self._speed, from_kmh=speed)
             elif now > self._follow_by:
+                if self._moved_since_start and speed <= STANDSTILL_KMH:
+                    # Not a deck ignoring its target: a belt that ran and now stands (its
+                    # standstill not yet confirmed by a second record) was stopped at the console
+                    # or by the key, unreported. Say that, as the standstill check would a
+                    # record later.
+                    return BeltFaultError(
+                        AbortReason.BELT_STOPPED,
+                        f"the belt stopped while it was told to move ({follow:g} km/h): a "
+                        "console stop or the safety key on a deck that did not report it",
+                    )
                 return BeltFaultError(
                     AbortReason.TARGET_NOT_FOLLOWED,
                     f"the deck was told {follow:g} km/h and the belt is at {speed:.2f} km/h; it "

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import structlog
 
 from treadmilld.ble.api import (
+    SET_TARGET_SPEED_REQUEST,
     ConnectionState,
     ControlRejectedError,
     LinkConnected,
@@ -703,21 +704,31 @@ class WorkoutSession:
 
     def _failed_command_reason(self, error: Exception) -> tuple[AbortReason, str]:
         """Why a workout whose command failed ends, as the deck's own data tells it."""
+        if not isinstance(error, ControlRejectedError) or not self._governor.belt_moving:
+            return AbortReason.COMMAND_FAILED, str(error)
         measured = self._observer.speed_kmh
-        if (
-            isinstance(error, ControlRejectedError)
-            and self._governor.belt_moving
-            and measured is not None
-            and measured <= STANDSTILL_KMH
-        ):
-            # A deck refusing a command ("the belt is not running") while its own data shows
-            # standing the belt that was told to move: it was stopped at the console or by the
-            # safety key on a deck that did not report it. Say so, not "command failed"
-            # (belt-first decks refuse the next ramp write: property soak seed 400).
+        if measured is not None and measured <= STANDSTILL_KMH:
+            # A deck refusing a command while its own data shows standing the belt that was
+            # told to move: it was stopped at the console or by the safety key on a deck that
+            # did not report it. Say so, not "command failed" (property soak seed 400).
             return (
                 AbortReason.BELT_STOPPED,
                 f"{error}; the belt is measured standing while it was told to move: a console "
                 "stop or the safety key on a deck that did not report it",
+            )
+        caps = self._link.capabilities
+        if (
+            caps is not None
+            and caps.speed_needs_running_belt
+            and error.request == SET_TARGET_SPEED_REQUEST
+        ):
+            # A belt-first deck refuses a speed exactly when its belt is not running: told to
+            # move, it was paused or stopped at the console (or by the key) without saying so,
+            # and its belt may still be coasting down (property soak seed 600).
+            return (
+                AbortReason.BELT_STOPPED,
+                f"{error}; this deck takes no speed while its belt is not running, so it was "
+                "stopped or paused at the console (or by the safety key) without reporting it",
             )
         return AbortReason.COMMAND_FAILED, str(error)
 
