@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import itertools
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -2061,6 +2062,74 @@ CONSOLE_PAUSE_ON_A_BELT_FIRST_DECK = Case(
 )
 
 
+# Found by the 2026-11-30 soak (seed 701): a FitShow deck answering every write 2.02 s late; the
+# second workout (clinical profile: 2.5 km/h backward, 0.2 km/h/s, a 67 s budget) walks backward
+# twice. The second walk is cut for the budget at 1.6 km/h and ramps down one 0.2 km/h write a
+# tick; a pause asked for with 5.5 s of budget left woke the ramp-down 0.8 s early and it wrote a
+# part step (1.2 -> 1.1 km/h), one more write and one more late answer than the margin counts:
+# the Stop reached the deck 68.6 s of backward walking in (fixed in the engine: a wake does not
+# bring a ramp-down write forward).
+PAUSE_WAKES_A_SLOW_RAMP_DOWN = Case(
+    profile=_profile(
+        "random",
+        (FORWARD, 5, 1.0, 0),
+        (BACKWARD, 5, 1.0, 0),
+        (FORWARD, 5, 1.0, 0),
+        (FORWARD, 5, 1.0, 1.0),
+    ),
+    limits=SafetyLimits(
+        general=LimitSet(
+            max_forward_speed_kmh=2.0,
+            max_backward_speed_kmh=3.0,
+            max_backward_incline_pct=1.0,
+            ramp_rate_kmh_per_s=0.5,
+            turn_pause_s=10.0,
+            max_backward_s=67.0,
+        )
+    ),
+    clinical=False,
+    deck=Deck(
+        min_speed=1.0,
+        max_speed=12.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 12.0, 1.0),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(
+            deceleration_kmh_per_s=0.25,
+            answer_delay_s=2.015625,
+            reports_console_status=False,
+            resumes_at_last_target=False,
+        ),
+        data_hz=1.0,
+        preset="fitshow-bc11b7",
+    ),
+    fault=("none", 5.0),
+    script=[],
+    second=Second(
+        profile=_profile(
+            "second", (BACKWARD, 5, 3.0, 0), (Direction.REST, 1, 0.0, 0), (BACKWARD, 5, 2.0, 0)
+        ).model_copy(update={"clinical": True}),
+        clinical=False,
+        after_s=0.0,
+        script=[Command("budget_end", 5.5, "pause", 0.0)],
+    ),
+)
+
+
+def test_a_pause_asked_for_mid_ramp_down_does_not_add_a_late_write() -> None:
+    """Soak seed 701: a pause asked for while the budget's ramp-down waits for its next write
+    (on a deck answering 2.02 s late) must not write a part step early; the Stop lands inside
+    the 67 s backward budget, and the ramp-down keeps whole 0.2 km/h steps."""
+    run = run_in_virtual_time(lambda: scenario(PAUSE_WAKES_A_SLOW_RAMP_DOWN))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
+    second = run.workouts[1].started_at
+    speeds = [w.value or 0.0 for w in run.writes if w.kind == "speed" and w.at >= second]
+    steps = [round(abs(b - a), 6) for a, b in itertools.pairwise(speeds)]
+    # Every change a whole 0.2 km/h step (a repeated restart speed after the Pause is 0).
+    assert set(steps) <= {0.0, 0.2}, speeds
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -2078,6 +2147,7 @@ CONSOLE_PAUSE_ON_A_BELT_FIRST_DECK = Case(
 @example(case=SAFETY_KEY_BEFORE_THE_FIRST_START)
 @example(case=BELT_FIRST_DECK_AT_ITS_MINIMUM)
 @example(case=CONSOLE_PAUSE_ON_A_BELT_FIRST_DECK)
+@example(case=PAUSE_WAKES_A_SLOW_RAMP_DOWN)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:

@@ -229,8 +229,15 @@ class WorkoutExecutor:
                 next_write = max(
                     governor.target_written_at + self._ramp_tick_s(), self._clock.now()
                 )
-                await self._sleep_until(next_write)
-                self._wake.clear()
+                # A command that wakes us (a pause asked for mid-ramp-down, soak seed 701) does
+                # not bring the next write forward: written early, it would be a part step,
+                # one more write and one more late answer than the margin counted. Only a stop
+                # request cuts the wait short (it is acted on at the top of the loop).
+                while self._clock.now() < next_write - _EPS and not (
+                    self._stop_requested and not stop
+                ):
+                    await self._sleep_until(next_write)
+                    self._wake.clear()
         if stop:
             await governor.stop_belt()
         elif governor.belt_moving:
