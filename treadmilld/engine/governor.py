@@ -147,6 +147,10 @@ class SafetyGovernor:
         # deck that sets incline by table index (docs/decks.md) settles on the entry below the
         # ask, and asking again would rewrite the same value every tick.
         self._incline_asked: float | None = None
+        # The highest incline target the deck may hold after a write was cut short (cancelled by
+        # an abort or emergency stop while the deck had not answered yet): the deck may have
+        # taken it, so `_incline` is unknown, but a Start must still bring this down.
+        self._incline_cut_short: float | None = None
         # -- judging the measured belt --
         # Until then a belt still moving after a Stop/Pause is coasting, not misbehaving.
         self._coast_until = -math.inf
@@ -539,6 +543,10 @@ class SafetyGovernor:
         cap = min(limits.max_incline_pct(facing), limits.max_turn_incline_pct)
         measured = self.observer.incline_pct
         target = self._incline
+        if target is None:
+            # A write cut short may have left the deck heading for a higher target (soak seed
+            # 800: the 6 % write an emergency stop cancelled; nothing lowered it again).
+            target = self._incline_cut_short
         goal: float | None = None
         if target is not None and target > cap + _EPS:
             goal = cap
@@ -555,6 +563,9 @@ class SafetyGovernor:
                         max(goal, limits.min_incline_pct), toward=limits.min_incline_pct
                     )
                 )
+            # The allowance runs from the incline measured once the deck has answered: while
+            # it was answering, the incline may have kept climbing towards its old target.
+            measured = self.observer.incline_pct
         if measured is None or measured <= cap + INCLINE_TOLERANCE_PCT:
             return
         wait_s = incline_allowance_s(measured, cap)
@@ -692,10 +703,21 @@ class SafetyGovernor:
 
     async def _write_incline(self, incline_pct: float) -> float:
         asked_at = self._clock.now()
-        written = await self._link.set_target_inclination(incline_pct)
+        try:
+            written = await self._link.set_target_inclination(incline_pct)
+        except BaseException:
+            # Cut short (cancelled, lost link, no answer): the deck may hold the old target or
+            # this one. Unknown from now on, so the next ask is written; the higher of the two
+            # is what a Start must bring down (`_lower_incline_before_start`).
+            previous = self._incline if self._incline is not None else self._incline_cut_short
+            self._incline_cut_short = max(incline_pct, previous or -math.inf)
+            self._incline = None
+            self._incline_asked = None
+            raise
         self._answered(asked_at)
         self._incline = written
         self._incline_asked = incline_pct
+        self._incline_cut_short = None
         return written
 
     def _mark_paused(self) -> None:
@@ -794,6 +816,7 @@ class SafetyGovernor:
     def note_console_incline(self, incline_pct: float) -> None:
         self._incline = incline_pct
         self._incline_asked = incline_pct
+        self._incline_cut_short = None
 
     def note_console_start(self) -> None:
         """Someone pressed Start at the console (Machine Status 0x04) while no workout drove
