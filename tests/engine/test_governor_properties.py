@@ -2224,3 +2224,52 @@ def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
         raise left[0]
     for error in found:
         note(f"known engine bug: {error.tag}")
+
+
+# Open, found by the seed-800 fix's own random batch (2026-11-30) and not yet classified: a
+# Horizon deck stops itself after 20 s without a word and goes silent at 23 s; the workout
+# aborts at 25 s and neither a measured standstill nor `stop_unconfirmed` follows within the
+# 9 s allowance. The belt was measured standing before the data stopped, so the property may be
+# asking for a confirmation the engine rightly counts as done (as with seed 101), or the alarm
+# may be missing. Pinned here so it is not lost; docs/reliability.md lists it as open.
+HORIZON_SELF_STOP_THEN_SILENT = Case(
+    profile=_profile(
+        "random",
+        (FORWARD, 26, 2.0, 0),
+        (BACKWARD, 5, 1.0, 0),
+        (FORWARD, 5, 1.0, 0),
+        (FORWARD, 5, 1.0, 0),
+        (FORWARD, 5, 1.0, 0),
+    ),
+    limits=SAFETY_KEY_ON_A_BELT_FIRST_DECK.limits,
+    clinical=False,
+    deck=Deck(
+        min_speed=0.8,
+        max_speed=16.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 12.0, 0.5),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(
+            deceleration_kmh_per_s=0.25,
+            reports_console_status=False,
+            resumes_at_last_target=False,
+            stops_itself_after_s=20.0,
+        ),
+        data_hz=1.0,
+        preset="horizon",
+    ),
+    fault=("silent", 23.0),
+    script=[],
+    second=None,
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open soak counterexample (stop_in_time_or_alarm after a Horizon self-stop and "
+    "silence), not yet classified as the engine's or the property's; docs/reliability.md",
+)
+def test_a_horizon_that_stops_itself_then_goes_silent() -> None:
+    run = run_in_virtual_time(lambda: scenario(HORIZON_SELF_STOP_THEN_SILENT))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
