@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -10,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from treadmilld.ftms import ControlOpcode, ResultCode
+from treadmilld.ftms.vendor import check_incline_table
 from treadmilld_sim.presets import PRESETS, preset_defaults
 
 _ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
@@ -186,8 +186,7 @@ class SimulatedTreadmillConfig(BaseModel):
             raise ValueError("min_speed_kmh must be below max_speed_kmh")
         table = self.incline_table
         if table is not None:
-            if not table or any(b <= a for a, b in itertools.pairwise(table)):
-                raise ValueError(f"incline_table {list(table)} must be non-empty and increasing")
+            check_incline_table(table)  # the link's rule: non-empty, strictly increasing
             low, high = table[0], table[-1]
         else:
             if self.has_incline and (

@@ -6,7 +6,6 @@ also pick a quirk set by name, or spell the fields out, in `LinkSettings.quirks`
 
 from __future__ import annotations
 
-import itertools
 import math
 import uuid as uuid_module
 from enum import StrEnum
@@ -18,6 +17,7 @@ from treadmilld.ftms.vendor import (
     ILLUSTRATIVE_INCLINE_TABLE,
     KINGSMITH_UNLOCK_CHARACTERISTIC_UUID,
     KINGSMITH_UNLOCK_PAYLOAD,
+    check_incline_table,
 )
 
 # One statute mile is exactly 1.609344 km (international yard and pound agreement, 1959).
@@ -81,17 +81,11 @@ _MAX_TABLE_ENTRIES = 32768
 def _valid_incline_table(table: tuple[float, ...] | None) -> tuple[float, ...] | None:
     if table is None:
         return None
-    if not table:
-        raise ValueError("incline_table needs at least one entry (percent per index)")
     if len(table) > _MAX_TABLE_ENTRIES:
         raise ValueError(f"incline_table has {len(table)} entries; at most 32768 fit the wire")
     if not all(math.isfinite(entry) for entry in table):
         raise ValueError(f"incline_table {list(table)} holds a value that is not a number")
-    if any(b <= a for a, b in itertools.pairwise(table)):
-        raise ValueError(
-            f"incline_table {list(table)} must be strictly increasing: entry i is the percent "
-            "the deck takes index i for"
-        )
+    check_incline_table(table)  # a CodecError is a ValueError: pydantic reports it as such
     return table
 
 

@@ -33,6 +33,20 @@ ILLUSTRATIVE_INCLINE_TABLE: tuple[float, ...] = (
 )  # fmt: skip
 
 
+def check_incline_table(table: Sequence[float]) -> None:
+    """`CodecError` unless `table` has an entry and strictly increasing percents (entry i is the
+    percent the deck takes index i for). Both the link's quirks and the simulator's config check
+    their tables with this, so they refuse the same tables."""
+    if not table:
+        raise CodecError(_INCLINE_TABLE, "an incline table needs at least one entry")
+    if any(b <= a for a, b in itertools.pairwise(table)):
+        raise CodecError(
+            _INCLINE_TABLE,
+            f"incline table {list(table)} must be strictly increasing: entry i is the percent "
+            "the deck takes index i for",
+        )
+
+
 def incline_table_index(table: Sequence[float], inclination_pct: float) -> int:
     """The index of the highest table entry at or below `inclination_pct`.
 
@@ -41,10 +55,7 @@ def incline_table_index(table: Sequence[float], inclination_pct: float) -> int:
     belt more than asked. Raises `CodecError` when the table is empty, unsorted, or the asked
     value lies below its first entry.
     """
-    if not table:
-        raise CodecError(_INCLINE_TABLE, "an incline table needs at least one entry")
-    if any(b <= a for a, b in itertools.pairwise(table)):
-        raise CodecError(_INCLINE_TABLE, f"incline table {list(table)} must be strictly increasing")
+    check_incline_table(table)
     if inclination_pct < table[0] - 1e-9:
         raise CodecError(
             _INCLINE_TABLE,
