@@ -15,6 +15,9 @@ settings.register_profile(
     "soak",
     max_examples=int(os.environ.get("TREADMILLD_PROPERTY_EXAMPLES", "20000")),
     deadline=None,
+    # A failure found after hours of search prints a `@reproduce_failure` blob, so it can be
+    # replayed at once instead of regenerating every example before it from the seed.
+    print_blob=True,
 )
 # CI (`CI=true`, as .ci/run is run) explores a fixed set of examples: a red run then means a
 # change broke something, never that this run drew an old counterexample. The random search
