@@ -26,6 +26,7 @@ from treadmilld.ftms import (
     MachineStatus,
     RequestControl,
     Reset,
+    ResetStatus,
     ResultCode,
     SetTargetedDistance,
     SetTargetedTrainingTime,
@@ -631,6 +632,10 @@ class TreadmillModel:
         self._distance_m = 0.0
         self._energy_kcal = 0.0
         self._control_granted = False
+        # §4.17 sends the Reset status to the *other* clients only; this deck notifies every
+        # client, the one that asked included, as a careless firmware would: a client must not
+        # take its own Reset for someone else's.
+        self._emit(ResetStatus())
         return ResultCode.SUCCESS
 
     def _client_set_speed(self, written: float) -> ResultCode:

@@ -92,6 +92,9 @@ class ObedientLink:
         self.commands.append("stop")
         self.speed_kmh = 0.0
 
+    async def reset_targets(self) -> None:
+        self.commands.append("reset")
+
 
 class FailsFirstRuns(ObedientLink):
     """A link whose run() raises the first `failures` times (adapter hiccups), then behaves."""

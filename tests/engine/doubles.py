@@ -49,7 +49,7 @@ from treadmilld.ftms import (
     TreadmillData,
 )
 
-WriteKind = Literal["start", "speed", "incline", "pause", "stop", "refused"]
+WriteKind = Literal["start", "speed", "incline", "pause", "stop", "refused", "reset"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +108,8 @@ class DeckBehaviour:
     # Incline set by table index: the incline set is the highest entry at or below the asked
     # one, as the link reports it for such decks (Kettler/iConcept pattern, docs/decks.md).
     incline_table: tuple[float, ...] | None = None
+    # Reset (FTMS §4.16.2.2) answered Not Supported, and nothing changes.
+    refuses_reset: bool = False
 
 
 def _retrieve(task: asyncio.Future[None]) -> None:
@@ -340,7 +342,8 @@ class ObedientTreadmill:
         if not self.running:
             self._running_since = self.clock.now()
         self.running = True
-        if not self.behaviour.resumes_at_last_target and self.target_speed <= 0:
+        if self.target_speed <= 0:
+            # No target (a deck that forgets it on Stop, or after Reset): its minimum speed.
             self.target_speed = self.speed_range.minimum_kmh
 
     def _halt(self) -> None:
@@ -385,6 +388,19 @@ class ObedientTreadmill:
 
     async def stop_belt(self) -> None:
         await self._procedure("stop", None, self._halt)
+
+    async def reset_targets(self) -> None:
+        """FTMS Reset: targets to zero (the incline motor heads for 0 %)."""
+        if self.behaviour.refuses_reset:
+            await self._procedure("refused", None, lambda: None)
+            raise ControlRejectedError(
+                "Reset refused: not supported", request="Reset", result="not_supported"
+            )
+        await self._procedure("reset", None, self._reset)
+
+    def _reset(self) -> None:
+        self.target_speed = 0.0
+        self.target_incline = 0.0
 
 
 class SafetyKeyPulledMidRun(ObedientTreadmill):

@@ -32,7 +32,9 @@ from treadmilld.engine.belt import (
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.profile import Profile, parse_profile
 from treadmilld.ftms import (
+    ControlOpcode,
     RequestControl,
+    Reset,
     ResultCode,
     SetTargetInclination,
     SetTargetSpeed,
@@ -214,6 +216,56 @@ async def test_a_deck_that_resumes_at_its_last_target_restarts_at_the_restart_sp
             if restart <= sample.at <= restart + 3.0:
                 envelope = RESTART_KMH + SPEED_TOLERANCE_KMH + 0.5 * (sample.at - restart)
                 assert sample.speed_kmh <= envelope, (sample, restart)
+
+
+@pytest.mark.parametrize("resets", [True, False])
+async def test_a_belt_first_deck_is_reset_after_an_emergency_stop_before_it_restarts(
+    resets: bool,
+) -> None:
+    """A deck that takes no speed while standing and resumes at its last target, stopped at
+    4 km/h: Start cannot be preceded by the restart speed, so the old target is cleared with
+    FTMS Reset first and the belt comes back at its minimum. A deck refusing Reset is started
+    as before and aborted the moment it heads above the restart speed."""
+    config = deck(
+        "SIM-BELT-FIRST-ESTOP",
+        require_start_before_speed=True,
+        resume_at_last_target=True,
+        acceleration_kmh_per_s=2.0,
+        min_speed_kmh=0.8,
+        # Each answer takes 1.5 s: a belt heading back to 4 km/h at 2 km/h/s is above the
+        # restart speed long before a restart speed written after Start could land.
+        response_delay_s=1.5,
+        forced_results={} if resets else {ControlOpcode.RESET: ResultCode.NOT_SUPPORTED},
+    )
+    library = ProfileLibrary.from_profiles([parsed("fwd", ("forward", 600, 4.0))])
+    async with sim_rig(config, library=library) as rig:
+        await rig.session.start_profile("fwd")
+        await asyncio.sleep(60.0)
+        assert rig.deck.model.belt_speed_kmh > 3.5
+        await rig.session.emergency_stop()
+        await rig.wait_for("stop_confirmed")
+        stopped_at = rig.clock.now()
+        await rig.session.start_profile("fwd")
+        await rig.wait_requests(StartOrResume, 2)
+        await asyncio.sleep(10.0)
+        restart = starts(rig)[-1]
+        after_stop = [
+            r for r in rig.requests_after(stopped_at - 1e-6) if not isinstance(r, RequestControl)
+        ]
+        assert isinstance(after_stop[0], Reset)
+        if resets:
+            assert isinstance(after_stop[1], StartOrResume)
+            for sample in rig.belt:
+                if restart <= sample.at <= restart + 3.0:
+                    envelope = RESTART_KMH + SPEED_TOLERANCE_KMH + 0.5 * (sample.at - restart)
+                    assert sample.speed_kmh <= envelope, (sample, restart)
+            # Our own Reset (and the status the deck echoes for it) is no loss of control.
+            assert [e for e in rig.of_type("workout_aborted") if e.at > stopped_at] == []
+            assert rig.session.snapshot().phase is Phase.RUNNING
+        else:
+            ends = [e for e in rig.events if isinstance(e, WorkoutAborted) and e.at > stopped_at]
+            assert [e.reason for e in ends] == [AbortReason.OVERSPEED]
+            await rig.wait_for("stop_confirmed", count=2)
 
 
 async def test_a_deck_left_inclined_is_measured_flat_before_the_belt_moves_backward() -> None:
@@ -502,12 +554,23 @@ async def test_a_deck_that_needs_start_first_and_resumes_at_its_last_target_rest
         restart = starts(rig)[-1]
         requests = [r for _, r in rig.requests]
         start_index = max(i for i, r in enumerate(requests) if isinstance(r, StartOrResume))
-        # The refused target, then Start, then the restart speed at once.
-        refused, start, restart_speed = requests[start_index - 1 : start_index + 2]
-        assert isinstance(refused, SetTargetSpeed)
+        # Start, then the restart speed at once. The deck refused a target while standing
+        # once (the first Start), so none is written to a standing belt after that.
+        start, restart_speed = requests[start_index : start_index + 2]
         assert isinstance(start, StartOrResume)
         assert isinstance(restart_speed, SetTargetSpeed)
         assert restart_speed.speed_kmh <= RESTART_KMH
+        # Before the first Start: the restart speed, refused; the target the deck may resume
+        # at is unknown since connecting, so Reset (FTMS §4.16.2.2) clears it, and control,
+        # which Reset takes away, is asked for again.
+        first_start = min(i for i, r in enumerate(requests) if isinstance(r, StartOrResume))
+        assert [type(r) for r in requests[:first_start]] == [
+            RequestControl,
+            SetTargetSpeed,
+            Reset,
+            RequestControl,
+        ]
+        assert not isinstance(requests[start_index - 1], SetTargetSpeed)
         for sample in rig.belt:
             if restart <= sample.at <= restart + 3.0:
                 envelope = RESTART_KMH + SPEED_TOLERANCE_KMH + 0.5 * (sample.at - restart)

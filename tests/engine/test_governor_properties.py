@@ -1181,27 +1181,10 @@ class KnownBug:
     cascade: frozenset[str] = frozenset()
 
 
-def _belt_first_deck_resuming_at_its_target(run: Run, error: InvariantError) -> bool:
-    behaviour = run.deck.behaviour
-    if not (behaviour.refuses_speed_while_standing and behaviour.resumes_at_last_target):
-        return False
-    if error.tag == "no_false_alarm":
-        abort = error.args[1]
-        return isinstance(abort, WorkoutAborted) and abort.reason is AbortReason.OVERSPEED
-    return True
-
-
 KNOWN_ENGINE_BUGS: dict[str, KnownBug] = {
-    # A deck that takes no speed while its belt stands and resumes at its last target, after
-    # a stop from above the restart speed (emergency stop, abort): the next Start jumps back to
-    # the old target before the restart speed can land, and the engine aborts as overspeed.
-    "restart_speed": KnownBug(
-        test="test_a_belt_first_deck_resuming_at_its_last_target_restarts_gently",
-        what="a belt-first deck that resumes at its last target jumps to it after a stop "
-        "from speed (soak seed 1301)",
-        applies=_belt_first_deck_resuming_at_its_target,
-        also=frozenset({"no_false_alarm"}),
-    ),
+    # Empty: every engine bug these properties found is fixed, and its counterexample is a
+    # plain regression test. A new one goes here with an xfail(strict) test of its own until
+    # the engine is fixed.
 }
 
 
@@ -2307,7 +2290,6 @@ BELT_FIRST_DECK_RESUMING_AFTER_EMERGENCY_STOP = Case(
 )
 
 
-@known_engine_bug("restart_speed")
 def test_a_belt_first_deck_resuming_at_its_last_target_restarts_gently() -> None:
     run = run_in_virtual_time(lambda: scenario(BELT_FIRST_DECK_RESUMING_AFTER_EMERGENCY_STOP))
     assert run is not None

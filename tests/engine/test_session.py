@@ -668,6 +668,7 @@ def belt_first_deck(
     resumes_at_last_target: bool,
     acceleration_kmh_per_s: float,
     deceleration_kmh_per_s: float,
+    refuses_reset: bool = False,
 ) -> Any:
     """A 3G Cardio-like deck (the simulator's `belt-first` preset): Set Target Speed refused
     while the belt stands, 0.8 km/h minimum, every write answered late."""
@@ -683,6 +684,7 @@ def belt_first_deck(
                 reports_console_status=False,
                 resumes_at_last_target=resumes_at_last_target,
                 refuses_speed_while_standing=True,
+                refuses_reset=refuses_reset,
             ),
         )
 
@@ -722,19 +724,53 @@ async def test_a_belt_first_deck_at_its_minimum_before_a_late_restart_speed_is_n
         assert restart.at - start.at > 2.4
 
 
-async def test_a_belt_first_deck_resuming_an_old_target_is_caught_before_the_restart_speed() -> (
-    None
-):
+async def test_a_belt_first_deck_resuming_an_old_target_is_reset_before_the_next_start() -> None:
     """A belt-first deck that keeps its target over a Stop: an emergency stop at 3 km/h, then a
-    new workout. Start must go first, and the belt heads back for 3 km/h; that is an overspeed
-    on the measured belt, caught against the restart speed while the restart speed is still on
-    its way (3 s), not only once it lands."""
+    new workout. Start must go first (no speed while standing), so the old target is cleared
+    with FTMS Reset before it, and the belt comes back at its minimum, never near 3 km/h."""
     library = ProfileLibrary.from_profiles([parse_profile(WALK_AT_3, file="walk-at-3.toml")])
     make = belt_first_deck(
         answer_delay_s=3.0,
         resumes_at_last_target=True,
         acceleration_kmh_per_s=2.0,
         deceleration_kmh_per_s=1.0,
+    )
+    async with rig(make, library=library) as r:
+        await r.session.start_profile("walk-at-3")
+        while r.treadmill.belt_speed < 3.0 - 1e-9:  # noqa: ASYNC110 - virtual time
+            await asyncio.sleep(0.5)
+        await r.session.emergency_stop()
+        await r.wait_for("stop_confirmed", within_s=60)
+        assert r.treadmill.target_speed == 3.0  # kept over the Stop
+        stopped_at = r.clock.now()
+        await asyncio.sleep(5.0)
+        await r.session.start_profile("walk-at-3")
+        await r.wait_for("segment_started", count=2, within_s=120)
+        await asyncio.sleep(20.0)
+        after = [w for w in r.treadmill.writes if w.at > stopped_at]
+        assert [w.kind for w in after][:3] == ["reset", "start", "speed"]
+        start = after[1]
+        restart_speed = after[2].value
+        assert restart_speed is not None
+        first_seconds = [
+            s.speed_kmh for s in r.treadmill.belt_trace if start.at <= s.at <= start.at + 3.0
+        ]
+        assert max(first_seconds) <= restart_speed + 1e-6, first_seconds
+        assert r.recorder.of_type("workout_aborted")[1:] == []
+
+
+async def test_a_belt_first_deck_refusing_reset_is_caught_before_the_restart_speed() -> None:
+    """The same deck without Reset: nothing can clear its old target, so Start goes first and
+    the belt heads back for 3 km/h; that is an overspeed on the measured belt, caught against
+    the restart speed while the restart speed is still on its way (3 s), not only once it
+    lands."""
+    library = ProfileLibrary.from_profiles([parse_profile(WALK_AT_3, file="walk-at-3.toml")])
+    make = belt_first_deck(
+        answer_delay_s=3.0,
+        resumes_at_last_target=True,
+        acceleration_kmh_per_s=2.0,
+        deceleration_kmh_per_s=1.0,
+        refuses_reset=True,
     )
     async with rig(make, library=library) as r:
         await r.session.start_profile("walk-at-3")

@@ -220,3 +220,10 @@ class TreadmillLink(Protocol):
     async def stop_belt(self) -> None:
         """Stop/Pause with 'stop' (1): the belt stops and the session ends on the treadmill."""
         ...
+
+    async def reset_targets(self) -> None:
+        """Reset (FTMS §4.16.2.2, op code 0x01): the deck's targets and elapsed time go to zero
+        and it returns to Idle. Control permission is lost; the next command asks for it again.
+        The Reset and Control Permission Lost statuses our own Reset causes are not reported as
+        events. Raises `ControlRejectedError` if the deck refuses or does not support it."""
+        ...

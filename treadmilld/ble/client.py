@@ -82,6 +82,7 @@ from treadmilld.ftms import (
     InclinationRange,
     MachineFeatures,
     RequestControl,
+    Reset,
     ResetStatus,
     ResultCode,
     SetTargetInclination,
@@ -218,6 +219,9 @@ class _Session:
     # The vendor unlock (KingSmith MC21) is still to be written before the next request.
     unlock_pending: bool = False
     control_granted: bool = False
+    # Until this clock time, Reset and Control Permission Lost statuses are our own Reset's
+    # echo (FTMS §4.17 sends them whoever reset the deck), not someone taking over.
+    own_reset_until: float = -math.inf
     # The deck answered Request Control with Not Supported: it has no permission to give.
     control_request_not_supported: bool = False
     control_request_lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
@@ -779,6 +783,13 @@ class BleTreadmillLink:
 
     def _on_machine_status(self, session: _Session, data: bytes) -> None:
         status = decode_machine_status(data)
+        if (
+            isinstance(status, ResetStatus | ControlPermissionLost)
+            and self._clock.now() <= session.own_reset_until
+        ):
+            session.control_granted = False
+            self._log.info("own_reset_status", status=type(status).__name__)
+            return
         if isinstance(status, ControlPermissionLost):
             # FTMS §4.17: permission is gone; the next command asks again (not now: the console
             # or another app took over, and grabbing it back would fight a person).
@@ -1149,6 +1160,21 @@ class BleTreadmillLink:
         # on the wire.
         await self._command(session, SetTargetInclination(inclination_pct=index / 10), what)
         return value
+
+    async def reset_targets(self) -> None:
+        what = "Reset"
+        session = self._require_session("reset the targets")
+        self._require_control_point(session, what)
+        # The deck may notify its Reset status before or after it answers, so the window opens
+        # before the write and stays open one answer time after it.
+        session.own_reset_until = math.inf
+        try:
+            await self._command(session, Reset(), what)
+        finally:
+            session.own_reset_until = self._clock.now() + self._settings.control_response_timeout_s
+        session.control_granted = False
+        session.start_pending_since = None
+        self._log.info("targets_reset")
 
     async def pause_belt(self) -> None:
         await self._stop_or_pause(StopKind.PAUSE, "Pause")

@@ -141,6 +141,12 @@ class SafetyGovernor:
         self._speed: float | None = None
         # A speed write on its way to the deck (the belt may follow it before we hear back).
         self._speed_in_flight: float | None = None
+        # The highest speed target the deck may still hold, which a deck that resumes at its
+        # last target goes back to on Start (docs/safety.md); None when unknown (after a
+        # connect, or once the console may have set one). Stop and Pause leave it as it is.
+        self._held_kmh: float | None = None
+        # The deck refused a speed written while its belt stood: Start has to go first on it.
+        self._speed_refused_while_standing = False
         self._speed_at = -math.inf
         self._incline: float | None = None
         # The incline last asked of the deck, beside `_incline`, what the deck made of it: a
@@ -435,15 +441,17 @@ class SafetyGovernor:
             # The restart speed goes first: decks that resume at their last target would
             # otherwise jump back to it before a later write lands (user reports; docs/safety.md).
             primed = False
-            if not self._link_needs_running_belt():
+            if not self._start_goes_first():
                 try:
-                    written = await self._link.set_target_speed(restart)
+                    written = await self._write_speed(restart)
                     primed = True
                 except ControlRejectedError as error:
                     # Decks that take no target while standing (3G Cardio, qdomyos-zwift#3382):
                     # Start first, then the restart speed at once, and watch the measured speed.
+                    self._speed_refused_while_standing = True
                     log.info("restart_speed_refused_while_standing", error=str(error))
-            if primed and self.observer.state() is not BeltState.STANDING:
+            reset = not primed and await self._reset_held_target(restart)
+            if (primed or reset) and self.observer.state() is not BeltState.STANDING:
                 # The restart-speed write took long enough for the picture to change (data
                 # went stale, or the belt moved): Start is written only on a fresh standstill.
                 state = self.observer.state()
@@ -451,8 +459,8 @@ class SafetyGovernor:
                     AbortReason.NO_DATA
                     if state is BeltState.UNKNOWN
                     else AbortReason.UNEXPECTED_MOTION,
-                    f"the belt is {state.value} after the restart speed was written; not "
-                    "sending Start",
+                    f"the belt is {state.value} after the {'restart speed' if primed else 'Reset'} "
+                    "was written; not sending Start",
                 )
             # Until Start is answered the person may face either way: if it never is (an abort
             # mid-write), the next workout turns whichever way it walks.
@@ -476,12 +484,58 @@ class SafetyGovernor:
                 # before the stop no longer counts either, so a deck that resumes at it is
                 # caught against the restart speed while the write is still on its way.
                 self._speed = max(restart, self._lowest_moving_kmh(limits))
-                written = await self._link.set_target_speed(restart)
+                written = await self._write_speed(restart)
             self._speed = written
             self._speed_at = self._clock.now()
             self._expect_reach(written, from_kmh=0.0, extra_s=START_DELAY_S)
             log.info("belt_started", facing=facing.value, restart_kmh=written, primed=primed)
             return written
+
+    async def _write_speed(self, speed_kmh: float) -> float:
+        """Set Target Speed, keeping `_held_kmh`: the value written once answered; if the write
+        is cut short or refused, the higher of the two, as the deck may have taken it."""
+        try:
+            written = await self._link.set_target_speed(speed_kmh)
+        except BaseException:
+            if self._held_kmh is not None:
+                self._held_kmh = max(self._held_kmh, speed_kmh)
+            raise
+        self._held_kmh = written
+        return written
+
+    async def _reset_held_target(self, restart_kmh: float) -> bool:
+        """Before a Start that has to go ahead of the restart speed (the deck takes no speed
+        while its belt stands): a deck that may still hold a target above the restart speed
+        (after a stop from speed, or not known since connecting) gets Reset (FTMS §4.16.2.2),
+        which sets its targets to zero, so it cannot resume there when Start lands. True if
+        the deck was reset. A deck that refuses Reset is started as before: the first seconds
+        after Start are judged against the restart speed and the workout aborts if the belt
+        runs above it."""
+        held = self._held_kmh
+        if held is not None and held <= restart_kmh + _EPS:
+            return False
+        asked_at = self._clock.now()
+        try:
+            await self._link.reset_targets()
+        except ControlRejectedError as error:
+            log.warning(
+                "reset_refused",
+                result=error.result,
+                error=str(error),
+                may_hold_kmh=held,
+                hint="this treadmill takes no speed while its belt stands and may resume at "
+                "an old target after Start; stand clear of the belt until it has reached the "
+                "restart speed",
+            )
+            return False
+        self._answered(asked_at)
+        self._held_kmh = 0.0
+        # The deck's incline target went to zero as well: the next ask is written.
+        self._incline = None
+        self._incline_asked = None
+        self._incline_cut_short = None
+        log.info("targets_reset_before_start", may_have_held_kmh=held)
+        return True
 
     def _mark_started(self, facing: Direction, restart_kmh: float) -> None:
         """Start was answered: the belt is told to move, the person faces `facing`, and the
@@ -512,9 +566,12 @@ class SafetyGovernor:
             )
         return self._speed or 0.0
 
-    def _link_needs_running_belt(self) -> bool:
+    def _start_goes_first(self) -> bool:
+        """The deck takes no speed while its belt stands (its quirks say so, or it refused
+        one): Start has to go ahead of the restart speed."""
         caps = self._link.capabilities
-        return caps is not None and caps.speed_needs_running_belt
+        needs_running_belt = caps is not None and caps.speed_needs_running_belt
+        return needs_running_belt or self._speed_refused_while_standing
 
     async def _wait_standing_before_start(self) -> None:
         observer = self.observer
@@ -531,9 +588,16 @@ class SafetyGovernor:
             )
 
     async def lower_incline_for_start(self, facing: Direction) -> None:
-        """Bring the measured incline down to the restart maximum now (before a countdown), so
-        the Start that follows need not wait for it."""
-        await self._lower_incline_before_start(facing, self._armed())
+        """Get the standing belt ready for the Start now (before a countdown), so the Start
+        that follows need not wait: on a deck that takes no speed while standing, Reset a
+        target above the restart speed it may resume at; then bring the measured incline down
+        to the restart maximum."""
+        limits = self._armed()
+        if self._start_goes_first():
+            async with self._lock:
+                if not self._moving and self.observer.state() is BeltState.STANDING:
+                    await self._reset_held_target(limits.restart_speed_kmh)
+        await self._lower_incline_before_start(facing, limits)
 
     async def _lower_incline_before_start(self, facing: Direction, limits: EffectiveLimits) -> None:
         """Bring the *measured* incline down to the restart maximum before the belt moves (a
@@ -627,7 +691,7 @@ class SafetyGovernor:
             asked_at = self._clock.now()
             self._speed_in_flight = quantized
             try:
-                written = await self._link.set_target_speed(quantized)
+                written = await self._write_speed(quantized)
             finally:
                 self._speed_in_flight = None
             self._answered(asked_at)
@@ -751,7 +815,7 @@ class SafetyGovernor:
                 and self._speed > limits.restart_speed_kmh + _EPS
             ):
                 self._notice("restart_speed_kmh", self._speed, limits.restart_speed_kmh)
-                self._speed = await self._link.set_target_speed(limits.restart_speed_kmh)
+                self._speed = await self._write_speed(limits.restart_speed_kmh)
                 self._speed_at = self._clock.now()
             await self._link.pause_belt()
             self._mark_paused()
@@ -805,6 +869,8 @@ class SafetyGovernor:
         by itself. While the belt is told to move, ramps continue from the deck's new target
         and the next writes bring it back within the limits; a higher target also raises the
         speed the belt may show (the belt follows it until the executor's next write)."""
+        if self._held_kmh is not None:
+            self._held_kmh = max(self._held_kmh, speed_kmh)
         if not self._moving:
             return
         now = self._clock.now()
@@ -823,6 +889,7 @@ class SafetyGovernor:
         the belt: it is theirs to walk, not unexpected motion."""
         if not self._moving:
             self._console_started = True
+            self._held_kmh = None  # the console may have set any target
 
     def stopping(self) -> None:
         """A stop is on its way (an abort): judge the belt as told to stand from now on."""
@@ -838,6 +905,7 @@ class SafetyGovernor:
         self._speed = None
         self._incline = None
         self._incline_asked = None
+        self._held_kmh = None
 
     # ----------------------------------------------------------------------------- judging
 
