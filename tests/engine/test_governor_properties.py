@@ -2260,8 +2260,10 @@ def test_a_horizon_standing_when_it_aborts_then_going_silent_raises_the_alarm() 
 # (no speed while the belt stands) that resumes at its last target, answering every write 2 s
 # late. An emergency stop at the end of the first segment lands while the target is 2.0 km/h,
 # so the deck keeps 2.0 as its target. The second workout's Start goes first (no restart speed
-# can be written to a standing belt); the belt heads back to 2.0 km/h before the restart speed
-# lands 2 s later, and the engine aborts as overspeed.
+# can be written to a standing belt); the belt headed back to 2.0 km/h before the restart speed
+# landed 2 s later, and the engine aborted as overspeed. Fixed in the governor: a deck that may
+# hold a target above the restart speed and takes none while standing gets Reset (FTMS
+# §4.16.2.2) before the Start, and the belt comes back at its 0.8 km/h minimum.
 BELT_FIRST_DECK_RESUMING_AFTER_EMERGENCY_STOP = Case(
     profile=_profile("random", (FORWARD, 5, 1.0, 0), (BACKWARD, 5, 2.0, 0), (FORWARD, 5, 1.0, 0)),
     limits=HORIZON_STANDING_WHEN_IT_ABORTS_THEN_SILENT.limits,
