@@ -320,6 +320,12 @@ class ProfileCatalog(Protocol):
     def summaries(self) -> Sequence[ProfileSummary]: ...
 
 
+# An uploaded profile's TOML text (or JSON object written as TOML) may be this large. The
+# largest built-in file is about 3 kB; 64 kB is room for a long, well-commented profile and
+# small enough that a wrong file sent by mistake is refused at once.
+MAX_PROFILE_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ProfileIssue:
     """One problem with one profile file: where, what, and how to fix it."""

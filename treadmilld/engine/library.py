@@ -20,6 +20,7 @@ import structlog
 
 from treadmilld.clock import Clock
 from treadmilld.engine.api import (
+    MAX_PROFILE_BYTES,
     ProfileIssue,
     ProfileReload,
     ProfileSummary,
@@ -38,10 +39,6 @@ from treadmilld.engine.profile import (
 
 log = structlog.get_logger()
 
-# An uploaded profile's TOML text (or JSON object) may be this large. The largest built-in
-# file is about 3 kB; 64 kB is room for a long, well-commented profile and small enough that
-# a wrong file sent by mistake is refused at once.
-MAX_PROFILE_BYTES = 64 * 1024
 # What problems name as the "file" of an upload, before it has one.
 UPLOAD_FILE = "(uploaded profile)"
 

@@ -499,9 +499,7 @@ def _toml_value(value: object, where: str, issues: list[ProfileIssue], file: str
     parts: list[str] = []
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if item is None:
-                issues.append(_null_issue(file, _join(where, str(key))))
-            else:
+            if item is not None:  # null means "left out", as TOML has no null
                 text = _toml_value(item, _join(where, str(key)), issues, file)
                 parts.append(f"{_toml_key(str(key))} = {text}")
         return "{" + ", ".join(parts) + "}"
@@ -525,9 +523,7 @@ def _join(where: str, key: str) -> str:
 
 
 def _null_issue(file: str, where: str) -> ProfileIssue:
-    return ProfileIssue(
-        file, where, "null is not a value a profile can hold", "leave the field out instead"
-    )
+    return ProfileIssue(file, where, "a list cannot hold null", "remove the null from the list")
 
 
 def _toml_table(
@@ -543,8 +539,8 @@ def _toml_table(
     tables: list[tuple[str, object]] = []
     for key, value in data.items():
         if value is None:
-            issues.append(_null_issue(file, _join(where, key)))
-        elif isinstance(value, Mapping) or (
+            continue  # null means "left out", as TOML has no null
+        if isinstance(value, Mapping) or (
             isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value)
         ):
             tables.append((key, value))
@@ -564,9 +560,11 @@ def _toml_table(
 
 
 def profile_toml(data: Mapping[str, object], *, file: str) -> str:
-    """`data` (a profile as a JSON object) written as TOML text that parses back to it.
-    Raises `ProfileError` for what TOML cannot hold (null, non-finite numbers); whether the
-    profile itself is valid is for `parse_profile` to say."""
+    """`data` (a profile as a JSON object) written as TOML text that parses back to it, a
+    null field left out (TOML has no null: an optional field then takes its default, a
+    required one is reported missing). Raises `ProfileError` for what TOML cannot hold (a
+    null inside a list, a non-finite number); whether the profile itself is valid is for
+    `parse_profile` to say."""
     lines: list[str] = []
     issues: list[ProfileIssue] = []
     _toml_table(data, "", "", (lines, issues, file))
