@@ -123,6 +123,8 @@ class ProfileLibrary:
         self._builtin_dir = builtin_profiles_dir() if include_builtin else None
         self._user_dirs = [Path(d) for d in extra_dirs]
         self._fingerprint: Fingerprint = ()
+        # Profiles given in code (`from_profiles`): no file, so every reload keeps them.
+        self._given: dict[str, Profile] = {}
         self._state = _Loaded({}, {}, (), ())
         self._builtin_names: frozenset[str] = frozenset()
         self._state = self._load(previous=None)
@@ -138,8 +140,8 @@ class ProfileLibrary:
         cls, profiles: Sequence[Profile], *, limits: SafetyLimits | None = None
     ) -> ProfileLibrary:
         library = cls(include_builtin=False, limits=limits)
-        for profile in profiles:
-            library._state.profiles[profile.name] = profile
+        library._given = {profile.name: profile for profile in profiles}
+        library._state.profiles.update(library._given)
         return library
 
     # -- loading --------------------------------------------------------------------------
@@ -150,7 +152,7 @@ class ProfileLibrary:
     def _load(self, previous: _Loaded | None) -> _Loaded:
         # Fingerprint first: a file changed while we read is seen as changed at the next poll.
         self._fingerprint = self.fingerprint()
-        profiles: dict[str, Profile] = {}
+        profiles: dict[str, Profile] = dict(self._given)
         by_path: dict[Path, Profile] = {}
         kept: list[str] = []
         issues: list[ProfileIssue] = []
