@@ -340,3 +340,45 @@ async def test_without_a_profiles_dir_an_upload_says_what_to_configure(
         reply = await app.request(f"{BRIDGE}/request/upload_profile", {"toml": good("a")})
     assert reply["code"] == "no_profiles_dir"
     assert "profiles_dir" in reply["error"]
+
+
+async def test_an_unwritable_folder_refuses_the_upload_saying_where_and_why(
+    mqtt_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    # A folder that cannot be created (a file is in the way) fails like a read-only one, even
+    # for root, which the tests may run as.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("", encoding="utf-8")
+    library = ProfileLibrary([blocker / "profiles"])
+    async with (
+        running_bridge(mqtt_broker, {"tm01": RecordingTreadmill("tm01")}, catalog=library),
+        Observer(mqtt_broker) as app,
+    ):
+        await app.subscribe(f"{BRIDGE}/response/#")
+        reply = await app.request(f"{BRIDGE}/request/upload_profile", {"toml": good("a")})
+    assert reply["code"] == "write_failed"
+    assert str(blocker / "profiles" / "a.toml") in reply["error"]
+    assert "/var/lib/treadmilld" in reply["error"]
+    assert "a" not in library.names()
+
+
+async def test_a_retained_upload_is_refused_not_replayed(
+    mqtt_broker: EmbeddedBroker, folder: Path
+) -> None:
+    async with Observer(mqtt_broker) as app:
+        await app.subscribe(f"{BRIDGE}/response/upload_profile")
+        # Left on the broker by a careless client before the daemon came up.
+        await app.publish(
+            f"{BRIDGE}/request/upload_profile",
+            {"toml": good("retained"), "transaction": "r"},
+            retain=True,
+        )
+        library = ProfileLibrary([folder])
+        async with running_bridge(
+            mqtt_broker, {"tm01": RecordingTreadmill("tm01")}, catalog=library
+        ):
+            reply = (await app.wait_for(f"{BRIDGE}/response/upload_profile")).json()
+            await app.publish(f"{BRIDGE}/request/upload_profile", b"", retain=True)  # clear it
+    assert reply["code"] == "retained_command"
+    assert reply["transaction"] == "r"
+    assert files(folder) == ["mine.toml"]

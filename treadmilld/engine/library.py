@@ -281,12 +281,12 @@ class ProfileLibrary:
                 f'give yours another name, e.g. name = "{profile.name}-mine"',
             )
         # The file name comes from the validated name (lowercase letters, digits, dashes), so
-        # it cannot leave the folder; the check below says so should the pattern ever widen.
-        target = directory / f"{profile.name}.toml"
-        if target.resolve().parent != directory.resolve():
+        # it cannot leave the folder; this says so should the name pattern ever widen.
+        if Path(profile.name).name != profile.name or profile.name.startswith("."):
             raise ProfileUploadRefusedError(
                 "invalid_name", f"{profile.name!r} cannot be a file name in {directory}"
             )
+        target = directory / f"{profile.name}.toml"
         replaced = target.exists()
         if replaced and not replace:
             raise ProfileUploadRefusedError(
