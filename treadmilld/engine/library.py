@@ -172,7 +172,7 @@ class ProfileLibrary:
                     last_good = previous.by_path.get(path) if previous is not None else None
                     log_profile_problems(
                         error.issues,
-                        keeps=f"the last good version of {last_good.name!r}"
+                        keeps=f"the last good version of {last_good.name}"
                         if last_good is not None
                         else "nothing: the file is skipped",
                     )
