@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing = profile_commands.add_parser("list", help="the built-in profiles")
     with_config(listing)
     show = profile_commands.add_parser("show", help="a profile's timeline")
-    show.add_argument("name")
+    show.add_argument(
+        "name", metavar="NAME|FILE", help="a profile's name, or the path of a profile .toml file"
+    )
     show.add_argument("--weight", type=float, default=70.0, metavar="KG")
     with_config(show)
     check_profiles = profile_commands.add_parser("check", help="validate profile files")

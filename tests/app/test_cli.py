@@ -192,3 +192,40 @@ def test_ctrl_c_before_the_daemon_is_up_is_one_line_and_exit_130(
 
     assert cli.main(["scan"]) == 130
     assert capsys.readouterr().err == "treadmilld: interrupted\n"
+
+
+async def test_profiles_show_takes_a_file(tmp_path: Path) -> None:
+    code, shown = await run_to_end("profiles", "show", str(SHORT_PROFILE))
+    assert code == 0
+    assert "[test-short]" in shown.output()
+    assert "-> backward" in shown.output()
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "broken"\n', encoding="utf-8")
+    code, refused = await run_to_end("profiles", "show", str(broken))
+    assert code == 1
+    # Every missing field, each with its own hint.
+    for field in ("title", "description", "suits", "sources", "segments"):
+        assert f"{broken}: {field}: Field required" in refused.output()
+    assert refused.output().count("hint:") == 5
+
+
+async def test_a_bad_file_in_profiles_dir_logs_each_problem(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "broken.toml").write_text(
+        'name = "broken"\ntitle = "B"\ndescription = "d"\nsuits = "s"\nsources = ["x"]\n'
+        '[[segments]]\ndirection = "backwards"\nduration_s = 0\nspeed_kmh = 2\n',
+        encoding="utf-8",
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(f'profiles_dir = "{profiles}"\n', encoding="utf-8")
+    code, listing = await run_to_end("profiles", "list", "--config", str(config))
+    assert code == 0
+    logged = [line for line in listing.stderr if "profile_invalid" in line]
+    assert len(logged) == 2
+    for line, field in zip(
+        logged, ("segments[0].direction", "segments[0].duration_s"), strict=True
+    ):
+        assert f"file={profiles / 'broken.toml'}" in line
+        assert f"field={field}" in line
+        assert "hint=" in line

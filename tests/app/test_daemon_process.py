@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -187,3 +187,62 @@ async def test_an_unreachable_treadmill_never_holds_up_the_others(
     failures = [r for r in daemon.log_records() if r.get("treadmill_id") == "real01"]
     assert any(r["level"] == "warning" for r in failures), daemon.output()
     assert [r["treadmill_id"] for r in daemon.events("belt_stop_confirmed")] == ["sim01"]
+
+
+async def test_profile_files_are_reloaded_while_a_running_workout_keeps_its_plan(
+    tmp_path: Path, mqtt_broker: EmbeddedBroker
+) -> None:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    short = (Path(__file__).parent / "data" / "test-short.toml").read_text(encoding="utf-8")
+    (folder / "test-short.toml").write_text(short, encoding="utf-8")
+    config = write_config(tmp_path, mqtt_broker, treadmills=1)
+    config.write_text(
+        f'profiles_dir = "{folder}"\nprofiles_poll_interval_s = 0.1\n'
+        + config.read_text(encoding="utf-8")
+    )
+    profiles_topic = f"{BASE}/bridge/{default_instance()}/profiles"
+
+    def listing(name: str, total_s: float | None = None) -> Callable[[Received], bool]:
+        def check(message: Received) -> bool:
+            entries = {entry["name"]: entry for entry in message.json()}
+            return name in entries and total_s in (None, entries[name]["total_s"])
+
+        return check
+
+    async with (
+        Observer(mqtt_broker) as dashboard,
+        treadmilld("run", "--config", str(config)) as daemon,
+    ):
+        await dashboard.subscribe(f"{BASE}/#")
+        first = await dashboard.wait_for(profiles_topic, listing("test-short"), within_s=30)
+        old_total = {e["name"]: e["total_s"] for e in first.json()}["test-short"]
+        await dashboard.wait_for(
+            f"{BASE}/sim01/availability", lambda m: m.text == "online", within_s=30
+        )
+        reply = await dashboard.request(f"{BASE}/sim01/request/start", {"profile": "test-short"})
+        assert reply["status"] == "ok", reply
+        running = await dashboard.wait_for(f"{BASE}/sim01/state", moving, within_s=30)
+        segments = running.json()["segment_count"]
+
+        # Longer while it runs, and a new file beside it: both picked up by themselves.
+        mark = dashboard.mark()
+        longer = short.replace("duration_s = 15", "duration_s = 45")
+        (folder / "test-short.toml").write_text(longer, encoding="utf-8")
+        (folder / "dropped-in.toml").write_text(
+            short.replace('name = "test-short"', 'name = "dropped-in"'), encoding="utf-8"
+        )
+        await dashboard.wait_for(profiles_topic, listing("dropped-in"), after=mark, within_s=30)
+        reloaded = await dashboard.wait_for(
+            profiles_topic, listing("test-short", old_total + 30), after=mark, within_s=30
+        )
+        assert reloaded is not None
+        # The workout walks on with the plan it started with.
+        state = await dashboard.wait_for(f"{BASE}/sim01/state", moving, after=dashboard.mark())
+        assert state.json()["profile"] == "test-short"
+        assert state.json()["segment_count"] == segments
+        assert state.json()["remaining_s"] <= old_total
+        daemon.terminate()
+        code = await daemon.wait(30)
+    assert code == 0, daemon.output()
+    assert daemon.events("profiles_reloaded"), daemon.output()

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from treadmilld.engine.api import Direction, ProfileCatalog
 from treadmilld.engine.library import ProfileLibrary, UnknownProfileError, builtin_profiles_dir
@@ -304,3 +305,56 @@ def test_every_builtin_profile_is_far_under_the_expansion_limits() -> None:
         assert expansion.seconds == pytest.approx(sum(f.segment.duration_s for f in flat)), name
         assert expansion.segments * 50 <= MAX_EXPANDED_SEGMENTS, name
         assert expansion.seconds * 5 <= MAX_EXPANDED_S, name
+
+
+def test_reload_reports_added_changed_and_removed_profiles(tmp_path: Path) -> None:
+    (tmp_path / "good.toml").write_text(GOOD)
+    library = ProfileLibrary([tmp_path])
+    assert not library.files_changed()
+    (tmp_path / "other.toml").write_text(GOOD.replace('"good"', '"other"'))
+    (tmp_path / "good.toml").write_text(GOOD.replace('title = "Good"', 'title = "Better"'))
+    assert library.files_changed()
+    report = library.reload()
+    assert (report.added, report.changed, report.removed) == (("other",), ("good",), ())
+    assert library.get("good").title == "Better"
+    assert not library.files_changed()
+    (tmp_path / "other.toml").unlink()
+    report = library.reload()
+    assert report.removed == ("other",)
+    assert "other" not in library.names()
+
+
+def test_a_file_broken_after_loading_keeps_its_last_good_version(tmp_path: Path) -> None:
+    (tmp_path / "good.toml").write_text(GOOD)
+    library = ProfileLibrary([tmp_path])
+    (tmp_path / "good.toml").write_text(GOOD.replace("speed_kmh = 3.0", "speed_kmh = -3"))
+    report = library.reload()
+    assert report.kept == ("good",)
+    assert not report.list_changed
+    (problem,) = report.problems
+    assert (problem.file, problem.field) == (str(tmp_path / "good.toml"), "segments[0].speed_kmh")
+    assert library.get("good").title == "Good"
+    # A file that was never valid is not served at all.
+    (tmp_path / "new.toml").write_text("name = ")
+    report = library.reload()
+    assert "new" not in report.profiles
+    assert {p.file for p in report.problems} == {
+        str(tmp_path / "good.toml"),
+        str(tmp_path / "new.toml"),
+    }
+
+
+def test_each_problem_of_a_bad_file_is_logged_with_field_and_hint(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text(
+        'name = "bad"\ntitle = "B"\ndescription = "d"\nsuits = "s"\nsources = ["x"]\n'
+        '[[segments]]\ndirection = "backwards"\nduration_s = 0\nspeed_kmh = 2\n'
+    )
+    with structlog.testing.capture_logs() as logs:
+        ProfileLibrary([tmp_path])
+    invalid = [entry for entry in logs if entry["event"] == "profile_invalid"]
+    assert {entry["field"] for entry in invalid} == {
+        "segments[0].direction",
+        "segments[0].duration_s",
+    }
+    assert all(entry["file"] == str(tmp_path / "bad.toml") for entry in invalid)
+    assert all(entry["hint"] for entry in invalid)

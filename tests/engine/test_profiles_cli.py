@@ -70,3 +70,39 @@ def test_check_reports_every_error_with_file_field_and_hint(tmp_path: Path) -> N
     assert f"{bad}: segments[0].duration_s" in text
     assert "missing.toml" in text
     assert text.count("hint:") == 3
+
+
+def test_show_accepts_a_profile_file_not_in_the_library(tmp_path: Path) -> None:
+    mine = tmp_path / "my-retro.toml"
+    mine.write_text(
+        (REPO_PROFILES / "p2-retro-core.toml")
+        .read_text()
+        .replace('name = "p2-retro-core"', 'name = "my-retro"')
+    )
+    out = io.StringIO()
+    assert show_profile(out, ProfileLibrary(), str(mine), 70.0, SafetyLimits()) == 0
+    text = out.getvalue()
+    assert "[my-retro]" in text
+    assert "Total 17:00" in text
+
+
+def test_show_of_a_bad_file_lists_every_problem_with_field_and_hint(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        'name = "bad"\ntitle = "B"\ndescription = "d"\nsuits = "s"\nsources = ["x"]\n'
+        '[[segments]]\ndirection = "backwards"\nduration_s = 0\nspeed_kmh = 2\n'
+    )
+    out = io.StringIO()
+    assert show_profile(out, ProfileLibrary(), str(bad), 70.0, SafetyLimits()) == 1
+    text = out.getvalue()
+    assert f"{bad}: segments[0].direction" in text
+    assert f"{bad}: segments[0].duration_s" in text
+    assert text.count("hint:") == 2
+
+
+def test_show_of_a_missing_file_says_so_not_unknown_profile(tmp_path: Path) -> None:
+    out = io.StringIO()
+    missing = tmp_path / "nope.toml"
+    assert show_profile(out, ProfileLibrary(), str(missing), 70.0, SafetyLimits()) == 1
+    assert f"{missing}: (file)" in out.getvalue()
+    assert "known profiles" not in out.getvalue()

@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from treadmilld.clock import Clock
-from treadmilld.engine.api import TreadmillController
+from treadmilld.engine.api import ProfileCatalog, TreadmillController
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
@@ -236,7 +236,7 @@ async def running_bridge(
     broker: EmbeddedBroker,
     controllers: Mapping[str, TreadmillController],
     *,
-    catalog: StaticCatalog | None = None,
+    catalog: ProfileCatalog | None = None,
     clock: Clock | None = None,
     wall_time: Callable[[], float] | None = None,
     **settings: Any,

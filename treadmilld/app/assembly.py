@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,10 @@ class Assembly:
     bridge: ManagedBridge | None
     library: ProfileLibrary
     fleet: SimulatedFleet | None = None
+    # Named tasks for the supervisor beside the treadmills and the bridge.
+    services: list[tuple[str, Callable[[], Awaitable[None]]]] = dataclasses.field(
+        default_factory=list
+    )
 
     def simulated(self, treadmill_id: str) -> SimulatedTreadmill | None:
         """The simulated treadmill behind `treadmill_id` (tests press its console buttons)."""
@@ -207,6 +211,8 @@ async def assemble(
         except BridgeConfigError as error:
             raise ConfigError(str(error)) from None
         assembly = Assembly(units, bridge, library, fleet)
+        if settings.profiles_dir is not None:
+            assembly.services.append(("profiles-watch", profile_watcher(settings, library, bridge)))
         replays = {tid: spec for tid, spec in specs.items() if isinstance(spec, ReplaySpec)}
         for treadmill_id, deck in decks.items():
             if treadmill_id in replays:
@@ -227,6 +233,21 @@ async def assemble(
             },
         )
         yield assembly
+
+
+def profile_watcher(
+    settings: Settings, library: ProfileLibrary, bridge: MqttBridge
+) -> Callable[[], Awaitable[None]]:
+    """Reload the profiles when a file in `profiles_dir` changes, through the bridge so the
+    new list is republished and Home Assistant's select updated. Polled in wall time (like
+    MQTT), not the demo's sped-up profile clock."""
+
+    async def watch() -> None:
+        await library.watch(
+            LoopClock(), settings.profiles_poll_interval_s, on_change=bridge.reload_profiles
+        )
+
+    return watch
 
 
 def make_session(

@@ -83,6 +83,7 @@ async def run_daemon(
             assembly.bridge,
             notifier=notifier or SystemdNotifier(),
             shutdown_mode=settings.shutdown_mode,
+            services=assembly.services,
         )
         if on_assembled is not None:
             result = on_assembled(assembly, supervisor)

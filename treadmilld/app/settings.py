@@ -215,6 +215,12 @@ class Settings(BaseSettings):
     profiles_dir: Path | None = Field(
         default=None, description="extra profile TOML files, next to the built-in ones"
     )
+    profiles_poll_interval_s: float = Field(
+        default=2.0,
+        ge=0.1,
+        le=3600.0,
+        description="how often profiles_dir is looked at for added, changed or removed files",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

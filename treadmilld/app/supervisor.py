@@ -101,6 +101,9 @@ class Supervisor:
     status_interval_s: float = 5.0
     # Called once the tasks are up (the demo starts its profile from here).
     on_ready: Callable[[], Awaitable[None]] | None = None
+    # More named tasks that run as long as the daemon does (the profile folder watcher).
+    # They handle their own expected errors; one that raises is a bug, like the bridge.
+    services: Sequence[tuple[str, Callable[[], Awaitable[None]]]] = ()
     # Wall-clock seconds for backoff, watchdog and shutdown budgets (injected by tests).
     monotonic: Callable[[], float] = time.monotonic
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -143,6 +146,8 @@ class Supervisor:
                 start(f"session:{unit.treadmill_id}", self._keep_session_running(unit))
             if self.bridge is not None:
                 start("mqtt", self._fatal_on_error("mqtt", self.bridge.run))
+            for name, service in self.services:
+                start(name, self._fatal_on_error(name, service))
             # Let every task take its first step before telling systemd we are up.
             await asyncio.sleep(0)
             self.notifier.ready(self._status_line())

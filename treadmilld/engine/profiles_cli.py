@@ -1,20 +1,21 @@
-"""`treadmilld profiles list | show NAME | check PATH...`, as plain functions writing to `out`.
+"""`treadmilld profiles list | show NAME|FILE | check PATH...`, as plain functions writing to `out`.
 
 The daemon's CLI wires them to argparse; each returns the process exit code.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from treadmilld.engine.api import Direction
+from treadmilld.engine.api import Direction, ProfileIssue
 from treadmilld.engine.calories import estimate_kcal
-from treadmilld.engine.library import ProfileLibrary, UnknownProfileError
+from treadmilld.engine.library import ProfileLibrary, UnknownProfileError, check_profile_file
 from treadmilld.engine.limits import SafetyLimits, effective_limits
 from treadmilld.engine.planner import SegmentKind, WorkoutPlan, plan_workout
-from treadmilld.engine.profile import ProfileError, ProfileIssue, load_profile
+from treadmilld.engine.profile import Profile, ProfileError
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -70,11 +71,21 @@ def show_profile(
     body_weight_kg: float,
     limits: SafetyLimits,
 ) -> int:
-    try:
-        profile = library.get(name)
-    except UnknownProfileError as error:
-        out.write(f"error: {error}\n")
-        return EXIT_UNKNOWN
+    """Show the profile called `name` in `library`, or the profile file `name` (a path
+    ending in .toml, or any path that names a file)."""
+    profile: Profile
+    if _names_a_file(name):
+        try:
+            profile = check_profile_file(Path(name), limits)
+        except ProfileError as error:
+            _write_issues(out, error.issues)
+            return EXIT_INVALID
+    else:
+        try:
+            profile = library.get(name)
+        except UnknownProfileError as error:
+            out.write(f"error: {error}\n")
+            return EXIT_UNKNOWN
     plan = plan_workout(
         profile, effective_limits(limits, clinical=profile.clinical, profile=profile.limits)
     )
@@ -121,6 +132,19 @@ def show_profile(
     return EXIT_OK
 
 
+def _names_a_file(name: str) -> bool:
+    # A profile's name is lowercase letters, digits and dashes: anything with a suffix or a
+    # slash is meant as a path (and a missing file should say so, not "no profile named").
+    return name.endswith(".toml") or "/" in name or os.sep in name or Path(name).is_file()
+
+
+def _write_issues(out: TextIO, issues: Sequence[ProfileIssue]) -> None:
+    for issue in issues:
+        out.write(
+            f"error   {issue.file}: {issue.field}: {issue.message}\n        hint: {issue.hint}\n"
+        )
+
+
 def _profile_files(paths: Sequence[Path]) -> tuple[list[Path], list[ProfileIssue]]:
     files: list[Path] = []
     missing: list[ProfileIssue] = []
@@ -148,11 +172,7 @@ def check_profiles(out: TextIO, paths: Sequence[Path]) -> int:
     seen: dict[str, Path] = {}
     for path in files:
         try:
-            profile = load_profile(path)
-            plan_workout(
-                profile,
-                effective_limits(SafetyLimits(), clinical=profile.clinical, profile=profile.limits),
-            )
+            profile = check_profile_file(path)
         except ProfileError as error:
             issues.extend(error.issues)
             continue
@@ -168,10 +188,7 @@ def check_profiles(out: TextIO, paths: Sequence[Path]) -> int:
             continue
         seen[profile.name] = path
         out.write(f"ok      {path}  ({profile.name}: {profile.title})\n")
-    for issue in issues:
-        out.write(
-            f"error   {issue.file}: {issue.field}: {issue.message}\n        hint: {issue.hint}\n"
-        )
+    _write_issues(out, issues)
     bad_files = len({issue.file for issue in issues})
     out.write(f"{len(seen)} valid, {bad_files} invalid ({len(issues)} problem(s))\n")
     return EXIT_INVALID if issues else EXIT_OK

@@ -32,8 +32,12 @@ import structlog
 
 from treadmilld.clock import Clock, LoopClock
 from treadmilld.engine.api import (
+    MAX_PROFILE_BYTES,
     CommandRejectedError,
     ProfileCatalog,
+    ProfileReload,
+    ProfileStore,
+    ProfileUploadRefusedError,
     SessionSnapshot,
     StateChanged,
     StopOutcome,
@@ -49,6 +53,7 @@ from treadmilld.mqtt.payloads import (
     TREADMILL_REQUESTS,
     Command,
     PayloadError,
+    UploadProfileRequest,
     command_age_s,
     parse_plain_set,
     parse_request,
@@ -72,6 +77,9 @@ _BAD_TOPIC_CHARS = frozenset("+#\x00")
 # The single-daemon layout before instances (`<base>/bridge/state` etc.): cleared at start-up
 # when it is provably this daemon's own leftover (see `_on_legacy_bridge`).
 LEGACY_BRIDGE_LEAVES = ("state", "info", "devices", "profiles")
+# An upload's whole MQTT payload may be this large: the profile's own limit (checked exactly
+# on its text) plus room for JSON escaping. Anything larger is refused before it is parsed.
+MAX_UPLOAD_PAYLOAD_BYTES = 4 * MAX_PROFILE_BYTES
 
 
 class BridgeConfigError(ValueError):
@@ -164,6 +172,10 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._estop_tasks: set[asyncio.Task[None]] = set()
         self._subscribed = asyncio.Event()
+        # The profile list as last published (retained), to re-announce only on a change.
+        self._published_profiles: list[dict[str, Any]] | None = None
+        # One reload (or upload) at a time: the folder watcher and MQTT requests both ask.
+        self._profiles_lock = asyncio.Lock()
         self._offline = OutgoingMessage(self._bridge_topic("state"), "offline", qos=1, retain=True)
         self._link = MqttLink(settings, will=self._offline, goodbye=self._goodbye)
 
@@ -471,9 +483,7 @@ class MqttBridge:
         }
         await self._link.publish(self._bridge_topic("info"), _json(info), qos=1, retain=True)
         await self._publish_devices()
-        await self._link.publish(
-            self._bridge_topic("profiles"), _json(self._profiles()), qos=1, retain=True
-        )
+        await self._publish_profiles(self._profiles())
 
     def _profiles(self) -> list[dict[str, Any]]:
         profiles = []
@@ -748,6 +758,17 @@ class MqttBridge:
                 "which is expected)",
             )
 
+    @staticmethod
+    def _refuse_oversized(message: IncomingMessage) -> None:
+        """Raise `PayloadError` for an upload too large to be parsed at all."""
+        if len(message.payload) > MAX_UPLOAD_PAYLOAD_BYTES:
+            raise PayloadError(
+                "too_large",
+                f"the upload is {len(message.payload):,} bytes, more than the "
+                f"{MAX_UPLOAD_PAYLOAD_BYTES:,} an upload may be; a profile's text may be "
+                f"{MAX_PROFILE_BYTES:,} bytes",
+            )
+
     def _check_age(self, sent_age_s: float | None, *, urgent: bool) -> None:
         if sent_age_s is None or urgent:
             # An emergency stop is never refused for its age: stopping is always safe.
@@ -831,12 +852,39 @@ class MqttBridge:
         )
         try:
             self._refuse_retained(message)
-            parse_request(action, message.payload, BRIDGE_REQUEST_MODELS)
+            if action == "upload_profile":
+                self._refuse_oversized(message)
+            request = parse_request(action, message.payload, BRIDGE_REQUEST_MODELS)
         except PayloadError as error:
             await self._refuse(route, error.code, error.message)
             return
         data: Any
         match action:
+            case "reload_profiles" | "upload_profile" if not isinstance(
+                self._catalog, ProfileStore
+            ):
+                await self._refuse(route, "not_supported", "this daemon's profile library is fixed")
+                return
+            case "reload_profiles":
+                data = (await self.reload_profiles()).to_json_dict()
+            case "upload_profile":
+                assert isinstance(request, UploadProfileRequest)  # BRIDGE_REQUEST_MODELS
+                try:
+                    data = await self._upload_profile(request)
+                except ProfileUploadRefusedError as error:
+                    log.info(
+                        "profile_upload_refused",
+                        code=error.code,
+                        error=error.message,
+                        problems=len(error.problems),
+                    )
+                    await self._refuse(
+                        route,
+                        error.code,
+                        error.message,
+                        problems=[problem.to_json_dict() for problem in error.problems],
+                    )
+                    return
             case "health_check":
                 data = {
                     "healthy": True,
@@ -854,6 +902,45 @@ class MqttBridge:
                 await self._publish_bridge_info()
                 data = {"version": self._version, "treadmills": list(self._treadmills)}
         await self._succeed(route, data)
+
+    # -- the profile library at runtime ---------------------------------------------------
+
+    async def reload_profiles(self) -> ProfileReload:
+        """Re-read the profile folders (a file changed, or `bridge/request/reload_profiles`)
+        and, if the list changed, republish it and re-announce discovery so Home Assistant's
+        profile select offers the new list. A running workout keeps the plan it started with."""
+        if not isinstance(self._catalog, ProfileStore):
+            raise TypeError("this bridge's profile catalog cannot reload")
+        async with self._profiles_lock:
+            report = self._catalog.reload()
+            await self._profiles_changed()
+        return report
+
+    async def _upload_profile(self, request: UploadProfileRequest) -> dict[str, Any]:
+        assert isinstance(self._catalog, ProfileStore)  # checked by the caller
+        source = request.toml if request.toml is not None else request.profile
+        assert source is not None  # exactly one of them, by the payload model
+        async with self._profiles_lock:
+            upload = self._catalog.upload(source, replace=request.replace)
+            await self._profiles_changed()
+        return upload.to_json_dict()
+
+    async def _profiles_changed(self) -> None:
+        """Republish `bridge/<instance>/profiles` and every treadmill's discovery if the
+        profile list (names, titles, totals, ...) differs from what was published."""
+        profiles = self._profiles()
+        if profiles == self._published_profiles:
+            return
+        log.info("mqtt_profiles_republished", profiles=[entry["name"] for entry in profiles])
+        await self._publish_profiles(profiles)
+        for treadmill in self._treadmills.values():
+            await self._announce_discovery(treadmill)
+
+    async def _publish_profiles(self, profiles: list[dict[str, Any]]) -> None:
+        self._published_profiles = profiles
+        await self._link.publish(
+            self._bridge_topic("profiles"), _json(profiles), qos=1, retain=True
+        )
 
     # -- replies --------------------------------------------------------------------------
 

@@ -161,6 +161,28 @@ class SetInclineRequest(_Envelope):
     incline_pct: InclinePct
 
 
+class UploadProfileRequest(_Envelope):
+    """`bridge/<instance>/request/upload_profile`: one profile, as the TOML text of a profile
+    file or as the same profile as a JSON object (docs/profiles.md)."""
+
+    toml: str | None = Field(default=None, min_length=1, description="a profile file's text")
+    profile: dict[str, Any] | None = Field(
+        default=None, description="the profile as a JSON object (the TOML file's structure)"
+    )
+    replace: StrictBool = Field(
+        default=False, description="overwrite an uploaded profile of the same name"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_profile(self) -> UploadProfileRequest:
+        if (self.toml is None) == (self.profile is None):
+            raise ValueError(
+                "send the profile either as `toml` (the file's text) or as `profile` "
+                "(a JSON object), exactly one of them"
+            )
+        return self
+
+
 TREADMILL_REQUESTS: dict[str, type[_Envelope]] = {
     "start": StartRequest,
     "pause": EmptyRequest,
@@ -174,7 +196,14 @@ TREADMILL_REQUESTS: dict[str, type[_Envelope]] = {
     "state": EmptyRequest,
 }
 
-BRIDGE_REQUESTS: tuple[str, ...] = ("health_check", "info", "devices", "profiles")
+BRIDGE_REQUESTS: tuple[str, ...] = (
+    "health_check",
+    "info",
+    "devices",
+    "profiles",
+    "reload_profiles",
+    "upload_profile",
+)
 
 # `<base>/<id>/set/<field>` fields and how their plain value maps onto `SetPayload`.
 PLAIN_SET_FIELDS: tuple[str, ...] = ("command", "profile", "speed_kmh", "incline_pct")
@@ -302,7 +331,10 @@ def command_age_s(sent: datetime | None, now_epoch_s: float) -> float | None:
     return now_epoch_s - sent.timestamp()
 
 
-BRIDGE_REQUEST_MODELS: dict[str, type[_Envelope]] = dict.fromkeys(BRIDGE_REQUESTS, EmptyRequest)
+BRIDGE_REQUEST_MODELS: dict[str, type[_Envelope]] = {
+    **dict.fromkeys(BRIDGE_REQUESTS, EmptyRequest),
+    "upload_profile": UploadProfileRequest,
+}
 
 __all__ = [
     "BRIDGE_REQUEST_MODELS",
@@ -316,6 +348,7 @@ __all__ = [
     "SetPayload",
     "SetSpeedRequest",
     "StartRequest",
+    "UploadProfileRequest",
     "command_age_s",
     "describe_validation_error",
     "parse_plain_set",
