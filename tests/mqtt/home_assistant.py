@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .client import Observer, Received
+from .client import WAIT_S, Observer, Received
 
 # Options every MQTT entity takes (https://www.home-assistant.io/integrations/mqtt/,
 # "availability", "device", and each platform page's common entries).
@@ -202,18 +202,20 @@ class HomeAssistant:
     config: dict[str, Any]
 
     @classmethod
-    async def discover(cls, observer: Observer, config_topic: str) -> HomeAssistant:
+    async def discover(
+        cls, observer: Observer, config_topic: str, *, within_s: float = WAIT_S
+    ) -> HomeAssistant:
         """Subscribe like HA (the device config, then every topic it names: state, events,
         availability) and wait until the config and each retained topic are in."""
         await observer.subscribe(config_topic)
-        config = (await observer.wait_for(config_topic)).json()
+        config = (await observer.wait_for(config_topic, within_s=within_s)).json()
         topics = {config["state_topic"], *(a["topic"] for a in config["availability"])}
         for component in config["components"].values():
             topics.add(component.get("state_topic", config["state_topic"]))
         await observer.subscribe(*sorted(topics))
         retained = topics - {t for t in topics if t.endswith("/event")}
         for topic in sorted(retained):
-            await observer.wait_for(topic)
+            await observer.wait_for(topic, within_s=within_s)
         return cls(observer, config)
 
     def entity(self, key: str) -> dict[str, Any]:
