@@ -371,6 +371,10 @@ async def test_buttons_are_offered_only_when_they_apply(
     treadmill = RecordingTreadmill("tm01")
     async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as mqtt:
         ha = await HomeAssistant.discover(mqtt, CONFIG)
+        assert not ha.available("start")  # nothing selected: a bare start has nothing to run
+        mark = mqtt.mark()
+        await mqtt.publish(*ha.choose("profile", "Hill 30"))
+        await mqtt.wait_for(f"{BASE}/tm01/state", state_has(selected_profile="hill_30"), after=mark)
         mark = mqtt.mark()
         treadmill.change(phase=phase)
         await mqtt.wait_for(f"{BASE}/tm01/state", lambda m: m.json()["phase"] == phase, after=mark)

@@ -38,7 +38,8 @@ _ACTIVE = ("running", "turning", "awaiting_confirmation", "resting", "paused")
 # When each control applies; elsewhere its button is unavailable, so HA never offers a press
 # the daemon would refuse.
 _APPLIES = {
-    "start": f"value_json.phase not in {list(_ACTIVE)}",
+    # A bare start runs the selection: without one it could only be refused.
+    "start": f"value_json.phase not in {list(_ACTIVE)} and value_json.selected_profile",
     "pause": "value_json.phase in ['running', 'turning', 'awaiting_confirmation', 'resting']",
     "resume": "value_json.phase == 'paused'",
     "skip": "value_json.phase in ['running', 'resting']",
