@@ -168,6 +168,9 @@ SHARED_OPTIONS = (
 UNKNOWN = "None"
 
 _jinja = ImmutableSandboxedEnvironment()
+# HA's own JSON filter (https://www.home-assistant.io/docs/configuration/templating/,
+# "To/From JSON"), which our templates use rather than Jinja's HTML-escaping `tojson`.
+_jinja.filters["to_json"] = lambda value: json.dumps(value, ensure_ascii=False)
 
 
 def render(template: str, payload: bytes | str, **variables: Any) -> str:

@@ -296,7 +296,7 @@ def discovery_config(
             json_attributes_topic=state_topic,
             json_attributes_template=(
                 '{{ {"cue": value_json.segment_cue, '
-                '"remaining_s": value_json.segment_remaining_s} | tojson }}'
+                '"remaining_s": value_json.segment_remaining_s} | to_json }}'
             ),
             icon="mdi:counter",
         ),
@@ -333,7 +333,7 @@ def discovery_config(
             # HA sends the option (a title); the wire takes the profile's name.
             command_template=(
                 "{% set names = " + _jinja_literal(options) + " %}"
-                '{"profile": {{ names[value] | tojson }}}'
+                '{"profile": {{ names[value] | to_json }}}'
             ),
             icon="mdi:format-list-bulleted",
         ),
