@@ -34,16 +34,27 @@ from treadmilld.engine.api import (
 _NOT_SLUG = re.compile(r"[^a-z0-9_]+")
 
 # Phases with a workout under way (the select shows the running profile, not the selection).
-_ACTIVE = ("running", "turning", "awaiting_confirmation", "resting", "paused")
-# When each control applies; elsewhere its button is unavailable, so HA never offers a press
-# the daemon would refuse.
+_ACTIVE = [
+    phase.value
+    for phase in (
+        Phase.RUNNING,
+        Phase.TURNING,
+        Phase.AWAITING_CONFIRMATION,
+        Phase.RESTING,
+        Phase.PAUSED,
+    )
+]
+_PAUSABLE = [phase for phase in _ACTIVE if phase != Phase.PAUSED.value]
+# When each control applies (a Jinja condition on the state); elsewhere its button is
+# unavailable, so HA never offers a press the daemon would refuse.
 _APPLIES = {
     # A bare start runs the selection: without one it could only be refused.
-    "start": f"value_json.phase not in {list(_ACTIVE)} and value_json.selected_profile",
-    "pause": "value_json.phase in ['running', 'turning', 'awaiting_confirmation', 'resting']",
-    "resume": "value_json.phase == 'paused'",
-    "skip": "value_json.phase in ['running', 'resting']",
-    "confirm_turn": "value_json.phase == 'awaiting_confirmation'",
+    "start": f"value_json.phase not in {_ACTIVE} and value_json.selected_profile",
+    "pause": f"value_json.phase in {_PAUSABLE}",
+    "resume": f"value_json.phase == '{Phase.PAUSED.value}'",
+    # A turn is never cut short (WorkoutSession.skip_segment refuses it).
+    "skip": f"value_json.phase in {[Phase.RUNNING.value, Phase.RESTING.value]}",
+    "confirm_turn": f"value_json.phase == '{Phase.AWAITING_CONFIRMATION.value}'",
 }
 
 # Every `type` published on `<base>/<id>/event`: HA's event entity drops a type not listed
@@ -210,7 +221,7 @@ def discovery_config(
     shown_profile = (
         "{% set titles = " + _jinja_literal(titles) + " %}"
         "{% set p = value_json.profile if value_json.phase in "
-        + str(list(_ACTIVE))
+        + str(_ACTIVE)
         + " else value_json.selected_profile %}"
         "{{ titles[p] if p in titles else None }}"
     )
