@@ -15,7 +15,7 @@ from treadmilld.ble.api import (
     Telemetry,
     TreadmillCapabilities,
 )
-from treadmilld.engine.api import SessionEvent, SessionSnapshot, StopOutcome
+from treadmilld.engine.api import DeviceInfo, SessionEvent, SessionSnapshot, StopOutcome
 from treadmilld.ftms import (
     FitnessMachineFeature,
     MachineFeatures,
@@ -175,6 +175,12 @@ class DrivesItsBelt:
 
     async def set_incline(self, incline_pct: float) -> float:
         return await self.link.set_target_inclination(incline_pct)
+
+    def device_info(self) -> DeviceInfo | None:
+        return None
+
+    async def set_body_weight(self, body_weight_kg: float) -> None:
+        return None
 
 
 class CrashesWhileRunning(DrivesItsBelt):

@@ -20,6 +20,7 @@ from treadmilld.engine.api import (
     TurnNow,
     WorkoutAborted,
     WorkoutFinished,
+    WorkoutStarted,
 )
 from treadmilld.engine.belt import deceleration_allowance_s
 from treadmilld.engine.library import ProfileLibrary
@@ -790,3 +791,29 @@ async def test_a_belt_first_deck_refusing_reset_is_caught_before_the_restart_spe
         restart = next(w for w in r.treadmill.writes if w.kind == "speed" and w.at > start.at)
         assert restart.sent == start.at  # sent the moment Start was answered
         assert abort.at < restart.at, (start.at, abort.at, restart.at)
+
+
+async def test_body_weight_set_anytime_is_used_from_then_on() -> None:
+    """Set between workouts: the next start without a weight uses it. Set during one: its
+    calories count with it from that moment, and what was counted stays."""
+    async with rig() as r:
+        await r.session.set_body_weight(90)
+        assert r.session.snapshot().body_weight_kg == 90
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_started")
+        started = r.recorder.of_type("workout_started")[0]
+        assert isinstance(started, WorkoutStarted)
+        assert started.body_weight_kg == 90
+        await asyncio.sleep(900)  # into the 35 minutes at 5.0 km/h
+        first = r.session.snapshot().calories_kcal
+        await asyncio.sleep(300)
+        second = r.session.snapshot().calories_kcal
+        await r.session.set_body_weight(45)
+        assert r.session.snapshot().body_weight_kg == 45
+        await asyncio.sleep(300)
+        third = r.session.snapshot().calories_kcal
+        assert third - second == pytest.approx((second - first) / 2, rel=0.02)
+        with pytest.raises(CommandRejectedError) as refused:
+            await r.session.set_body_weight(12)
+        assert refused.value.code == "invalid_argument"
+        assert r.session.snapshot().body_weight_kg == 45

@@ -239,6 +239,7 @@ async def running_bridge(
     catalog: ProfileCatalog | None = None,
     clock: Clock | None = None,
     wall_time: Callable[[], float] | None = None,
+    names: Mapping[str, str] | None = None,
     **settings: Any,
 ) -> AsyncIterator[MqttBridge]:
     """A bridge connected, announced and subscribed. State is not rate-limited unless the
@@ -255,6 +256,7 @@ async def running_bridge(
         catalog or StaticCatalog(),
         version="9.9.9",
         clock=clock,
+        names=names,
         **extra,
     )
     task = asyncio.create_task(bridge.run(), name="mqtt-bridge")

@@ -10,6 +10,7 @@ from tests.support.snapshots import idle_snapshot
 from treadmilld.engine.api import (
     AbortReason,
     CommandRejectedError,
+    DeviceInfo,
     Direction,
     Phase,
     ProfileSummary,
@@ -22,12 +23,25 @@ from treadmilld.engine.api import (
     WorkoutStarted,
 )
 
+SPEED_RANGE = Range(minimum=0.5, maximum=16.0, increment=0.1)
+INCLINE_RANGE = Range(minimum=0.0, maximum=12.0, increment=0.5)
+DECK = DeviceInfo(
+    address="C8:47:8C:10:20:01",
+    name="FS-BT-T4",
+    manufacturer="FitShow",
+    model="T4",
+    serial_number="SN-0042",
+    hardware_revision="HW 1.2",
+    firmware_revision="FW 3.4.5",
+)
+
 
 class RecordingTreadmill:
     """Accepts every command, records it in `calls` and updates its snapshot like an engine
     would. `hold_commands` makes every non-emergency command wait until released, so a
     test can queue commands behind a slow one. `stop_outcome` is what an emergency stop
-    reports (the deck accepted Stop, by default)."""
+    reports (the deck accepted Stop, by default). `deck_read=False` is a treadmill whose
+    link has not connected yet: no device information, no ranges (`read_deck()` then)."""
 
     def __init__(
         self,
@@ -35,10 +49,17 @@ class RecordingTreadmill:
         *,
         connection: str = "connected",
         stop_outcome: StopOutcome = StopOutcome.STOP_SENT,
+        deck_read: bool = True,
     ) -> None:
         self._id = treadmill_id
         self.stop_outcome = stop_outcome
         self._snapshot = idle_snapshot(treadmill_id, connection=connection)
+        self._device: DeviceInfo | None = None
+        if deck_read:
+            self._device = DECK
+            self._snapshot = dataclasses.replace(
+                self._snapshot, speed_range=SPEED_RANGE, incline_range=INCLINE_RANGE
+            )
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.started: list[str] = []  # non-emergency commands that began executing
         self._subscribers: list[asyncio.Queue[SessionEvent]] = []
@@ -53,6 +74,9 @@ class RecordingTreadmill:
 
     def snapshot(self) -> SessionSnapshot:
         return self._snapshot
+
+    def device_info(self) -> DeviceInfo | None:
+        return self._device
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         queue: asyncio.Queue[SessionEvent] = asyncio.Queue()
@@ -73,6 +97,16 @@ class RecordingTreadmill:
         """Change the snapshot and announce it, as the engine does on telemetry."""
         self._snapshot = dataclasses.replace(self._snapshot, **fields)  # type: ignore[arg-type]
         self.emit(StateChanged(treadmill_id=self._id, at=0.0, snapshot=self._snapshot))
+
+    def read_deck(
+        self,
+        device: DeviceInfo = DECK,
+        speed_range: Range = SPEED_RANGE,
+        incline_range: Range = INCLINE_RANGE,
+    ) -> None:
+        """The link connected and read the deck's Device Information and ranges."""
+        self._device = device
+        self.change(speed_range=speed_range, incline_range=incline_range)
 
     def backlog(self) -> int:
         """Events emitted but not yet taken by a subscriber."""
@@ -154,6 +188,10 @@ class RecordingTreadmill:
         self.change(target_incline_pct=incline_pct)
         return incline_pct
 
+    async def set_body_weight(self, body_weight_kg: float) -> None:
+        await self._record("set_body_weight", body_weight_kg)
+        self.change(body_weight_kg=body_weight_kg)
+
 
 class RejectsEverything(RecordingTreadmill):
     """Refuses every command (e.g. no control permission); emergency stop still works."""
@@ -182,6 +220,9 @@ class StaticCatalog:
     def summaries(self) -> Sequence[ProfileSummary]:
         return self._summaries
 
-
-SPEED_RANGE = Range(minimum=0.5, maximum=16.0, increment=0.1)
-INCLINE_RANGE = Range(minimum=0.0, maximum=12.0, increment=0.5)
+    def retitle(self, titles: dict[str, str]) -> None:
+        """Give profiles new titles, as a reloaded library would."""
+        self._summaries = [
+            dataclasses.replace(summary, title=titles.get(summary.name, summary.title))
+            for summary in self._summaries
+        ]

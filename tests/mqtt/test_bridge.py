@@ -614,16 +614,22 @@ async def test_stop_outcomes_and_the_measured_belt_are_published(
         )
     assert aborted.json() == {
         "type": "workout_aborted",
+        "event_type": "workout_aborted",  # what Home Assistant's event entity reads
         "reason": "belt_stopped",
         "detail": "the belt stood still while it was told to move",
     }
     assert alarm.json() == {
         "type": "stop_unconfirmed",
+        "event_type": "stop_unconfirmed",
         "after_s": 6.5,
         "speed_kmh": 3.5,
         "detail": "still moving 6.5 s after Stop",
     }
-    assert confirmed.json() == {"type": "stop_confirmed", "after_s": 8.0}
+    assert confirmed.json() == {
+        "type": "stop_confirmed",
+        "event_type": "stop_confirmed",
+        "after_s": 8.0,
+    }
     assert standing.json()["speed_kmh"] == 0.0
 
 

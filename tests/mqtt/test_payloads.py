@@ -32,6 +32,7 @@ from treadmilld.mqtt.payloads import (
         (b'{"speed_kmh": 8.5}', Command("set_speed", speed_kmh=8.5)),
         (b'{"incline_pct": -2}', Command("set_incline", incline_pct=-2.0)),
         (b'{"profile": "hill_30"}', Command("select_profile", profile="hill_30")),
+        (b'{"body_weight_kg": 80}', Command("set_body_weight", body_weight_kg=80.0)),
     ],
 )
 def test_set_payload_maps_to_one_command(raw: bytes, command: Command) -> None:
@@ -51,6 +52,11 @@ def test_set_payload_maps_to_one_command(raw: bytes, command: Command) -> None:
         (b'{"ts": "2026-01-01T00:00:00", "command": "stop"}', "ts"),
         (b'{"command": "stop", "extra": 1}', "extra"),
         (b"{}", "nothing to do"),
+        (b'{"body_weight_kg": 300.5}', "body_weight_kg"),
+        (b'{"body_weight_kg": "80"}', "body_weight_kg"),
+        (b'{"body_weight_kg": 80, "clinical": true}', "clinical"),
+        (b'{"body_weight_kg": 80, "command": "pause"}', "body_weight_kg"),
+        (b'{"body_weight_kg": 80, "speed_kmh": 3}', "speed_kmh"),
     ],
 )
 def test_invalid_set_payload_names_the_problem(raw: bytes, fragment: str) -> None:

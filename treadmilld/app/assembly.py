@@ -205,6 +205,7 @@ async def assemble(
                 {unit.treadmill_id: unit.session for unit in units},
                 library,
                 version=version,
+                names={t.id: t.display_name for t in settings.treadmills},
                 # MQTT stays in wall time even when the demo speeds the profile clock up: rate
                 # limits and heartbeats are for the dashboards, which live in real time.
             )

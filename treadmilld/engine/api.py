@@ -82,6 +82,11 @@ class StopOutcome(StrEnum):
     NOT_CONFIRMED = "not_confirmed"
 
 
+# The body weights the engine accepts (calories; `start_profile`, `set_body_weight`).
+MIN_BODY_WEIGHT_KG = 20.0
+MAX_BODY_WEIGHT_KG = 300.0
+
+
 class CommandRejectedError(Exception):
     """A command was refused and changed nothing. `code` is machine-readable (snake_case)."""
 
@@ -96,6 +101,22 @@ class Range:
     minimum: float
     maximum: float
     increment: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """Who the treadmill is, as its link read it on connect: the Bluetooth address, the
+    advertised name and the Device Information Service (0x180A) strings (`None` where the deck
+    has none)."""
+
+    address: str
+    name: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    hardware_revision: str | None = None
+    firmware_revision: str | None = None
+    software_revision: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +307,11 @@ class TreadmillController(Protocol):
 
     def snapshot(self) -> SessionSnapshot: ...
 
+    def device_info(self) -> DeviceInfo | None:
+        """What the link learned about the deck on connect; `None` until it has connected
+        once (then the speed and incline ranges in the snapshot are known too)."""
+        ...
+
     def events(self) -> AsyncIterator[SessionEvent]:
         """A fresh subscription to every event from now on."""
         ...
@@ -313,6 +339,11 @@ class TreadmillController(Protocol):
         ...
 
     async def set_incline(self, incline_pct: float) -> float: ...
+
+    async def set_body_weight(self, body_weight_kg: float) -> None:
+        """The weight used from now on: by the next start that names none, and for the rest of
+        a running workout's calories (what is already counted stays)."""
+        ...
 
 
 @runtime_checkable

@@ -35,9 +35,12 @@ from treadmilld.ble.api import (
 )
 from treadmilld.clock import Clock
 from treadmilld.engine.api import (
+    MAX_BODY_WEIGHT_KG,
+    MIN_BODY_WEIGHT_KG,
     AbortReason,
     BeltState,
     CommandRejectedError,
+    DeviceInfo,
     Direction,
     LimitApplied,
     Phase,
@@ -92,8 +95,6 @@ ACTIVE_PHASES = frozenset(
         Phase.PAUSED,
     }
 )
-MIN_BODY_WEIGHT_KG = 20.0
-MAX_BODY_WEIGHT_KG = 300.0
 # How often the no-data watchdog looks (clock seconds).
 WATCHDOG_INTERVAL_S = 0.5
 # How often a stop the deck has not carried out is sent again.
@@ -132,6 +133,14 @@ class _Subscription:
 
     async def aclose(self) -> None:
         self._owner.discard(self)
+
+
+def _check_body_weight(weight: float) -> None:
+    if not (math.isfinite(weight) and MIN_BODY_WEIGHT_KG <= weight <= MAX_BODY_WEIGHT_KG):
+        raise CommandRejectedError(
+            "invalid_argument",
+            f"body weight must be {MIN_BODY_WEIGHT_KG:g}-{MAX_BODY_WEIGHT_KG:g} kg, got {weight}",
+        )
 
 
 def _range(minimum: float, maximum: float, increment: float) -> Range:
@@ -244,7 +253,13 @@ class WorkoutSession:
             heart_rate_bpm=data.heart_rate_bpm,
             turn_countdown_s=executor.turn_countdown_s if active and executor else None,
             abort_reason=self._abort_reason if phase is Phase.ABORTED else None,
-            body_weight_kg=self._totals.body_weight_kg,
+            # The weight in use: the workout's while one runs, else what the next start
+            # that names none will use (a dashboard's body weight control shows this).
+            body_weight_kg=(
+                self._totals.body_weight_kg
+                if phase in ACTIVE_PHASES
+                else self._default_body_weight_kg
+            ),
             clinical=self._clinical,
             belt=self._observer.state(),
             speed_range=(
@@ -265,6 +280,22 @@ class WorkoutSession:
                 if caps and caps.inclination_range
                 else None
             ),
+        )
+
+    def device_info(self) -> DeviceInfo | None:
+        caps = self._link.capabilities
+        if caps is None:
+            return None
+        dis = caps.device_information
+        return DeviceInfo(
+            address=caps.address,
+            name=caps.name,
+            manufacturer=dis.manufacturer,
+            model=dis.model,
+            serial_number=dis.serial_number,
+            hardware_revision=dis.hardware_revision,
+            firmware_revision=dis.firmware_revision,
+            software_revision=dis.software_revision,
         )
 
     def events(self) -> AsyncIterator[SessionEvent]:
@@ -805,12 +836,7 @@ class WorkoutSession:
         except UnknownProfileError as error:
             raise CommandRejectedError("unknown_profile", str(error)) from None
         weight = self._default_body_weight_kg if body_weight_kg is None else body_weight_kg
-        if not (math.isfinite(weight) and MIN_BODY_WEIGHT_KG <= weight <= MAX_BODY_WEIGHT_KG):
-            raise CommandRejectedError(
-                "invalid_argument",
-                f"body weight must be {MIN_BODY_WEIGHT_KG:g}-{MAX_BODY_WEIGHT_KG:g} kg, "
-                f"got {weight}",
-            )
+        _check_body_weight(weight)
         if caps.speed_range is None:
             raise CommandRejectedError(
                 "not_supported",
@@ -1026,6 +1052,16 @@ class WorkoutSession:
             self._on_limit(LimitNotice(limit, speed_kmh, target))
         executor.nudge_speed(target)
         return target
+
+    async def set_body_weight(self, body_weight_kg: float) -> None:
+        """From now on: the next start that names no weight, and the rest of a running
+        workout's calories (integrated sample by sample, so what is counted stays)."""
+        _check_body_weight(body_weight_kg)
+        self._default_body_weight_kg = body_weight_kg
+        if self._phase in ACTIVE_PHASES:
+            self._totals.body_weight_kg = body_weight_kg
+        log.info("body_weight_set", treadmill_id=self.treadmill_id, body_weight_kg=body_weight_kg)
+        self._changed()
 
     async def set_incline(self, incline_pct: float) -> float:
         if not math.isfinite(incline_pct):

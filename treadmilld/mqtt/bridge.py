@@ -115,11 +115,22 @@ class _Treadmill:
     last_state_at: float | None = None
     # What this connection has already told the broker (reset on every connect).
     published_availability: str | None = None
-    announced_ranges: tuple[object, object] | None = None
+    # The ranges last in `bridge/<instance>/devices`, and what the last discovery config was
+    # built from: discovery is sent again only when that changes.
+    devices_ranges: tuple[object, object] | None = None
+    announced: tuple[object, ...] | None = None
 
 
 def _availability(snapshot: SessionSnapshot) -> str:
     return "online" if snapshot.connection == "connected" else "offline"
+
+
+def _event_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """An event as published: `type`, and the same value as `event_type`, the key Home
+    Assistant's event entity reads (https://www.home-assistant.io/integrations/event.mqtt/);
+    every other key becomes an attribute of the HA event."""
+    kind = payload["type"]
+    return {"type": kind, "event_type": kind, **payload}
 
 
 def _json(value: object) -> str:
@@ -142,7 +153,10 @@ class MqttBridge:
         version: str,
         clock: Clock | None = None,
         wall_time: Callable[[], float] = time.time,
+        names: Mapping[str, str] | None = None,
     ) -> None:
+        """`names`: each treadmill's display name (config `name`), for Home Assistant's
+        device; the id where none is given."""
         for treadmill_id in controllers:
             if (
                 not treadmill_id
@@ -162,6 +176,10 @@ class MqttBridge:
         self._treadmills = {
             treadmill_id: _Treadmill(treadmill_id, controller)
             for treadmill_id, controller in controllers.items()
+        }
+        self._names = {
+            treadmill_id: (names or {}).get(treadmill_id) or treadmill_id
+            for treadmill_id in controllers
         }
         self._instance = settings.instance
         # (other instance, treadmill id) pairs already warned about, so a republished
@@ -292,7 +310,7 @@ class MqttBridge:
             if isinstance(event, StateChanged):
                 treadmill.dirty = True
             else:
-                self._events.append((treadmill.id, event.payload()))
+                self._events.append((treadmill.id, _event_payload(event.payload())))
             self._wake.set()
 
     async def _work(self, treadmill: _Treadmill) -> None:
@@ -362,6 +380,10 @@ class MqttBridge:
             case "set_incline":
                 assert command.incline_pct is not None
                 return {"incline_pct": await controller.set_incline(command.incline_pct)}
+            case "set_body_weight":
+                assert command.body_weight_kg is not None
+                await controller.set_body_weight(command.body_weight_kg)
+                return {"body_weight_kg": command.body_weight_kg}
         simple = {
             "pause": controller.pause,
             "resume": controller.resume,
@@ -438,7 +460,8 @@ class MqttBridge:
         self._events.clear()  # events from the outage are old news; state says the rest
         for treadmill in self._treadmills.values():
             treadmill.published_availability = None
-            treadmill.announced_ranges = None
+            treadmill.devices_ranges = None
+            treadmill.announced = None
             treadmill.dirty = True
             treadmill.last_state_at = None
         try:
@@ -518,6 +541,7 @@ class MqttBridge:
 
     def _state_payload(self, treadmill: _Treadmill) -> dict[str, Any]:
         state = treadmill.controller.snapshot().to_json_dict()
+        _add_progress_and_outcome(state)
         selection = treadmill.selection
         state["selected_profile"] = selection.profile if selection else None
         state["ts"] = round(self._wall_time(), 3)
@@ -534,19 +558,37 @@ class MqttBridge:
             retain=True,
         )
 
-    async def _announce_discovery(self, treadmill: _Treadmill) -> None:
+    def _discovery_inputs(self, treadmill: _Treadmill) -> tuple[object, ...] | None:
+        """What the treadmill's discovery config is built from; None until its link has read
+        the deck (Device Information, Supported Speed/Inclination Range), so the config goes
+        out once, with the real ranges, never with a placeholder first."""
+        device = treadmill.controller.device_info()
+        if device is None:
+            return None
         snapshot = treadmill.controller.snapshot()
-        treadmill.announced_ranges = (snapshot.speed_range, snapshot.incline_range)
-        if not self._settings.ha_discovery:
+        profiles = tuple((summary.name, summary.title) for summary in self._catalog.summaries())
+        return (device, snapshot.speed_range, snapshot.incline_range, profiles)
+
+    async def _announce_discovery(self, treadmill: _Treadmill) -> None:
+        """Publish the discovery config if the deck has been read (else it follows once it
+        has, from the publish loop)."""
+        inputs = self._discovery_inputs(treadmill)
+        if inputs is None or not self._settings.ha_discovery:
             return
+        treadmill.announced = inputs
+        device = treadmill.controller.device_info()
+        assert device is not None  # `inputs` has it
         config = discovery_config(
             base_topic=self._base,
             bridge_state_topic=self._bridge_topic("state"),
             treadmill_id=treadmill.id,
-            snapshot=snapshot,
-            profiles=[summary.name for summary in self._catalog.summaries()],
+            name=self._names[treadmill.id],
+            device=device,
+            snapshot=treadmill.controller.snapshot(),
+            profiles=self._catalog.summaries(),
             version=self._version,
         )
+        log.info("mqtt_discovery_announced", treadmill_id=treadmill.id)
         await self._link.publish(
             discovery_topic(self._settings.ha_discovery_prefix, self._base, treadmill.id),
             _json(config),
@@ -599,10 +641,14 @@ class MqttBridge:
                 kind = "connected" if availability == "online" else "disconnected"
                 await self._publish_bridge_event(f"treadmill_{kind}", {"id": treadmill.id})
         ranges = (snapshot.speed_range, snapshot.incline_range)
-        if ranges != treadmill.announced_ranges:
-            # HA's number entities are bounded by these: re-announce once they are known.
-            devices_changed = devices_changed or treadmill.announced_ranges is not None
-            await self._announce_discovery(treadmill)
+        if ranges != treadmill.devices_ranges:
+            # `devices` went out with this connection's bridge info; again once they change.
+            devices_changed = devices_changed or treadmill.devices_ranges is not None
+            treadmill.devices_ranges = ranges
+        if self._settings.ha_discovery:
+            inputs = self._discovery_inputs(treadmill)
+            if inputs is not None and inputs != treadmill.announced:
+                await self._announce_discovery(treadmill)
         now = self._clock.now()
         last = treadmill.last_state_at
         next_due = math.inf
@@ -961,7 +1007,7 @@ class MqttBridge:
         }
         if route.reply_topic is None and route.treadmill_id is not None:
             # `set` has no response topic of its own: errors go out as events.
-            event = {"type": "error", **payload, "request": route.request}
+            event = _event_payload({"type": "error", **payload, "request": route.request})
             await self._link.publish(
                 self._treadmill_topic(route.treadmill_id, "event"), _json(event), qos=1
             )
@@ -992,3 +1038,23 @@ class MqttBridge:
         await self._link.publish(
             topic, _json(payload), qos=1, correlation_data=route.correlation_data
         )
+
+
+def _add_progress_and_outcome(state: dict[str, Any]) -> None:
+    """`progress_pct` (0-100, from the time walked and the time left) and `outcome` (what
+    ended the last workout: `finished`, `stopped` or an abort reason; null otherwise), unless
+    the snapshot already carries them."""
+    elapsed, remaining = state.get("elapsed_s"), state.get("remaining_s")
+    progress: float | None = None
+    if state["phase"] == "finished":
+        progress = 100.0
+    elif isinstance(elapsed, float | int) and isinstance(remaining, float | int):
+        total = elapsed + remaining
+        progress = round(100.0 * elapsed / total, 1) if total > 0 else 0.0
+    state.setdefault("progress_pct", progress)
+    outcome: str | None = None
+    if state["phase"] in ("finished", "stopped"):
+        outcome = str(state["phase"])
+    elif state["phase"] == "aborted" and state.get("abort_reason") is not None:
+        outcome = str(state["abort_reason"])
+    state.setdefault("outcome", outcome)

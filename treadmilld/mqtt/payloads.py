@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
+
 CommandName = Literal["start", "pause", "resume", "stop", "emergency_stop", "skip", "confirm_turn"]
 COMMAND_NAMES: tuple[str, ...] = CommandName.__args__  # type: ignore[attr-defined]
 
@@ -29,7 +31,12 @@ COMMAND_NAMES: tuple[str, ...] = CommandName.__args__  # type: ignore[attr-defin
 # limits and clamps or refuses within them. These catch typos such as 85 for 8.5 km/h.
 SpeedKmh = Annotated[float, Field(ge=0.0, le=40.0, allow_inf_nan=False)]
 InclinePct = Annotated[float, Field(ge=-30.0, le=40.0, allow_inf_nan=False)]
-BodyWeightKg = Annotated[float, Field(gt=20.0, le=400.0, allow_inf_nan=False)]
+# The engine's own bounds: a weight it would refuse at start is refused here already. A JSON
+# number, not a string ("80"), as `clinical` must be a JSON boolean.
+BodyWeightKg = Annotated[
+    float,
+    Field(ge=MIN_BODY_WEIGHT_KG, le=MAX_BODY_WEIGHT_KG, allow_inf_nan=False, strict=True),
+]
 ProfileName = Annotated[str, Field(min_length=1, max_length=100)]
 Transaction = str | int
 
@@ -57,6 +64,7 @@ class Command:
         "confirm_turn",
         "set_speed",
         "set_incline",
+        "set_body_weight",
         "select_profile",
     ]
     profile: str | None = None
@@ -82,7 +90,8 @@ class _Envelope(BaseModel):
 
 
 class SetPayload(_Envelope):
-    """`<base>/<id>/set`: exactly one of a command, a profile selection or one setpoint."""
+    """`<base>/<id>/set`: exactly one of a command, a profile selection, one setpoint or the
+    body weight (`{"body_weight_kg": 80}` alone: the weight used from now on)."""
 
     command: CommandName | None = None
     profile: ProfileName | None = None
@@ -115,7 +124,13 @@ class SetPayload(_Envelope):
         elif setpoints and start_options:
             raise ValueError(f"send {setpoints[0]} in its own message, not with a profile")
         elif not setpoints and self.profile is None:
-            raise ValueError("nothing to do: give a command, a profile, speed_kmh or incline_pct")
+            if self.body_weight_kg is None:
+                raise ValueError(
+                    "nothing to do: give a command, a profile, speed_kmh, incline_pct or "
+                    "body_weight_kg"
+                )
+            if self.clinical is not None:
+                raise ValueError("clinical only goes with command 'start' or a profile")
         return self
 
     def to_command(self) -> Command:
@@ -132,6 +147,8 @@ class SetPayload(_Envelope):
             return Command("set_speed", speed_kmh=self.speed_kmh)
         if self.incline_pct is not None:
             return Command("set_incline", incline_pct=self.incline_pct)
+        if self.profile is None:
+            return Command("set_body_weight", body_weight_kg=self.body_weight_kg)
         return Command(
             "select_profile",
             profile=self.profile,
@@ -183,6 +200,10 @@ class UploadProfileRequest(_Envelope):
         return self
 
 
+class SetBodyWeightRequest(_Envelope):
+    body_weight_kg: BodyWeightKg
+
+
 TREADMILL_REQUESTS: dict[str, type[_Envelope]] = {
     "start": StartRequest,
     "pause": EmptyRequest,
@@ -193,6 +214,7 @@ TREADMILL_REQUESTS: dict[str, type[_Envelope]] = {
     "confirm_turn": EmptyRequest,
     "set_speed": SetSpeedRequest,
     "set_incline": SetInclineRequest,
+    "set_body_weight": SetBodyWeightRequest,
     "state": EmptyRequest,
 }
 
@@ -206,7 +228,13 @@ BRIDGE_REQUESTS: tuple[str, ...] = (
 )
 
 # `<base>/<id>/set/<field>` fields and how their plain value maps onto `SetPayload`.
-PLAIN_SET_FIELDS: tuple[str, ...] = ("command", "profile", "speed_kmh", "incline_pct")
+PLAIN_SET_FIELDS: tuple[str, ...] = (
+    "command",
+    "profile",
+    "speed_kmh",
+    "incline_pct",
+    "body_weight_kg",
+)
 
 
 def request_command(action: str, request: _Envelope) -> Command | None:
@@ -222,6 +250,8 @@ def request_command(action: str, request: _Envelope) -> Command | None:
         return Command("set_speed", speed_kmh=request.speed_kmh)
     if isinstance(request, SetInclineRequest):
         return Command("set_incline", incline_pct=request.incline_pct)
+    if isinstance(request, SetBodyWeightRequest):
+        return Command("set_body_weight", body_weight_kg=request.body_weight_kg)
     if action in COMMAND_NAMES:
         return Command(action)  # type: ignore[arg-type]
     return None
@@ -297,7 +327,7 @@ def parse_plain_set(field: str, raw: bytes) -> SetPayload:
     except UnicodeDecodeError:
         raise PayloadError("invalid_payload", f"set/{field} needs a UTF-8 text value") from None
     value: Any = text
-    if field in ("speed_kmh", "incline_pct"):
+    if field in ("speed_kmh", "incline_pct", "body_weight_kg"):
         try:
             value = float(text)
         except ValueError:
@@ -344,6 +374,7 @@ __all__ = [
     "Command",
     "EmptyRequest",
     "PayloadError",
+    "SetBodyWeightRequest",
     "SetInclineRequest",
     "SetPayload",
     "SetSpeedRequest",
