@@ -11,15 +11,18 @@ import pytest
 from treadmilld.clock import LoopClock
 from treadmilld.engine.api import (
     AbortReason,
+    BeltState,
     CommandRejectedError,
     Direction,
     Phase,
     SegmentStarted,
+    StateChanged,
     TreadmillController,
     TurnCountdown,
     TurnNow,
     WorkoutAborted,
     WorkoutFinished,
+    WorkoutStopped,
 )
 from treadmilld.engine.belt import deceleration_allowance_s
 from treadmilld.engine.library import ProfileLibrary
@@ -387,8 +390,11 @@ async def test_pause_ramps_down_and_resume_restarts_slowly() -> None:
         before = [w for w in r.treadmill.writes if w.kind == "speed" and w.at <= pause.at]
         assert before[-1].value == 1.0
         remaining_paused = r.session.snapshot().remaining_s
+        elapsed_paused = r.session.snapshot().elapsed_s
         await asyncio.sleep(120)
-        assert r.session.snapshot().remaining_s == remaining_paused  # the clock stood still
+        # The workout's clock stands still while paused: both what is left and what was done.
+        assert r.session.snapshot().remaining_s == remaining_paused
+        assert r.session.snapshot().elapsed_s == elapsed_paused
         await r.session.resume()
         await asyncio.sleep(30)
         assert r.session.snapshot().phase is Phase.RUNNING
@@ -399,7 +405,11 @@ async def test_pause_ramps_down_and_resume_restarts_slowly() -> None:
         await r.wait_for("workout_finished")
         finished = r.recorder.of_type("workout_finished")[0]
         assert isinstance(finished, WorkoutFinished)
-        assert finished.elapsed_s >= 2700 + 120
+        # More than three minutes paused, yet the summary counts only the walking: the 45
+        # minutes of the plan (and the few seconds the first Start takes).
+        assert finished.at >= 2700 + 180
+        assert 2700 <= finished.elapsed_s <= 2710
+        assert r.session.snapshot().elapsed_s == finished.elapsed_s
 
 
 async def test_skip_moves_to_the_next_segment() -> None:
@@ -754,3 +764,147 @@ async def test_a_belt_first_deck_resuming_an_old_target_is_caught_before_the_res
         restart = next(w for w in r.treadmill.writes if w.kind == "speed" and w.at > start.at)
         assert restart.sent == start.at  # sent the moment Start was answered
         assert abort.at < restart.at, (start.at, abort.at, restart.at)
+
+
+TURNS_AND_REST = """
+name = "turns-and-rest"
+title = "Turns and a rest"
+description = "F 60, rest 30, F 60, B 60"
+suits = "tests"
+sources = ["test"]
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 4.0
+incline_pct = 2.0
+[[segments]]
+direction = "rest"
+duration_s = 30
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 4.0
+[[segments]]
+direction = "backward"
+duration_s = 60
+speed_kmh = 3.0
+"""
+
+
+async def test_a_stop_command_ends_the_workout_as_stopped_with_its_summary() -> None:
+    async with rig() as r:
+        await r.session.start_profile("forward-walk", body_weight_kg=80)
+        await asyncio.sleep(600)
+        await r.session.pause()
+        await asyncio.sleep(300)
+        await r.session.stop()
+        await r.wait_for("workout_stopped")
+        await r.wait_for("stop_confirmed")
+        [stopped] = r.recorder.of_type("workout_stopped")
+        assert isinstance(stopped, WorkoutStopped)
+        snapshot = r.session.snapshot()
+        # The person's own choice, not a fault: a summary like a finish, no abort.
+        assert r.recorder.of_type("workout_aborted") == []
+        assert snapshot.phase is Phase.STOPPED
+        assert snapshot.outcome == "stopped"
+        assert snapshot.abort_reason is None
+        assert stopped.profile == "forward-walk"
+        # Ten minutes walked, five paused: the time is the walking only.
+        assert stopped.elapsed_s == pytest.approx(600, abs=1)
+        assert snapshot.elapsed_s == stopped.elapsed_s
+        assert stopped.distance_forward_m == snapshot.distance_forward_m
+        assert stopped.distance_forward_m > 500
+        assert stopped.distance_backward_m == 0
+        assert stopped.calories_kcal == snapshot.calories_kcal
+        assert stopped.calories_kcal > 0
+        # Stopped as at any ending: measured standing, and nothing moves until a new start.
+        assert snapshot.belt is BeltState.STANDING
+        assert r.treadmill.writes[-1].kind == "stop"
+        assert snapshot.progress_pct is not None
+        assert 0 < snapshot.progress_pct < 100
+        await asyncio.sleep(300)
+        assert not r.treadmill.running
+        for command in (r.session.pause, r.session.resume, r.session.skip_segment):
+            with pytest.raises(CommandRejectedError):
+                await command()
+        assert r.session.snapshot().phase is Phase.STOPPED
+        assert r.session.snapshot().progress_pct == snapshot.progress_pct
+        await r.session.start_profile("forward-walk")
+        assert r.session.snapshot().outcome is None
+        assert r.session.snapshot().phase is Phase.RUNNING
+
+
+async def test_a_stop_while_walking_ramps_down_before_the_belt_stops() -> None:
+    async with rig() as r:
+        await r.session.start_profile("forward-walk")
+        await asyncio.sleep(600)
+        await r.session.stop()
+        await r.wait_for("workout_stopped")
+        await r.wait_for("stop_confirmed")
+        stop = next(w for w in r.treadmill.writes if w.kind == "stop")
+        speeds = [w.value for w in r.treadmill.writes if w.kind == "speed" and w.at <= stop.at]
+        assert speeds[-1] == 1.0  # never a Stop from walking speed
+        assert r.session.snapshot().belt is BeltState.STANDING
+        assert r.session.snapshot().phase is Phase.STOPPED
+
+
+async def test_outcome_and_progress_say_how_far_the_last_workout_got() -> None:
+    async with rig(library=short_library()) as r:
+        idle = r.session.snapshot()
+        assert (idle.outcome, idle.progress_pct) == (None, None)
+        await r.session.start_profile("short-turns")
+        await asyncio.sleep(30)
+        early = r.session.snapshot()
+        assert early.outcome is None
+        assert early.progress_pct is not None
+        assert 0 < early.progress_pct < 50
+        await r.wait_for("workout_finished")
+        finished = r.session.snapshot()
+        assert (finished.outcome, finished.progress_pct) == ("finished", 100.0)
+        await asyncio.sleep(30)
+        await r.session.start_profile("short-turns")
+        assert r.session.snapshot().outcome is None
+        await asyncio.sleep(30)
+        await r.session.emergency_stop()
+        aborted = r.session.snapshot()
+        assert aborted.outcome == AbortReason.EMERGENCY_STOP.value
+        assert aborted.progress_pct is not None
+        assert 0 < aborted.progress_pct < 50
+
+
+async def test_targets_are_shown_only_while_the_workout_drives_the_belt() -> None:
+    library = ProfileLibrary.from_profiles(
+        [parse_profile(TURNS_AND_REST, file="turns-and-rest.toml")]
+    )
+    async with rig(library=library) as r:
+        r.recorder.keep_state = True
+        assert r.session.snapshot().target_speed_kmh is None  # idle
+        await r.session.start_profile("turns-and-rest")
+        await asyncio.sleep(40)
+        walking = r.session.snapshot()
+        assert walking.phase is Phase.RUNNING
+        assert walking.target_speed_kmh is not None
+        await r.session.pause()
+        await asyncio.sleep(20)
+        await r.session.resume()
+        await r.wait_for("turn_now")  # through the rest, into the turn before backward
+        await asyncio.sleep(5)
+        turning = r.session.snapshot()
+        assert turning.phase is Phase.TURNING
+        await asyncio.sleep(30)
+        await r.session.emergency_stop()
+        await r.wait_for("stop_confirmed")
+        seen = {
+            e.snapshot.phase
+            for e in r.recorder.events
+            if isinstance(e, StateChanged) and e.snapshot.target_speed_kmh is not None
+        }
+        phases = {e.snapshot.phase for e in r.recorder.events if isinstance(e, StateChanged)}
+        # Every phase was shown, and only walking ever showed a target.
+        assert {Phase.PAUSED, Phase.RESTING, Phase.TURNING, Phase.ABORTED} <= phases
+        assert seen == {Phase.RUNNING}
+        for event in r.recorder.events:
+            if isinstance(event, StateChanged) and event.snapshot.phase is not Phase.RUNNING:
+                assert event.snapshot.target_incline_pct is None, event.snapshot
+        assert r.session.snapshot().target_speed_kmh is None
+        assert r.session.snapshot().target_incline_pct is None

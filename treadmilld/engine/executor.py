@@ -93,6 +93,8 @@ class WorkoutExecutor:
         self.stopped_by_user = False
         self._segment_deadline: float | None = None
         self._paused_at: float | None = None
+        # Time spent in finished pause cycles: workout time (elapsed) leaves it out.
+        self._paused_total_s = 0.0
         self._pauses = 0  # pause cycles so far (a turn's countdown restarts after one)
 
     # ------------------------------------------------------------------ commands, synchronous
@@ -145,6 +147,12 @@ class WorkoutExecutor:
             return None
         now = self._paused_at if self._paused_at is not None else self._clock.now()
         return max(self._segment_deadline - now, 0.0)
+
+    def paused_s(self, until: float) -> float:
+        """Time spent paused up to `until`, the pause under way included (one ended by a stop
+        or an abort runs on until the workout's end)."""
+        ongoing = max(until - self._paused_at, 0.0) if self._paused_at is not None else 0.0
+        return self._paused_total_s + ongoing
 
     def remaining_s(self) -> float:
         later = sum(s.duration_s for s in self.plan.segments[self.segment_index + 1 :])
@@ -274,6 +282,7 @@ class WorkoutExecutor:
         self._skip_requested = False
         self._paused_at = None
         paused_for = self._clock.now() - started
+        self._paused_total_s += paused_for
         if self._segment_deadline is not None:
             self._segment_deadline += paused_for
         self._set_phase(resume_phase)
