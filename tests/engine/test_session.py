@@ -155,6 +155,8 @@ async def test_clinical_turns_wait_for_the_confirm_command() -> None:
         await asyncio.sleep(600)  # nobody confirms: the belt stays paused
         assert len([w for w in r.treadmill.writes if w.kind == "start"]) == starts_before
         assert not r.treadmill.running
+        waiting = r.session.snapshot()
+        assert (waiting.target_speed_kmh, waiting.target_incline_pct) == (None, None)
         await r.session.confirm_turn()
         await r.wait_for("turn_countdown", count=3)
         await asyncio.sleep(4)
@@ -817,8 +819,10 @@ async def test_a_stop_command_ends_the_workout_as_stopped_with_its_summary() -> 
         assert stopped.distance_backward_m == 0
         assert stopped.calories_kcal == snapshot.calories_kcal
         assert stopped.calories_kcal > 0
-        # Stopped as at any ending: measured standing, and nothing moves until a new start.
+        # Stopped as at any ending: measured standing, no target, and nothing moves until a
+        # new start.
         assert snapshot.belt is BeltState.STANDING
+        assert (snapshot.target_speed_kmh, snapshot.target_incline_pct) == (None, None)
         assert r.treadmill.writes[-1].kind == "stop"
         assert snapshot.progress_pct is not None
         assert 0 < snapshot.progress_pct < 100
@@ -861,6 +865,7 @@ async def test_outcome_and_progress_say_how_far_the_last_workout_got() -> None:
         await r.wait_for("workout_finished")
         finished = r.session.snapshot()
         assert (finished.outcome, finished.progress_pct) == ("finished", 100.0)
+        assert (finished.target_speed_kmh, finished.target_incline_pct) == (None, None)
         await asyncio.sleep(30)
         await r.session.start_profile("short-turns")
         assert r.session.snapshot().outcome is None
