@@ -913,3 +913,56 @@ async def test_targets_are_shown_only_while_the_workout_drives_the_belt() -> Non
                 assert event.snapshot.target_incline_pct is None, event.snapshot
         assert r.session.snapshot().target_speed_kmh is None
         assert r.session.snapshot().target_incline_pct is None
+
+
+BACKWARD_FIRST = """
+name = "backward-first"
+title = "Backward first"
+description = "B 60, F 60"
+suits = "tests"
+sources = ["test"]
+[[segments]]
+direction = "backward"
+duration_s = 60
+speed_kmh = 2.0
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 3.0
+"""
+
+
+async def test_a_turn_before_the_first_walk_is_workout_time_but_not_plan_progress() -> None:
+    library = ProfileLibrary.from_profiles(
+        [
+            parse_profile(SHORT_TURNS, file="short-turns.toml"),
+            parse_profile(BACKWARD_FIRST, file="backward-first.toml"),
+        ]
+    )
+    async with rig(library=library) as r:
+        await r.session.start_profile("short-turns")  # ends facing forward
+        await r.wait_for("workout_finished")
+        turns_before = len(r.recorder.of_type("turn_now"))
+        await asyncio.sleep(30)
+        await r.session.start_profile("backward-first")
+        await r.wait_for("turn_now", count=turns_before + 1)
+        turning = r.session.snapshot()
+        assert turning.phase is Phase.TURNING
+        await r.session.pause()  # a pause inside that turn is counted once, not twice
+        await asyncio.sleep(30)
+        await r.session.resume()
+        await asyncio.sleep(1)  # inside the 3-2-1 that follows a pause in a turn
+        still = r.session.snapshot()
+        # The person turns round before the plan begins: nothing of it is done yet.
+        assert still.phase is Phase.TURNING
+        plan = r.session.plan
+        assert plan is not None
+        assert still.remaining_s == turning.remaining_s == plan.total_s
+        assert still.progress_pct == turning.progress_pct == 0.0
+        await r.wait_for("workout_finished", count=2)
+        [_, finished] = r.recorder.of_type("workout_finished")
+        assert isinstance(finished, WorkoutFinished)
+        # The turn is workout time (the person was on the belt), the pause is not.
+        started = r.recorder.of_type("workout_started")[-1].at
+        assert finished.elapsed_s == pytest.approx(finished.at - started - 30, abs=1)
+        assert finished.elapsed_s > plan.total_s + 3  # the turn's 3-2-1 at least
