@@ -16,6 +16,7 @@ from treadmilld_sim import RunningState, SimulatedTreadmillConfig
 
 from treadmilld.engine.api import (
     AbortReason,
+    BeltState,
     Phase,
     StopConfirmed,
     StopOutcome,
@@ -23,6 +24,7 @@ from treadmilld.engine.api import (
     TurnCountdown,
     TurnNow,
     WorkoutAborted,
+    WorkoutStopped,
 )
 from treadmilld.engine.belt import (
     INCLINE_TOLERANCE_PCT,
@@ -486,9 +488,16 @@ async def test_a_user_stop_ramps_down_stops_and_is_confirmed() -> None:
         await rig.session.start_profile("turns")
         await asyncio.sleep(40.0)
         await rig.session.stop()
-        await rig.wait_for("workout_aborted")
-        assert aborted(rig).reason is AbortReason.USER_STOP
+        stopped = await rig.wait_for("workout_stopped")
+        # The person's own stop is not an abort: a summary, the phase `stopped`.
+        assert isinstance(stopped, WorkoutStopped)
+        assert rig.of_type("workout_aborted") == []
+        assert stopped.distance_forward_m > 0
+        assert stopped.calories_kcal > 0
+        assert rig.session.snapshot().phase is Phase.STOPPED
+        assert rig.session.snapshot().outcome == "stopped"
         await rig.wait_for("stop_confirmed")
+        assert rig.session.snapshot().belt is BeltState.STANDING
         stop_at = next(
             at for at, r in rig.requests if isinstance(r, StopOrPause) and r.kind is StopKind.STOP
         )

@@ -50,6 +50,7 @@ from treadmilld.engine.api import (
     WorkoutAborted,
     WorkoutFinished,
     WorkoutStarted,
+    WorkoutStopped,
 )
 from treadmilld.engine.api import Phase as WorkoutPhase
 from treadmilld.engine.belt import (
@@ -421,14 +422,20 @@ def make_deck(fault: str, at: float, deck: Deck) -> Callable[[LoopClock], Obedie
 class Workout:
     started_at: float
     expected: Expected
-    # `workout_finished` / `workout_aborted` events of this workout, in order (one if all is
-    # well).
+    # `workout_finished` / `workout_stopped` / `workout_aborted` events of this workout, in
+    # order (one if all is well).
     endings: list[SessionEvent] = field(default_factory=list)
 
     @property
     def abort(self) -> WorkoutAborted | None:
         aborts = [e for e in self.endings if isinstance(e, WorkoutAborted)]
         return aborts[0] if aborts else None
+
+    @property
+    def cut_short_at(self) -> float | None:
+        """When an abort or the person's stop ended it before the plan did."""
+        early = [e.at for e in self.endings if isinstance(e, WorkoutAborted | WorkoutStopped)]
+        return early[0] if early else None
 
 
 @dataclass
@@ -613,11 +620,12 @@ async def scenario(case: Case) -> Run | None:
         for event in events:
             if isinstance(event, WorkoutStarted):
                 workouts.append(Workout(event.at, expectations[len(workouts)]))
-            elif isinstance(event, WorkoutFinished | WorkoutAborted) and workouts:
+            elif isinstance(event, WorkoutFinished | WorkoutStopped | WorkoutAborted) and workouts:
                 workouts[-1].endings.append(event)
         assert len(workouts) == len(expectations), (workouts, expectations)
+        ended = [w.endings[-1].type for w in workouts if w.endings]
         aborts = [w.abort.reason.value for w in workouts if w.abort is not None]
-        note(f"ended: {aborts or 'finished'}")
+        note(f"ended: {ended}, aborts: {aborts}")
         note(f"fault: {fault}")
         note(f"deck: {deck.preset}")
         return Run(
@@ -755,10 +763,11 @@ def expect(holds: bool, tag: str, *info: object) -> None:
 
 
 def check_workouts(run: Run) -> None:
-    """Every workout ends, once: finished or exactly one `workout_aborted`; never an abort
-    for `command_failed` or `internal_error`; a deck with no injected fault is never aborted
-    for anything but the person's own stop (no false alarm)."""
-    expect(run.final_phase in {"finished", "aborted"}, "workout_ends", run.final_phase)
+    """Every workout ends, once: finished, stopped by the person or exactly one
+    `workout_aborted`; never an abort for `command_failed` or `internal_error`; a deck with no
+    injected fault is never aborted for anything but the person's emergency stop (no false
+    alarm)."""
+    expect(run.final_phase in {"finished", "stopped", "aborted"}, "workout_ends", run.final_phase)
     for index, workout in enumerate(run.workouts):
         expect(len(workout.endings) == 1, "one_ending", index, workout.endings)
     aborts = [e for e in run.events if isinstance(e, WorkoutAborted)]
@@ -766,9 +775,8 @@ def check_workouts(run: Run) -> None:
         expect(abort.reason is not AbortReason.COMMAND_FAILED, "no_command_failed", abort)
         expect(abort.reason is not AbortReason.INTERNAL_ERROR, "no_internal_error", abort)
     if run.fault == "none" and run.deck.behaviour.stops_itself_after_s is None:
-        mine = {AbortReason.EMERGENCY_STOP, AbortReason.USER_STOP}
         for abort in aborts:
-            expect(abort.reason in mine, "no_false_alarm", abort)
+            expect(abort.reason is AbortReason.EMERGENCY_STOP, "no_false_alarm", abort)
 
 
 def _facing_segments(run: Run) -> tuple[list[float], list[Direction]]:
@@ -1049,19 +1057,21 @@ def check_backward_budget(run: Run) -> None:
     """The session's backward budget, on commands and on the measured belt.
 
     Commanded: time from each backward Start to the Pause/Stop that ended it (as they reached
-    the deck), cut at an abort (after which the belt is the deck's, e.g. still running with the
-    link down until the stop can be sent), is at most `max_backward_s`.
+    the deck), cut at an abort or the person's stop (after an abort the belt is the deck's,
+    e.g. still running with the link down until the stop can be sent), is at most
+    `max_backward_s`.
 
     Measured: the time the deck's records show the belt moving while the person faces
-    backward, cut at an abort, is at most `max_backward_s` plus, for each backward bout, the
-    time this deck needs to bring the belt from its speed at the Pause/Stop to a standstill
-    (the bout's last ramp-down, at the restart speed or below when the governor paused it: the
-    person keeps walking backward while it coasts) and one data period (a record showing the
-    belt moving counts until the next record)."""
+    backward, cut at an abort or the person's stop, is at most `max_backward_s` plus, for each
+    backward bout, the time this deck needs to bring the belt from its speed at the Pause/Stop
+    to a standstill (the bout's last ramp-down, at the restart speed or below when the governor
+    paused it: the person keeps walking backward while it coasts) and one data period (a record
+    showing the belt moving counts until the next record)."""
     times, facings = _facing_segments(run)
     for index, workout in enumerate(run.workouts):
         until = _next_start(run, index)
-        cut = min(workout.abort.at if workout.abort else math.inf, until)
+        cut_short = workout.cut_short_at
+        cut = min(cut_short if cut_short is not None else math.inf, until)
         budget = workout.expected.max_backward_s
         commanded = 0.0
         allowance = 0.0

@@ -11,16 +11,19 @@ import pytest
 from treadmilld.clock import LoopClock
 from treadmilld.engine.api import (
     AbortReason,
+    BeltState,
     CommandRejectedError,
     Direction,
     Phase,
     SegmentStarted,
+    StateChanged,
     TreadmillController,
     TurnCountdown,
     TurnNow,
     WorkoutAborted,
     WorkoutFinished,
     WorkoutStarted,
+    WorkoutStopped,
 )
 from treadmilld.engine.belt import deceleration_allowance_s
 from treadmilld.engine.library import ProfileLibrary
@@ -153,6 +156,8 @@ async def test_clinical_turns_wait_for_the_confirm_command() -> None:
         await asyncio.sleep(600)  # nobody confirms: the belt stays paused
         assert len([w for w in r.treadmill.writes if w.kind == "start"]) == starts_before
         assert not r.treadmill.running
+        waiting = r.session.snapshot()
+        assert (waiting.target_speed_kmh, waiting.target_incline_pct) == (None, None)
         await r.session.confirm_turn()
         await r.wait_for("turn_countdown", count=3)
         await asyncio.sleep(4)
@@ -388,8 +393,11 @@ async def test_pause_ramps_down_and_resume_restarts_slowly() -> None:
         before = [w for w in r.treadmill.writes if w.kind == "speed" and w.at <= pause.at]
         assert before[-1].value == 1.0
         remaining_paused = r.session.snapshot().remaining_s
+        elapsed_paused = r.session.snapshot().elapsed_s
         await asyncio.sleep(120)
-        assert r.session.snapshot().remaining_s == remaining_paused  # the clock stood still
+        # The workout's clock stands still while paused: both what is left and what was done.
+        assert r.session.snapshot().remaining_s == remaining_paused
+        assert r.session.snapshot().elapsed_s == elapsed_paused
         await r.session.resume()
         await asyncio.sleep(30)
         assert r.session.snapshot().phase is Phase.RUNNING
@@ -400,7 +408,11 @@ async def test_pause_ramps_down_and_resume_restarts_slowly() -> None:
         await r.wait_for("workout_finished")
         finished = r.recorder.of_type("workout_finished")[0]
         assert isinstance(finished, WorkoutFinished)
-        assert finished.elapsed_s >= 2700 + 120
+        # More than three minutes paused, yet the summary counts only the walking: the 45
+        # minutes of the plan (and the few seconds the first Start takes).
+        assert finished.at >= 2700 + 180
+        assert 2700 <= finished.elapsed_s <= 2710
+        assert r.session.snapshot().elapsed_s == finished.elapsed_s
 
 
 async def test_skip_moves_to_the_next_segment() -> None:
@@ -817,3 +829,203 @@ async def test_body_weight_set_anytime_is_used_from_then_on() -> None:
             await r.session.set_body_weight(12)
         assert refused.value.code == "invalid_argument"
         assert r.session.snapshot().body_weight_kg == 45
+
+
+TURNS_AND_REST = """
+name = "turns-and-rest"
+title = "Turns and a rest"
+description = "F 60, rest 30, F 60, B 60"
+suits = "tests"
+sources = ["test"]
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 4.0
+incline_pct = 2.0
+[[segments]]
+direction = "rest"
+duration_s = 30
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 4.0
+[[segments]]
+direction = "backward"
+duration_s = 60
+speed_kmh = 3.0
+"""
+
+
+async def test_a_stop_command_ends_the_workout_as_stopped_with_its_summary() -> None:
+    async with rig() as r:
+        await r.session.start_profile("forward-walk", body_weight_kg=80)
+        await asyncio.sleep(600)
+        await r.session.pause()
+        await asyncio.sleep(300)
+        await r.session.stop()
+        await r.wait_for("workout_stopped")
+        await r.wait_for("stop_confirmed")
+        [stopped] = r.recorder.of_type("workout_stopped")
+        assert isinstance(stopped, WorkoutStopped)
+        snapshot = r.session.snapshot()
+        # The person's own choice, not a fault: a summary like a finish, no abort.
+        assert r.recorder.of_type("workout_aborted") == []
+        assert snapshot.phase is Phase.STOPPED
+        assert snapshot.outcome == "stopped"
+        assert snapshot.abort_reason is None
+        assert stopped.profile == "forward-walk"
+        # Ten minutes walked, five paused: the time is the walking only.
+        assert stopped.elapsed_s == pytest.approx(600, abs=1)
+        assert snapshot.elapsed_s == stopped.elapsed_s
+        assert stopped.distance_forward_m == snapshot.distance_forward_m
+        assert stopped.distance_forward_m > 500
+        assert stopped.distance_backward_m == 0
+        assert stopped.calories_kcal == snapshot.calories_kcal
+        assert stopped.calories_kcal > 0
+        # Stopped as at any ending: measured standing, no target, and nothing moves until a
+        # new start.
+        assert snapshot.belt is BeltState.STANDING
+        assert (snapshot.target_speed_kmh, snapshot.target_incline_pct) == (None, None)
+        assert r.treadmill.writes[-1].kind == "stop"
+        assert snapshot.progress_pct is not None
+        assert 0 < snapshot.progress_pct < 100
+        await asyncio.sleep(300)
+        assert not r.treadmill.running
+        for command in (r.session.pause, r.session.resume, r.session.skip_segment):
+            with pytest.raises(CommandRejectedError):
+                await command()
+        assert r.session.snapshot().phase is Phase.STOPPED
+        assert r.session.snapshot().progress_pct == snapshot.progress_pct
+        await r.session.start_profile("forward-walk")
+        assert r.session.snapshot().outcome is None
+        assert r.session.snapshot().phase is Phase.RUNNING
+
+
+async def test_a_stop_while_walking_ramps_down_before_the_belt_stops() -> None:
+    async with rig() as r:
+        await r.session.start_profile("forward-walk")
+        await asyncio.sleep(600)
+        await r.session.stop()
+        await r.wait_for("workout_stopped")
+        await r.wait_for("stop_confirmed")
+        stop = next(w for w in r.treadmill.writes if w.kind == "stop")
+        speeds = [w.value for w in r.treadmill.writes if w.kind == "speed" and w.at <= stop.at]
+        assert speeds[-1] == 1.0  # never a Stop from walking speed
+        assert r.session.snapshot().belt is BeltState.STANDING
+        assert r.session.snapshot().phase is Phase.STOPPED
+
+
+async def test_outcome_and_progress_say_how_far_the_last_workout_got() -> None:
+    async with rig(library=short_library()) as r:
+        idle = r.session.snapshot()
+        assert (idle.outcome, idle.progress_pct) == (None, None)
+        await r.session.start_profile("short-turns")
+        await asyncio.sleep(30)
+        early = r.session.snapshot()
+        assert early.outcome is None
+        assert early.progress_pct is not None
+        assert 0 < early.progress_pct < 50
+        await r.wait_for("workout_finished")
+        finished = r.session.snapshot()
+        assert (finished.outcome, finished.progress_pct) == ("finished", 100.0)
+        assert (finished.target_speed_kmh, finished.target_incline_pct) == (None, None)
+        await asyncio.sleep(30)
+        await r.session.start_profile("short-turns")
+        assert r.session.snapshot().outcome is None
+        await asyncio.sleep(30)
+        await r.session.emergency_stop()
+        aborted = r.session.snapshot()
+        assert aborted.outcome == AbortReason.EMERGENCY_STOP.value
+        assert aborted.progress_pct is not None
+        assert 0 < aborted.progress_pct < 50
+
+
+async def test_targets_are_shown_only_while_the_workout_drives_the_belt() -> None:
+    library = ProfileLibrary.from_profiles(
+        [parse_profile(TURNS_AND_REST, file="turns-and-rest.toml")]
+    )
+    async with rig(library=library) as r:
+        r.recorder.keep_state = True
+        assert r.session.snapshot().target_speed_kmh is None  # idle
+        await r.session.start_profile("turns-and-rest")
+        await asyncio.sleep(40)
+        walking = r.session.snapshot()
+        assert walking.phase is Phase.RUNNING
+        assert walking.target_speed_kmh is not None
+        await r.session.pause()
+        await asyncio.sleep(20)
+        await r.session.resume()
+        await r.wait_for("turn_now")  # through the rest, into the turn before backward
+        await asyncio.sleep(5)
+        turning = r.session.snapshot()
+        assert turning.phase is Phase.TURNING
+        await asyncio.sleep(30)
+        await r.session.emergency_stop()
+        await r.wait_for("stop_confirmed")
+        seen = {
+            e.snapshot.phase
+            for e in r.recorder.events
+            if isinstance(e, StateChanged) and e.snapshot.target_speed_kmh is not None
+        }
+        phases = {e.snapshot.phase for e in r.recorder.events if isinstance(e, StateChanged)}
+        # Every phase was shown, and only walking ever showed a target.
+        assert {Phase.PAUSED, Phase.RESTING, Phase.TURNING, Phase.ABORTED} <= phases
+        assert seen == {Phase.RUNNING}
+        for event in r.recorder.events:
+            if isinstance(event, StateChanged) and event.snapshot.phase is not Phase.RUNNING:
+                assert event.snapshot.target_incline_pct is None, event.snapshot
+        assert r.session.snapshot().target_speed_kmh is None
+        assert r.session.snapshot().target_incline_pct is None
+
+
+BACKWARD_FIRST = """
+name = "backward-first"
+title = "Backward first"
+description = "B 60, F 60"
+suits = "tests"
+sources = ["test"]
+[[segments]]
+direction = "backward"
+duration_s = 60
+speed_kmh = 2.0
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 3.0
+"""
+
+
+async def test_a_turn_before_the_first_walk_is_workout_time_but_not_plan_progress() -> None:
+    library = ProfileLibrary.from_profiles(
+        [
+            parse_profile(SHORT_TURNS, file="short-turns.toml"),
+            parse_profile(BACKWARD_FIRST, file="backward-first.toml"),
+        ]
+    )
+    async with rig(library=library) as r:
+        await r.session.start_profile("short-turns")  # ends facing forward
+        await r.wait_for("workout_finished")
+        turns_before = len(r.recorder.of_type("turn_now"))
+        await asyncio.sleep(30)
+        await r.session.start_profile("backward-first")
+        await r.wait_for("turn_now", count=turns_before + 1)
+        turning = r.session.snapshot()
+        assert turning.phase is Phase.TURNING
+        await r.session.pause()  # a pause inside that turn is counted once, not twice
+        await asyncio.sleep(30)
+        await r.session.resume()
+        await asyncio.sleep(1)  # inside the 3-2-1 that follows a pause in a turn
+        still = r.session.snapshot()
+        # The person turns round before the plan begins: nothing of it is done yet.
+        assert still.phase is Phase.TURNING
+        plan = r.session.plan
+        assert plan is not None
+        assert still.remaining_s == turning.remaining_s == plan.total_s
+        assert still.progress_pct == turning.progress_pct == 0.0
+        await r.wait_for("workout_finished", count=2)
+        [_, finished] = r.recorder.of_type("workout_finished")
+        assert isinstance(finished, WorkoutFinished)
+        # The turn is workout time (the person was on the belt), the pause is not.
+        started = r.recorder.of_type("workout_started")[-1].at
+        assert finished.elapsed_s == pytest.approx(finished.at - started - 30, abs=1)
+        assert finished.elapsed_s > plan.total_s + 3  # the turn's 3-2-1 at least

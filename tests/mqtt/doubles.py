@@ -154,7 +154,7 @@ class RecordingTreadmill:
 
     async def stop(self) -> None:
         await self._record("stop")
-        self.change(phase=Phase.FINISHED)
+        self.change(phase=Phase.STOPPED, outcome="stopped")
 
     async def emergency_stop(self) -> StopOutcome:
         # Never held: the emergency path must not wait for anything.

@@ -27,6 +27,7 @@ from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ConfigError, LoggingSettings, Settings, TreadmillSettings
 from treadmilld.app.supervisor import Supervisor
 from treadmilld.engine.api import (
+    TERMINAL_PHASES,
     Phase,
     SessionEvent,
     SessionSnapshot,
@@ -35,6 +36,7 @@ from treadmilld.engine.api import (
     TurnNow,
     WorkoutAborted,
     WorkoutFinished,
+    WorkoutStopped,
 )
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.profile import ProfileError, load_profile
@@ -49,7 +51,6 @@ TARGET_DEMO_S = 60.0
 MAX_TREADMILLS = 8
 # How long the demo waits for the simulated treadmills to connect before giving up.
 CONNECT_WAIT_S = 60.0
-FINISHED_PHASES = frozenset({Phase.FINISHED, Phase.ABORTED})
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ class DemoDriver:
             while True:
                 snapshots = {tid: c.snapshot() for tid, c in self.controllers.items()}
                 self._draw(snapshots)
-                if all(s.phase in FINISHED_PHASES for s in snapshots.values()):
+                if all(s.phase in TERMINAL_PHASES for s in snapshots.values()):
                     self.final = snapshots
                     return
                 with contextlib.suppress(TimeoutError):
@@ -325,7 +326,9 @@ class DemoDriver:
     @staticmethod
     async def _follow(controller: TreadmillController, queue: asyncio.Queue[SessionEvent]) -> None:
         async for event in controller.events():
-            if isinstance(event, TurnCountdown | TurnNow | WorkoutFinished | WorkoutAborted):
+            if isinstance(
+                event, TurnCountdown | TurnNow | WorkoutFinished | WorkoutStopped | WorkoutAborted
+            ):
                 await queue.put(event)
 
     def _note(self, event: SessionEvent) -> None:
@@ -406,12 +409,7 @@ def render_line(snapshot: SessionSnapshot) -> str:
 
 
 def _progress(snapshot: SessionSnapshot) -> float:
-    if snapshot.phase is Phase.FINISHED:
-        return 1.0
-    if snapshot.remaining_s is None:
-        return 0.0
-    total = snapshot.elapsed_s + snapshot.remaining_s
-    return min(1.0, snapshot.elapsed_s / total) if total > 0 else 0.0
+    return (snapshot.progress_pct or 0.0) / 100.0
 
 
 def _number(value: float | None, unit: str) -> str:

@@ -20,7 +20,12 @@ class Phase(StrEnum):
     RESTING = "resting"  # belt paused for a rest segment
     PAUSED = "paused"  # paused by a command; resumes only on a resume command
     FINISHED = "finished"
+    STOPPED = "stopped"  # ended by the `stop` command; the belt is stopped as at a finish
     ABORTED = "aborted"  # safety stop; never resumes by itself
+
+
+# Where a workout's phase ends up; none of them drives the belt, and only a new start leaves one.
+TERMINAL_PHASES = frozenset({Phase.FINISHED, Phase.STOPPED, Phase.ABORTED})
 
 
 class Direction(StrEnum):
@@ -38,7 +43,8 @@ class AbortReason(StrEnum):
     LINK_LOST = "link_lost"
     NO_DATA = "no_data"
     EMERGENCY_STOP = "emergency_stop"
-    USER_STOP = "user_stop"
+    # No `user_stop`: the `stop` command ends a workout as `Phase.STOPPED` (`WorkoutStopped`),
+    # which is the person's choice, not a fault. The daemon stopping is `shutdown`.
     COMMAND_FAILED = "command_failed"
     SHUTDOWN = "shutdown"
     # Decided from the measured belt, for decks that do not report what happened:
@@ -153,6 +159,12 @@ class SessionSnapshot:
     belt: BeltState  # measured: moving, standing or unknown
     speed_range: Range | None
     incline_range: Range | None
+    # Share of the planned workout time done, 0-100; None when no workout was started. Kept
+    # (frozen) once the workout ends.
+    progress_pct: float | None = None
+    # How the last workout ended: "finished", "stopped" or an `AbortReason` value. None before
+    # any workout; kept after the end until the next start clears it.
+    outcome: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,7 +241,23 @@ class SegmentSkipped(SessionEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkoutFinished(SessionEvent):
+    """The plan ran out. `elapsed_s` is workout time: time spent paused is left out."""
+
     type: ClassVar[str] = "workout_finished"
+    profile: str
+    elapsed_s: float
+    distance_forward_m: float
+    distance_backward_m: float
+    calories_kcal: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkoutStopped(SessionEvent):
+    """The `stop` command ended the workout (the belt ramped down and was stopped; the stop
+    is verified like any other: `stop_confirmed` follows). The summary matches
+    `WorkoutFinished`'s; `elapsed_s` leaves out time spent paused."""
+
+    type: ClassVar[str] = "workout_stopped"
     profile: str
     elapsed_s: float
     distance_forward_m: float

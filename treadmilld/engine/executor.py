@@ -93,6 +93,10 @@ class WorkoutExecutor:
         self.stopped_by_user = False
         self._segment_deadline: float | None = None
         self._paused_at: float | None = None
+        # Set while a turn outside the plan (before a segment's first Start) holds plan time.
+        self._held_at: float | None = None
+        # Time spent in finished pause cycles: workout time (elapsed) leaves it out.
+        self._paused_total_s = 0.0
         self._pauses = 0  # pause cycles so far (a turn's countdown restarts after one)
 
     # ------------------------------------------------------------------ commands, synchronous
@@ -143,8 +147,17 @@ class WorkoutExecutor:
     def segment_remaining_s(self) -> float | None:
         if self._segment_deadline is None:
             return None
-        now = self._paused_at if self._paused_at is not None else self._clock.now()
+        # Plan time stands still in a pause, and in a turn the plan does not contain (the
+        # earlier of the two when a pause falls inside such a turn).
+        frozen = self._held_at if self._held_at is not None else self._paused_at
+        now = frozen if frozen is not None else self._clock.now()
         return max(self._segment_deadline - now, 0.0)
+
+    def paused_s(self, until: float) -> float:
+        """Time spent paused up to `until`, the pause under way included (one ended by a stop
+        or an abort runs on until the workout's end)."""
+        ongoing = max(until - self._paused_at, 0.0) if self._paused_at is not None else 0.0
+        return self._paused_total_s + ongoing
 
     def remaining_s(self) -> float:
         later = sum(s.duration_s for s in self.plan.segments[self.segment_index + 1 :])
@@ -274,7 +287,9 @@ class WorkoutExecutor:
         self._skip_requested = False
         self._paused_at = None
         paused_for = self._clock.now() - started
-        if self._segment_deadline is not None:
+        self._paused_total_s += paused_for
+        if self._segment_deadline is not None and self._held_at is None:
+            # (Inside a turn outside the plan, the turn moves the deadline by its whole length.)
             self._segment_deadline += paused_for
         self._set_phase(resume_phase)
         self._event(WorkoutResumed)
@@ -378,11 +393,20 @@ class WorkoutExecutor:
             return
         resume_phase = self.phase
         started = self._clock.now()
+        deadline = self._segment_deadline
+        self._held_at = started
         self._set_phase(Phase.TURNING)
         log.info("turn_before_start", to_direction=to_direction.value)
-        await self._stand_and_turn(to_direction, limits.turn_pause_s, confirm=limits.confirm_turns)
-        if self._segment_deadline is not None:
-            self._segment_deadline += self._clock.now() - started
+        try:
+            await self._stand_and_turn(
+                to_direction, limits.turn_pause_s, confirm=limits.confirm_turns
+            )
+        finally:
+            self._held_at = None
+        if deadline is not None:
+            # The plan has not moved on: the segment still has all it had when the turn began
+            # (pauses inside the turn included, counted once).
+            self._segment_deadline = deadline + self._clock.now() - started
         self._set_phase(resume_phase)
 
     async def _stand_and_turn(

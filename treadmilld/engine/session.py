@@ -7,7 +7,9 @@ treadmill's measured values, and publishes events to any number of subscribers.
 Safety rules kept here: the belt never starts on connect; an abort (safety key, console stop or
 pause, control lost, link lost, no data, emergency stop) locks the governor and stops the belt,
 and only a new `start_profile` leaves ABORTED; after a link loss the belt is stopped as soon as
-the link is back, because a treadmill may keep running on its own.
+the link is back, because a treadmill may keep running on its own. The `stop` command ends a
+workout as STOPPED, with a summary like a finish; the belt is locked out and its stop verified
+exactly as after an abort.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from treadmilld.engine.api import (
     WorkoutAborted,
     WorkoutFinished,
     WorkoutStarted,
+    WorkoutStopped,
 )
 from treadmilld.engine.belt import STANDSTILL_KMH, BeltObserver, deceleration_allowance_s
 from treadmilld.engine.calories import WorkoutTotals
@@ -178,6 +181,10 @@ class WorkoutSession:
         self._started_at: float | None = None
         self._ended_at: float | None = None
         self._abort_reason: AbortReason | None = None
+        # How the last workout ended and how far it got (see SessionSnapshot), kept until the
+        # next start.
+        self._outcome: str | None = None
+        self._final_progress_pct: float | None = None
         self._telemetry_at: float | None = None
         self._stop_on_reconnect = False
         self._closed = asyncio.Event()
@@ -222,11 +229,11 @@ class WorkoutSession:
         direction: Direction | None = None
         if segment is not None:
             direction = Direction.REST if phase is not Phase.RUNNING else segment.direction
-        now = self._clock.now()
-        moving = self._governor.belt_moving
-        elapsed = 0.0
-        if self._started_at is not None:
-            elapsed = (self._ended_at if self._ended_at is not None else now) - self._started_at
+        # Targets are live only while the workout drives the belt: in a turn, a rest, a pause,
+        # after any ending (and before the first Start) nothing does, even while the belt
+        # still coasts down; a dashboard showing the last target then would be a lie.
+        driving = phase is Phase.RUNNING and self._governor.belt_moving
+        elapsed = self._elapsed_s()
         return SessionSnapshot(
             treadmill_id=self.treadmill_id,
             connection=self._link.connection_state.value,
@@ -239,10 +246,9 @@ class WorkoutSession:
             segment_cue=segment.cue if segment else None,
             segment_remaining_s=executor.segment_remaining_s() if active and executor else None,
             speed_kmh=data.instantaneous_speed_kmh,
-            # Targets are live only while the belt is told to move: a stopped belt has none.
-            target_speed_kmh=self._governor.target_speed_kmh if moving else None,
+            target_speed_kmh=self._governor.target_speed_kmh if driving else None,
             incline_pct=data.inclination_pct,
-            target_incline_pct=self._governor.target_incline_pct if moving else None,
+            target_incline_pct=self._governor.target_incline_pct if driving else None,
             distance_m=self._totals.distance_m,
             distance_forward_m=self._totals.distance_forward_m,
             distance_backward_m=self._totals.distance_backward_m,
@@ -280,6 +286,8 @@ class WorkoutSession:
                 if caps and caps.inclination_range
                 else None
             ),
+            progress_pct=self._progress_pct(active),
+            outcome=self._outcome,
         )
 
     def device_info(self) -> DeviceInfo | None:
@@ -297,6 +305,37 @@ class WorkoutSession:
             firmware_revision=dis.firmware_revision,
             software_revision=dis.software_revision,
         )
+
+    def _elapsed_s(self, until: float | None = None) -> float:
+        """Workout time: from the start to now (or the end), time spent paused left out."""
+        if self._started_at is None:
+            return 0.0
+        if until is None:
+            until = self._ended_at if self._ended_at is not None else self._clock.now()
+        paused = self._executor.paused_s(until) if self._executor is not None else 0.0
+        return max(until - self._started_at - paused, 0.0)
+
+    def _progress_pct(self, active: bool) -> float | None:
+        """Share of the planned time done (plan time: a pause or a turn waiting for its
+        confirmation does not advance it)."""
+        plan = self._plan
+        executor = self._executor
+        if not active or plan is None or executor is None:
+            return self._final_progress_pct
+        if plan.total_s <= 0:
+            return 0.0
+        done = plan.total_s - executor.remaining_s()
+        return min(max(100.0 * done / plan.total_s, 0.0), 100.0)
+
+    def _end_workout(self, outcome: str) -> None:
+        """Freeze what a finished, stopped or aborted workout shows until the next start."""
+        self._ended_at = self._clock.now()
+        if self._plan is None:
+            # An emergency stop with no workout ever started: no workout had an outcome.
+            return
+        finished = outcome == Phase.FINISHED.value
+        self._final_progress_pct = 100.0 if finished else self._progress_pct(active=True)
+        self._outcome = outcome
 
     def events(self) -> AsyncIterator[SessionEvent]:
         return _Subscription(self._subscribers)
@@ -720,9 +759,9 @@ class WorkoutSession:
     def _end_aborted(self, reason: AbortReason, detail: str) -> None:
         if self._phase is Phase.ABORTED:
             return
+        self._end_workout(reason.value)
         self._phase = Phase.ABORTED
         self._abort_reason = reason
-        self._ended_at = self._clock.now()
         log.warning(
             "workout_aborted", treadmill_id=self.treadmill_id, reason=reason.value, detail=detail
         )
@@ -784,21 +823,41 @@ class WorkoutSession:
             return
         if self._phase not in ACTIVE_PHASES:
             return
+        plan = self._plan
         if not finished:
-            self._governor.lock_out(AbortReason.USER_STOP.value)
-            self._end_aborted(AbortReason.USER_STOP, "stopped by command")
+            # The person's own stop: the executor has ramped the belt down and sent Stop. It
+            # ends like a finish (a summary, not an alarm), and the belt is still locked out
+            # and verified standing exactly as after an abort.
+            self._governor.lock_out("stop")
+            self._end_workout(Phase.STOPPED.value)
+            self._phase = Phase.STOPPED
+            self._emit(
+                WorkoutStopped(
+                    treadmill_id=self.treadmill_id,
+                    at=self._clock.now(),
+                    profile=plan.profile if plan else "",
+                    elapsed_s=self._elapsed_s(),
+                    distance_forward_m=self._totals.distance_forward_m,
+                    distance_backward_m=self._totals.distance_backward_m,
+                    calories_kcal=self._totals.calories_kcal,
+                )
+            )
+            log.info(
+                "workout_stopped",
+                treadmill_id=self.treadmill_id,
+                kcal=round(self._totals.calories_kcal, 1),
+            )
+            self._changed()
             self._request_verified_stop()
             return
+        self._end_workout(Phase.FINISHED.value)
         self._phase = Phase.FINISHED
-        self._ended_at = self._clock.now()
-        plan = self._plan
         self._emit(
             WorkoutFinished(
                 treadmill_id=self.treadmill_id,
                 at=self._clock.now(),
                 profile=plan.profile if plan else "",
-                elapsed_s=self._ended_at
-                - (self._started_at if self._started_at is not None else self._ended_at),
+                elapsed_s=self._elapsed_s(),
                 distance_forward_m=self._totals.distance_forward_m,
                 distance_backward_m=self._totals.distance_backward_m,
                 calories_kcal=self._totals.calories_kcal,
@@ -904,6 +963,8 @@ class WorkoutSession:
         self._started_at = self._clock.now()
         self._ended_at = None
         self._abort_reason = None
+        self._outcome = None
+        self._final_progress_pct = None
         self._last_limit_notice = None
         self._phase = Phase.RUNNING
         executor = WorkoutExecutor(

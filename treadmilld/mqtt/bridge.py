@@ -61,6 +61,7 @@ from treadmilld.mqtt.payloads import (
     request_command,
     transaction_of,
 )
+from treadmilld.mqtt.state import display_state
 
 log = structlog.get_logger()
 
@@ -113,6 +114,9 @@ class _Treadmill:
     selection: Command | None = None  # profile chosen via `set {"profile": ...}`
     dirty: bool = True
     last_state_at: float | None = None
+    # The last state published on this connection, as JSON without `ts`: a change that does
+    # not show in the rounded payload is not published (only the heartbeat repeats it).
+    last_state_body: str | None = None
     # What this connection has already told the broker (reset on every connect).
     published_availability: str | None = None
     # The ranges last in `bridge/<instance>/devices`, and what the last discovery config was
@@ -464,6 +468,7 @@ class MqttBridge:
             treadmill.announced = None
             treadmill.dirty = True
             treadmill.last_state_at = None
+            treadmill.last_state_body = None
         try:
             await self._publish_bridge_info()
             await self._link.subscribe(self._subscriptions())
@@ -539,21 +544,31 @@ class MqttBridge:
             self._bridge_topic("devices"), _json(self._devices()), qos=1, retain=True
         )
 
-    def _state_payload(self, treadmill: _Treadmill) -> dict[str, Any]:
-        state = treadmill.controller.snapshot().to_json_dict()
-        _add_progress_and_outcome(state)
+    def _state_body(self, treadmill: _Treadmill) -> dict[str, Any]:
+        """The state payload without `ts`, rounded for display (mqtt/state.py)."""
+        state = display_state(treadmill.controller.snapshot())
         selection = treadmill.selection
         state["selected_profile"] = selection.profile if selection else None
-        state["ts"] = round(self._wall_time(), 3)
         return state
 
-    async def _publish_state(self, treadmill: _Treadmill) -> None:
+    def _state_payload(self, treadmill: _Treadmill) -> dict[str, Any]:
+        return self._stamped(self._state_body(treadmill))
+
+    def _stamped(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "ts": round(self._wall_time(), 3)}
+
+    async def _publish_state(
+        self, treadmill: _Treadmill, body: dict[str, Any] | None = None
+    ) -> None:
+        if body is None:
+            body = self._state_body(treadmill)
         treadmill.dirty = False
         treadmill.last_state_at = self._clock.now()
+        treadmill.last_state_body = _json(body)
         # QoS 0: telemetry, superseded a moment later; retained so late subscribers see it.
         await self._link.publish(
             self._treadmill_topic(treadmill.id, "state"),
-            _json(self._state_payload(treadmill)),
+            _json(self._stamped(body)),
             qos=0,
             retain=True,
         )
@@ -652,10 +667,17 @@ class MqttBridge:
         now = self._clock.now()
         last = treadmill.last_state_at
         next_due = math.inf
-        heartbeat_due = last is None or now - last >= settings.heartbeat_interval_s
-        if treadmill.dirty or heartbeat_due:
-            if last is None or now - last >= settings.state_min_interval_s:
-                await self._publish_state(treadmill)
+        if last is None or now - last >= settings.heartbeat_interval_s:
+            await self._publish_state(treadmill)
+        elif treadmill.dirty:
+            # The engine says something changed (it does on every Treadmill Data record, idle
+            # or not); publish only if the rounded payload shows it, and at most every
+            # `state_min_interval_s` (changes in between are coalesced).
+            body = self._state_body(treadmill)
+            if _json(body) == treadmill.last_state_body:
+                treadmill.dirty = False
+            elif now - last >= settings.state_min_interval_s:
+                await self._publish_state(treadmill, body)
             else:
                 next_due = last + settings.state_min_interval_s
         if treadmill.last_state_at is not None:
@@ -1038,23 +1060,3 @@ class MqttBridge:
         await self._link.publish(
             topic, _json(payload), qos=1, correlation_data=route.correlation_data
         )
-
-
-def _add_progress_and_outcome(state: dict[str, Any]) -> None:
-    """`progress_pct` (0-100, from the time walked and the time left) and `outcome` (what
-    ended the last workout: `finished`, `stopped` or an abort reason; null otherwise), unless
-    the snapshot already carries them."""
-    elapsed, remaining = state.get("elapsed_s"), state.get("remaining_s")
-    progress: float | None = None
-    if state["phase"] == "finished":
-        progress = 100.0
-    elif isinstance(elapsed, float | int) and isinstance(remaining, float | int):
-        total = elapsed + remaining
-        progress = round(100.0 * elapsed / total, 1) if total > 0 else 0.0
-    state.setdefault("progress_pct", progress)
-    outcome: str | None = None
-    if state["phase"] in ("finished", "stopped"):
-        outcome = str(state["phase"])
-    elif state["phase"] == "aborted" and state.get("abort_reason") is not None:
-        outcome = str(state["abort_reason"])
-    state.setdefault("outcome", outcome)

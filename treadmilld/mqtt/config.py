@@ -164,10 +164,17 @@ class MqttSettings(BaseModel):
     ha_discovery: bool = True
     ha_discovery_prefix: str = "homeassistant"
     state_min_interval_s: float = Field(
-        default=0.5, ge=0.0, description="state is published at most this often per treadmill"
+        default=1.0,
+        ge=0.0,
+        description="a changed state is published at most this often per treadmill (changes "
+        "in between are coalesced); a change that does not show in the rounded payload is not "
+        "published at all",
     )
     heartbeat_interval_s: float = Field(
-        default=30.0, gt=0.0, description="state is republished this often even if unchanged"
+        default=30.0,
+        gt=0.0,
+        description="the state is republished this long after the last publication even if "
+        "unchanged",
     )
     max_command_age_s: float = Field(
         default=5.0, gt=0.0, description="commands whose `ts` is older than this are refused"
