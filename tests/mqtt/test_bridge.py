@@ -149,6 +149,7 @@ async def test_requests_are_answered_with_transaction_and_data(
         started = await app.request(
             f"{TM}/request/start", {"profile": "hill_30"}, transaction="abc"
         )
+        treadmill.change(segment_index=2, segment_remaining_s=41.47)
         speed = await app.request(f"{TM}/request/set_speed", {"speed_kmh": 9.0}, transaction="spd")
         incline = await app.request(f"{TM}/request/set_incline", {"incline_pct": 1.5})
         paused = await app.request(f"{TM}/request/pause", transaction="p")
@@ -159,9 +160,11 @@ async def test_requests_are_answered_with_transaction_and_data(
         estop = await app.request(f"{TM}/request/emergency_stop", transaction="e")
 
     assert started == {"status": "ok", "data": {"profile": "hill_30"}, "transaction": "abc"}
-    # The engine capped the speed; the reply says what was actually targeted.
-    assert speed == {"status": "ok", "data": {"speed_kmh": 6.0}, "transaction": "spd"}
-    assert incline["data"] == {"incline_pct": 1.5}
+    # The engine capped the speed; the reply says what was actually targeted, and for how
+    # long: until the current segment ends.
+    scope = {"applies_until": "segment_end", "segment_index": 2, "segment_remaining_s": 41.5}
+    assert speed == {"status": "ok", "data": {"speed_kmh": 6.0, **scope}, "transaction": "spd"}
+    assert incline["data"] == {"incline_pct": 1.5, **scope}
     assert paused["status"] == "ok"
     assert state["data"]["phase"] == "paused"
     assert (estop["status"], estop["belt"]) == ("ok", "stop_sent")

@@ -114,6 +114,17 @@ def _availability(snapshot: SessionSnapshot) -> str:
     return "online" if snapshot.connection == "connected" else "offline"
 
 
+def _nudge_scope(snapshot: SessionSnapshot) -> dict[str, Any]:
+    """What an accepted speed or incline nudge applies to: the current walk segment, until it
+    ends (the next segment brings its own planned values)."""
+    remaining = snapshot.segment_remaining_s
+    return {
+        "applies_until": "segment_end",
+        "segment_index": snapshot.segment_index,
+        "segment_remaining_s": round(remaining, 1) if remaining is not None else None,
+    }
+
+
 def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str)
 
@@ -346,10 +357,12 @@ class MqttBridge:
                 return {"selected_profile": command.profile}
             case "set_speed":
                 assert command.speed_kmh is not None  # guaranteed by the payload models
-                return {"speed_kmh": await controller.set_speed(command.speed_kmh)}
+                speed = await controller.set_speed(command.speed_kmh)
+                return {"speed_kmh": speed, **_nudge_scope(controller.snapshot())}
             case "set_incline":
                 assert command.incline_pct is not None
-                return {"incline_pct": await controller.set_incline(command.incline_pct)}
+                incline = await controller.set_incline(command.incline_pct)
+                return {"incline_pct": incline, **_nudge_scope(controller.snapshot())}
         simple = {
             "pause": controller.pause,
             "resume": controller.resume,
