@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from treadmilld.engine.api import Direction
-from treadmilld.engine.calories import estimate_kcal
+from treadmilld.engine.calories import check_body_weight, estimate_kcal
 from treadmilld.engine.library import ProfileLibrary, UnknownProfileError
 from treadmilld.engine.limits import SafetyLimits, effective_limits
 from treadmilld.engine.planner import SegmentKind, WorkoutPlan, plan_workout
@@ -70,6 +70,7 @@ def show_profile(
     body_weight_kg: float,
     limits: SafetyLimits,
 ) -> int:
+    check_body_weight(body_weight_kg)  # before anything is printed
     try:
         profile = library.get(name)
     except UnknownProfileError as error:

@@ -35,6 +35,8 @@ from treadmilld.ble.api import (
 )
 from treadmilld.clock import Clock
 from treadmilld.engine.api import (
+    MAX_BODY_WEIGHT_KG,
+    MIN_BODY_WEIGHT_KG,
     AbortReason,
     BeltState,
     CommandRejectedError,
@@ -92,8 +94,6 @@ ACTIVE_PHASES = frozenset(
         Phase.PAUSED,
     }
 )
-MIN_BODY_WEIGHT_KG = 20.0
-MAX_BODY_WEIGHT_KG = 300.0
 # How often the no-data watchdog looks (clock seconds).
 WATCHDOG_INTERVAL_S = 0.5
 # How often a stop the deck has not carried out is sent again.

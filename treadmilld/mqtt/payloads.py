@@ -17,19 +17,26 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
     ValidationError,
     model_validator,
 )
+
+from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
 
 CommandName = Literal["start", "pause", "resume", "stop", "emergency_stop", "skip", "confirm_turn"]
 COMMAND_NAMES: tuple[str, ...] = CommandName.__args__  # type: ignore[attr-defined]
 
 # Sanity bounds only: the engine's safety governor holds the real (per-treadmill, clinical)
 # limits and clamps or refuses within them. These catch typos such as 85 for 8.5 km/h.
-SpeedKmh = Annotated[float, Field(ge=0.0, le=40.0, allow_inf_nan=False)]
-InclinePct = Annotated[float, Field(ge=-30.0, le=40.0, allow_inf_nan=False)]
-BodyWeightKg = Annotated[float, Field(gt=20.0, le=400.0, allow_inf_nan=False)]
+# Numbers are strict, like `clinical`: a JSON number (an integer is fine), never a string such
+# as "80" or a boolean. `set/<field>` values are text by nature and converted before this.
+SpeedKmh = Annotated[float, Strict(), Field(ge=0.0, le=40.0, allow_inf_nan=False)]
+InclinePct = Annotated[float, Strict(), Field(ge=-30.0, le=40.0, allow_inf_nan=False)]
+BodyWeightKg = Annotated[
+    float, Strict(), Field(ge=MIN_BODY_WEIGHT_KG, le=MAX_BODY_WEIGHT_KG, allow_inf_nan=False)
+]
 ProfileName = Annotated[str, Field(min_length=1, max_length=100)]
 Transaction = str | int
 
