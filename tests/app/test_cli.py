@@ -123,9 +123,14 @@ async def test_demo_runs_a_profile_to_its_summary(mqtt_broker: EmbeddedBroker) -
         line = next(line for line in summary.splitlines() if line.strip().startswith(treadmill))
         assert "finished" in line
         assert " 0 m" not in line.split("backward")[-1]  # walked some distance backward
-    # Plain lines (stdout is a pipe): the turn countdown and direction were shown.
+    # Plain lines (stdout is a pipe): the turn countdown and direction were shown, and a line
+    # for every segment of the plan (forward, turn, backward, turn, forward) as it starts.
     assert "turn in 3" in output
     assert "backward" in output
+    for treadmill in ("sim01", "sim02"):
+        assert f"{treadmill}  segment 1/5: forward 0:20 at 3 km/h" in output
+        assert f"{treadmill}  segment 3/5: backward 0:15 at 2 km/h" in output
+        assert f"{treadmill}  segment 5/5: forward" in output
 
 
 async def test_scan_lists_simulated_treadmills() -> None:
@@ -192,3 +197,44 @@ def test_ctrl_c_before_the_daemon_is_up_is_one_line_and_exit_130(
 
     assert cli.main(["scan"]) == 130
     assert capsys.readouterr().err == "treadmilld: interrupted\n"
+
+
+async def test_demo_flags_are_checked_like_the_configuration() -> None:
+    code, demo = await run_to_end(
+        "demo", "--weight", "-4", "--port", "99999", "--base-topic", "a/#", "--treadmills", "9"
+    )
+    error = "".join(demo.stderr)
+    assert code == 2, demo.output()
+    assert "configuration error" in error
+    assert "4 problem(s) in the demo options" in error
+    assert "--weight: Input should be greater than or equal to 20 (got -4.0)" in error
+    assert "--port: Input should be less than or equal to 65535 (got 99999)" in error
+    assert "--base-topic: 'a/#' may not contain MQTT wildcards" in error
+    assert "--treadmills: must be between 1 and 8 (got 9)" in error
+    assert "Traceback" not in demo.output()
+    assert demo.stdout == []  # refused before anything started
+
+
+async def test_demo_on_a_taken_port_is_an_error_not_someone_elses_broker(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    code, demo = await run_to_end("demo", "--port", str(mqtt_broker.port))
+    error = "".join(demo.stderr)
+    assert code == 2, demo.output()
+    assert (
+        f"--port {mqtt_broker.port}: port {mqtt_broker.port} on 127.0.0.1 is already in use"
+        in error
+    )
+    assert f"--broker mqtt://127.0.0.1:{mqtt_broker.port}" in error
+    assert "embedded" not in "".join(demo.stdout)
+    assert "Traceback" not in demo.output()
+
+
+async def test_profiles_show_refuses_a_weight_that_would_give_negative_energy() -> None:
+    code, show = await run_to_end("profiles", "show", "p3-knee-oa", "--weight", "-5")
+    assert code == 2
+    assert "argument --weight: -5 kg is outside 20-300 kg" in "".join(show.stderr)
+    assert "kcal" not in "".join(show.stdout)
+    code, show = await run_to_end("profiles", "show", "p3-knee-oa", "--weight", "80")
+    assert code == 0
+    assert "Estimated energy for 80 kg" in "".join(show.stdout)

@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from treadmilld.app.logging import LogFormat, LogLevel
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.quirks import QuirksChoice
+from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
 from treadmilld.engine.limits import SafetyLimits
 from treadmilld.mqtt.config import MqttSettings
 
@@ -204,7 +205,10 @@ class Settings(BaseSettings):
         description="what happens to a moving belt when the daemon stops: stop or pause",
     )
     body_weight_kg: float = Field(
-        default=70.0, ge=20.0, le=300.0, description="used for calories when a start omits it"
+        default=70.0,
+        ge=MIN_BODY_WEIGHT_KG,
+        le=MAX_BODY_WEIGHT_KG,
+        description="used for calories when a start omits it",
     )
     clock_speedup: float = Field(
         default=1.0,
@@ -397,7 +401,7 @@ def describe_problems(error: ValidationError, *, prefix: str = "") -> str:
     lines = []
     for problem in error.errors(include_url=False):
         field = _dotted([prefix, *problem["loc"]] if prefix else problem["loc"])
-        lines.append(f"  - {field}: {_explain(problem)}")
+        lines.append(f"  - {field}: {explain_problem(problem)}")
     return "\n".join(lines)
 
 
@@ -413,7 +417,8 @@ def _dotted(loc: Sequence[int | str]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def _explain(problem: Mapping[str, Any]) -> str:
+def explain_problem(problem: Mapping[str, Any]) -> str:
+    """What is wrong with one value and what to do, from one pydantic error entry."""
     kind = problem.get("type", "")
     message = str(problem.get("msg", "invalid value"))
     if message.startswith("Value error, "):
