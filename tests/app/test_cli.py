@@ -238,3 +238,33 @@ async def test_profiles_show_refuses_a_weight_that_would_give_negative_energy() 
     code, show = await run_to_end("profiles", "show", "p3-knee-oa", "--weight", "80")
     assert code == 0
     assert "Estimated energy for 80 kg" in "".join(show.stdout)
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        (
+            '[[treadmills]]\nid = "bridge"\naddress = "AA:BB:CC:DD:EE:01"\n',
+            "treadmills[0].id: 'bridge' cannot be a treadmill id",
+        ),
+        (
+            '[[treadmills]]\nid = "tm01"\naddress = "AA:BB:CC:DD:EE:01"\n[mqtt]\nhots = "x"\n',
+            "mqtt.hots: unknown setting; did you mean 'host'?",
+        ),
+        ('[mqtt]\nhost = "broker.lan"\n', "no treadmills configured"),
+        (
+            '[[treadmills]]\nid = "sim01"\nsimulated = { max_sped_kmh = 9 }\n',
+            "treadmills[0].simulated.max_sped_kmh: unknown setting; did you mean 'max_speed_kmh'?",
+        ),
+    ],
+)
+async def test_check_config_refuses_exactly_what_run_refuses(
+    tmp_path: Path, config: str, problem: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(config, encoding="utf-8")
+    for command in ("check-config", "run"):
+        code, process = await run_to_end(command, "--config", str(path))
+        assert code == 2, (command, process.output())
+        assert problem in "".join(process.stderr), (command, process.output())
+        assert "Traceback" not in process.output()
