@@ -305,6 +305,9 @@ class MqttBridge:
             self._wake.set()
 
     async def _work(self, treadmill: _Treadmill) -> None:
+        # This task runs only this treadmill's commands: everything logged while it runs them
+        # (the session, the governor, the link) is about it.
+        structlog.contextvars.bind_contextvars(treadmill_id=treadmill.id)
         while True:
             await treadmill.work_ready.wait()
             treadmill.work_ready.clear()
@@ -402,6 +405,7 @@ class MqttBridge:
     async def _emergency_stop(
         self, treadmill: _Treadmill, route: _Route, discarded: list[_Job]
     ) -> None:
+        structlog.contextvars.bind_contextvars(treadmill_id=treadmill.id)  # its own task
         log.warning("mqtt_emergency_stop", treadmill_id=treadmill.id, discarded=len(discarded))
         try:
             outcome = await treadmill.controller.emergency_stop()
