@@ -681,15 +681,7 @@ class MqttBridge:
                 await self._publish_state(self._treadmills[treadmill_id])
             case [treadmill_id, "request", action] if treadmill_id in self._treadmills:
                 await self._on_request(self._treadmills[treadmill_id], action, message)
-            case (
-                [treadmill_id, "set"]
-                | [treadmill_id, "set", _]
-                | [
-                    treadmill_id,
-                    "request",
-                    _,
-                ]
-            ) if treadmill_id != "bridge":
+            case [treadmill_id, "set" | "request", *_] if treadmill_id != "bridge":
                 await self._on_unknown_treadmill(treadmill_id, levels, message)
             case _:
                 log.debug("mqtt_message_ignored", topic=message.topic)
@@ -751,8 +743,8 @@ class MqttBridge:
             # of every Pi would only be noise.
             log.debug("mqtt_retained_message_ignored", topic=message.topic)
             return
-        is_request = levels[1] == "request"
-        plain_set = len(levels) == 3 and not is_request
+        is_request = levels[1] == "request" and len(levels) == 3
+        plain_set = levels[1] == "set" and len(levels) == 3
         route = _Route(
             treadmill_id=treadmill_id,
             reply_topic=(
