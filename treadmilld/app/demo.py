@@ -483,7 +483,7 @@ def render_line(snapshot: SessionSnapshot) -> str:
 
 
 def render_segment(event: SegmentStarted, segment_count: int | None) -> str:
-    """A segment's start, for piped output: `sim01  segment 3/5: backward 0:15 at 2.0 km/h`."""
+    """A segment's start, for piped output: `sim01  segment 3/5: backward 0:15 at 2 km/h`."""
     of = f"/{segment_count}" if segment_count else ""
     what = (
         f"{event.direction.value} {_clock(event.duration_s)} at {event.speed_kmh:g} km/h"
