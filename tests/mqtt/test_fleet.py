@@ -346,6 +346,13 @@ async def test_fleet_acl_lets_each_pi_write_only_its_own_topics(tmp_path: Path) 
                         )
                     # The front desk (Home Assistant) talks to each Pi's bridge.
                     health = await desk.request(f"{BASE}/bridge/pi-south/request/health_check")
+                    # Each Pi subscribes to commands by wildcard; the ACL delivers it its own.
+                    for treadmill_id in ("tm01", "tm04"):
+                        state = await desk.request(
+                            f"{BASE}/{treadmill_id}/request/state", transaction=treadmill_id
+                        )
+                        assert state["status"] == "ok", state
+                        assert state["data"]["treadmill_id"] == treadmill_id
                     assert health["data"]["treadmills"] == {
                         "tm03": "connected",
                         "tm04": "connected",
