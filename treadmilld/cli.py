@@ -8,6 +8,7 @@ keeps a broken config from restarting in a loop), 130 Ctrl-C during start-up.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -19,6 +20,24 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT (128 + 2)
+
+
+def body_weight_kg(text: str) -> float:
+    """`--weight`: kilograms, within what the calorie model takes (as `body_weight_kg`)."""
+    from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG  # noqa: PLC0415
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number; give the body weight in kilograms, e.g. 70"
+        ) from None
+    if not (math.isfinite(value) and MIN_BODY_WEIGHT_KG <= value <= MAX_BODY_WEIGHT_KG):
+        raise argparse.ArgumentTypeError(
+            f"{text} kg is outside {MIN_BODY_WEIGHT_KG:g}-{MAX_BODY_WEIGHT_KG:g} kg; give the "
+            "body weight in kilograms, e.g. 70"
+        )
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "name", metavar="NAME|FILE", help="a profile's name, or the path of a profile .toml file"
     )
-    show.add_argument("--weight", type=float, default=70.0, metavar="KG")
+    show.add_argument(
+        "--weight", type=body_weight_kg, default=70.0, metavar="KG", help="body weight (70)"
+    )
     with_config(show)
     check_profiles = profile_commands.add_parser("check", help="validate profile files")
     check_profiles.add_argument("paths", nargs="+", type=Path)

@@ -123,9 +123,14 @@ async def test_demo_runs_a_profile_to_its_summary(mqtt_broker: EmbeddedBroker) -
         line = next(line for line in summary.splitlines() if line.strip().startswith(treadmill))
         assert "finished" in line
         assert " 0 m" not in line.split("backward")[-1]  # walked some distance backward
-    # Plain lines (stdout is a pipe): the turn countdown and direction were shown.
+    # Plain lines (stdout is a pipe): the turn countdown and direction were shown, and a line
+    # for every segment of the plan (forward, turn, backward, turn, forward) as it starts.
     assert "turn in 3" in output
     assert "backward" in output
+    for treadmill in ("sim01", "sim02"):
+        assert f"{treadmill}  segment 1/5: forward 0:20 at 3 km/h" in output
+        assert f"{treadmill}  segment 3/5: backward 0:15 at 2 km/h" in output
+        assert f"{treadmill}  segment 5/5: forward" in output
 
 
 async def test_scan_lists_simulated_treadmills() -> None:
@@ -229,3 +234,74 @@ async def test_a_bad_file_in_profiles_dir_logs_each_problem(tmp_path: Path) -> N
         assert f"file={profiles / 'broken.toml'}" in line
         assert f"field={field}" in line
         assert "hint=" in line
+
+
+async def test_demo_flags_are_checked_like_the_configuration() -> None:
+    code, demo = await run_to_end(
+        "demo", "--weight", "-4", "--port", "99999", "--base-topic", "a/#", "--treadmills", "9"
+    )
+    error = "".join(demo.stderr)
+    assert code == 2, demo.output()
+    assert "configuration error" in error
+    assert "4 problem(s) in the demo options" in error
+    assert "--weight: Input should be greater than or equal to 20 (got -4.0)" in error
+    assert "--port: Input should be less than or equal to 65535 (got 99999)" in error
+    assert "--base-topic: 'a/#' may not contain MQTT wildcards" in error
+    assert "--treadmills: must be between 1 and 8 (got 9)" in error
+    assert "Traceback" not in demo.output()
+    assert demo.stdout == []  # refused before anything started
+
+
+async def test_demo_on_a_taken_port_is_an_error_not_someone_elses_broker(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    code, demo = await run_to_end("demo", "--port", str(mqtt_broker.port))
+    error = "".join(demo.stderr)
+    assert code == 2, demo.output()
+    assert (
+        f"--port {mqtt_broker.port}: port {mqtt_broker.port} on 127.0.0.1 is already in use"
+        in error
+    )
+    assert f"--broker mqtt://127.0.0.1:{mqtt_broker.port}" in error
+    assert "embedded" not in "".join(demo.stdout)
+    assert "Traceback" not in demo.output()
+
+
+async def test_profiles_show_refuses_a_weight_that_would_give_negative_energy() -> None:
+    code, show = await run_to_end("profiles", "show", "p3-knee-oa", "--weight", "-5")
+    assert code == 2
+    assert "argument --weight: -5 kg is outside 20-300 kg" in "".join(show.stderr)
+    assert "kcal" not in "".join(show.stdout)
+    code, show = await run_to_end("profiles", "show", "p3-knee-oa", "--weight", "80")
+    assert code == 0
+    assert "Estimated energy for 80 kg" in "".join(show.stdout)
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        (
+            '[[treadmills]]\nid = "bridge"\naddress = "AA:BB:CC:DD:EE:01"\n',
+            "treadmills[0].id: 'bridge' cannot be a treadmill id",
+        ),
+        (
+            '[[treadmills]]\nid = "tm01"\naddress = "AA:BB:CC:DD:EE:01"\n[mqtt]\nhots = "x"\n',
+            "mqtt.hots: unknown setting; did you mean 'host'?",
+        ),
+        ('[mqtt]\nhost = "broker.lan"\n', "no treadmills configured"),
+        (
+            '[[treadmills]]\nid = "sim01"\nsimulated = { max_sped_kmh = 9 }\n',
+            "treadmills[0].simulated.max_sped_kmh: unknown setting; did you mean 'max_speed_kmh'?",
+        ),
+    ],
+)
+async def test_check_config_refuses_exactly_what_run_refuses(
+    tmp_path: Path, config: str, problem: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(config, encoding="utf-8")
+    for command in ("check-config", "run"):
+        code, process = await run_to_end(command, "--config", str(path))
+        assert code == 2, (command, process.output())
+        assert problem in "".join(process.stderr), (command, process.output())
+        assert "Traceback" not in process.output()

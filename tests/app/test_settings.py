@@ -218,3 +218,54 @@ def test_limits_beyond_the_hard_caps_are_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "[limits.general]\nmax_backward_speed_kmh = 9.0\n")
     with pytest.raises(ConfigError, match=r"limits\.general\.max_backward_speed_kmh"):
         load_settings(path, environ={})
+
+
+def test_a_misspelt_key_gets_did_you_mean_wherever_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        """
+body_wieght_kg = 80
+[[treadmills]]
+id = "tm01"
+adress = "AA:BB:CC:DD:EE:01"
+quirks = { nmae = "mine", start_gate = true }
+[mqtt]
+hots = "broker.lan"
+[mqtt.tls]
+ca_fil = "ca.crt"
+[limits.general]
+max_backward_sped_kmh = 4
+[link.backoff]
+jiter = 0.1
+""",
+    )
+    monkeypatch.setenv("TREADMILLD_LOGGING__LEVLE", "debug")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    for where, meant in (
+        ("body_wieght_kg", "body_weight_kg"),
+        ("treadmills[0].adress", "address"),
+        ("treadmills[0].quirks.Quirks.nmae", "name"),
+        ("mqtt.hots", "host"),
+        ("mqtt.tls.ca_fil", "ca_file"),
+        ("limits.general.max_backward_sped_kmh", "max_backward_speed_kmh"),
+        ("link.backoff.jiter", "jitter"),
+        ("logging.levle", "level"),  # from the environment variable
+    ):
+        assert f"  - {where}: unknown setting; did you mean {meant!r}?" in message, where
+
+
+def test_a_key_like_nothing_is_told_to_be_removed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, 'colour = "red"\n'), environ={})
+    assert "colour: unknown setting; remove it or fix its spelling" in str(caught.value)
+    assert "did you mean" not in str(caught.value)
+
+
+def test_bridge_is_not_a_treadmill_id(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[treadmills]]\nid = "bridge"\naddress = "AA:BB:CC:DD:EE:01"\n')
+    with pytest.raises(ConfigError, match=r"treadmills\[0\]\.id: 'bridge' cannot be a treadmill"):
+        load_settings(path, environ={})

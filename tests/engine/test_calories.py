@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from treadmilld.engine.api import Direction
-from treadmilld.engine.calories import WorkoutTotals, kcal_per_min, mets
+from treadmilld.engine.calories import (
+    CalorieInputError,
+    WorkoutTotals,
+    estimate_kcal,
+    kcal_per_min,
+    mets,
+)
+from treadmilld.engine.library import ProfileLibrary
+from treadmilld.engine.limits import SafetyLimits
+from treadmilld.engine.profiles_cli import show_profile
 
 COMPENDIUM_SPEED_KMH = 5.6  # 3.5 mph
 
@@ -81,3 +92,37 @@ def test_body_weight_scales_energy() -> None:
         totals.add_sample(0.0, 3.0, 0.0, Direction.BACKWARD)
         totals.add_sample(600.0, 3.0, 0.0, Direction.BACKWARD)
     assert heavy.calories_kcal == pytest.approx(2 * light.calories_kcal)
+
+
+@pytest.mark.parametrize("weight", [-5.0, 0.0, 19.9, 300.1, float("nan"), float("inf")])
+def test_a_body_weight_the_model_cannot_use_is_refused_never_negative_energy(
+    weight: float,
+) -> None:
+    with pytest.raises(CalorieInputError, match="body weight must be 20-300 kg"):
+        WorkoutTotals(body_weight_kg=weight)
+    with pytest.raises(CalorieInputError):
+        kcal_per_min(3.0, weight)
+    with pytest.raises(CalorieInputError):
+        estimate_kcal([(60.0, 3.0, 0.0, Direction.BACKWARD)], weight)
+
+
+def test_show_refuses_a_weight_rather_than_printing_negative_energy() -> None:
+    out = io.StringIO()
+    with pytest.raises(CalorieInputError):
+        show_profile(out, ProfileLibrary(), "p3-knee-oa", -5.0, SafetyLimits())
+    assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize("grade", [-30.0, -100.0, 0.0, 15.0])
+@pytest.mark.parametrize("direction", [Direction.FORWARD, Direction.BACKWARD])
+def test_energy_only_adds_up_whatever_the_grade(grade: float, direction: Direction) -> None:
+    totals = WorkoutTotals(body_weight_kg=20.0)
+    for second in range(61):
+        totals.add_sample(float(second), 4.0, grade, direction)
+    assert totals.calories_kcal > 0
+    assert mets(4.0, grade, direction) >= 1.0
+
+
+def test_a_speed_or_grade_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(CalorieInputError):
+        mets(float("nan"), 0.0, Direction.FORWARD)

@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from treadmilld.clock import LoopClock
 from treadmilld.engine.api import (
@@ -1029,3 +1030,105 @@ async def test_a_turn_before_the_first_walk_is_workout_time_but_not_plan_progres
         started = r.recorder.of_type("workout_started")[-1].at
         assert finished.elapsed_s == pytest.approx(finished.at - started - 30, abs=1)
         assert finished.elapsed_s > plan.total_s + 3  # the turn's 3-2-1 at least
+
+
+TWO_FORWARD = """
+name = "two-forward"
+title = "Two forward segments"
+description = "F 60 at 4.0, F 60 at 5.0, no turn between"
+suits = "tests"
+sources = ["test"]
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 4.0
+incline_pct = 1.0
+[[segments]]
+direction = "forward"
+duration_s = 60
+speed_kmh = 5.0
+incline_pct = 2.0
+"""
+
+
+def two_forward_library() -> ProfileLibrary:
+    return ProfileLibrary.from_profiles([parse_profile(TWO_FORWARD, file="two-forward.toml")])
+
+
+def segment_start(r: Any, index: int) -> float:
+    started = [e for e in r.recorder.events if isinstance(e, SegmentStarted) and e.index == index]
+    return started[0].at
+
+
+async def test_a_nudge_holds_until_its_segment_ends_then_the_plan_takes_over() -> None:
+    async with rig(library=two_forward_library()) as r:
+        await r.session.start_profile("two-forward")
+        await r.wait_for("segment_started")
+        first = segment_start(r, 0)
+        await r.wait_until(first + 30)
+        assert await r.session.set_incline(3.0) == 3.0
+        await r.wait_until(first + 59)
+        assert r.treadmill.target_incline == 3.0
+        await r.wait_for("segment_started", count=2)
+        await r.wait_until(segment_start(r, 1) + 10)
+        # The next segment brings its own planned incline: the nudge ended at the boundary.
+        assert r.treadmill.target_incline == 2.0
+
+
+async def test_a_nudge_in_the_last_moment_of_a_segment_is_refused_not_lost() -> None:
+    async with rig(library=two_forward_library()) as r:
+        await r.session.start_profile("two-forward")
+        await r.wait_for("segment_started")
+        await r.wait_until(segment_start(r, 0) + 59.6)
+        writes_before = list(r.treadmill.writes)
+        for nudge in (r.session.set_incline(6.0), r.session.set_speed(6.0)):
+            with pytest.raises(CommandRejectedError) as refused:
+                await nudge
+            assert refused.value.code == "segment_boundary"
+            assert "segment 1 ends in 0.4 s" in refused.value.message
+            assert "segment 2" in refused.value.message
+        await asyncio.sleep(0)
+        assert r.treadmill.writes == writes_before
+        # Once the next segment has started, the same nudge is carried out.
+        await r.wait_for("segment_started", count=2)
+        await r.wait_until(segment_start(r, 1) + 5)
+        assert await r.session.set_incline(6.0) == 6.0
+        await asyncio.sleep(3)
+        assert r.treadmill.target_incline == 6.0
+
+
+async def test_a_speed_nudge_while_ramping_down_into_a_turn_is_refused() -> None:
+    async with rig(library=short_library()) as r:
+        await r.session.start_profile("short-turns")
+        await r.wait_for("segment_started")
+        await r.wait_until(segment_start(r, 0) + 59)
+        assert r.session.snapshot().phase is Phase.RUNNING
+        with pytest.raises(CommandRejectedError) as refused:
+            await r.session.set_speed(5.0)
+        assert refused.value.code == "segment_boundary"
+        assert "ramping down" in refused.value.message
+        assert max(w.value or 0 for w in r.treadmill.writes if w.kind == "speed") <= 4.0
+
+
+async def test_every_log_line_of_a_workout_names_its_treadmill() -> None:
+    # The session, its executor and its governor each log; the MQTT worker calls the session
+    # from a task of its own, so the id must be bound in them, not only in the task context.
+    with capture_logs() as logs:
+        async with rig(library=short_library()) as r:
+            await r.session.start_profile("short-turns")
+            await r.wait_for("turn_now")
+            await r.wait_for("segment_started", count=3)
+            await r.session.pause()
+            await r.wait_for("workout_paused")
+            await r.session.resume()
+            await asyncio.sleep(5)
+            await r.session.emergency_stop()
+            await asyncio.sleep(10)
+    assert {entry["event"] for entry in logs} >= {
+        "segment_started",
+        "belt_started",
+        "emergency_stop_sent",
+        "workout_aborted",
+    }
+    unnamed = [entry for entry in logs if entry.get("treadmill_id") != "tm-1"]
+    assert unnamed == []

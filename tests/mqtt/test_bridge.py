@@ -149,6 +149,7 @@ async def test_requests_are_answered_with_transaction_and_data(
         started = await app.request(
             f"{TM}/request/start", {"profile": "hill_30"}, transaction="abc"
         )
+        treadmill.change(segment_index=2, segment_remaining_s=41.47)
         speed = await app.request(f"{TM}/request/set_speed", {"speed_kmh": 9.0}, transaction="spd")
         incline = await app.request(f"{TM}/request/set_incline", {"incline_pct": 1.5})
         paused = await app.request(f"{TM}/request/pause", transaction="p")
@@ -159,9 +160,11 @@ async def test_requests_are_answered_with_transaction_and_data(
         estop = await app.request(f"{TM}/request/emergency_stop", transaction="e")
 
     assert started == {"status": "ok", "data": {"profile": "hill_30"}, "transaction": "abc"}
-    # The engine capped the speed; the reply says what was actually targeted.
-    assert speed == {"status": "ok", "data": {"speed_kmh": 6.0}, "transaction": "spd"}
-    assert incline["data"] == {"incline_pct": 1.5}
+    # The engine capped the speed; the reply says what was actually targeted, and for how
+    # long: until the current segment ends.
+    scope = {"applies_until": "segment_end", "segment_index": 2, "segment_remaining_s": 41.5}
+    assert speed == {"status": "ok", "data": {"speed_kmh": 6.0, **scope}, "transaction": "spd"}
+    assert incline["data"] == {"incline_pct": 1.5, **scope}
     assert paused["status"] == "ok"
     assert state["data"]["phase"] == "paused"
     assert (estop["status"], estop["belt"]) == ("ok", "stop_sent")
@@ -772,3 +775,50 @@ async def test_a_command_sent_the_moment_the_bridge_says_online_is_carried_out(
             async with asyncio.timeout(10):
                 await treadmill.call_recorded.wait()
     assert treadmill.calls == [("pause", ())]
+
+
+async def test_commands_for_an_unknown_treadmill_get_an_error_listing_the_known_ones(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    treadmills = {"tm01": RecordingTreadmill("tm01"), "tm02": RecordingTreadmill("tm02")}
+    async with running_bridge(mqtt_broker, treadmills), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{BASE}/tm99/#", f"{TM}/response/#")
+        reply = await app.request(f"{BASE}/tm99/request/start", {"profile": "hill_30"})
+        after = app.mark()
+        await app.publish(f"{BASE}/tm99/set", {"command": "stop", "transaction": "s1"})
+        from_set = (await app.wait_for(f"{BASE}/tm99/event", after=after)).json()
+        after = app.mark()
+        await app.publish(f"{BASE}/tm99/set/speed_kmh", "3.5")
+        from_plain = (await app.wait_for(f"{BASE}/tm99/event", after=after)).json()
+        # Still answered once the typo is fixed.
+        fixed = await app.request(f"{TM}/request/state", transaction="ok")
+    assert reply["status"] == "error"
+    assert reply["code"] == "unknown_treadmill"
+    assert reply["transaction"] == "t1"
+    assert reply["treadmills"] == ["tm01", "tm02"]
+    assert "no treadmill 'tm99'" in reply["error"]
+    assert "tm01, tm02" in reply["error"]
+    assert from_set["type"] == "error"
+    assert (from_set["code"], from_set["transaction"]) == ("unknown_treadmill", "s1")
+    assert from_set["request"] == f"{BASE}/tm99/set"
+    assert from_plain["code"] == "unknown_treadmill"
+    assert fixed["status"] == "ok"
+    assert all(treadmill.calls == [] for treadmill in treadmills.values())
+
+
+async def test_a_command_for_one_treadmill_runs_once(mqtt_broker: EmbeddedBroker) -> None:
+    # Commands are subscribed with wildcards only: a per-treadmill subscription beside them
+    # would make a broker deliver each command twice.
+    treadmill = RecordingTreadmill("tm01")
+    async with running_bridge(mqtt_broker, {"tm01": treadmill}), Observer(mqtt_broker) as app:
+        await app.subscribe(f"{TM}/response/#")
+        await app.request(f"{TM}/request/set_speed", {"speed_kmh": 3.0})
+        await app.publish(f"{TM}/set/speed_kmh", "3.5")
+        await app.publish(f"{TM}/set", {"speed_kmh": 4.0})
+        await app.request(f"{TM}/request/state", transaction="last")
+        await asyncio.sleep(0.2)
+    assert treadmill.calls == [
+        ("set_speed", (3.0,)),
+        ("set_speed", (3.5,)),
+        ("set_speed", (4.0,)),
+    ]

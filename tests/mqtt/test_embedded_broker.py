@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.support.broker import mosquitto_available, reap_amqtt_leftovers
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker, mqtt_ready
+from treadmilld.mqtt.embedded_broker import (
+    BrokerPortInUseError,
+    EmbeddedBroker,
+    free_port,
+    mqtt_ready,
+)
 
 from .client import Observer
 
@@ -40,3 +45,20 @@ async def test_amqtt_fallback_refuses_what_only_mosquitto_can_do() -> None:
         EmbeddedBroker(prefer="amqtt", allow_anonymous=False)
     with pytest.raises(BrokerUnavailableError, match="mosquitto"):
         EmbeddedBroker(prefer="amqtt", tls=TlsListener(certfile="c", keyfile="k"))  # type: ignore[arg-type]
+
+
+async def test_a_fixed_port_another_broker_holds_is_refused_not_borrowed(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    # Without the check the readiness probe was answered by the broker already there.
+    taken = EmbeddedBroker(port=mqtt_broker.port)
+    with pytest.raises(BrokerPortInUseError, match=f"port {mqtt_broker.port} on 127.0.0.1"):
+        await taken.start()
+    assert taken.port == 0
+
+
+async def test_a_fixed_free_port_is_used() -> None:
+    port = free_port()
+    async with EmbeddedBroker(port=port) as broker:
+        assert broker.port == port
+        assert await mqtt_ready(broker.host, port)

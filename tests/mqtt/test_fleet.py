@@ -346,6 +346,13 @@ async def test_fleet_acl_lets_each_pi_write_only_its_own_topics(tmp_path: Path) 
                         )
                     # The front desk (Home Assistant) talks to each Pi's bridge.
                     health = await desk.request(f"{BASE}/bridge/pi-south/request/health_check")
+                    # Each Pi subscribes to commands by wildcard; the ACL delivers it its own.
+                    for treadmill_id in ("tm01", "tm04"):
+                        state = await desk.request(
+                            f"{BASE}/{treadmill_id}/request/state", transaction=treadmill_id
+                        )
+                        assert state["status"] == "ok", state
+                        assert state["data"]["treadmill_id"] == treadmill_id
                     assert health["data"]["treadmills"] == {
                         "tm03": "connected",
                         "tm04": "connected",
@@ -374,3 +381,55 @@ async def test_fleet_acl_lets_each_pi_write_only_its_own_topics(tmp_path: Path) 
                 assert not desk.matching(f"{BASE}/bridge/pi-south/#", after=after)
                 assert not desk.matching(f"{BASE}/tm03/#", after=after)
                 assert not desk.matching("homeassistant/device/treadmilld_tm03/config", after=after)
+
+
+async def test_a_command_is_answered_by_the_pi_serving_it_and_an_unknown_id_once(
+    mosquitto_broker: EmbeddedBroker,
+) -> None:
+    def pi(name: str) -> MqttSettings:
+        return MqttSettings.from_url(mosquitto_broker.url, instance=name)
+
+    async with Observer(mosquitto_broker) as desk:
+        await desk.subscribe(f"{BASE}/+/response/#", f"{BASE}/+/event", f"{BASE}/bridge/+/state")
+        async with (
+            daemon_bridge(pi("pi-south"), ("tm03",)) as (south, south_treadmills),
+            daemon_bridge(pi("pi-north"), ("tm01",)) as (_, north_treadmills),
+        ):
+            for instance in ("pi-north", "pi-south"):
+                await desk.wait_for(f"{BASE}/bridge/{instance}/state", lambda m: m.text == "online")
+            await asyncio.sleep(0.3)  # each has read the other's retained device list
+            # tm03 is pi-south's: pi-north, which sees the command too, says nothing.
+            served = await desk.request(
+                f"{BASE}/tm03/request/set_speed", {"speed_kmh": 3.0}, transaction="tm03"
+            )
+            # tm99 is nobody's: one error, from one Pi, naming the whole floor's ids.
+            unknown = await desk.request(
+                f"{BASE}/tm99/request/start", {"profile": "x"}, transaction="tm99"
+            )
+            await asyncio.sleep(0.5)
+            replies = {
+                transaction: [
+                    m
+                    for m in desk.matching(f"{BASE}/+/response/#")
+                    if m.json().get("transaction") == transaction
+                ]
+                for transaction in ("tm03", "tm99")
+            }
+            assert south_treadmills["tm03"].calls == [("set_speed", (3.0,))]
+            assert north_treadmills["tm01"].calls == []
+            # pi-south stops: its treadmill is now answered for by pi-north, as offline.
+            async with asyncio.timeout(WAIT_S):
+                await south.close()
+            await desk.wait_for(f"{BASE}/bridge/pi-south/state", lambda m: m.text == "offline")
+            await asyncio.sleep(0.3)
+            offline = await desk.request(
+                f"{BASE}/tm03/request/start", {"profile": "x"}, transaction="gone"
+            )
+    assert served["status"] == "ok"
+    assert [m.topic for m in replies["tm03"]] == [f"{BASE}/tm03/response/set_speed"]
+    assert len(replies["tm99"]) == 1
+    assert unknown["code"] == "unknown_treadmill"
+    assert unknown["treadmills"] == ["tm01", "tm03"]
+    assert offline["code"] == "treadmill_offline"
+    assert "pi-south" in offline["error"]
+    assert offline["treadmills"] == ["tm01"]

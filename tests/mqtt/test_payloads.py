@@ -16,6 +16,7 @@ from treadmilld.mqtt.payloads import (
     parse_plain_set,
     parse_request,
     parse_set,
+    request_command,
     transaction_of,
 )
 
@@ -131,3 +132,52 @@ def test_a_payload_that_is_not_json_is_refused_as_such(raw: bytes) -> None:
         with pytest.raises(PayloadError) as caught:
             attempt()
         assert caught.value.code == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"command": "start", "body_weight_kg": "80"}',
+        b'{"command": "start", "body_weight_kg": true}',
+        b'{"speed_kmh": "3.5"}',
+        b'{"incline_pct": "2"}',
+        b'{"command": "start", "clinical": "yes"}',
+    ],
+)
+def test_numbers_and_booleans_are_strict_json_types(raw: bytes) -> None:
+    # One rule for every field: the JSON type it names. "80" is a string, as "yes" is.
+    with pytest.raises(PayloadError) as caught:
+        parse_set(raw)
+    assert caught.value.code == "invalid_payload"
+
+
+@pytest.mark.parametrize(
+    ("action", "raw"),
+    [
+        ("start", b'{"profile": "p1", "body_weight_kg": "80"}'),
+        ("set_speed", b'{"speed_kmh": "3.5"}'),
+        ("set_incline", b'{"incline_pct": "1"}'),
+    ],
+)
+def test_request_numbers_are_strict_too(action: str, raw: bytes) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_request(action, raw, TREADMILL_REQUESTS)
+    assert caught.value.code == "invalid_payload"
+    assert "valid number" in caught.value.message
+
+
+def test_integers_are_numbers_and_plain_set_text_is_still_converted() -> None:
+    start = parse_request("start", b'{"body_weight_kg": 80}', TREADMILL_REQUESTS)
+    assert request_command("start", start) == Command("start", body_weight_kg=80.0)
+    assert parse_plain_set("speed_kmh", b"3").to_command() == Command("set_speed", speed_kmh=3.0)
+    assert parse_plain_set("incline_pct", b" 1.5\n").to_command() == Command(
+        "set_incline", incline_pct=1.5
+    )
+
+
+@pytest.mark.parametrize("weight", [b"20", b"300"])
+def test_body_weight_bounds_are_the_engines(weight: bytes) -> None:
+    payload = parse_set(b'{"command": "start", "body_weight_kg": ' + weight + b"}")
+    assert payload.body_weight_kg == float(weight)
+    with pytest.raises(PayloadError):
+        parse_set(b'{"command": "start", "body_weight_kg": 300.5}')

@@ -16,19 +16,28 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Annotated, Any, TextIO
 
 import structlog
+from pydantic import TypeAdapter, ValidationError
 
 from treadmilld.app.assembly import Assembly
 from treadmilld.app.logging import LogFormat, LogLevel, configure_logging
 from treadmilld.app.run import run_daemon
 from treadmilld.app.sdnotify import SystemdNotifier
-from treadmilld.app.settings import ConfigError, LoggingSettings, Settings, TreadmillSettings
+from treadmilld.app.settings import (
+    ConfigError,
+    LoggingSettings,
+    Settings,
+    TreadmillSettings,
+    explain_problem,
+)
 from treadmilld.app.supervisor import Supervisor
 from treadmilld.engine.api import (
     TERMINAL_PHASES,
+    Direction,
     Phase,
+    SegmentStarted,
     SessionEvent,
     SessionSnapshot,
     TreadmillController,
@@ -41,6 +50,11 @@ from treadmilld.engine.api import (
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.profile import ProfileError, load_profile
 from treadmilld.mqtt.config import MqttSettings
+from treadmilld.mqtt.embedded_broker import (
+    BrokerPortInUseError,
+    BrokerStartError,
+    BrokerUnavailableError,
+)
 from treadmilld.mqtt.link import IncomingMessage, MqttError, MqttLink, OutgoingMessage
 
 _log = structlog.get_logger()
@@ -70,14 +84,52 @@ class DemoFailedError(Exception):
     """The demo could not run its profile; the message says why and what to try."""
 
 
+def _setting_problems(flag: str, name: str, value: object) -> list[str]:
+    """`value` checked by the rules of the setting `name` (a field of `Settings`)."""
+    field = Settings.model_fields[name]
+    annotated: Any = Annotated  # built at run time from the field: typing cannot follow
+    adapter: TypeAdapter[Any] = TypeAdapter(annotated[field.annotation, *field.metadata])
+    try:
+        adapter.validate_python(value)
+    except ValidationError as error:
+        return [f"  - {flag}: {explain_problem(p)}" for p in error.errors(include_url=False)]
+    return []
+
+
+def check_options(options: DemoOptions) -> None:
+    """Refuse bad flags before anything starts, by the same rules as the configuration they
+    stand for (`--weight` is `body_weight_kg`, `--port` and `--base-topic` are `mqtt.port`
+    and `mqtt.base_topic`): a `ConfigError` listing every problem, never a traceback."""
+    problems: list[str] = []
+    if not 1 <= options.treadmills <= MAX_TREADMILLS:
+        problems.append(
+            f"  - --treadmills: must be between 1 and {MAX_TREADMILLS} (got {options.treadmills})"
+        )
+    if options.broker is not None and options.broker_port is not None:
+        problems.append("  - --port: is for the embedded broker; leave it out with --broker")
+    problems += _setting_problems("--weight", "body_weight_kg", options.body_weight_kg)
+    if options.speedup is not None:
+        problems += _setting_problems("--speedup", "clock_speedup", options.speedup)
+    mqtt: dict[str, object] = {"base_topic": options.base_topic, "instance": "demo"}
+    if options.broker_port is not None:
+        mqtt["port"] = options.broker_port
+    try:
+        MqttSettings.model_validate(mqtt)
+    except ValidationError as error:
+        flags = {"port": "--port", "base_topic": "--base-topic"}
+        problems += [
+            f"  - {flags.get(str(p['loc'][0]), str(p['loc'][0]))}: {explain_problem(p)}"
+            for p in error.errors(include_url=False)
+        ]
+    if problems:
+        raise ConfigError(
+            f"{len(problems)} problem(s) in the demo options:\n" + "\n".join(problems)
+        )
+
+
 def demo_command(options: DemoOptions, out: TextIO | None = None) -> int:
     stream = sys.stdout if out is None else out
-    if not 1 <= options.treadmills <= MAX_TREADMILLS:
-        raise ConfigError(f"--treadmills must be between 1 and {MAX_TREADMILLS}")
-    if options.broker is not None and options.broker_port is not None:
-        raise ConfigError("--port is for the embedded broker; leave it out with --broker")
-    if options.speedup is not None and not 1.0 <= options.speedup <= 1000.0:
-        raise ConfigError("--speedup must be between 1 and 1000")
+    check_options(options)
     profile = options.profile or DEFAULT_PROFILE
     profiles_dir: Path | None = None
     if profile.endswith(".toml"):
@@ -140,7 +192,16 @@ async def _demo(
         else:
             from treadmilld.mqtt.embedded_broker import EmbeddedBroker  # noqa: PLC0415
 
-            broker = await stack.enter_async_context(EmbeddedBroker(port=options.broker_port))
+            port = options.broker_port
+            try:
+                broker = await stack.enter_async_context(EmbeddedBroker(port=port))
+            except BrokerPortInUseError as error:
+                raise ConfigError(
+                    f"--port {port}: {error}; leave --port out for a free port, or use that "
+                    f"broker with --broker mqtt://127.0.0.1:{port}"
+                ) from None
+            except (BrokerUnavailableError, BrokerStartError) as error:
+                raise DemoFailedError(f"the embedded MQTT broker did not start: {error}") from None
             mqtt = MqttSettings(
                 host=broker.host,
                 port=broker.port,
@@ -218,14 +279,23 @@ class DemoDriver:
     async def drive(self) -> None:
         if self.supervisor is None:
             raise RuntimeError("DemoDriver.attach() must run before drive()")
+        events: asyncio.Queue[SessionEvent] = asyncio.Queue()
+        # Followed from before the start, so the first segment's event is not missed.
+        followers = [
+            asyncio.create_task(self._follow(controller, events), name=f"demo-follow-{tid}")
+            for tid, controller in self.controllers.items()
+        ]
+        await asyncio.sleep(0)  # each follower subscribes on its first step
         try:
             await self._wait_connected()
             await self._start_over_mqtt()
-            await self._watch()
+            await self._watch(events)
         except DemoFailedError as error:
             self.failure = str(error)
         else:
             self.out.write(self.summary(time.monotonic() - self.started, self.speedup))
+        finally:
+            await self._stop_following(followers)
         if self.failure is None and self.options.keep_running:
             self.out.write(
                 f"\nStill running (--keep-running): connect a dashboard to {self.mqtt.url}, "
@@ -234,6 +304,11 @@ class DemoDriver:
             self.out.flush()
             return
         self.supervisor.request_stop("demo finished")
+
+    async def _stop_following(self, followers: list[asyncio.Task[None]]) -> None:
+        for task in followers:
+            task.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
 
     async def _wait_connected(self) -> None:
         deadline = time.monotonic() + CONNECT_WAIT_S
@@ -301,43 +376,47 @@ class DemoDriver:
                 f"{treadmill_id} refused the start: {reply.get('error')} ({reply.get('code')})"
             )
 
-    async def _watch(self) -> None:
-        events: asyncio.Queue[SessionEvent] = asyncio.Queue()
-        followers = [
-            asyncio.create_task(self._follow(controller, events), name=f"demo-follow-{tid}")
-            for tid, controller in self.controllers.items()
-        ]
-        try:
-            while True:
-                snapshots = {tid: c.snapshot() for tid, c in self.controllers.items()}
-                self._draw(snapshots)
-                if all(s.phase in TERMINAL_PHASES for s in snapshots.values()):
-                    self.final = snapshots
-                    return
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.25):
-                        event = await events.get()
-                        self._note(event)
-        finally:
-            for task in followers:
-                task.cancel()
-            await asyncio.gather(*followers, return_exceptions=True)
+    async def _watch(self, events: asyncio.Queue[SessionEvent]) -> None:
+        while True:
+            while not events.empty():
+                self._note(events.get_nowait())
+            snapshots = {tid: c.snapshot() for tid, c in self.controllers.items()}
+            self._draw(snapshots)
+            if all(s.phase in TERMINAL_PHASES for s in snapshots.values()):
+                self.final = snapshots
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.25):
+                    self._note(await events.get())
 
     @staticmethod
     async def _follow(controller: TreadmillController, queue: asyncio.Queue[SessionEvent]) -> None:
         async for event in controller.events():
             if isinstance(
-                event, TurnCountdown | TurnNow | WorkoutFinished | WorkoutStopped | WorkoutAborted
+                event,
+                SegmentStarted
+                | TurnCountdown
+                | TurnNow
+                | WorkoutFinished
+                | WorkoutStopped
+                | WorkoutAborted,
             ):
                 await queue.put(event)
 
     def _note(self, event: SessionEvent) -> None:
         if self.tty:
             return  # the live lines show the countdown already
-        if isinstance(event, TurnNow):
+        if isinstance(event, SegmentStarted):
+            # From the event, not from polling: a segment shorter than a poll (a high
+            # --speedup) still gets its line.
+            controller = self.controllers.get(event.treadmill_id)
+            count = controller.snapshot().segment_count if controller is not None else None
+            self.out.write(render_segment(event, count) + "\n")
+        elif isinstance(event, TurnNow):
             self.out.write(f"{event.treadmill_id}  turn now: walk {event.to_direction.value}\n")
         elif isinstance(event, WorkoutAborted):
             self.out.write(f"{event.treadmill_id}  aborted: {event.reason.value} {event.detail}\n")
+        self.out.flush()
 
     def _draw(self, snapshots: dict[str, SessionSnapshot]) -> None:
         if self.tty:
@@ -352,13 +431,14 @@ class DemoDriver:
             self.out.flush()
             return
         # Not a terminal (CI, a pipe): one line whenever something a person would notice
-        # changes (segment, phase, direction, countdown), never a redraw.
+        # changes (phase, direction, countdown, every tenth of the profile), never a redraw.
+        # Each segment's start has a line of its own (`_note`).
         for treadmill_id, snapshot in snapshots.items():
             key = (
                 snapshot.phase,
-                snapshot.segment_index,
                 snapshot.direction,
                 snapshot.turn_countdown_s,
+                int(_progress(snapshot) * 10),
             )
             if self._last_plain.get(treadmill_id) != key:
                 self._last_plain[treadmill_id] = key
@@ -406,6 +486,19 @@ def render_line(snapshot: SessionSnapshot) -> str:
         f"fwd {snapshot.distance_forward_m:5.0f} m  back {snapshot.distance_backward_m:4.0f} m  "
         f"{snapshot.calories_kcal:5.1f} kcal{countdown}"
     )
+
+
+def render_segment(event: SegmentStarted, segment_count: int | None) -> str:
+    """A segment's start, for piped output: `sim01  segment 3/5: backward 0:15 at 2 km/h`."""
+    of = f"/{segment_count}" if segment_count else ""
+    what = (
+        f"{event.direction.value} {_clock(event.duration_s)} at {event.speed_kmh:g} km/h"
+        if event.direction is not Direction.REST
+        else f"belt paused {_clock(event.duration_s)}"
+    )
+    incline = f", {event.incline_pct:g} %" if event.incline_pct else ""
+    cue = f" ({event.cue})" if event.cue else ""
+    return f"{event.treadmill_id}  segment {event.index + 1}{of}: {what}{incline}{cue}"
 
 
 def _progress(snapshot: SessionSnapshot) -> float:

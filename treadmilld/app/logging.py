@@ -13,14 +13,15 @@ binds `treadmill_id` in each treadmill's tasks) appears on every line logged in 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
-from collections.abc import Mapping
-from enum import StrEnum
-from typing import TextIO
+from collections.abc import Mapping, MutableMapping
+from enum import Enum, StrEnum
+from typing import Any, TextIO
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 # Libraries whose stdlib logs we route through our renderer, at `library_level` by default:
 # at INFO they narrate every GATT read and MQTT packet.
@@ -73,6 +74,64 @@ def resolve_format(
     return requested, not journald
 
 
+# Keys that structlog's own processors read as objects (the exception and stack renderers,
+# the stdlib bridge): left alone by `readable_values`.
+_OBJECT_KEYS = frozenset(
+    {"exc_info", "exception", "stack_info", "stack", "_record", "_from_structlog", "event"}
+)
+
+
+def _readable_float(value: float) -> float | str:
+    """Enough digits for a person: 530.3006451800551 -> 530.301, 0.000123456 -> 0.000123."""
+    if not math.isfinite(value):
+        return str(value)  # "nan"/"inf": JSON has no such numbers
+    if value == 0 or abs(value) >= 1:
+        return round(value, 3)
+    return float(f"{value:.3g}")
+
+
+def _readable(value: Any, *, structured: bool) -> Any:
+    """`value` as a person reads it: an enum as its value, a float rounded, a path or an
+    exception as its text; containers element by element. `structured` (JSON) keeps lists
+    and objects; logfmt and the console get one flat string (`tm01,tm02`, `tm01: ok`)."""
+    if isinstance(value, Enum):  # before str/int: StrEnum and IntEnum are both
+        value = value.value
+    if isinstance(value, float):
+        return _readable_float(value)
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return value.hex(" ")
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        return _readable_container(value, structured=structured)
+    return str(value)
+
+
+def _readable_container(value: Any, *, structured: bool) -> Any:
+    if isinstance(value, Mapping):
+        if structured:
+            return {str(k): _readable(v, structured=True) for k, v in value.items()}
+        return ", ".join(f"{k}: {_readable(v, structured=False)}" for k, v in value.items())
+    items = sorted(value, key=str) if isinstance(value, set | frozenset) else list(value)
+    if structured:
+        return [_readable(item, structured=True) for item in items]
+    return ",".join(str(_readable(item, structured=False)) for item in items)
+
+
+def readable_values(*, structured: bool) -> Processor:
+    """A processor rendering every value as a value, never a Python repr: `running`, not
+    `<Phase.RUNNING: 'running'>`; `tm01,tm02`, not `['tm01', 'tm02']`."""
+
+    def processor(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        values: MutableMapping[str, Any] = event_dict
+        for key, value in values.items():
+            if key not in _OBJECT_KEYS:
+                values[key] = _readable(value, structured=structured)
+        return event_dict
+
+    return processor
+
+
 _handler: logging.Handler | None = None
 
 
@@ -102,7 +161,10 @@ def configure_logging(
     shared.append(structlog.processors.StackInfoRenderer())
 
     renderer: Processor
-    final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    final: list[Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        readable_values(structured=concrete is LogFormat.JSON),
+    ]
     if concrete is LogFormat.CONSOLE:
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
     else:

@@ -25,10 +25,25 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 
 
+def load_for_run(config: Path | None) -> tuple[Settings, Path]:
+    """The configuration as `run` takes it, refusing everything `run` refuses before it
+    starts. `check-config` calls exactly this, so the two can never disagree."""
+    settings, path = load_settings(config)
+    if not settings.treadmills:
+        raise ConfigError(
+            f"{path}: no treadmills configured; add a [[treadmills]] table with an id and an "
+            f"address (see examples/config.toml), or try `treadmilld demo`"
+        )
+    # What building the simulated decks would refuse (a bad simulated table, a replay's
+    # missing or malformed trace, the simulator not installed).
+    check_simulated(settings)
+    return settings, path
+
+
 def run_command(
     config: Path | None, *, trace: Path | None = None, trace_max_mb: float = 16.0
 ) -> int:
-    settings, path = load_settings(config)
+    settings, path = load_for_run(config)
     trace_options = None
     if trace is not None:
         if trace_max_mb < 0.004:
@@ -39,11 +54,6 @@ def run_command(
                 "give another FILE"
             )
         trace_options = TraceOptions(trace, TraceLimits(max_bytes=int(trace_max_mb * 1024 * 1024)))
-    if not settings.treadmills:
-        raise ConfigError(
-            f"{path}: no treadmills configured; add a [[treadmills]] table with an id and an "
-            f"address (see examples/config.toml), or try `treadmilld demo`"
-        )
     configure_logging(
         settings.logging.format,
         settings.logging.level,
@@ -93,14 +103,7 @@ async def run_daemon(
 
 
 def check_config_command(config: Path | None) -> int:
-    settings, path = load_settings(config)
-    # What `run` would refuse when it builds the simulated decks (a bad simulated table, a
-    # replay's missing or malformed trace) is refused here too, so the two agree.
-    check_simulated(settings)
+    settings, path = load_for_run(config)
     shown = {"config_file": str(path), **redacted(settings)}
     sys.stdout.write(json.dumps(shown, indent=2) + "\n")
-    if not settings.treadmills:
-        sys.stderr.write(
-            "treadmilld: warning: no treadmills configured; `treadmilld run` needs at least one\n"
-        )
     return EXIT_OK

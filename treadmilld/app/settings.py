@@ -14,9 +14,12 @@ them. Any mistake becomes a `ConfigError` naming the file, the field and what to
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from enum import StrEnum
@@ -37,6 +40,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from treadmilld.app.logging import LogFormat, LogLevel
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.quirks import QuirksChoice
+from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
 from treadmilld.engine.limits import SafetyLimits
 from treadmilld.mqtt.config import MqttSettings
 
@@ -54,6 +58,8 @@ CREDENTIAL_SETTINGS: Mapping[str, tuple[str, ...]] = {
 # An id becomes an MQTT topic level and a log field: lowercase, digits, '-' and '_' only, so it
 # can never contain '/', '+' or '#' (MQTT 3.1.1 section 4.7) or need quoting.
 _TREADMILL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+# The topic level of the daemon's own bridge topics (`<base>/bridge/<instance>/...`).
+RESERVED_TREADMILL_ID = "bridge"
 # BlueZ addresses are MACs; macOS (CoreBluetooth) gives per-host UUIDs instead.
 _MAC_ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 _UUID_ADDRESS = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
@@ -120,6 +126,11 @@ class TreadmillSettings(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_is_a_slug(cls, value: str) -> str:
+        if value == RESERVED_TREADMILL_ID:
+            raise ValueError(
+                f"{value!r} cannot be a treadmill id: <base>/{value}/... are the daemon's own "
+                "MQTT topics; use another id, e.g. 'tm01'"
+            )
         if not _TREADMILL_ID.match(value):
             raise ValueError(
                 f"{value!r} is not a valid treadmill id; use 1-32 lowercase letters, digits, "
@@ -204,7 +215,10 @@ class Settings(BaseSettings):
         description="what happens to a moving belt when the daemon stops: stop or pause",
     )
     body_weight_kg: float = Field(
-        default=70.0, ge=20.0, le=300.0, description="used for calories when a start omits it"
+        default=70.0,
+        ge=MIN_BODY_WEIGHT_KG,
+        le=MAX_BODY_WEIGHT_KG,
+        description="used for calories when a start omits it",
     )
     clock_speedup: float = Field(
         default=1.0,
@@ -392,19 +406,61 @@ def describe_validation_error(
     env = os.environ if environ is None else environ
     overridden = sorted(key for key in env if key.startswith(ENV_PREFIX) and key != CONFIG_PATH_ENV)
     lines = [f"{path}: {error.error_count()} problem(s) in the configuration:"]
-    lines.append(describe_problems(error))
+    lines.append(describe_problems(error, model=Settings))
     if overridden:
         lines.append(f"  (environment variables also set values: {', '.join(overridden)})")
     return "\n".join(lines)
 
 
-def describe_problems(error: ValidationError, *, prefix: str = "") -> str:
-    """`  - field: what is wrong; what to do`, one line per problem, fields under `prefix`."""
+def describe_problems(
+    error: ValidationError, *, prefix: str = "", model: type[BaseModel] | None = None
+) -> str:
+    """`  - field: what is wrong; what to do`, one line per problem, fields under `prefix`.
+    With the `model` that was validated, a misspelt key gets "did you mean" its closest
+    neighbour."""
     lines = []
     for problem in error.errors(include_url=False):
         field = _dotted([prefix, *problem["loc"]] if prefix else problem["loc"])
-        lines.append(f"  - {field}: {_explain(problem)}")
+        known = known_keys(model, problem["loc"]) if model is not None else []
+        lines.append(f"  - {field}: {explain_problem(problem, known=known)}")
     return "\n".join(lines)
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types an annotation may hold: `X | None`, `Annotated[X, ...]` unwrapped."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _is_model(candidate: Any) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
+
+
+def known_keys(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
+    """The keys allowed where the last item of `loc` stands (an unknown key's neighbours),
+    found by walking `model`'s fields along `loc`; [] when the place is not a model."""
+    current: list[Any] = [model]
+    for item in loc[:-1]:
+        models = [m for m in current if _is_model(m)]
+        if isinstance(item, int):
+            current = [
+                arg
+                for m in current
+                if typing.get_origin(m) in (list, tuple, Sequence)
+                for arg in _members(typing.get_args(m)[0])
+            ]
+        elif any(item in m.model_fields for m in models):
+            owner = next(m for m in models if item in m.model_fields)
+            current = _members(owner.model_fields[item].annotation)
+        elif any(m.__name__ == item for m in models):
+            current = [m for m in models if m.__name__ == item]  # a union member's tag
+        else:
+            current = models  # a validator's tag in the location (e.g. "function-after[...]")
+    return sorted({name for m in current if _is_model(m) for name in m.model_fields})
 
 
 def _dotted(loc: Sequence[int | str]) -> str:
@@ -419,12 +475,18 @@ def _dotted(loc: Sequence[int | str]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def _explain(problem: Mapping[str, Any]) -> str:
+def explain_problem(problem: Mapping[str, Any], *, known: Sequence[str] = ()) -> str:
+    """What is wrong with one value and what to do, from one pydantic error entry; `known`
+    are the keys allowed beside an unknown one (for "did you mean")."""
     kind = problem.get("type", "")
     message = str(problem.get("msg", "invalid value"))
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     if kind == "extra_forbidden":
+        loc = problem.get("loc") or ("",)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        if close:
+            return f"unknown setting; did you mean {close[0]!r}? (docs/configuration.md lists all)"
         return "unknown setting; remove it or fix its spelling (docs/configuration.md lists all)"
     if kind == "missing":
         return "required; add it"

@@ -87,7 +87,11 @@ def simulated_config(index: int, treadmill: TreadmillSettings) -> Any:
     except ValidationError as error:
         raise ConfigError(
             f"treadmill {treadmill.id!r} has a bad simulated table:\n"
-            + describe_problems(error, prefix=f"treadmills[{index}].simulated")
+            + describe_problems(
+                error,
+                prefix=f"treadmills[{index}].simulated",
+                model=simulator.SimulatedTreadmillConfig,
+            )
         ) from None
 
 

@@ -11,6 +11,11 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+# Body weights the calorie model takes (kg). Every way in (the configuration, MQTT, the
+# command line, a start) is checked against these, so no path yields absurd or negative energy.
+MIN_BODY_WEIGHT_KG = 20.0
+MAX_BODY_WEIGHT_KG = 300.0
+
 
 class Phase(StrEnum):
     IDLE = "idle"  # no workout loaded; manual control allowed
@@ -86,11 +91,6 @@ class StopOutcome(StrEnum):
     # raises `stop_unconfirmed` if the belt is not measured standing in time. Pull the safety
     # key.
     NOT_CONFIRMED = "not_confirmed"
-
-
-# The body weights the engine accepts (calories; `start_profile`, `set_body_weight`).
-MIN_BODY_WEIGHT_KG = 20.0
-MAX_BODY_WEIGHT_KG = 300.0
 
 
 class CommandRejectedError(Exception):

@@ -12,9 +12,10 @@ Uncertainty is about +-25-30 % for an individual; the figures are estimates.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from treadmilld.engine.api import Direction
+from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG, Direction
 
 REST_VO2 = 3.5  # ml/kg/min, one MET
 BACKWARD_HORIZONTAL_FACTOR = 1.8  # k_h: our fit to Compendium 17320/17325 (Ainsworth et al. 2011)
@@ -27,6 +28,23 @@ FORWARD_RUN_FROM_KMH = 8.0
 BACKWARD_JOG_FROM_KMH = 5.9
 
 
+class CalorieInputError(ValueError):
+    """A value the calorie model cannot turn into energy; the message says what it takes."""
+
+
+def check_body_weight(body_weight_kg: float) -> float:
+    """`body_weight_kg` if the model can use it; else `CalorieInputError`. A weight of 0 or
+    below would give no or negative energy, and one outside adult ranges nonsense."""
+    if not (
+        math.isfinite(body_weight_kg) and MIN_BODY_WEIGHT_KG <= body_weight_kg <= MAX_BODY_WEIGHT_KG
+    ):
+        raise CalorieInputError(
+            f"body weight must be {MIN_BODY_WEIGHT_KG:g}-{MAX_BODY_WEIGHT_KG:g} kg, got "
+            f"{body_weight_kg:g}; give the person's weight in kilograms"
+        )
+    return body_weight_kg
+
+
 def _m_per_min(speed_kmh: float) -> float:
     return speed_kmh * 1000.0 / 60.0
 
@@ -34,8 +52,13 @@ def _m_per_min(speed_kmh: float) -> float:
 def mets(speed_kmh: float, grade_pct: float, direction: Direction) -> float:
     """METs for walking/jogging at `speed_kmh` and `grade_pct` facing `direction`.
 
-    A paused belt (speed 0 or direction REST) is standing still: 1 MET.
+    A paused belt (speed 0 or direction REST) is standing still: 1 MET. Never below 1 MET,
+    whatever the grade: energy only ever adds up.
     """
+    if not (math.isfinite(speed_kmh) and math.isfinite(grade_pct)):
+        raise CalorieInputError(
+            f"speed and grade must be numbers, got {speed_kmh} km/h and {grade_pct} %"
+        )
     if speed_kmh <= 0 or direction is Direction.REST:
         return 1.0
     s = _m_per_min(speed_kmh)
@@ -53,7 +76,8 @@ def mets(speed_kmh: float, grade_pct: float, direction: Direction) -> float:
 
 
 def kcal_per_min(mets_value: float, body_weight_kg: float) -> float:
-    return mets_value * 3.5 * body_weight_kg / 200.0
+    check_body_weight(body_weight_kg)
+    return max(mets_value, 0.0) * 3.5 * body_weight_kg / 200.0
 
 
 @dataclass(slots=True)
@@ -67,6 +91,9 @@ class WorkoutTotals:
     _last_at: float | None = None
     _last_speed_kmh: float = 0.0
     _last_grade_pct: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_body_weight(self.body_weight_kg)
 
     @property
     def distance_m(self) -> float:

@@ -76,6 +76,7 @@ class WorkoutExecutor:
         self._governor = governor
         self._clock = clock
         self._treadmill_id = treadmill_id
+        self._log = log.bind(treadmill_id=treadmill_id)
         self._emit = emit
         self._on_change = on_change
         self._tick_s = tick_s
@@ -85,8 +86,19 @@ class WorkoutExecutor:
         self._skip_requested = False
         self._stop_requested = False
         self._confirmed = False
+        # Manual nudges: they replace the plan's speed or incline for the rest of the walk
+        # segment they were accepted in, and end at its boundary (the next segment brings its
+        # own planned values).
         self._speed_override: float | None = None
         self._incline_override: float | None = None
+        # The walk segment a nudge would apply to right now, or None while nothing would carry
+        # it out (starting, ramping down into a turn or rest, turning, resting, ending): a
+        # nudge accepted then would be overwritten at the next segment unseen.
+        self._nudgeable_segment: int | None = None
+        # The last step of a walk ramps down to the restart speed for the pause after it: the
+        # plan's speed wins there, so a speed nudge would not be carried out.
+        self._ramping_down_for_pause = False
+        self._ending = False  # the last segment is done: ramping down to the final stop
         self.phase = Phase.RUNNING
         self.segment_index = 0
         self.turn_countdown_s: int | None = None
@@ -121,6 +133,49 @@ class WorkoutExecutor:
     def confirm_turn(self) -> None:
         self._confirmed = True
         self._wake.set()
+
+    def nudge_refusal(self, what: str) -> str | None:
+        """Why a manual nudge of `what` ("speed" or "incline") would not be carried out now,
+        or None when it will be: it then holds until the current walk segment ends."""
+        number = self.segment_index + 1
+        if self._stop_requested or self._ending:
+            return "the workout is ending"
+        if self._skip_requested:
+            return (
+                f"segment {number} is being skipped; send it again once the next segment "
+                "has started"
+            )
+        if self._nudgeable_segment is None:
+            return self._not_walking(number)
+        if what == "speed" and self._ramping_down_for_pause:
+            return (
+                f"segment {number} is ramping down to pause for what comes next; its speed "
+                "follows the plan to the end"
+            )
+        return self._segment_ending(number, what)
+
+    def _not_walking(self, number: int) -> str:
+        segment = self.segment
+        if segment.kind is SegmentKind.WALK:
+            upcoming = "the belt moves" if self.segment_index == 0 else "the next segment starts"
+            return f"the walk is not under way; send it again once {upcoming}"
+        return (
+            f"the belt is slowing down for segment {number} ({segment.kind.value}); send it "
+            "again once the next walk has started"
+        )
+
+    def _segment_ending(self, number: int, what: str) -> str | None:
+        remaining = self.segment_remaining_s()
+        # Less than one setpoint write is left: the nudge would be written at most once and
+        # replaced a moment later.
+        if remaining is None or remaining >= self._ramp_tick_s():
+            return None
+        if number == len(self.plan.segments):
+            return f"segment {number}, the last, ends in {remaining:.1f} s"
+        return (
+            f"segment {number} ends in {remaining:.1f} s and segment {number + 1} sets its "
+            f"own {what}; send it again once segment {number + 1} has started"
+        )
 
     def nudge_speed(self, speed_kmh: float) -> None:
         self._speed_override = speed_kmh
@@ -301,7 +356,7 @@ class WorkoutExecutor:
             ):
                 # The pause used up the backward budget, or leaves less than a restart and the
                 # next pause take on this deck: this walk is over, not the workout.
-                log.warning("backward_budget_used", segment=self.segment_index)
+                self._log.warning("backward_budget_used", segment=self.segment_index)
                 raise _SkipSegment
             if facing is not None:
                 await self._governor.start_belt(facing)
@@ -320,6 +375,7 @@ class WorkoutExecutor:
             while index < len(segments):
                 await self._run_segment(segments[index], index)
                 index += 1
+            self._ending = True
             await self._ramp_down_and_pause(stop=True)
         except _StopWorkout:
             self.stopped_by_user = True
@@ -349,7 +405,7 @@ class WorkoutExecutor:
             # Start is sent): the governor keeps it for the next workout's turn.
             self._governor.segment_announced(segment.direction)
         self._on_change()
-        log.info(
+        self._log.info(
             "segment_started",
             index=index,
             kind=segment.kind.value,
@@ -365,7 +421,7 @@ class WorkoutExecutor:
                 await self._walk(segment)
         except _SkipSegment:
             self._event(SegmentSkipped, index=index)
-            log.info("segment_skipped", index=index)
+            self._log.info("segment_skipped", index=index)
 
     async def _rest(self, segment: PlanSegment) -> None:
         await self._ramp_down_and_pause()
@@ -396,7 +452,7 @@ class WorkoutExecutor:
         deadline = self._segment_deadline
         self._held_at = started
         self._set_phase(Phase.TURNING)
-        log.info("turn_before_start", to_direction=to_direction.value)
+        self._log.info("turn_before_start", to_direction=to_direction.value)
         try:
             await self._stand_and_turn(
                 to_direction, limits.turn_pause_s, confirm=limits.confirm_turns
@@ -492,9 +548,14 @@ class WorkoutExecutor:
 
     async def _walk(self, segment: PlanSegment) -> None:
         self._set_phase(Phase.RUNNING)
-        for step in segment.steps:
-            await self._moving_step(segment, step)
-            self._check_backward_budget(segment)
+        self._nudgeable_segment = segment.index
+        try:
+            for step in segment.steps:
+                await self._moving_step(segment, step)
+                self._check_backward_budget(segment)
+        finally:
+            self._nudgeable_segment = None
+            self._ramping_down_for_pause = False
 
     def _backward_margin_s(self, next_kmh: float = 0.0) -> float:
         """Backward time to keep in hand: enough to ramp down and pause, plus one tick."""
@@ -528,7 +589,7 @@ class WorkoutExecutor:
         governor = self._governor
         margin = self._backward_margin_s(next_kmh)
         if governor.belt_moving and governor.backward_remaining_s() <= margin + _EPS:
-            log.warning("backward_budget_used", segment=segment.index)
+            self._log.warning("backward_budget_used", segment=segment.index)
             raise _SkipSegment
 
     def _next_write_kmh(self, speed_kmh: float) -> float:
@@ -563,7 +624,7 @@ class WorkoutExecutor:
                 segment.direction is Direction.BACKWARD
                 and governor.backward_remaining_s() <= self._backward_margin_s() + _EPS
             ):
-                log.warning("backward_budget_used", segment=segment.index)
+                self._log.warning("backward_budget_used", segment=segment.index)
                 raise _SkipSegment
             if governor.needs_turn(segment.direction):
                 await self._turn_before_start(segment.direction)
@@ -575,6 +636,7 @@ class WorkoutExecutor:
             and governor.limits is not None
             and step.speed_kmh <= governor.limits.restart_speed_kmh + _EPS
         )
+        self._ramping_down_for_pause = last_ramp_down
         start = self._clock.now()
         deadline = start + step.duration_s
         while True:

@@ -116,6 +116,8 @@ class SafetyGovernor:
         on_limit: Callable[[LimitNotice], None] | None = None,
     ) -> None:
         self._link = link
+        # Every line about this treadmill carries its id (docs/configuration.md).
+        self._log = log.bind(treadmill_id=link.treadmill_id)
         self._clock = clock
         self.observer = observer if observer is not None else BeltObserver(clock)
         self._on_limit = on_limit or (lambda _notice: None)
@@ -368,7 +370,7 @@ class SafetyGovernor:
     def lock_out(self, reason: str) -> None:
         """Refuse every moving write until the next `arm()`."""
         if self._locked_out is None:
-            log.info("governor_locked_out", reason=reason)
+            self._log.info("governor_locked_out", reason=reason)
         self._locked_out = reason
 
     # ----------------------------------------------------------------------------- checks
@@ -449,7 +451,7 @@ class SafetyGovernor:
                     # Decks that take no target while standing (3G Cardio, qdomyos-zwift#3382):
                     # Start first, then the restart speed at once, and watch the measured speed.
                     self._speed_refused_while_standing = True
-                    log.info("restart_speed_refused_while_standing", error=str(error))
+                    self._log.info("restart_speed_refused_while_standing", error=str(error))
             reset = not primed and await self._reset_held_target(restart)
             if (primed or reset) and self.observer.state() is not BeltState.STANDING:
                 # The restart-speed write took long enough for the picture to change (data
@@ -488,7 +490,7 @@ class SafetyGovernor:
             self._speed = written
             self._speed_at = self._clock.now()
             self._expect_reach(written, from_kmh=0.0, extra_s=START_DELAY_S)
-            log.info("belt_started", facing=facing.value, restart_kmh=written, primed=primed)
+            self._log.info("belt_started", facing=facing.value, restart_kmh=written, primed=primed)
             return written
 
     async def _write_speed(self, speed_kmh: float) -> float:
@@ -518,7 +520,7 @@ class SafetyGovernor:
         try:
             await self._link.reset_targets()
         except ControlRejectedError as error:
-            log.warning(
+            self._log.warning(
                 "reset_refused",
                 result=error.result,
                 error=str(error),
@@ -534,7 +536,7 @@ class SafetyGovernor:
         self._incline = None
         self._incline_asked = None
         self._incline_cut_short = None
-        log.info("targets_reset_before_start", may_have_held_kmh=held)
+        self._log.info("targets_reset_before_start", may_have_held_kmh=held)
         return True
 
     def _mark_started(self, facing: Direction, restart_kmh: float) -> None:
@@ -633,7 +635,7 @@ class SafetyGovernor:
         if measured is None or measured <= cap + INCLINE_TOLERANCE_PCT:
             return
         wait_s = incline_allowance_s(measured, cap)
-        log.info("waiting_for_incline", measured_pct=measured, cap_pct=cap, within_s=wait_s)
+        self._log.info("waiting_for_incline", measured_pct=measured, cap_pct=cap, within_s=wait_s)
 
         def lowered() -> bool:
             incline = self.observer.incline_pct
@@ -837,11 +839,11 @@ class SafetyGovernor:
         try:
             await self._link.stop_belt()
         except ControlRejectedError as refused:
-            log.warning("stop_refused", result=refused.result, error=str(refused))
+            self._log.warning("stop_refused", result=refused.result, error=str(refused))
             try:
                 await self._link.pause_belt()
             except ControlRejectedError as error:
-                log.warning("pause_refused", result=error.result, error=str(error))
+                self._log.warning("pause_refused", result=error.result, error=str(error))
                 return False
         return True
 
@@ -858,9 +860,9 @@ class SafetyGovernor:
             async with asyncio.timeout(EMERGENCY_STOP_TIMEOUT_S):
                 accepted = await self.stop_attempt()
         except (LinkError, TimeoutError) as error:
-            log.warning("emergency_stop_failed", reason=reason, error=str(error))
+            self._log.warning("emergency_stop_failed", reason=reason, error=str(error))
             return False
-        log.warning("emergency_stop_sent", reason=reason, accepted=accepted)
+        self._log.warning("emergency_stop_sent", reason=reason, accepted=accepted)
         return accepted
 
     def note_console_speed(self, speed_kmh: float) -> None:

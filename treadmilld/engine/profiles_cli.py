@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from treadmilld.engine.api import Direction, ProfileIssue
-from treadmilld.engine.calories import estimate_kcal
+from treadmilld.engine.calories import check_body_weight, estimate_kcal
 from treadmilld.engine.library import ProfileLibrary, UnknownProfileError, check_profile_file
 from treadmilld.engine.limits import SafetyLimits, effective_limits
 from treadmilld.engine.planner import SegmentKind, WorkoutPlan, plan_workout
@@ -73,6 +73,7 @@ def show_profile(
 ) -> int:
     """Show the profile called `name` in `library`, or the profile file `name` (a path
     ending in .toml, or any path that names a file)."""
+    check_body_weight(body_weight_kg)  # before anything is printed
     profile: Profile
     if _names_a_file(name):
         try:

@@ -163,6 +163,9 @@ class WorkoutSession:
     ) -> None:
         self._link = link
         self._library = library
+        # Every line about this treadmill carries its id, whichever task logs it (the MQTT
+        # worker calls in here too).
+        self._log = log.bind(treadmill_id=link.treadmill_id)
         self._limits = limits
         self._clock = clock
         self._tick_s = tick_s
@@ -355,7 +358,7 @@ class WorkoutSession:
         if notice == self._last_limit_notice:
             return
         self._last_limit_notice = notice
-        log.info(
+        self._log.info(
             "limit_applied", limit=notice.limit, requested=notice.requested, applied=notice.applied
         )
         self._emit(
@@ -412,7 +415,7 @@ class WorkoutSession:
         try:
             await work()
         except Exception as error:
-            log.exception("session_task_crashed", treadmill_id=self.treadmill_id, task=what)
+            self._log.exception("session_task_crashed", task=what)
             await self._abort(AbortReason.INTERNAL_ERROR, f"the session's {what} failed: {error!r}")
             with contextlib.suppress(LinkError, TimeoutError):
                 async with asyncio.timeout(EMERGENCY_STOP_TIMEOUT_S):
@@ -450,7 +453,7 @@ class WorkoutSession:
                 else:
                     await self._governor.stop_attempt()
             except LinkError as error:
-                log.warning("shutdown_stop_failed", error=str(error))
+                self._log.warning("shutdown_stop_failed", error=str(error))
         self._changed()
         if stop_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -501,9 +504,8 @@ class WorkoutSession:
             await self._abort(fault.reason, fault.detail)
             return
         if self._stop_task is None or self._stop_task.done():
-            log.warning(
+            self._log.warning(
                 "belt_fault_outside_workout",
-                treadmill_id=self.treadmill_id,
                 reason=fault.reason.value,
                 detail=fault.detail,
             )
@@ -544,16 +546,14 @@ class WorkoutSession:
         if self._phase not in ACTIVE_PHASES or self._executor is None:
             return
         if isinstance(status, TargetSpeedChanged):
-            log.info(
+            self._log.info(
                 "deck_speed_target_changed",
-                treadmill_id=self.treadmill_id,
                 speed_kmh=status.speed_kmh,
             )
             self._governor.note_console_speed(status.speed_kmh)
         else:
-            log.info(
+            self._log.info(
                 "deck_incline_target_changed",
-                treadmill_id=self.treadmill_id,
                 incline_pct=status.inclination_pct,
             )
             self._governor.note_console_incline(status.inclination_pct)
@@ -573,15 +573,13 @@ class WorkoutSession:
         return self._stop_task is not None and not self._stop_task.done()
 
     async def _on_connected(self, event: LinkConnected) -> None:
-        log.info(
-            "treadmill_connected", treadmill_id=self.treadmill_id, name=event.capabilities.name
-        )
+        self._log.info("treadmill_connected", name=event.capabilities.name)
         self._observer.forget()
         self._governor.forget_targets()
         if self._stop_on_reconnect:
             # Stop is the first thing the deck hears after a reconnect.
             self._stop_on_reconnect = False
-            log.warning("stopping_belt_after_reconnect", treadmill_id=self.treadmill_id)
+            self._log.warning("stopping_belt_after_reconnect")
             self._request_verified_stop(restart=True)
 
     async def _watchdog(self) -> None:
@@ -674,9 +672,8 @@ class WorkoutSession:
             if observer.fresh()
             else "no data from the deck, so the stop cannot be confirmed"
         )
-        log.error(
+        self._log.error(
             "stop_unconfirmed",
-            treadmill_id=self.treadmill_id,
             after_s=round(now - started, 1),
             speed_kmh=observer.speed_kmh,
             detail=detail,
@@ -702,7 +699,7 @@ class WorkoutSession:
         while True:
             if observer.state() is BeltState.STANDING:
                 after = self._clock.now() - started
-                log.info("stop_confirmed", treadmill_id=self.treadmill_id, after_s=round(after, 2))
+                self._log.info("stop_confirmed", after_s=round(after, 2))
                 self._emit(
                     StopConfirmed(
                         treadmill_id=self.treadmill_id, at=self._clock.now(), after_s=after
@@ -717,18 +714,15 @@ class WorkoutSession:
                         accepted = await self._governor.stop_attempt()
                 except NotConnectedError:
                     self._stop_on_reconnect = True
-                    log.warning(
+                    self._log.warning(
                         "stop_waits_for_reconnect",
-                        treadmill_id=self.treadmill_id,
                         hint="Stop is sent first thing when the treadmill is back; pull the "
                         "safety key if someone is on the belt",
                     )
                     return
                 except (LinkError, TimeoutError) as error:
                     accepted = False
-                    log.warning(
-                        "stop_attempt_failed", treadmill_id=self.treadmill_id, error=str(error)
-                    )
+                    self._log.warning("stop_attempt_failed", error=str(error))
                 next_attempt = self._clock.now() + STOP_RETRY_S
             now = self._clock.now()
             wait = next_attempt - now
@@ -762,9 +756,7 @@ class WorkoutSession:
         self._end_workout(reason.value)
         self._phase = Phase.ABORTED
         self._abort_reason = reason
-        log.warning(
-            "workout_aborted", treadmill_id=self.treadmill_id, reason=reason.value, detail=detail
-        )
+        self._log.warning("workout_aborted", reason=reason.value, detail=detail)
         self._emit(
             WorkoutAborted(
                 treadmill_id=self.treadmill_id, at=self._clock.now(), reason=reason, detail=detail
@@ -817,8 +809,8 @@ class WorkoutSession:
             return
         except asyncio.CancelledError:
             raise
-        except Exception as error:
-            log.exception("workout_executor_crashed", treadmill_id=self.treadmill_id)
+        except Exception as error:  # noqa: BLE001 - logged with its traceback below
+            self._log.exception("workout_executor_crashed")
             await self._abort(AbortReason.INTERNAL_ERROR, f"the workout failed: {error!r}")
             return
         if self._phase not in ACTIVE_PHASES:
@@ -842,9 +834,8 @@ class WorkoutSession:
                     calories_kcal=self._totals.calories_kcal,
                 )
             )
-            log.info(
+            self._log.info(
                 "workout_stopped",
-                treadmill_id=self.treadmill_id,
                 kcal=round(self._totals.calories_kcal, 1),
             )
             self._changed()
@@ -863,9 +854,8 @@ class WorkoutSession:
                 calories_kcal=self._totals.calories_kcal,
             )
         )
-        log.info(
+        self._log.info(
             "workout_finished",
-            treadmill_id=self.treadmill_id,
             kcal=round(self._totals.calories_kcal, 1),
         )
         self._changed()
@@ -977,9 +967,8 @@ class WorkoutSession:
             tick_s=self._tick_s,
         )
         self._executor = executor
-        log.info(
+        self._log.info(
             "workout_started",
-            treadmill_id=self.treadmill_id,
             profile=plan.profile,
             clinical=use_clinical,
             total_s=plan.total_s,
@@ -1054,9 +1043,8 @@ class WorkoutSession:
             else:
                 accepted = False
                 self._stop_on_reconnect = True
-                log.warning(
+                self._log.warning(
                     "emergency_stop_while_disconnected",
-                    treadmill_id=self.treadmill_id,
                     hint="Stop is sent first thing when the treadmill is back; pull the safety "
                     "key if someone is on the belt",
                 )
@@ -1068,7 +1056,7 @@ class WorkoutSession:
                     stop_accepted=accepted, asked_at=asked_at, alarm_by=alarm_by
                 )
         except Exception as error:  # noqa: BLE001 - emergency_stop must never raise
-            log.warning("emergency_stop_error", error=repr(error))
+            self._log.warning("emergency_stop_error", error=repr(error))
             return StopOutcome.NOT_CONFIRMED
         if self._observer.state() is BeltState.STANDING:
             return StopOutcome.BELT_STANDING
@@ -1099,6 +1087,11 @@ class WorkoutSession:
                 "invalid_state",
                 f"{what} can change only while walking, not while {executor.phase.value}",
             )
+        # At a segment boundary the next segment's plan would overwrite the nudge unseen:
+        # refused instead, saying when to send it again.
+        refusal = executor.nudge_refusal(what)
+        if refusal is not None:
+            raise CommandRejectedError("segment_boundary", refusal)
         return executor
 
     async def set_speed(self, speed_kmh: float) -> float:
@@ -1121,7 +1114,7 @@ class WorkoutSession:
         self._default_body_weight_kg = body_weight_kg
         if self._phase in ACTIVE_PHASES:
             self._totals.body_weight_kg = body_weight_kg
-        log.info("body_weight_set", treadmill_id=self.treadmill_id, body_weight_kg=body_weight_kg)
+        self._log.info("body_weight_set", body_weight_kg=body_weight_kg)
         self._changed()
 
     async def set_incline(self, incline_pct: float) -> float:

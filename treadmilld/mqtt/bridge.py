@@ -137,6 +137,17 @@ def _event_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return {"type": kind, "event_type": kind, **payload}
 
 
+def _nudge_scope(snapshot: SessionSnapshot) -> dict[str, Any]:
+    """What an accepted speed or incline nudge applies to: the current walk segment, until it
+    ends (the next segment brings its own planned values)."""
+    remaining = snapshot.segment_remaining_s
+    return {
+        "applies_until": "segment_end",
+        "segment_index": snapshot.segment_index,
+        "segment_remaining_s": round(remaining, 1) if remaining is not None else None,
+    }
+
+
 def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str)
 
@@ -189,6 +200,11 @@ class MqttBridge:
         # (other instance, treadmill id) pairs already warned about, so a republished
         # `devices` does not repeat the warning.
         self._duplicates_warned: set[tuple[str, str]] = set()
+        # The other instances on this base topic, from their retained `bridge/<instance>/...`:
+        # the treadmills each announces and whether it is up. A command for a treadmill this
+        # daemon does not serve is left to a live instance that does (see `_on_unknown_treadmill`).
+        self._fleet_devices: dict[str, frozenset[str]] = {}
+        self._fleet_online: dict[str, bool] = {}
         self._legacy_state: bytes | None = None
         self._events: deque[tuple[str, dict[str, Any]]] = deque(maxlen=EVENT_BACKLOG)
         self._wake = asyncio.Event()
@@ -219,21 +235,26 @@ class MqttBridge:
     def _subscriptions(self) -> list[str]:
         topics = [
             self._bridge_topic("request/+"),
-            # Every instance's retained device list: a treadmill id served twice is a
-            # misconfiguration two Pis cannot see otherwise.
+            # Every instance's retained device list and state: a treadmill id served twice is a
+            # misconfiguration two Pis cannot see otherwise, and a command for a treadmill no
+            # live instance serves gets an answer.
             f"{self._base}/bridge/+/devices",
+            f"{self._base}/bridge/+/state",
             # The old single-daemon layout, state before info (retained messages come in
             # subscription order), to clear our own leftovers once.
             self._legacy_bridge_topic("state"),
             self._legacy_bridge_topic("info"),
         ]
-        for treadmill_id in self._treadmills:
-            topics += [
-                self._treadmill_topic(treadmill_id, "set"),
-                self._treadmill_topic(treadmill_id, "set/+"),
-                self._treadmill_topic(treadmill_id, "get"),
-                self._treadmill_topic(treadmill_id, "request/+"),
-            ]
+        # Commands for every treadmill id, ours or not, so an unknown id gets an answer. One
+        # wildcard each and no per-treadmill filter beside it: overlapping subscriptions may
+        # deliver a message once per match (mosquitto does), which would run a command twice.
+        # Under a per-Pi ACL the broker delivers only the treadmills this daemon may read.
+        topics += [
+            f"{self._base}/+/set",
+            f"{self._base}/+/set/+",
+            f"{self._base}/+/request/+",
+        ]
+        topics += [self._treadmill_topic(treadmill_id, "get") for treadmill_id in self._treadmills]
         if self._settings.ha_discovery:
             topics.append(self._ha_status_topic)
         return topics
@@ -318,6 +339,9 @@ class MqttBridge:
             self._wake.set()
 
     async def _work(self, treadmill: _Treadmill) -> None:
+        # This task runs only this treadmill's commands: everything logged while it runs them
+        # (the session, the governor, the link) is about it.
+        structlog.contextvars.bind_contextvars(treadmill_id=treadmill.id)
         while True:
             await treadmill.work_ready.wait()
             treadmill.work_ready.clear()
@@ -380,10 +404,12 @@ class MqttBridge:
                 return {"selected_profile": command.profile}
             case "set_speed":
                 assert command.speed_kmh is not None  # guaranteed by the payload models
-                return {"speed_kmh": await controller.set_speed(command.speed_kmh)}
+                speed = await controller.set_speed(command.speed_kmh)
+                return {"speed_kmh": speed, **_nudge_scope(controller.snapshot())}
             case "set_incline":
                 assert command.incline_pct is not None
-                return {"incline_pct": await controller.set_incline(command.incline_pct)}
+                incline = await controller.set_incline(command.incline_pct)
+                return {"incline_pct": incline, **_nudge_scope(controller.snapshot())}
             case "set_body_weight":
                 assert command.body_weight_kg is not None
                 await controller.set_body_weight(command.body_weight_kg)
@@ -417,6 +443,7 @@ class MqttBridge:
     async def _emergency_stop(
         self, treadmill: _Treadmill, route: _Route, discarded: list[_Job]
     ) -> None:
+        structlog.contextvars.bind_contextvars(treadmill_id=treadmill.id)  # its own task
         log.warning("mqtt_emergency_stop", treadmill_id=treadmill.id, discarded=len(discarded))
         try:
             outcome = await treadmill.controller.emergency_stop()
@@ -718,6 +745,8 @@ class MqttBridge:
                 await self._on_bridge_request(action, message)
             case ["bridge", instance, "devices"]:
                 self._on_fleet_devices(instance, message)
+            case ["bridge", instance, "state"]:
+                self._on_fleet_state(instance, message)
             case ["bridge", "state"]:
                 self._legacy_state = message.payload
             case ["bridge", "info"]:
@@ -730,20 +759,29 @@ class MqttBridge:
                 await self._publish_state(self._treadmills[treadmill_id])
             case [treadmill_id, "request", action] if treadmill_id in self._treadmills:
                 await self._on_request(self._treadmills[treadmill_id], action, message)
+            case [treadmill_id, "set" | "request", *_] if treadmill_id != "bridge":
+                await self._on_unknown_treadmill(treadmill_id, levels, message)
             case _:
                 log.debug("mqtt_message_ignored", topic=message.topic)
 
+    def _on_fleet_state(self, instance: str, message: IncomingMessage) -> None:
+        if instance == self._instance or instance in RESERVED_INSTANCE_NAMES:
+            return
+        self._fleet_online[instance] = message.payload.strip() == b"online"
+
     def _on_fleet_devices(self, instance: str, message: IncomingMessage) -> None:
-        """Warn when another instance announces a treadmill id this one serves: both would
-        publish to and take commands from the same `<base>/<id>/...` topics."""
+        """Note which treadmills another instance serves, and warn when it announces a
+        treadmill id this one serves: both would publish to and take commands from the same
+        `<base>/<id>/...` topics."""
         if instance == self._instance or instance in RESERVED_INSTANCE_NAMES:
             return  # ours, or an old daemon's `bridge/response/devices` reply
         try:
             devices = json.loads(message.payload) if message.payload.strip() else []
-            theirs = {device["id"] for device in devices if isinstance(device, dict)}
+            theirs = {str(device["id"]) for device in devices if isinstance(device, dict)}
         except (ValueError, TypeError, KeyError):
             log.debug("mqtt_fleet_devices_unreadable", instance=instance)
             return
+        self._fleet_devices[instance] = frozenset(theirs)
         for treadmill_id in sorted(theirs & self._treadmills.keys()):
             if (instance, treadmill_id) in self._duplicates_warned:
                 continue
@@ -765,6 +803,56 @@ class MqttBridge:
             for other, treadmill_id in self._duplicates_warned
             if other != instance or treadmill_id in theirs
         }
+
+    async def _on_unknown_treadmill(
+        self, treadmill_id: str, levels: list[str], message: IncomingMessage
+    ) -> None:
+        """A command or request for a treadmill this daemon does not serve. Left to another
+        live instance that serves it (it answers); otherwise answered with an error, by one
+        instance only: of the live ones on this base topic, the first by name."""
+        owners = sorted(i for i, ids in self._fleet_devices.items() if treadmill_id in ids)
+        live_owners = [owner for owner in owners if self._fleet_online.get(owner)]
+        live_others = [i for i, online in self._fleet_online.items() if online]
+        if live_owners or min([self._instance, *live_others]) != self._instance:
+            log.debug("mqtt_message_left_to_fleet", topic=message.topic, owners=live_owners)
+            return
+        if message.retain:
+            # A leftover on the broker, not a sender waiting: answering it at every reconnect
+            # of every Pi would only be noise.
+            log.debug("mqtt_retained_message_ignored", topic=message.topic)
+            return
+        is_request = levels[1] == "request" and len(levels) == 3
+        plain_set = levels[1] == "set" and len(levels) == 3
+        route = _Route(
+            treadmill_id=treadmill_id,
+            reply_topic=(
+                self._treadmill_topic(treadmill_id, f"response/{levels[2]}") if is_request else None
+            ),
+            transaction=None if plain_set else transaction_of(message.payload),
+            response_topic=message.response_topic,
+            correlation_data=message.correlation_data,
+            request=message.topic,
+        )
+        known = sorted(
+            {*self._treadmills, *(t for i in live_others for t in self._fleet_devices.get(i, ()))}
+        )
+        if owners:
+            code = "treadmill_offline"
+            error = (
+                f"treadmill {treadmill_id!r} is served by instance {owners[0]!r}, which is "
+                f"offline ({self._base}/bridge/{owners[0]}/state); nothing was done: check "
+                "that daemon (systemctl status treadmilld on its Pi)"
+            )
+        else:
+            code = "unknown_treadmill"
+            error = (
+                f"no treadmill {treadmill_id!r} under base topic {self._base!r}; nothing was "
+                f"done. Known treadmills: {', '.join(known) or 'none'}; fix the id in the topic"
+            )
+        log.info(
+            "mqtt_unknown_treadmill", treadmill_id=treadmill_id, topic=message.topic, code=code
+        )
+        await self._refuse(route, code, error, treadmills=known)
 
     async def _on_legacy_bridge(self, message: IncomingMessage) -> None:
         """Clear the retained single-daemon bridge topics (`<base>/bridge/state|info|devices|
@@ -876,7 +964,13 @@ class MqttBridge:
             urgent = command.kind == "emergency_stop"
             self._check_age(command_age_s(payload.ts, self._wall_time()), urgent=urgent)
         except PayloadError as error:
-            log.info("mqtt_set_refused", topic=message.topic, code=error.code, error=error.message)
+            log.info(
+                "mqtt_set_refused",
+                treadmill_id=treadmill.id,
+                topic=message.topic,
+                code=error.code,
+                error=error.message,
+            )
             await self._refuse(route, error.code, error.message)
             return
         self._submit(treadmill, command, route)
@@ -900,7 +994,11 @@ class MqttBridge:
             self._check_age(command_age_s(request.ts, self._wall_time()), urgent=urgent)
         except PayloadError as error:
             log.info(
-                "mqtt_request_refused", topic=message.topic, code=error.code, error=error.message
+                "mqtt_request_refused",
+                treadmill_id=treadmill.id,
+                topic=message.topic,
+                code=error.code,
+                error=error.message,
             )
             await self._refuse(route, error.code, error.message)
             return
@@ -1049,7 +1147,12 @@ class MqttBridge:
             wanted.startswith(tuple(own_reply_space)) or not wanted.startswith(daemon_owned)
         )
         if not allowed:
-            log.warning("mqtt_response_topic_refused", response_topic=wanted, request=route.request)
+            log.warning(
+                "mqtt_response_topic_refused",
+                treadmill_id=route.treadmill_id,
+                response_topic=wanted,
+                request=route.request,
+            )
             return None
         return wanted
 

@@ -47,6 +47,10 @@ class BrokerStartError(RuntimeError):
     """The broker was found but would not start; the message carries its log."""
 
 
+class BrokerPortInUseError(BrokerStartError):
+    """The port asked for is taken (often by a broker already running there)."""
+
+
 def find_mosquitto() -> Path | None:
     found = shutil.which("mosquitto")
     if found:
@@ -62,6 +66,19 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something listens on `host`:`port` (or holds it) right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Only a listener counts: connections of an earlier broker of ours still closing
+        # (TIME_WAIT) do not keep a restart off its port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 async def mqtt_ready(host: str, port: int) -> bool:
@@ -189,6 +206,14 @@ class EmbeddedBroker:
 
     async def start(self) -> None:
         """Start (or restart, on the same port) and wait for a CONNACK."""
+        fixed = self._fixed_port
+        if fixed is not None and self.port == 0 and port_in_use(self.host, fixed):
+            # Without this check the CONNACK probe would be answered by whatever broker already
+            # listens there, and we would report an embedded broker that is not ours.
+            raise BrokerPortInUseError(
+                f"port {fixed} on {self.host} is already in use, probably by an MQTT broker "
+                f"that is running there (systemctl status mosquitto)"
+            )
         if self.kind == "amqtt":
             await self._start_amqtt()
         else:

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
     ValidationError,
     model_validator,
@@ -29,13 +30,12 @@ COMMAND_NAMES: tuple[str, ...] = CommandName.__args__  # type: ignore[attr-defin
 
 # Sanity bounds only: the engine's safety governor holds the real (per-treadmill, clinical)
 # limits and clamps or refuses within them. These catch typos such as 85 for 8.5 km/h.
-SpeedKmh = Annotated[float, Field(ge=0.0, le=40.0, allow_inf_nan=False)]
-InclinePct = Annotated[float, Field(ge=-30.0, le=40.0, allow_inf_nan=False)]
-# The engine's own bounds: a weight it would refuse at start is refused here already. A JSON
-# number, not a string ("80"), as `clinical` must be a JSON boolean.
+# Numbers are strict, like `clinical`: a JSON number (an integer is fine), never a string such
+# as "80" or a boolean. `set/<field>` values are text by nature and converted before this.
+SpeedKmh = Annotated[float, Strict(), Field(ge=0.0, le=40.0, allow_inf_nan=False)]
+InclinePct = Annotated[float, Strict(), Field(ge=-30.0, le=40.0, allow_inf_nan=False)]
 BodyWeightKg = Annotated[
-    float,
-    Field(ge=MIN_BODY_WEIGHT_KG, le=MAX_BODY_WEIGHT_KG, allow_inf_nan=False, strict=True),
+    float, Strict(), Field(ge=MIN_BODY_WEIGHT_KG, le=MAX_BODY_WEIGHT_KG, allow_inf_nan=False)
 ]
 ProfileName = Annotated[str, Field(min_length=1, max_length=100)]
 Transaction = str | int
