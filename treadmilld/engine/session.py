@@ -821,30 +821,12 @@ class WorkoutSession:
             # ends like a finish (a summary, not an alarm), and the belt is still locked out
             # and verified standing exactly as after an abort.
             self._governor.lock_out("stop")
-            self._end_workout(Phase.STOPPED.value)
-            self._phase = Phase.STOPPED
-            self._emit(
-                WorkoutStopped(
-                    treadmill_id=self.treadmill_id,
-                    at=self._clock.now(),
-                    profile=plan.profile if plan else "",
-                    elapsed_s=self._elapsed_s(),
-                    distance_forward_m=self._totals.distance_forward_m,
-                    distance_backward_m=self._totals.distance_backward_m,
-                    calories_kcal=self._totals.calories_kcal,
-                )
-            )
-            self._log.info(
-                "workout_stopped",
-                kcal=round(self._totals.calories_kcal, 1),
-            )
-            self._changed()
-            self._request_verified_stop()
-            return
-        self._end_workout(Phase.FINISHED.value)
-        self._phase = Phase.FINISHED
+        phase = Phase.FINISHED if finished else Phase.STOPPED
+        summary = WorkoutFinished if finished else WorkoutStopped
+        self._end_workout(phase.value)
+        self._phase = phase
         self._emit(
-            WorkoutFinished(
+            summary(
                 treadmill_id=self.treadmill_id,
                 at=self._clock.now(),
                 profile=plan.profile if plan else "",
@@ -854,10 +836,7 @@ class WorkoutSession:
                 calories_kcal=self._totals.calories_kcal,
             )
         )
-        self._log.info(
-            "workout_finished",
-            kcal=round(self._totals.calories_kcal, 1),
-        )
+        self._log.info(summary.type, kcal=round(self._totals.calories_kcal, 1))
         self._changed()
         self._request_verified_stop()
 
