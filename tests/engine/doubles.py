@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from treadmilld.ble.api import (
@@ -59,6 +59,10 @@ class Write:
     value: float | None = None
     # Clock time the engine sent it, when that differs from `at` (a deck that answers late).
     sent_at: float | None = None
+    # The deck's incline when the write reached it, before it acted: several writes can land
+    # in one instant of the virtual clock, and a sample taken at that instant may already show
+    # a later one's effect.
+    incline_before_pct: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def sent(self) -> float:
@@ -312,7 +316,7 @@ class ObedientTreadmill:
             raise NotConnectedError("the test treadmill is disconnected")
         now = self.clock.now()
         self._advance(now)
-        self.writes.append(Write(now, kind, value, sent_at))
+        self.writes.append(Write(now, kind, value, sent_at, incline_before_pct=self.incline))
         self.belt_trace.append(BeltSample(now, self.belt_speed, self.incline, reported=False))
 
     async def _procedure(

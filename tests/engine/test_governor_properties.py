@@ -908,6 +908,10 @@ def check_restarts(run: Run) -> None:
         expect(measured <= cap + TOLERANCE, "restart_incline", start, reported[-1], cap)
         at_start = _sample_at(run, start.at)
         assert at_start is not None
+        if start.incline_before_pct is not None:
+            # The incline as the Start found it, not after a write later in the same instant
+            # (soak seed 1600: Start, the segment's incline, then Pause, all in one instant).
+            at_start = at_start._replace(incline_pct=start.incline_before_pct)
         limit = cap + INCLINE_REPORT_STEP_PCT / 2 + TOLERANCE
         expect(at_start.incline_pct <= limit, "restart_incline", start, at_start, cap)
 
@@ -2362,6 +2366,53 @@ def test_a_deck_silent_right_after_a_confirmed_emergency_stop_raises_the_alarm_i
     assert [e for e in run.events if isinstance(e, StopUnconfirmed)]
 
 
+# Found by the 2026-11-30 soak (seed 1600, 103 examples in), a flaw in the property: a pause
+# a second after a backward segment at 6 % begins, on a belt-first deck. The governor lowers the
+# incline to the 5 % turn maximum (35 s) and writes Start when a record shows it there (36 s);
+# in that same instant of the virtual clock the walk's 6 % goes back on and the segment ends
+# (Pause, 5 %). The property read the deck's incline "at the Start" from a sample taken later in
+# that instant. Each write now carries the incline the deck had when it arrived.
+PAUSED_AT_A_SEGMENT_END_ON_A_BELT_FIRST_DECK = Case(
+    profile=_profile("random", (FORWARD, 5, 1.0, 0), (BACKWARD, 5, 1.0, 6.0), (FORWARD, 5, 1.0, 0)),
+    limits=SafetyLimits(
+        general=LimitSet(
+            max_forward_speed_kmh=2.0,
+            max_backward_speed_kmh=2.0,
+            max_backward_jog_speed_kmh=6.0,
+            max_backward_incline_pct=6.0,
+            ramp_rate_kmh_per_s=0.5,
+            turn_pause_s=10.0,
+            max_backward_s=30.0,
+        )
+    ),
+    clinical=False,
+    deck=Deck(
+        min_speed=0.8,
+        max_speed=19.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 15.0, 0.5),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(
+            deceleration_kmh_per_s=0.25,
+            reports_console_status=False,
+            resumes_at_last_target=False,
+            refuses_speed_while_standing=True,
+        ),
+        data_hz=1.0,
+        preset="belt-first",
+    ),
+    fault=("none", 5.0),
+    script=[Command(trigger="segment_end", seconds=1.0, action="pause", value=0.0)],
+    second=None,
+)
+
+
+def test_a_pause_at_a_segment_end_restarts_on_a_lowered_incline() -> None:
+    run = run_in_virtual_time(lambda: scenario(PAUSED_AT_A_SEGMENT_END_ON_A_BELT_FIRST_DECK))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -2384,6 +2435,7 @@ def test_a_deck_silent_right_after_a_confirmed_emergency_stop_raises_the_alarm_i
 @example(case=HORIZON_STANDING_WHEN_IT_ABORTS_THEN_SILENT)
 @example(case=BELT_FIRST_DECK_RESUMING_AFTER_EMERGENCY_STOP)
 @example(case=SILENT_AFTER_A_CONFIRMED_EMERGENCY_STOP)
+@example(case=PAUSED_AT_A_SEGMENT_END_ON_A_BELT_FIRST_DECK)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:
