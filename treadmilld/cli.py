@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     # Imported per command: `treadmilld --help` and `profiles list` stay fast on a Pi.
-    from treadmilld.app.logging import LogFormat, LogLevel, configure_logging  # noqa: PLC0415
+    from treadmilld.app.log_setup import LogFormat, LogLevel, configure_logging  # noqa: PLC0415
     from treadmilld.app.settings import ConfigError  # noqa: PLC0415
 
     # Quiet by default; `run` and `demo` configure logging from their own settings.

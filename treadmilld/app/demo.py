@@ -22,7 +22,7 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from treadmilld.app.assembly import Assembly
-from treadmilld.app.logging import LogFormat, LogLevel, configure_logging
+from treadmilld.app.log_setup import LogFormat, LogLevel, configure_logging
 from treadmilld.app.run import run_daemon
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import (

@@ -12,7 +12,7 @@ import structlog
 
 from treadmilld import __version__
 from treadmilld.app.assembly import Assembly, TraceOptions, assemble, clock_for
-from treadmilld.app.logging import configure_logging
+from treadmilld.app.log_setup import configure_logging
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ConfigError, Settings, load_settings, redacted
 from treadmilld.app.simulation import check_simulated
