@@ -271,7 +271,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 def _profiles(args: argparse.Namespace) -> int:
     if args.profiles_command is None:
         build_parser().parse_args(["profiles", "--help"])
-    from treadmilld.app.inspect import profiles_command  # noqa: PLC0415
+    from treadmilld.app.profile_commands import profiles_command  # noqa: PLC0415
 
     return profiles_command(args)
 
