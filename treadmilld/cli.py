@@ -246,18 +246,18 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from treadmilld.app.inspect import scan_command  # noqa: PLC0415
+    from treadmilld.app.scan_and_diagnose import scan_command  # noqa: PLC0415
 
     return scan_command(timeout_s=args.timeout, simulated=args.sim)
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    from treadmilld.app.inspect import diagnose_command  # noqa: PLC0415
+    from treadmilld.app.scan_and_diagnose import diagnose_command  # noqa: PLC0415
 
     if args.treadmill is None and args.address is None and args.name is None:
         return diagnose_command(args.config)
     from treadmilld.app.diagnose import DeckChoice  # noqa: PLC0415
-    from treadmilld.app.inspect import diagnose_deck_command  # noqa: PLC0415
+    from treadmilld.app.scan_and_diagnose import diagnose_deck_command  # noqa: PLC0415
 
     return diagnose_deck_command(
         DeckChoice(treadmill=args.treadmill, address=args.address, name=args.name),

@@ -1,4 +1,6 @@
-"""`treadmilld scan`, `treadmilld diagnose` and `treadmilld profiles ...`."""
+"""`treadmilld scan` and `treadmilld diagnose`: the treadmills nearby, this machine's report
+with a round trip through the broker, and the CLI side of a deck's probe (`diagnose --treadmill`,
+whose probe itself is `treadmilld/app/diagnose.py`)."""
 
 from __future__ import annotations
 
