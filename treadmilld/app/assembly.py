@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from treadmilld.ble.bleak_io import ClientBackend, ScannerBackend
 
-_log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # LimitSet's own upper bound on telemetry_timeout_s (treadmilld.engine.limits).
 TELEMETRY_TIMEOUT_CAP_S = LimitSet.model_fields["telemetry_timeout_s"].metadata[-1].le

@@ -57,7 +57,7 @@ from treadmilld.mqtt.embedded_broker import (
 )
 from treadmilld.mqtt.link import IncomingMessage, MqttError, MqttLink, OutgoingMessage
 
-_log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 DEFAULT_PROFILE = "p1-starter-a"
 # The demo should take about a minute of wall time whatever the profile's length.

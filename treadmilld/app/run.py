@@ -19,7 +19,7 @@ from treadmilld.app.simulation import check_simulated
 from treadmilld.app.supervisor import Supervisor
 from treadmilld.ble.trace import TraceLimits
 
-_log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

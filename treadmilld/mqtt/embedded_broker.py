@@ -21,7 +21,7 @@ from typing import Any, Literal, Self
 
 import structlog
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 BrokerKind = Literal["mosquitto", "amqtt"]
 
@@ -218,7 +218,7 @@ class EmbeddedBroker:
             await self._start_amqtt()
         else:
             await self._start_mosquitto()
-        log.info("embedded_broker_started", kind=self.kind, url=self.url)
+        _log.info("embedded_broker_started", kind=self.kind, url=self.url)
 
     async def stop(self, *, kill: bool = False) -> None:
         """Stop the broker (SIGKILL with `kill=True`: no goodbyes, clients see a dead link)."""
@@ -229,7 +229,7 @@ class EmbeddedBroker:
                     await broker.shutdown()
             except TimeoutError:
                 # In-process there is nothing to kill; the listener is closed by now.
-                log.warning("embedded_broker_shutdown_timed_out", kind="amqtt", url=self.url)
+                _log.warning("embedded_broker_shutdown_timed_out", kind="amqtt", url=self.url)
             return
         process, self._process = self._process, None
         if process is None or process.poll() is not None:

@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 
 from treadmilld.mqtt.config import MqttCredentialError, MqttSettings
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # Bound on the goodbye (`offline`) publish during a clean stop, so shutdown never hangs.
 GOODBYE_TIMEOUT_S = 2.0
@@ -405,7 +405,7 @@ class MqttLink:
         try:
             client = self._make_client()
         except (MqttCredentialError, ssl.SSLError, OSError) as error:
-            log.exception("mqtt_config_invalid", error=str(error))
+            _log.exception("mqtt_config_invalid", error=str(error))
             raise
         self._client = client
         failures = 0
@@ -455,7 +455,7 @@ class MqttLink:
         if beyond < 0:
             return False
         if beyond % TAKEOVER_REPEAT_EVERY == 0:
-            log.error(
+            _log.error(
                 "mqtt_client_id_in_use",
                 broker=settings.url,
                 client_id=settings.client_id,
@@ -484,7 +484,7 @@ class MqttLink:
             )
         else:
             hint = broker_problem(self._settings, error)
-        log.warning(
+        _log.warning(
             "mqtt_connection_lost" if was_online else "mqtt_connect_failed",
             broker=self._settings.url,
             error=str(error),
@@ -504,7 +504,7 @@ class MqttLink:
         drained = await self._drain(client)
         self.stale_dropped += drained
         self._online = True
-        log.info(
+        _log.info(
             "mqtt_connected",
             broker=self._settings.url,
             client_id=self._settings.client_id,
@@ -572,9 +572,9 @@ class MqttLink:
             return goodbye
         try:
             return goodbye()
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged with its traceback below
             # Never leave without a word: the graceful DISCONNECT suppresses the Will.
-            log.exception("mqtt_goodbye_failed", hint="publishing the Will's message instead")
+            _log.exception("mqtt_goodbye_failed", hint="publishing the Will's message instead")
             return [self._will]
 
     async def _say_goodbye(self) -> None:
@@ -596,7 +596,7 @@ class MqttLink:
         if publishes:
             _, late = await asyncio.wait(publishes, timeout=GOODBYE_TIMEOUT_S)
             if late:
-                log.warning(
+                _log.warning(
                     "mqtt_goodbye_timed_out",
                     broker=self._settings.url,
                     unacknowledged=len(late),
@@ -631,7 +631,7 @@ class MqttLink:
     def _operation_done(self, future: asyncio.Future[Any]) -> None:
         self._inflight.discard(future)
         if not future.cancelled() and future.exception() is not None:
-            log.debug("mqtt_operation_failed_after_caller_left", error=str(future.exception()))
+            _log.debug("mqtt_operation_failed_after_caller_left", error=str(future.exception()))
 
     async def close(self) -> None:
         """Publish the goodbye messages, disconnect cleanly and let `run()` return."""
@@ -684,7 +684,7 @@ class MqttLink:
         client = self._client
         if client is None or not self._online:
             if qos > 0:
-                log.debug("mqtt_publish_dropped_offline", topic=topic)
+                _log.debug("mqtt_publish_dropped_offline", topic=topic)
             return False
         properties: Properties | None = None
         if correlation_data is not None and self.v5:
@@ -695,7 +695,7 @@ class MqttLink:
                 client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
             )
         except aiomqtt.MqttError as error:
-            log.debug("mqtt_publish_failed", topic=topic, error=str(error))
+            _log.debug("mqtt_publish_failed", topic=topic, error=str(error))
             return False
         return True
 
