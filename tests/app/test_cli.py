@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from treadmilld_broker import EmbeddedBroker
 
 from tests.app.process import SHORT_PROFILE, run_to_end, treadmilld
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 
 async def test_bad_config_exits_2_naming_file_field_and_fix(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ from typing import Any
 import aiomqtt
 import pytest
 from structlog.testing import capture_logs
+from treadmilld_broker import EmbeddedBroker
 
 from treadmilld.engine.api import SegmentSkipped
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from treadmilld.mqtt.link import MqttLink, OutgoingMessage, reconnect_hint
 
 from .client import INSTANCE, Observer, eventually, running_bridge, running_bridge_unready

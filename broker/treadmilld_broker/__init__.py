@@ -1,5 +1,9 @@
 """A throwaway local broker for the demo and the tests. Never for a gym.
 
+Its own distribution, `treadmilld-broker` (a uv workspace member, like the simulator), so the
+daemon's wheel never carries it: `treadmilld demo` imports it lazily and it is installed with
+the `demo` extra (`demo-broker` adds the amqtt fallback).
+
 Prefers a real mosquitto (exact retained and MQTT v5 semantics); without the binary it runs
 amqtt in-process (MQTT 3.1.1 only, and it may deliver a retained message twice: harmless for
 idempotent state topics). Readiness is a real CONNACK, not merely an open TCP port.
