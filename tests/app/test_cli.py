@@ -189,11 +189,12 @@ def test_ctrl_c_before_the_daemon_is_up_is_one_line_and_exit_130(
     # main() as KeyboardInterrupt: the user gets one line and the shell's SIGINT code, not a
     # Python traceback.
     from treadmilld import cli
+    from treadmilld.app import scan_and_diagnose
 
-    def interrupted(_args: object) -> int:
+    def interrupted(**_options: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(cli._COMMANDS, "scan", interrupted)
+    monkeypatch.setattr(scan_and_diagnose, "scan_command", interrupted)
 
     assert cli.main(["scan"]) == 130
     assert capsys.readouterr().err == "treadmilld: interrupted\n"
