@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     # Imported per command: `treadmilld --help` and `profiles list` stay fast on a Pi.
-    from treadmilld.app.logging import LogFormat, LogLevel, configure_logging  # noqa: PLC0415
+    from treadmilld.app.log_setup import LogFormat, LogLevel, configure_logging  # noqa: PLC0415
     from treadmilld.app.settings import ConfigError  # noqa: PLC0415
 
     # Quiet by default; `run` and `demo` configure logging from their own settings.
@@ -246,18 +246,18 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from treadmilld.app.inspect import scan_command  # noqa: PLC0415
+    from treadmilld.app.scan_and_diagnose import scan_command  # noqa: PLC0415
 
     return scan_command(timeout_s=args.timeout, simulated=args.sim)
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    from treadmilld.app.inspect import diagnose_command  # noqa: PLC0415
+    from treadmilld.app.scan_and_diagnose import diagnose_command  # noqa: PLC0415
 
     if args.treadmill is None and args.address is None and args.name is None:
         return diagnose_command(args.config)
     from treadmilld.app.diagnose import DeckChoice  # noqa: PLC0415
-    from treadmilld.app.inspect import diagnose_deck_command  # noqa: PLC0415
+    from treadmilld.app.scan_and_diagnose import diagnose_deck_command  # noqa: PLC0415
 
     return diagnose_deck_command(
         DeckChoice(treadmill=args.treadmill, address=args.address, name=args.name),
@@ -271,7 +271,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 def _profiles(args: argparse.Namespace) -> int:
     if args.profiles_command is None:
         build_parser().parse_args(["profiles", "--help"])
-    from treadmilld.app.inspect import profiles_command  # noqa: PLC0415
+    from treadmilld.app.profile_commands import profiles_command  # noqa: PLC0415
 
     return profiles_command(args)
 

@@ -38,7 +38,7 @@ from bumble.hci import Address, HCI_Error, HCI_ErrorCode
 
 from treadmilld_sim.link import SimulatedRadio
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # Core Vol 3, Part F, 3.2.8: an LE ATT MTU is 23..517; 247 fills one LE data PDU with DLE,
 # which is what phones and BlueZ usually negotiate.
@@ -319,11 +319,11 @@ class _BumbleClientBase(BaseBleakClient):
                 self._mtu = await self._peer.request_mtu(REQUESTED_ATT_MTU)
                 self.services = await self._discover()
             if pair:
-                log.info("sim_pairing_skipped", address=self.address, reason="not needed")
+                _log.info("sim_pairing_skipped", address=self.address, reason="not needed")
         except BaseException:
             await self._abandon()
             raise
-        log.debug("sim_client_connected", address=self.address, mtu=self._mtu)
+        _log.debug("sim_client_connected", address=self.address, mtu=self._mtu)
 
     async def _discover(self) -> BleakGATTServiceCollection:
         peer = self._peer
@@ -371,7 +371,7 @@ class _BumbleClientBase(BaseBleakClient):
     def _on_disconnection(self, reason: int) -> None:
         if self._connection is None:
             return
-        log.debug("sim_client_disconnected", address=self.address, reason=reason)
+        _log.debug("sim_client_disconnected", address=self.address, reason=reason)
         self._connection = None
         self._peer = None
         self._subscriptions.clear()
@@ -407,10 +407,10 @@ class _BumbleClientBase(BaseBleakClient):
     async def pair(self, *args: Any, **kwargs: Any) -> None:
         # FTMP §6: public-use machines should not require bonding, and the simulator does not.
         del args, kwargs
-        log.info("sim_pairing_skipped", address=self.address, reason="not needed")
+        _log.info("sim_pairing_skipped", address=self.address, reason="not needed")
 
     async def unpair(self) -> None:
-        log.info("sim_unpairing_skipped", address=self.address, reason="never paired")
+        _log.info("sim_unpairing_skipped", address=self.address, reason="never paired")
 
     # -- GATT I/O -------------------------------------------------------------------------
 

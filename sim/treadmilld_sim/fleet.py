@@ -27,7 +27,7 @@ from treadmilld_sim.link import SimulatedRadio
 from treadmilld_sim.model import TreadmillModel
 from treadmilld_sim.server import ControlListener, FtmsGattServer, lose_link
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # Advertising data types (Bluetooth Assigned Numbers, "Common Data Types") and the
 # 31-byte legacy advertising payload limit (Core Vol 6, Part B, 2.3.1.1).
@@ -158,12 +158,12 @@ class SimulatedTreadmill:
         return self._server.add_control_listener(listener)
 
     def _on_connection(self, connection: Any) -> None:
-        log.info("sim_treadmill_connected", treadmill=self.name, peer=str(connection.peer_address))
+        _log.info("sim_treadmill_connected", treadmill=self.name, peer=str(connection.peer_address))
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
         self.model.client_connected()
 
     def _on_disconnection(self, reason: int) -> None:
-        log.info("sim_treadmill_disconnected", treadmill=self.name, reason=reason)
+        _log.info("sim_treadmill_disconnected", treadmill=self.name, reason=reason)
         self._server.on_disconnection()
 
     async def drop_link(self) -> None:
@@ -280,7 +280,7 @@ class SimulatedFleet:
         )
         await treadmill.power_on()
         self._treadmills.append(treadmill)
-        log.info("sim_treadmill_added", treadmill=treadmill.name, address=address)
+        _log.info("sim_treadmill_added", treadmill=treadmill.name, address=address)
         return treadmill
 
     async def close(self) -> None:

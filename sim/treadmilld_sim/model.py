@@ -49,7 +49,7 @@ from treadmilld.ftms import (
 from treadmilld.ftms.vendor import incline_table_index, incline_table_value
 from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 KMH_PER_MPH = 1.609344
 # Stride length used to turn distance into the step count some decks report (bit 13).
@@ -182,7 +182,7 @@ class TreadmillModel:
         return lambda: self._state_listeners.remove(listener)
 
     def _emit(self, status: MachineStatus) -> None:
-        log.debug("sim_machine_status", treadmill=self.config.name, status=repr(status))
+        _log.debug("sim_machine_status", treadmill=self.config.name, status=repr(status))
         for listener in list(self._status_listeners):
             listener(status)
 
@@ -362,7 +362,7 @@ class TreadmillModel:
         self._advance(now)
 
     def _self_stop(self) -> None:
-        log.info("sim_self_stop", treadmill=self.config.name, after_s=self._run_s)
+        _log.info("sim_self_stop", treadmill=self.config.name, after_s=self._run_s)
         self._self_stopping = True
         try:
             self._stop_belt(announce=self.faults.report_console_status)
@@ -582,7 +582,7 @@ class TreadmillModel:
             return
         if self._state is RunningState.RUNNING:
             return
-        log.info("sim_belt_started_on_connect", treadmill=self.config.name)
+        _log.info("sim_belt_started_on_connect", treadmill=self.config.name)
         if faults.starts_on_connect_kmh is not None:
             self._set_target_speed(self._clamp_speed(faults.starts_on_connect_kmh))
         self._start_belt()

@@ -64,7 +64,7 @@ from treadmilld_sim.fleet import SimulatedFleet
 from treadmilld_sim.link import SimulatedRadio
 from treadmilld_sim.server import lose_link
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 _SIG_BASE_SUFFIX: Final = "-0000-1000-8000-00805f9b34fb"
 
@@ -156,7 +156,7 @@ def advertising_payloads(
         elif len(scan_response) + len(item) <= _LEGACY_ADVERTISING_MAX:
             scan_response += item
         else:
-            log.warning("replay_advertising_item_dropped", item=item.hex(" "))
+            _log.warning("replay_advertising_item_dropped", item=item.hex(" "))
     return advertising, scan_response
 
 
@@ -354,7 +354,7 @@ class ReplayedDeck:
             advertising_interval_min=self._interval_ms,
             advertising_interval_max=self._interval_ms,
         )
-        log.info("replay_started", deck=self.name, address=self.address, source=self.trace.source)
+        _log.info("replay_started", deck=self.name, address=self.address, source=self.trace.source)
 
     async def close(self) -> None:
         for connection in list(self._device.connections.values()):
@@ -368,7 +368,7 @@ class ReplayedDeck:
         with contextlib.suppress(HCI_Error, BaseBumbleError):
             await self._device.stop_advertising()
         await self._device.power_off()
-        log.info(
+        _log.info(
             "replay_finished",
             deck=self.name,
             matched_writes=self.matched_writes,
@@ -418,7 +418,7 @@ class ReplayedDeck:
     # -- connection ------------------------------------------------------------------------
 
     def _on_connection(self, connection: Any) -> None:
-        log.info("replay_connected", deck=self.name, peer=str(connection.peer_address))
+        _log.info("replay_connected", deck=self.name, peer=str(connection.peer_address))
         self._connection = connection
         self._next_write = 0
         self._read_cursor.clear()
@@ -435,7 +435,7 @@ class ReplayedDeck:
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
 
     def _on_disconnection(self, reason: int) -> None:
-        log.info("replay_disconnected", deck=self.name, reason=reason)
+        _log.info("replay_disconnected", deck=self.name, reason=reason)
         self._connection = None
         if self._sender is not None:
             self._sender.cancel()
@@ -467,16 +467,16 @@ class ReplayedDeck:
                 now, window[0] if window else None, got_uuid=uuid, got_data=data
             )
             self.mismatches.append(mismatch)
-            log.warning("replay_write_mismatch", deck=self.name, problem=mismatch.describe())
+            _log.warning("replay_write_mismatch", deck=self.name, problem=mismatch.describe())
             return
         for skipped in window[:hit]:
             mismatch = WriteMismatch(now, skipped, got_uuid=None, got_data=None)
             self.mismatches.append(mismatch)
-            log.warning("replay_write_mismatch", deck=self.name, problem=mismatch.describe())
+            _log.warning("replay_write_mismatch", deck=self.name, problem=mismatch.describe())
         index = self._next_write + hit
         self._next_write = index + 1
         self.matched_writes += 1
-        log.debug("replay_write_matched", deck=self.name, uuid=uuid, data=to_hex(data))
+        _log.debug("replay_write_matched", deck=self.name, uuid=uuid, data=to_hex(data))
         for step in self._after[index][1]:
             self._outbox.put_nowait((now + step.offset_s, step))
 
@@ -490,7 +490,7 @@ class ReplayedDeck:
             if delay > 0:
                 await self._clock.sleep(delay)
             if step.uuid is None:
-                log.info("replay_link_dropped", deck=self.name)
+                _log.info("replay_link_dropped", deck=self.name)
                 await lose_link(connection)
                 return
             characteristic = self._characteristics.get(step.uuid)
@@ -506,7 +506,7 @@ class ReplayedDeck:
                     waiter.cancel()
                     timer.cancel()
                 if not subscribed.is_set():
-                    log.info("replay_notification_unsubscribed", uuid=step.uuid)
+                    _log.info("replay_notification_unsubscribed", uuid=step.uuid)
                     continue
             cccd = device.gatt_server.subscribers.get(connection, {}).get(characteristic.handle)
             bits = cccd[0] if cccd else 0
@@ -516,7 +516,7 @@ class ReplayedDeck:
                 elif bits & _CCCD_INDICATE:
                     await device.indicate_subscriber(connection, characteristic, step.data)
             except (TimeoutError, att.ATT_Error, BaseBumbleError) as error:
-                log.warning("replay_notification_lost", uuid=step.uuid, error=str(error))
+                _log.warning("replay_notification_lost", uuid=step.uuid, error=str(error))
 
 
 TraceSource = Path | str | Trace | Iterable[Mapping[str, Any] | str]

@@ -49,7 +49,7 @@ from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill
 from treadmilld_sim.presets import PRESETS
 from treadmilld_sim.replay import ReplayedDeck, deck_name, replay_trace
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 DEFAULT_TRANSPORT_ADDRESS = "F0:5E:ED:00:00:01"
 DEFAULT_NAME_PREFIX = "SIM-TM"

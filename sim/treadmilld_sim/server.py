@@ -59,7 +59,7 @@ from treadmilld.ftms.uuids import (
 from treadmilld.ftms.vendor import KINGSMITH_UNLOCK_CHARACTERISTIC_UUID
 from treadmilld_sim.model import RunningState, TreadmillModel
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 ControlListener = Callable[[ControlRequest, float], None]
 
@@ -293,7 +293,7 @@ class FtmsGattServer:
         def write_request(bearer: Any, request: Any) -> None:
             properties = self._properties_by_handle.get(request.attribute_handle)
             if properties is not None and not properties & write:
-                log.info("sim_write_request_refused", handle=request.attribute_handle)
+                _log.info("sim_write_request_refused", handle=request.attribute_handle)
                 server.send_response(
                     bearer,
                     att.ATT_Error_Response(
@@ -309,7 +309,7 @@ class FtmsGattServer:
             handle = command.attribute_handle
             properties = self._properties_by_handle.get(handle)
             if properties is not None and not properties & write_command:
-                log.info("sim_write_command_ignored", handle=handle)
+                _log.info("sim_write_command_ignored", handle=handle)
                 return
             if handle == self.control_point.handle:
                 self._spawn(self._on_control_point_command(bearer, bytes(command.attribute_value)))
@@ -375,13 +375,13 @@ class FtmsGattServer:
         return bool(cccd[0] & _CCCD_INDICATE)
 
     async def _on_unlock_write(self, _connection: Any, value: bytes) -> None:
-        log.info(
+        _log.info(
             "sim_vendor_unlock_written", treadmill=self._model.config.name, bytes=bytes(value).hex()
         )
         self._unlocked = True
 
     async def _on_vendor_write(self, _connection: Any, value: bytes) -> None:
-        log.info("sim_vendor_write", treadmill=self._model.config.name, bytes=bytes(value).hex())
+        _log.info("sim_vendor_write", treadmill=self._model.config.name, bytes=bytes(value).hex())
 
     async def _on_control_point_write(self, connection: Any, value: bytes) -> None:
         """A Write Request: check and take it; the answer is indicated (or notified) later.
@@ -397,7 +397,7 @@ class FtmsGattServer:
         try:
             await self._take_control_point_write(connection, value, command=True)
         except att.ATT_Error as error:
-            log.info("sim_control_command_dropped", bytes=value.hex(), error=error.error_code)
+            _log.info("sim_control_command_dropped", bytes=value.hex(), error=error.error_code)
 
     async def _take_control_point_write(
         self, connection: Any, value: bytes, *, command: bool
@@ -415,7 +415,7 @@ class FtmsGattServer:
         try:
             request = decode_control_request(value)
         except CodecError as error:
-            log.info("sim_control_request_rejected", bytes=value.hex(), reason=str(error))
+            _log.info("sim_control_request_rejected", bytes=value.hex(), reason=str(error))
             request = None
             known = opcode in _TREADMILL_OPCODES
             result = ResultCode.INVALID_PARAMETER if known else ResultCode.NOT_SUPPORTED
@@ -426,12 +426,12 @@ class FtmsGattServer:
         if not self._unlocked:
             # KingSmith MC21 before its vendor unlock: taken at ATT level, never acted on or
             # answered, so the client's request times out (treadmilld.ftms.vendor).
-            log.info("sim_control_point_locked", bytes=value.hex())
+            _log.info("sim_control_point_locked", bytes=value.hex())
             return
         faults = self._model.faults
         if isinstance(request, StopOrPause) and faults.drops_link_on_stop:
             # The deck never acts on the Stop and never answers: the belt keeps its target.
-            log.info("sim_link_dropped_on_stop", treadmill=self._model.config.name)
+            _log.info("sim_link_dropped_on_stop", treadmill=self._model.config.name)
             await lose_link(connection)
             return
         forced = faults.forced_results.get(ControlOpcode(opcode)) if _known_opcode(opcode) else None
@@ -466,7 +466,7 @@ class FtmsGattServer:
             if result is None:
                 result = ResultCode.NOT_SUPPORTED
             response = encode_control_response(ControlResponse(opcode, result))
-            log.debug("sim_control_response", opcode=opcode, result=result.name)
+            _log.debug("sim_control_response", opcode=opcode, result=result.name)
             if self._model.config.control_point_answers == "notify":
                 # force: Bumble would only notify a CCCD with the notify bit, and the E1L's
                 # clients write `02 00` (_answers_enabled checked the CCCD already).
@@ -476,7 +476,7 @@ class FtmsGattServer:
             else:
                 await self._device.indicate_subscriber(connection, self.control_point, response)
         except (TimeoutError, att.ATT_Error) as error:
-            log.warning("sim_control_response_lost", opcode=opcode, error=str(error))
+            _log.warning("sim_control_response_lost", opcode=opcode, error=str(error))
         finally:
             self._procedure_in_flight = False
 
@@ -504,7 +504,7 @@ class FtmsGattServer:
         try:
             await self._device.notify_subscribers(characteristic, value)
         except (TimeoutError, att.ATT_Error) as error:
-            log.warning("sim_notification_lost", error=str(error))
+            _log.warning("sim_notification_lost", error=str(error))
 
     async def _echo_while_decelerating(self) -> None:
         """Urevo E1L: Target Speed Changed with the measured speed while the belt slows.

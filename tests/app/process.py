@@ -22,7 +22,8 @@ class DaemonProcess:
     process: asyncio.subprocess.Process
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
-    _readers: list[asyncio.Task[None]] = field(default_factory=list)
+    # The tasks copying the process's output into `stdout` and `stderr`.
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
 
     def log_records(self) -> list[dict[str, Any]]:
         """The JSON log lines the daemon wrote (non-JSON lines are skipped)."""
@@ -43,7 +44,7 @@ class DaemonProcess:
     async def wait(self, within_s: float = 30.0) -> int:
         async with asyncio.timeout(within_s):
             code = await self.process.wait()
-            await asyncio.gather(*self._readers)
+            await asyncio.gather(*self.readers)
         return code
 
     def output(self) -> str:
@@ -86,7 +87,7 @@ async def treadmilld(
         cwd=REPO,
     )
     daemon = DaemonProcess(process)
-    daemon._readers = [
+    daemon.readers = [
         asyncio.create_task(_pump(process.stdout, daemon.stdout)),
         asyncio.create_task(_pump(process.stderr, daemon.stderr)),
     ]
@@ -98,9 +99,9 @@ async def treadmilld(
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(10):
                     await process.wait()
-        for reader in daemon._readers:
+        for reader in daemon.readers:
             reader.cancel()
-        await asyncio.gather(*daemon._readers, return_exceptions=True)
+        await asyncio.gather(*daemon.readers, return_exceptions=True)
 
 
 async def run_to_end(

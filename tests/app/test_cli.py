@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from treadmilld_broker import EmbeddedBroker
 
 from tests.app.process import SHORT_PROFILE, run_to_end, treadmilld
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 
 async def test_bad_config_exits_2_naming_file_field_and_fix(tmp_path: Path) -> None:
@@ -189,11 +189,12 @@ def test_ctrl_c_before_the_daemon_is_up_is_one_line_and_exit_130(
     # main() as KeyboardInterrupt: the user gets one line and the shell's SIGINT code, not a
     # Python traceback.
     from treadmilld import cli
+    from treadmilld.app import scan_and_diagnose
 
-    def interrupted(_args: object) -> int:
+    def interrupted(**_options: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(cli._COMMANDS, "scan", interrupted)
+    monkeypatch.setattr(scan_and_diagnose, "scan_command", interrupted)
 
     assert cli.main(["scan"]) == 130
     assert capsys.readouterr().err == "treadmilld: interrupted\n"

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from treadmilld_broker import EmbeddedBroker
 
 from tests.app.process import treadmilld
 from tests.mqtt.client import Observer, Received
 from treadmilld.mqtt.config import default_instance
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 BASE = "tdtest"
 # No instance in the configs: the bridge topics are named after this host.

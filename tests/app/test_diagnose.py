@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
+from treadmilld_broker import EmbeddedBroker
 from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
 
 from tests.app.process import run_to_end
@@ -40,7 +41,6 @@ from treadmilld.ftms import (
     RequestControl,
 )
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from treadmilld.mqtt.link import check_broker
 
 T = TypeVar("T")

@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from treadmilld.app.profile_commands import show_profile
 from treadmilld.engine.api import Direction
 from treadmilld.engine.calories import (
     CalorieInputError,
@@ -16,7 +17,6 @@ from treadmilld.engine.calories import (
 )
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import SafetyLimits
-from treadmilld.engine.profiles_cli import show_profile
 
 COMPENDIUM_SPEED_KMH = 5.6  # 3.5 mph
 

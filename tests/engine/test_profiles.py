@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import structlog.testing
 
+from treadmilld.app.profile_commands import check_profiles
 from treadmilld.engine.api import Direction, ProfileCatalog
 from treadmilld.engine.library import ProfileLibrary, UnknownProfileError, builtin_profiles_dir
 from treadmilld.engine.profile import (
@@ -17,7 +18,6 @@ from treadmilld.engine.profile import (
     load_profile,
     parse_profile,
 )
-from treadmilld.engine.profiles_cli import check_profiles
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 BUILTIN = {

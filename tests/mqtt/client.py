@@ -14,12 +14,12 @@ from typing import Any, Self
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from treadmilld_broker import EmbeddedBroker
 
 from treadmilld.clock import Clock
 from treadmilld.engine.api import ProfileCatalog, TreadmillController
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .doubles import StaticCatalog
 

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from treadmilld_broker import EmbeddedBroker
 
 from treadmilld.engine.api import (
     AbortReason,
@@ -17,7 +18,6 @@ from treadmilld.engine.api import (
     WorkoutAborted,
     WorkoutFinished,
 )
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .client import (
     INSTANCE,

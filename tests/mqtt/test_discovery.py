@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from treadmilld_broker import EmbeddedBroker
 
 from treadmilld.engine import api as engine_api
 from treadmilld.engine.api import (
@@ -21,7 +22,6 @@ from treadmilld.engine.api import (
     WorkoutFinished,
 )
 from treadmilld.mqtt.discovery import EVENT_TYPES
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .client import INSTANCE, ManualClock, Observer, Received, eventually, running_bridge
 from .doubles import DECK, INCLINE_RANGE, SPEED_RANGE, RecordingTreadmill, StaticCatalog

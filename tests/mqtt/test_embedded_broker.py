@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-
-from tests.support.broker import mosquitto_available, reap_amqtt_leftovers
-from treadmilld.mqtt.embedded_broker import (
+from treadmilld_broker import (
     BrokerPortInUseError,
     EmbeddedBroker,
     free_port,
     mqtt_ready,
 )
+
+from tests.support.broker import mosquitto_available, reap_amqtt_leftovers
 
 from .client import Observer
 
@@ -39,7 +39,7 @@ async def test_broker_serves_mqtt_and_restarts_on_its_port(prefer: str) -> None:
 
 
 async def test_amqtt_fallback_refuses_what_only_mosquitto_can_do() -> None:
-    from treadmilld.mqtt.embedded_broker import BrokerUnavailableError, TlsListener
+    from treadmilld_broker import BrokerUnavailableError, TlsListener
 
     with pytest.raises(BrokerUnavailableError, match="mosquitto"):
         EmbeddedBroker(prefer="amqtt", allow_anonymous=False)

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from treadmilld_broker import EmbeddedBroker
 
 from tests.support.broker import secured_mosquitto
 from treadmilld.mqtt import config as mqtt_config
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from treadmilld.mqtt.link import (
     SESSION_TAKEN_OVER,
     BrokerDroppedError,

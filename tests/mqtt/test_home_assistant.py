@@ -11,6 +11,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from treadmilld_broker import EmbeddedBroker
+
 from treadmilld.app.assembly import Assembly
 from treadmilld.app.run import run_daemon
 from treadmilld.app.sdnotify import SystemdNotifier
@@ -18,7 +20,6 @@ from treadmilld.app.settings import LoggingSettings, Settings, TreadmillSettings
 from treadmilld.app.supervisor import Supervisor
 from treadmilld.engine.api import SessionEvent, StateChanged
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .client import Observer, Received, eventually
 from .home_assistant import UNKNOWN, HomeAssistant

@@ -14,11 +14,11 @@ from typing import Any
 import aiomqtt
 import pytest
 from structlog.testing import capture_logs
+from treadmilld_broker import EmbeddedBroker
 
 from treadmilld.engine.api import SegmentSkipped
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from treadmilld.mqtt.link import MqttLink, OutgoingMessage, reconnect_hint
 
 from .client import INSTANCE, Observer, eventually, running_bridge, running_bridge_unready
@@ -118,6 +118,36 @@ async def test_messages_left_unread_before_a_reconnect_are_dropped(
             await runner
     assert handled == [b"sent-after"]
     assert link.stale_dropped == 1
+
+
+async def test_a_drop_is_noticed_with_its_cause_while_the_session_reads_nothing(
+    mosquitto_broker: EmbeddedBroker,
+) -> None:
+    # The link learns of a drop from aiomqtt's message iteration (aiomqtt 2's public sign of
+    # it), which it reads for the whole connection whether or not the session reads.
+    settings = MqttSettings.from_url(mosquitto_broker.url, client_id="idle-test", **FAST_RECONNECT)
+    link = MqttLink(settings, will=OutgoingMessage("idle/state", "offline", qos=1, retain=True))
+    connected = asyncio.Event()
+
+    async def session() -> None:
+        connected.set()
+        await asyncio.Event().wait()  # busy elsewhere: never reads a message
+
+    with capture_logs() as logs:
+        runner = asyncio.create_task(link.run(session))
+        try:
+            async with asyncio.timeout(10):
+                await connected.wait()
+            await mosquitto_broker.stop(kill=True)
+            await eventually(lambda: not link.online)
+        finally:
+            await link.close()
+            async with asyncio.timeout(10):
+                await runner
+    lost = [entry for entry in logs if entry["event"] == "mqtt_connection_lost"]
+    assert lost
+    assert lost[0]["error"].startswith("connection to the broker was lost: ")
+    assert not lost[0]["error"].endswith(": None")  # aiomqtt's reason came through
 
 
 async def test_will_marks_the_bridge_offline_when_its_process_dies(

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from treadmilld_broker import EmbeddedBroker
 
 from treadmilld.engine.library import ProfileLibrary
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .client import INSTANCE, ManualClock, Observer, Received, running_bridge
 from .doubles import RecordingTreadmill

@@ -11,11 +11,11 @@ from typing import Any
 import aiomqtt
 import pytest
 from structlog.testing import capture_logs
+from treadmilld_broker import EmbeddedBroker
 
 from tests.support.broker import make_certificates, secured_mosquitto
 from treadmilld.mqtt import link
 from treadmilld.mqtt.config import MqttSettings, MqttTlsSettings
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from treadmilld.mqtt.link import STRICT_X509_HINT, reconnect_hint
 
 from .client import Observer, eventually, running_bridge, running_bridge_unready

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from treadmilld_broker import EmbeddedBroker
+
 from treadmilld.engine.api import Phase, SegmentSkipped
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 from .client import ManualClock, Observer, Received, running_bridge
 from .doubles import RecordingTreadmill

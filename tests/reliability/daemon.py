@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
+from treadmilld_broker import EmbeddedBroker
 from treadmilld_sim import SimulatedTreadmill
 
 from treadmilld.app.assembly import Assembly
@@ -25,7 +26,6 @@ from treadmilld.app.supervisor import Supervisor
 from treadmilld.engine.api import SessionSnapshot
 from treadmilld.ftms import ControlRequest
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 BASE = "treadmilld"
 INSTANCE = "reliability"  # bridge topics: <BASE>/bridge/reliability/...

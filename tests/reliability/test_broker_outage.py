@@ -11,11 +11,12 @@ import asyncio
 import math
 import time
 
+from treadmilld_broker import EmbeddedBroker
+
 from tests.reliability.conftest import Survived
 from tests.reliability.daemon import BASE, INSTANCE, operator, running_daemon
 from treadmilld.engine.api import Phase
 from treadmilld.ftms import StopOrPause
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 OUTAGES = 3  # per normal run
 TM = "tm01"

@@ -15,10 +15,11 @@ import string
 import time
 from typing import Any
 
+from treadmilld_broker import EmbeddedBroker
+
 from tests.reliability.conftest import Survived
 from tests.reliability.daemon import BASE, INSTANCE, Operator, operator, running_daemon
 from treadmilld.engine.api import Phase
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 from treadmilld.mqtt.payloads import BRIDGE_REQUESTS, PLAIN_SET_FIELDS, TREADMILL_REQUESTS
 
 TM = "tm01"

@@ -27,11 +27,11 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from treadmilld_broker import EmbeddedBroker
 
 from tests.reliability.conftest import Survived
 from treadmilld.ftms import ControlOpcode
 from treadmilld.mqtt.config import default_instance
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 BASE = "treadmilld"
 TM = "tm01"

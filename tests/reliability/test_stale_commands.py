@@ -15,11 +15,12 @@ import datetime as dt
 import json
 import time
 
+from treadmilld_broker import EmbeddedBroker
+
 from tests.reliability.conftest import Survived
 from tests.reliability.daemon import BASE, operator, running_daemon
 from treadmilld.engine.api import Phase
 from treadmilld.ftms import SetTargetSpeed, StartOrResume
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker
 
 TM = "tm01"
 MAX_AGE_S = 1.0

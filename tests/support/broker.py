@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from treadmilld.mqtt.embedded_broker import EmbeddedBroker, TlsListener, find_mosquitto
+from treadmilld_broker import EmbeddedBroker, TlsListener, find_mosquitto
 
 AMQTT_RETAINED_BUG = (
     "needs mosquitto: the amqtt 0.12.1 fallback delivers a retained message twice to a "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from treadmilld.ble.bleak_io import ClientBackend, ScannerBackend
 
-_log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # LimitSet's own upper bound on telemetry_timeout_s (treadmilld.engine.limits).
 TELEMETRY_TIMEOUT_CAP_S = LimitSet.model_fields["telemetry_timeout_s"].metadata[-1].le
@@ -69,6 +69,15 @@ class Assembly:
     def __post_init__(self) -> None:
         self._simulated: dict[str, SimulatedTreadmill] = {}
         self._replayed: dict[str, ReplayedDeck] = {}
+
+    def add_decks(self, decks: Mapping[str, Any], *, replayed: Collection[str]) -> None:
+        """Keep the deck behind each simulated treadmill: a `ReplayedDeck` for the ids in
+        `replayed`, a `SimulatedTreadmill` for the others."""
+        for treadmill_id, deck in decks.items():
+            if treadmill_id in replayed:
+                self._replayed[treadmill_id] = deck
+            else:
+                self._simulated[treadmill_id] = deck
 
 
 def clock_for(settings: Settings) -> Clock:
@@ -215,11 +224,7 @@ async def assemble(
         if settings.profiles_dir is not None:
             assembly.services.append(("profiles-watch", profile_watcher(settings, library, bridge)))
         replays = {tid: spec for tid, spec in specs.items() if isinstance(spec, ReplaySpec)}
-        for treadmill_id, deck in decks.items():
-            if treadmill_id in replays:
-                assembly._replayed[treadmill_id] = deck
-            else:
-                assembly._simulated[treadmill_id] = deck
+        assembly.add_decks(decks, replayed=replays.keys())
         _log.info(
             "daemon_assembled",
             treadmills={

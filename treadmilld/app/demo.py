@@ -22,7 +22,7 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from treadmilld.app.assembly import Assembly
-from treadmilld.app.logging import LogFormat, LogLevel, configure_logging
+from treadmilld.app.log_setup import LogFormat, LogLevel, configure_logging
 from treadmilld.app.run import run_daemon
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import (
@@ -50,14 +50,9 @@ from treadmilld.engine.api import (
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.profile import ProfileError, load_profile
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.embedded_broker import (
-    BrokerPortInUseError,
-    BrokerStartError,
-    BrokerUnavailableError,
-)
 from treadmilld.mqtt.link import IncomingMessage, MqttError, MqttLink, OutgoingMessage
 
-_log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 DEFAULT_PROFILE = "p1-starter-a"
 # The demo should take about a minute of wall time whatever the profile's length.
@@ -65,6 +60,11 @@ TARGET_DEMO_S = 60.0
 MAX_TREADMILLS = 8
 # How long the demo waits for the simulated treadmills to connect before giving up.
 CONNECT_WAIT_S = 60.0
+BROKER_MISSING_HINT = (
+    "the embedded MQTT broker is not installed: it is the treadmilld-broker package; in a "
+    "clone of the repository run `uv sync` (it is a workspace member), otherwise "
+    "`pip install 'treadmilld[demo]'`; or use a broker you have with --broker mqtt://HOST:1883"
+)
 
 
 @dataclass(frozen=True)
@@ -190,8 +190,17 @@ async def _demo(
                 raise ConfigError(f"--broker: {error}") from None
             broker_text = mqtt.url
         else:
-            from treadmilld.mqtt.embedded_broker import EmbeddedBroker  # noqa: PLC0415
-
+            try:
+                # Lazily: the broker is its own distribution (the demo extra), never in the
+                # daemon's wheel, and `--broker` needs none of it.
+                from treadmilld_broker import (  # noqa: PLC0415
+                    BrokerPortInUseError,
+                    BrokerStartError,
+                    BrokerUnavailableError,
+                    EmbeddedBroker,
+                )
+            except ImportError as error:
+                raise DemoFailedError(BROKER_MISSING_HINT) from error
             port = options.broker_port
             try:
                 broker = await stack.enter_async_context(EmbeddedBroker(port=port))

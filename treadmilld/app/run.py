@@ -12,14 +12,14 @@ import structlog
 
 from treadmilld import __version__
 from treadmilld.app.assembly import Assembly, TraceOptions, assemble, clock_for
-from treadmilld.app.logging import configure_logging
+from treadmilld.app.log_setup import configure_logging
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ConfigError, Settings, load_settings, redacted
 from treadmilld.app.simulation import check_simulated
 from treadmilld.app.supervisor import Supervisor
 from treadmilld.ble.trace import TraceLimits
 
-_log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import structlog
 
-_log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 
 def _socket_address(raw: str) -> str | bytes:

@@ -37,7 +37,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from treadmilld.app.logging import LogFormat, LogLevel
+from treadmilld.app.log_setup import LogFormat, LogLevel
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.quirks import QuirksChoice
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG

@@ -32,7 +32,7 @@ from treadmilld.app.settings import ShutdownMode
 from treadmilld.ble.api import ConnectionState, TreadmillLink
 from treadmilld.engine.api import Phase, TreadmillController
 
-_log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # The promise: every moving belt stopped (or paused) within 3 s of SIGTERM.
 STOP_BUDGET_S = 3.0

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG, Direction
+from treadmilld.engine.planner import SegmentKind, WorkoutPlan
 
 REST_VO2 = 3.5  # ml/kg/min, one MET
 BACKWARD_HORIZONTAL_FACTOR = 1.8  # k_h: our fit to Compendium 17320/17325 (Ainsworth et al. 2011)
@@ -146,3 +147,25 @@ def estimate_kcal(
             duration_s / 60.0
         )
     return total
+
+
+def plan_kcal(plan: WorkoutPlan, body_weight_kg: float) -> float:
+    """Estimated energy of a plan: every step sliced into 1 s pieces at its planned values."""
+    pieces: list[tuple[float, float, float, Direction]] = []
+    for segment in plan.segments:
+        if segment.kind is not SegmentKind.WALK:
+            continue
+        for step in segment.steps:
+            remaining = step.duration_s
+            elapsed = 0.0
+            while remaining > 1e-9:
+                piece = min(1.0, remaining)
+                middle = (elapsed + piece / 2) / step.duration_s
+                speed = step.from_speed_kmh + (step.speed_kmh - step.from_speed_kmh) * middle
+                incline = (
+                    step.from_incline_pct + (step.incline_pct - step.from_incline_pct) * middle
+                )
+                pieces.append((piece, speed, incline, step.direction))
+                elapsed += piece
+                remaining -= piece
+    return estimate_kcal(pieces, body_weight_kg)

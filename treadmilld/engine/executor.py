@@ -43,7 +43,7 @@ from treadmilld.engine.planner import (
     WorkoutPlan,
 )
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # Seconds between setpoint writes while ramping: one Control Point procedure per second keeps
 # well inside what BLE treadmills answer (one procedure at a time, FTMS §4.16.3; pyftms waits
@@ -76,7 +76,7 @@ class WorkoutExecutor:
         self._governor = governor
         self._clock = clock
         self._treadmill_id = treadmill_id
-        self._log = log.bind(treadmill_id=treadmill_id)
+        self._log = _log.bind(treadmill_id=treadmill_id)
         self._emit = emit
         self._on_change = on_change
         self._tick_s = tick_s

@@ -59,7 +59,7 @@ from treadmilld.engine.belt import (
 )
 from treadmilld.engine.limits import EffectiveLimits
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # The ramp allowance never accumulates beyond one second of ramping (see `ramp_window_s`).
 RAMP_WINDOW_S = 1.0
@@ -117,7 +117,7 @@ class SafetyGovernor:
     ) -> None:
         self._link = link
         # Every line about this treadmill carries its id (docs/configuration.md).
-        self._log = log.bind(treadmill_id=link.treadmill_id)
+        self._log = _log.bind(treadmill_id=link.treadmill_id)
         self._clock = clock
         self.observer = observer if observer is not None else BeltObserver(clock)
         self._on_limit = on_limit or (lambda _notice: None)

@@ -37,7 +37,7 @@ from treadmilld.engine.profile import (
     profile_toml,
 )
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # What problems name as the "file" of an upload, before it has one.
 UPLOAD_FILE = "(uploaded profile)"
@@ -82,7 +82,7 @@ def check_profile_text(
 def log_profile_problems(problems: Sequence[ProfileIssue], **context: object) -> None:
     """One log line per problem, each with its file, field and fix."""
     for problem in problems:
-        log.warning(
+        _log.warning(
             "profile_invalid",
             file=problem.file,
             field=problem.field,
@@ -158,7 +158,7 @@ class ProfileLibrary:
         issues: list[ProfileIssue] = []
         for directory in self._dirs():
             if not directory.is_dir():
-                log.warning(
+                _log.warning(
                     "profile_dir_missing",
                     path=str(directory),
                     hint="create it, or fix profiles_dir in the config",
@@ -181,7 +181,7 @@ class ProfileLibrary:
                     profile = last_good
                     kept.append(profile.name)
                 if profile.name in profiles:
-                    log.info("profile_overridden", name=profile.name, path=str(path))
+                    _log.info("profile_overridden", name=profile.name, path=str(path))
                 profiles[profile.name] = profile
                 by_path[path] = profile
         return _Loaded(profiles, by_path, tuple(kept), tuple(issues))
@@ -201,7 +201,7 @@ class ProfileLibrary:
             kept=self._state.kept,
             problems=self._state.issues,
         )
-        log.info(
+        _log.info(
             "profiles_reloaded",
             profiles=len(report.profiles),
             added=list(report.added),
@@ -240,15 +240,15 @@ class ProfileLibrary:
             await clock.sleep(interval_s)
             if not self.files_changed():
                 continue
-            log.info("profile_files_changed", dirs=[str(d) for d in self._user_dirs])
+            _log.info("profile_files_changed", dirs=[str(d) for d in self._user_dirs])
             try:
                 if on_change is None:
                     self.reload()
                 else:
                     await on_change()
-            except Exception:
+            except Exception:  # noqa: BLE001 - logged with its traceback below
                 # The library keeps its previous set; the next change tries again.
-                log.exception("profiles_reload_failed")
+                _log.exception("profiles_reload_failed")
                 self._fingerprint = self.fingerprint()
 
     # -- uploads --------------------------------------------------------------------------
@@ -295,7 +295,7 @@ class ProfileLibrary:
                 "overwrite it, or give the profile another name",
             )
         self._write_atomically(target, text)
-        log.info("profile_uploaded", name=profile.name, file=str(target), replaced=replaced)
+        _log.info("profile_uploaded", name=profile.name, file=str(target), replaced=replaced)
         report = self.reload()
         return ProfileUpload(profile.name, profile.title, str(target), replaced, report)
 

@@ -87,7 +87,7 @@ from treadmilld.ftms import (
     TargetSpeedChanged,
 )
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 ACTIVE_PHASES = frozenset(
     {
@@ -165,7 +165,7 @@ class WorkoutSession:
         self._library = library
         # Every line about this treadmill carries its id, whichever task logs it (the MQTT
         # worker calls in here too).
-        self._log = log.bind(treadmill_id=link.treadmill_id)
+        self._log = _log.bind(treadmill_id=link.treadmill_id)
         self._limits = limits
         self._clock = clock
         self._tick_s = tick_s

@@ -63,7 +63,7 @@ from treadmilld.mqtt.payloads import (
 )
 from treadmilld.mqtt.state import display_state
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # Events produced while the broker is away are dropped beyond this many (they are not
 # retained; the retained state says where things stand when the broker returns).
@@ -285,7 +285,7 @@ class MqttBridge:
             finally:
                 for task in background:
                     task.cancel()
-        log.info("mqtt_bridge_stopped")
+        _log.info("mqtt_bridge_stopped")
 
     async def close(self) -> None:
         """Say goodbye (`_goodbye`), disconnect cleanly and let `run()` return. The daemon
@@ -309,8 +309,8 @@ class MqttBridge:
         for treadmill in self._treadmills.values():
             try:
                 state = _json(self._state_payload(treadmill))
-            except Exception:  # a bug; the offline messages below must still go out
-                log.exception("mqtt_final_state_failed", treadmill_id=treadmill.id)
+            except Exception:  # noqa: BLE001 - a bug, logged; the offline messages still go out
+                _log.exception("mqtt_final_state_failed", treadmill_id=treadmill.id)
             else:
                 messages.append(
                     OutgoingMessage(
@@ -353,7 +353,7 @@ class MqttBridge:
         try:
             data = await self._execute(treadmill, job.command)
         except CommandRejectedError as error:
-            log.info(
+            _log.info(
                 "mqtt_command_rejected",
                 treadmill_id=treadmill.id,
                 command=job.command.kind,
@@ -361,15 +361,15 @@ class MqttBridge:
                 error=error.message,
             )
             await self._refuse(job.route, error.code, error.message)
-        except Exception as error:
-            log.exception(
+        except Exception as error:  # noqa: BLE001 - logged with its traceback below
+            _log.exception(
                 "mqtt_command_failed", treadmill_id=treadmill.id, command=job.command.kind
             )
             await self._refuse(
                 job.route, "internal_error", f"{type(error).__name__}: {error}; see the daemon log"
             )
         else:
-            log.info("mqtt_command_done", treadmill_id=treadmill.id, command=job.command.kind)
+            _log.info("mqtt_command_done", treadmill_id=treadmill.id, command=job.command.kind)
             await self._succeed(job.route, data)
 
     async def _execute(self, treadmill: _Treadmill, command: Command) -> dict[str, Any]:
@@ -444,17 +444,17 @@ class MqttBridge:
         self, treadmill: _Treadmill, route: _Route, discarded: list[_Job]
     ) -> None:
         structlog.contextvars.bind_contextvars(treadmill_id=treadmill.id)  # its own task
-        log.warning("mqtt_emergency_stop", treadmill_id=treadmill.id, discarded=len(discarded))
+        _log.warning("mqtt_emergency_stop", treadmill_id=treadmill.id, discarded=len(discarded))
         try:
             outcome = await treadmill.controller.emergency_stop()
-        except Exception as error:  # the seam says it never raises; report it if it does
-            log.exception("mqtt_emergency_stop_failed", treadmill_id=treadmill.id)
+        except Exception as error:  # noqa: BLE001 - the seam says it never raises; logged if so
+            _log.exception("mqtt_emergency_stop_failed", treadmill_id=treadmill.id)
             await self._stop_not_confirmed(
                 route, f"treadmilld failed ({type(error).__name__}: {error}; see the daemon log)"
             )
         else:
             if outcome is StopOutcome.NOT_CONFIRMED:
-                log.error(
+                _log.error(
                     "mqtt_emergency_stop_not_confirmed",
                     treadmill_id=treadmill.id,
                     hint="pull the safety key or stop the belt at the console",
@@ -465,7 +465,7 @@ class MqttBridge:
                     "(treadmilld keeps retrying it)",
                 )
             else:
-                log.info("mqtt_emergency_stop_done", treadmill_id=treadmill.id, belt=outcome.value)
+                _log.info("mqtt_emergency_stop_done", treadmill_id=treadmill.id, belt=outcome.value)
                 await self._succeed(route, {"belt": outcome.value}, belt=outcome.value)
         for job in discarded:
             await self._refuse(
@@ -512,7 +512,7 @@ class MqttBridge:
             # Commands accepted on this connection but not started yet do not survive it.
             for treadmill in self._treadmills.values():
                 if treadmill.pending:
-                    log.warning(
+                    _log.warning(
                         "mqtt_commands_dropped_on_disconnect",
                         treadmill_id=treadmill.id,
                         count=len(treadmill.pending),
@@ -630,7 +630,7 @@ class MqttBridge:
             profiles=self._catalog.summaries(),
             version=self._version,
         )
-        log.info("mqtt_discovery_announced", treadmill_id=treadmill.id)
+        _log.info("mqtt_discovery_announced", treadmill_id=treadmill.id)
         await self._link.publish(
             discovery_topic(self._settings.ha_discovery_prefix, self._base, treadmill.id),
             _json(config),
@@ -731,9 +731,9 @@ class MqttBridge:
         async for message in self._link.messages():
             try:
                 await self._handle(message)
-            except Exception:
+            except Exception:  # noqa: BLE001 - logged with its traceback below
                 # A bug in one message's handling must not stop the next (an e-stop) arriving.
-                log.exception("mqtt_message_handling_failed", topic=message.topic)
+                _log.exception("mqtt_message_handling_failed", topic=message.topic)
 
     async def _handle(self, message: IncomingMessage) -> None:
         if message.topic == self._ha_status_topic:
@@ -762,7 +762,7 @@ class MqttBridge:
             case [treadmill_id, "set" | "request", *_] if treadmill_id != "bridge":
                 await self._on_unknown_treadmill(treadmill_id, levels, message)
             case _:
-                log.debug("mqtt_message_ignored", topic=message.topic)
+                _log.debug("mqtt_message_ignored", topic=message.topic)
 
     def _on_fleet_state(self, instance: str, message: IncomingMessage) -> None:
         if instance == self._instance or instance in RESERVED_INSTANCE_NAMES:
@@ -779,14 +779,14 @@ class MqttBridge:
             devices = json.loads(message.payload) if message.payload.strip() else []
             theirs = {str(device["id"]) for device in devices if isinstance(device, dict)}
         except (ValueError, TypeError, KeyError):
-            log.debug("mqtt_fleet_devices_unreadable", instance=instance)
+            _log.debug("mqtt_fleet_devices_unreadable", instance=instance)
             return
         self._fleet_devices[instance] = frozenset(theirs)
         for treadmill_id in sorted(theirs & self._treadmills.keys()):
             if (instance, treadmill_id) in self._duplicates_warned:
                 continue
             self._duplicates_warned.add((instance, treadmill_id))
-            log.warning(
+            _log.warning(
                 "mqtt_duplicate_treadmill_id",
                 treadmill_id=treadmill_id,
                 instance=self._instance,
@@ -814,12 +814,12 @@ class MqttBridge:
         live_owners = [owner for owner in owners if self._fleet_online.get(owner)]
         live_others = [i for i, online in self._fleet_online.items() if online]
         if live_owners or min([self._instance, *live_others]) != self._instance:
-            log.debug("mqtt_message_left_to_fleet", topic=message.topic, owners=live_owners)
+            _log.debug("mqtt_message_left_to_fleet", topic=message.topic, owners=live_owners)
             return
         if message.retain:
             # A leftover on the broker, not a sender waiting: answering it at every reconnect
             # of every Pi would only be noise.
-            log.debug("mqtt_retained_message_ignored", topic=message.topic)
+            _log.debug("mqtt_retained_message_ignored", topic=message.topic)
             return
         is_request = levels[1] == "request" and len(levels) == 3
         plain_set = levels[1] == "set" and len(levels) == 3
@@ -849,7 +849,7 @@ class MqttBridge:
                 f"no treadmill {treadmill_id!r} under base topic {self._base!r}; nothing was "
                 f"done. Known treadmills: {', '.join(known) or 'none'}; fix the id in the topic"
             )
-        log.info(
+        _log.info(
             "mqtt_unknown_treadmill", treadmill_id=treadmill_id, topic=message.topic, code=code
         )
         await self._refuse(route, code, error, treadmills=known)
@@ -869,11 +869,11 @@ class MqttBridge:
             info = json.loads(message.payload)
             listed = {str(item) for item in info["treadmills"]}
         except (ValueError, TypeError, KeyError):
-            log.debug("mqtt_legacy_bridge_info_unreadable")
+            _log.debug("mqtt_legacy_bridge_info_unreadable")
             return
         ours = bool(listed) and listed <= self._treadmills.keys()
         if not ours or self._legacy_state == b"online":
-            log.info(
+            _log.info(
                 "mqtt_legacy_bridge_topics_left",
                 topic=self._legacy_bridge_topic("info"),
                 treadmills=sorted(listed),
@@ -885,7 +885,7 @@ class MqttBridge:
         for leaf in LEGACY_BRIDGE_LEAVES:
             await self._link.publish(self._legacy_bridge_topic(leaf), "", qos=1, retain=True)
         self._legacy_state = None
-        log.info(
+        _log.info(
             "mqtt_legacy_bridge_topics_cleared",
             topics=[self._legacy_bridge_topic(leaf) for leaf in LEGACY_BRIDGE_LEAVES],
             replaced_by=self._bridge_topic("#"),
@@ -894,7 +894,7 @@ class MqttBridge:
     async def _on_ha_status(self, message: IncomingMessage) -> None:
         if message.payload.strip() != b"online":
             return
-        log.info("mqtt_home_assistant_online")
+        _log.info("mqtt_home_assistant_online")
         for treadmill in self._treadmills.values():
             await self._announce_discovery(treadmill)
             # HA wants state after config: republish now, rate limit or not.
@@ -964,7 +964,7 @@ class MqttBridge:
             urgent = command.kind == "emergency_stop"
             self._check_age(command_age_s(payload.ts, self._wall_time()), urgent=urgent)
         except PayloadError as error:
-            log.info(
+            _log.info(
                 "mqtt_set_refused",
                 treadmill_id=treadmill.id,
                 topic=message.topic,
@@ -993,7 +993,7 @@ class MqttBridge:
             urgent = command is not None and command.kind == "emergency_stop"
             self._check_age(command_age_s(request.ts, self._wall_time()), urgent=urgent)
         except PayloadError as error:
-            log.info(
+            _log.info(
                 "mqtt_request_refused",
                 treadmill_id=treadmill.id,
                 topic=message.topic,
@@ -1038,7 +1038,7 @@ class MqttBridge:
                 try:
                     data = await self._upload_profile(request)
                 except ProfileUploadRefusedError as error:
-                    log.info(
+                    _log.info(
                         "profile_upload_refused",
                         code=error.code,
                         error=error.message,
@@ -1097,7 +1097,7 @@ class MqttBridge:
         profiles = self._profiles()
         if profiles == self._published_profiles:
             return
-        log.info("mqtt_profiles_republished", profiles=[entry["name"] for entry in profiles])
+        _log.info("mqtt_profiles_republished", profiles=[entry["name"] for entry in profiles])
         await self._publish_profiles(profiles)
         for treadmill in self._treadmills.values():
             await self._announce_discovery(treadmill)
@@ -1147,7 +1147,7 @@ class MqttBridge:
             wanted.startswith(tuple(own_reply_space)) or not wanted.startswith(daemon_owned)
         )
         if not allowed:
-            log.warning(
+            _log.warning(
                 "mqtt_response_topic_refused",
                 treadmill_id=route.treadmill_id,
                 response_topic=wanted,

@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 
 from treadmilld.mqtt.config import MqttCredentialError, MqttSettings
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 # Bound on the goodbye (`offline`) publish during a clean stop, so shutdown never hangs.
 GOODBYE_TIMEOUT_S = 2.0
@@ -89,6 +89,17 @@ def _only_mqtt_errors(error: BaseException) -> bool:
     if isinstance(error, BaseExceptionGroup):
         return all(_only_mqtt_errors(inner) for inner in error.exceptions)
     return isinstance(error, aiomqtt.MqttError)
+
+
+def _drop_cause(reader: asyncio.Task[None]) -> BaseException | None:
+    """Why the connection dropped: what aiomqtt chained to the `MqttError` that ended its
+    message iteration (None after a clean DISCONNECT from the broker)."""
+    error = None if reader.cancelled() else reader.exception()
+    if error is None:
+        return None
+    if not isinstance(error, aiomqtt.MqttError):
+        raise error  # a bug in reading, not a drop
+    return error.__cause__
 
 
 def _reason_code(error: BaseException | None) -> int | None:
@@ -349,6 +360,10 @@ class MqttLink:
         self._goodbye: Goodbye = goodbye if callable(goodbye) else tuple(goodbye)
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._client: aiomqtt.Client | None = None
+        # The current connection's messages, moved here by `_read` as they arrive and ended by
+        # how the connection ended; `_unread` counts the messages `messages()` has not taken.
+        self._inbox: asyncio.Queue[aiomqtt.Message | aiomqtt.MqttError] = asyncio.Queue()
+        self._unread = 0
         self._online = False
         self._stop = asyncio.Event()
         self._running = False
@@ -366,7 +381,8 @@ class MqttLink:
     @property
     def queued_incoming(self) -> int:
         """Messages received but not yet consumed through `messages()`."""
-        return len(self._client.messages) if self._client is not None else 0
+        waiting = len(self._client.messages) if self._client is not None else 0
+        return self._unread + waiting
 
     @property
     def v5(self) -> bool:
@@ -405,7 +421,7 @@ class MqttLink:
         try:
             client = self._make_client()
         except (MqttCredentialError, ssl.SSLError, OSError) as error:
-            log.exception("mqtt_config_invalid", error=str(error))
+            _log.exception("mqtt_config_invalid", error=str(error))
             raise
         self._client = client
         failures = 0
@@ -455,7 +471,7 @@ class MqttLink:
         if beyond < 0:
             return False
         if beyond % TAKEOVER_REPEAT_EVERY == 0:
-            log.error(
+            _log.error(
                 "mqtt_client_id_in_use",
                 broker=settings.url,
                 client_id=settings.client_id,
@@ -484,7 +500,7 @@ class MqttLink:
             )
         else:
             hint = broker_problem(self._settings, error)
-        log.warning(
+        _log.warning(
             "mqtt_connection_lost" if was_online else "mqtt_connect_failed",
             broker=self._settings.url,
             error=str(error),
@@ -501,10 +517,14 @@ class MqttLink:
     ) -> None:
         self.connect_count += 1
         self._connected_at = asyncio.get_running_loop().time()
-        drained = await self._drain(client)
+        # The last connection's unread messages are as stale as the ones aiomqtt still holds.
+        drained = self._unread + await self._drain(client)
         self.stale_dropped += drained
+        inbox: asyncio.Queue[aiomqtt.Message | aiomqtt.MqttError] = asyncio.Queue()
+        self._inbox, self._unread = inbox, 0
+        reader = asyncio.create_task(self._read(client, inbox), name="mqtt-reader")
         self._online = True
-        log.info(
+        _log.info(
             "mqtt_connected",
             broker=self._settings.url,
             client_id=self._settings.client_id,
@@ -512,27 +532,25 @@ class MqttLink:
         )
         session_task = asyncio.create_task(session(), name="mqtt-session")
         stop_task = asyncio.create_task(self._stop.wait(), name="mqtt-stop-wait")
-        # aiomqtt resolves this future when the connection drops. Watching it means a lost
-        # connection is noticed even while the session is not reading messages (aiomqtt 2
-        # offers no public hook for it).
-        dropped: asyncio.Future[None] = client._disconnected
-        waiting: set[asyncio.Future[Any]] = {session_task, stop_task, dropped}
+        # The reader ends when the connection drops, so a lost connection is noticed even
+        # while the session is not reading messages.
+        waiting: set[asyncio.Future[Any]] = {session_task, stop_task, reader}
         try:
             while True:
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if stop_task in done:
                     break
-                if dropped.done():
+                if reader.done():
                     # Checked before the session: a drop also fails the session's reads and
                     # pending publishes, and the drop is the cause worth reporting. A bug in
                     # the session still surfaces as itself.
+                    cause = _drop_cause(reader)
                     if session_task.done() and not session_task.cancelled():
                         failure = session_task.exception()
                         if failure is not None and not _only_mqtt_errors(failure):
                             await self._cancel(stop_task)
                             raise failure
                     await self._cancel(session_task, stop_task)
-                    cause = None if dropped.cancelled() else dropped.exception()
                     raise BrokerDroppedError(
                         f"connection to the broker was lost: {cause}",
                         reason_code=_reason_code(cause),
@@ -540,16 +558,36 @@ class MqttLink:
                 if session_task in done:
                     error = session_task.exception()
                     if error is not None:
-                        await self._cancel(stop_task)
+                        await self._cancel(stop_task, reader)
                         raise error  # the MqttError that ended the session: reconnect
                     waiting.discard(session_task)  # returned: stay connected until close()
         except asyncio.CancelledError:
             # Cancelled from outside (the daemon's TaskGroup shutting down): still say goodbye.
-            await self._cancel(session_task, stop_task)
+            await self._cancel(session_task, stop_task, reader)
             await self._say_goodbye()
             raise
-        await self._cancel(session_task, stop_task)
+        await self._cancel(session_task, stop_task, reader)
         await self._say_goodbye()
+
+    async def _read(
+        self, client: aiomqtt.Client, inbox: asyncio.Queue[aiomqtt.Message | aiomqtt.MqttError]
+    ) -> None:
+        """Move this connection's messages into `inbox` as they arrive, then how it ended.
+
+        aiomqtt 2 has no public callback for a lost connection; its message iteration raising
+        `MqttError` (the drop's reason chained as the cause) is the public sign. Iterating
+        here for the whole connection notices a drop whether or not the session reads.
+        """
+        ended = aiomqtt.MqttError("Disconnected during message iteration")
+        try:
+            async for message in client.messages:
+                inbox.put_nowait(message)
+                self._unread += 1
+        except aiomqtt.MqttError as error:
+            ended = error
+            raise
+        finally:
+            inbox.put_nowait(ended)  # so `messages()` ends with the connection
 
     @staticmethod
     async def _cancel(*tasks: asyncio.Task[object]) -> None:
@@ -572,9 +610,9 @@ class MqttLink:
             return goodbye
         try:
             return goodbye()
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged with its traceback below
             # Never leave without a word: the graceful DISCONNECT suppresses the Will.
-            log.exception("mqtt_goodbye_failed", hint="publishing the Will's message instead")
+            _log.exception("mqtt_goodbye_failed", hint="publishing the Will's message instead")
             return [self._will]
 
     async def _say_goodbye(self) -> None:
@@ -596,7 +634,7 @@ class MqttLink:
         if publishes:
             _, late = await asyncio.wait(publishes, timeout=GOODBYE_TIMEOUT_S)
             if late:
-                log.warning(
+                _log.warning(
                     "mqtt_goodbye_timed_out",
                     broker=self._settings.url,
                     unacknowledged=len(late),
@@ -631,7 +669,7 @@ class MqttLink:
     def _operation_done(self, future: asyncio.Future[Any]) -> None:
         self._inflight.discard(future)
         if not future.cancelled() and future.exception() is not None:
-            log.debug("mqtt_operation_failed_after_caller_left", error=str(future.exception()))
+            _log.debug("mqtt_operation_failed_after_caller_left", error=str(future.exception()))
 
     async def close(self) -> None:
         """Publish the goodbye messages, disconnect cleanly and let `run()` return."""
@@ -650,8 +688,15 @@ class MqttLink:
     async def messages(self) -> AsyncIterator[IncomingMessage]:
         """Messages of the current connection, in arrival order; raises `MqttError` when the
         connection drops."""
-        client = self._require_client()
-        async for message in client.messages:
+        self._require_client()
+        inbox = self._inbox
+        while True:
+            message = await inbox.get()
+            if isinstance(message, aiomqtt.MqttError):
+                inbox.put_nowait(message)  # a later read of this connection ends the same way
+                raise aiomqtt.MqttError(str(message)) from message.__cause__
+            if inbox is self._inbox:
+                self._unread -= 1
             payload = message.payload
             response_topic: str | None = None
             correlation: bytes | None = None
@@ -684,7 +729,7 @@ class MqttLink:
         client = self._client
         if client is None or not self._online:
             if qos > 0:
-                log.debug("mqtt_publish_dropped_offline", topic=topic)
+                _log.debug("mqtt_publish_dropped_offline", topic=topic)
             return False
         properties: Properties | None = None
         if correlation_data is not None and self.v5:
@@ -695,7 +740,7 @@ class MqttLink:
                 client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
             )
         except aiomqtt.MqttError as error:
-            log.debug("mqtt_publish_failed", topic=topic, error=str(error))
+            _log.debug("mqtt_publish_failed", topic=topic, error=str(error))
             return False
         return True
 

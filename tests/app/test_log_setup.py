@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from treadmilld.app.logging import LogFormat, LogLevel, configure_logging
+from treadmilld.app.log_setup import LogFormat, LogLevel, configure_logging
 from treadmilld.engine.api import Phase
 
 

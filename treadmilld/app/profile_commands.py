@@ -1,20 +1,25 @@
-"""`treadmilld profiles list | show NAME|FILE | check PATH...`, as plain functions writing to `out`.
+"""`treadmilld profiles list | show NAME|FILE | check PATH...`: the text the CLI prints.
 
-The daemon's CLI wires them to argparse; each returns the process exit code.
+Plain functions writing to `out`, each returning the process exit code; `profiles_command`
+wires them to argparse. What they render comes from the engine (the library, the one profile
+check `check_profile_file`, the planner, the calorie model); only the text is made here.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from treadmilld.engine.api import Direction, ProfileIssue
-from treadmilld.engine.calories import check_body_weight, estimate_kcal
+from treadmilld.app.settings import load_settings
+from treadmilld.engine.api import ProfileIssue
+from treadmilld.engine.calories import check_body_weight, plan_kcal
 from treadmilld.engine.library import ProfileLibrary, UnknownProfileError, check_profile_file
 from treadmilld.engine.limits import SafetyLimits, effective_limits
-from treadmilld.engine.planner import SegmentKind, WorkoutPlan, plan_workout
+from treadmilld.engine.planner import SegmentKind, plan_workout
 from treadmilld.engine.profile import Profile, ProfileError
 
 EXIT_OK = 0
@@ -40,28 +45,6 @@ def list_profiles(out: TextIO, library: ProfileLibrary) -> int:
     for issue in library.issues:
         out.write(f"skipped invalid profile: {issue}\n")
     return EXIT_OK
-
-
-def plan_kcal(plan: WorkoutPlan, body_weight_kg: float) -> float:
-    """Estimated energy of a plan: every step sliced into 1 s pieces at its planned values."""
-    pieces: list[tuple[float, float, float, Direction]] = []
-    for segment in plan.segments:
-        if segment.kind is not SegmentKind.WALK:
-            continue
-        for step in segment.steps:
-            remaining = step.duration_s
-            elapsed = 0.0
-            while remaining > 1e-9:
-                piece = min(1.0, remaining)
-                middle = (elapsed + piece / 2) / step.duration_s
-                speed = step.from_speed_kmh + (step.speed_kmh - step.from_speed_kmh) * middle
-                incline = (
-                    step.from_incline_pct + (step.incline_pct - step.from_incline_pct) * middle
-                )
-                pieces.append((piece, speed, incline, step.direction))
-                elapsed += piece
-                remaining -= piece
-    return estimate_kcal(pieces, body_weight_kg)
 
 
 def show_profile(
@@ -193,3 +176,22 @@ def check_profiles(out: TextIO, paths: Sequence[Path]) -> int:
     bad_files = len({issue.file for issue in issues})
     out.write(f"{len(seen)} valid, {bad_files} invalid ({len(issues)} problem(s))\n")
     return EXIT_INVALID if issues else EXIT_OK
+
+
+def profiles_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """The profile commands, with the limits and profile directory of `--config` when one is
+    given (built-in profiles and default limits otherwise)."""
+    # Lazily: the assembly pulls in the BLE and MQTT layers, which the text functions above
+    # (and the tests that call them) never need.
+    from treadmilld.app.assembly import profile_library  # noqa: PLC0415
+
+    stream = sys.stdout if out is None else out
+    config: Path | None = getattr(args, "config", None)
+    settings = load_settings(config)[0] if config is not None else None
+    library = profile_library(settings)
+    limits = settings.limits if settings is not None else SafetyLimits()
+    if args.profiles_command == "list":
+        return list_profiles(stream, library)
+    if args.profiles_command == "show":
+        return show_profile(stream, library, args.name, args.weight, limits)
+    return check_profiles(stream, args.paths)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from treadmilld.app.profile_commands import check_profiles, list_profiles, show_profile
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import SafetyLimits
-from treadmilld.engine.profiles_cli import check_profiles, list_profiles, show_profile
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 

@@ -1,5 +1,9 @@
 """A throwaway local broker for the demo and the tests. Never for a gym.
 
+Its own distribution, `treadmilld-broker` (a uv workspace member, like the simulator), so the
+daemon's wheel never carries it: `treadmilld demo` imports it lazily and it is installed with
+the `demo` extra (`demo-broker` adds the amqtt fallback).
+
 Prefers a real mosquitto (exact retained and MQTT v5 semantics); without the binary it runs
 amqtt in-process (MQTT 3.1.1 only, and it may deliver a retained message twice: harmless for
 idempotent state topics). Readiness is a real CONNACK, not merely an open TCP port.
@@ -21,7 +25,7 @@ from typing import Any, Literal, Self
 
 import structlog
 
-log = structlog.get_logger()
+_log = structlog.get_logger(__name__)
 
 BrokerKind = Literal["mosquitto", "amqtt"]
 
@@ -218,7 +222,7 @@ class EmbeddedBroker:
             await self._start_amqtt()
         else:
             await self._start_mosquitto()
-        log.info("embedded_broker_started", kind=self.kind, url=self.url)
+        _log.info("embedded_broker_started", kind=self.kind, url=self.url)
 
     async def stop(self, *, kill: bool = False) -> None:
         """Stop the broker (SIGKILL with `kill=True`: no goodbyes, clients see a dead link)."""
@@ -229,7 +233,7 @@ class EmbeddedBroker:
                     await broker.shutdown()
             except TimeoutError:
                 # In-process there is nothing to kill; the listener is closed by now.
-                log.warning("embedded_broker_shutdown_timed_out", kind="amqtt", url=self.url)
+                _log.warning("embedded_broker_shutdown_timed_out", kind="amqtt", url=self.url)
             return
         process, self._process = self._process, None
         if process is None or process.poll() is not None:

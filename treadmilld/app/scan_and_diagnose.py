@@ -1,8 +1,9 @@
-"""`treadmilld scan`, `treadmilld diagnose` and `treadmilld profiles ...`."""
+"""`treadmilld scan` and `treadmilld diagnose`: the treadmills nearby, this machine's report
+with a round trip through the broker, and the CLI side of a deck's probe (`diagnose --treadmill`,
+whose probe itself is `treadmilld/app/diagnose.py`)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import hashlib
@@ -308,25 +309,3 @@ def diagnose_deck_command(
     stream.write(summary)
     stream.write(f"\n(treadmilld {__version__}; paste this into a bug report with the trace)\n")
     return EXIT_OK
-
-
-# -- profiles -----------------------------------------------------------------------------
-
-
-def profiles_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """The engine's profile commands, with the limits and profile directory of `--config`
-    when one is given (built-in profiles and default limits otherwise)."""
-    from treadmilld.app.assembly import profile_library  # noqa: PLC0415
-    from treadmilld.engine import profiles_cli  # noqa: PLC0415
-    from treadmilld.engine.limits import SafetyLimits  # noqa: PLC0415
-
-    stream = sys.stdout if out is None else out
-    config: Path | None = getattr(args, "config", None)
-    settings = load_settings(config)[0] if config is not None else None
-    library = profile_library(settings)
-    limits = settings.limits if settings is not None else SafetyLimits()
-    if args.profiles_command == "list":
-        return profiles_cli.list_profiles(stream, library)
-    if args.profiles_command == "show":
-        return profiles_cli.show_profile(stream, library, args.name, args.weight, limits)
-    return profiles_cli.check_profiles(stream, args.paths)
