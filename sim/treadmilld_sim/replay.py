@@ -58,8 +58,8 @@ from treadmilld.ble.trace import (
     service_of,
     to_hex,
 )
-from treadmilld.clock import Clock, LoopClock
 from treadmilld.ftms import CONTROL_POINT_UUID
+from treadmilld.runtime.clock import Clock, LoopClock
 from treadmilld_sim.fleet import SimulatedFleet
 from treadmilld_sim.link import SimulatedRadio
 from treadmilld_sim.server import lose_link

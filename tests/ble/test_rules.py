@@ -15,7 +15,6 @@ from treadmilld.ble.discovery import classify, is_target
 from treadmilld.ble.gatt import Advertisement
 from treadmilld.ble.quirks import KM_PER_MILE, STANDARD, Quirks, SpeedUnit, quirks_for_name
 from treadmilld.ble.timing import ReconnectBackoff, wait_for_on_clock
-from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
     FTMS_SERVICE_UUID,
     FtmsServiceData,
@@ -24,6 +23,7 @@ from treadmilld.ftms import (
     SpeedRange,
     encode_ftms_service_data,
 )
+from treadmilld.runtime.clock import LoopClock
 
 # -- targets
 

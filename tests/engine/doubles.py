@@ -33,7 +33,6 @@ from treadmilld.ble.api import (
     TelemetryReceived,
     TreadmillCapabilities,
 )
-from treadmilld.clock import Clock
 from treadmilld.ftms import (
     FitnessMachineFeature,
     InclinationRange,
@@ -48,6 +47,7 @@ from treadmilld.ftms import (
     TargetSpeedChanged,
     TreadmillData,
 )
+from treadmilld.runtime.clock import Clock
 
 WriteKind = Literal["start", "speed", "incline", "pause", "stop", "refused", "reset"]
 

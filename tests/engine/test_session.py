@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from treadmilld.clock import LoopClock
 from treadmilld.engine.api import (
     AbortReason,
     BeltState,
@@ -31,6 +30,7 @@ from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import LimitSet, SafetyLimits
 from treadmilld.engine.profile import parse_profile
 from treadmilld.ftms import SpeedRange, StopKind
+from treadmilld.runtime.clock import LoopClock
 
 from .doubles import (
     DeckBehaviour,

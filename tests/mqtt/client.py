@@ -15,11 +15,11 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from treadmilld.clock import Clock
 from treadmilld.engine.api import ProfileCatalog, TreadmillController
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.embedded_broker import EmbeddedBroker
+from treadmilld.runtime.clock import Clock
 
 from .doubles import StaticCatalog
 

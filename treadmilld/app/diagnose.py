@@ -41,7 +41,6 @@ from treadmilld.ble.trace import (
     TraceWriter,
     TracingGattBackend,
 )
-from treadmilld.clock import Clock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,
@@ -67,6 +66,7 @@ from treadmilld.ftms import (
     decode_treadmill_data,
     encode_control_request,
 )
+from treadmilld.runtime.clock import Clock
 
 _log = structlog.get_logger(__name__)
 

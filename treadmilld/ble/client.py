@@ -59,7 +59,6 @@ from treadmilld.ble.gatt import (
 )
 from treadmilld.ble.quirks import Quirks, SpeedUnit, speed_from_deck
 from treadmilld.ble.timing import ReconnectBackoff, sleep_until_set, wait_for_on_clock
-from treadmilld.clock import Clock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,
@@ -107,6 +106,7 @@ from treadmilld.ftms import (
     merge_treadmill_data,
 )
 from treadmilld.ftms.vendor import incline_table_index, incline_table_value
+from treadmilld.runtime.clock import Clock
 
 if TYPE_CHECKING:
     from treadmilld.ble.bleak_io import ClientBackend, ScannerBackend

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from treadmilld.clock import Clock
+from treadmilld.runtime.clock import Clock
 
 NotificationCallback = Callable[[bytes], None]
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from treadmilld.ble.config import BackoffSettings
-from treadmilld.clock import Clock
+from treadmilld.runtime.clock import Clock
 
 T = TypeVar("T")
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from treadmilld.clock import Clock
 from treadmilld.engine.api import BeltState
+from treadmilld.runtime.clock import Clock
 
 # At or below this measured speed the belt counts as standing. Well under the lowest speed any
 # deck runs at (0.5 km/h on most FTMS treadmills; 0.96 km/h on the Urevo E1L, whose Supported

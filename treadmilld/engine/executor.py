@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import structlog
 
-from treadmilld.clock import Clock
 from treadmilld.engine.api import (
     AbortReason,
     BeltState,
@@ -42,6 +41,7 @@ from treadmilld.engine.planner import (
     StepKind,
     WorkoutPlan,
 )
+from treadmilld.runtime.clock import Clock
 
 log = structlog.get_logger()
 

@@ -35,7 +35,6 @@ from treadmilld.ble.api import (
     TelemetryReceived,
     TreadmillLink,
 )
-from treadmilld.clock import Clock
 from treadmilld.engine.api import (
     MAX_BODY_WEIGHT_KG,
     MIN_BODY_WEIGHT_KG,
@@ -86,6 +85,7 @@ from treadmilld.ftms import (
     TargetInclineChanged,
     TargetSpeedChanged,
 )
+from treadmilld.runtime.clock import Clock
 
 log = structlog.get_logger()
 

@@ -30,7 +30,6 @@ from typing import Any
 
 import structlog
 
-from treadmilld.clock import Clock, LoopClock
 from treadmilld.engine.api import (
     MAX_PROFILE_BYTES,
     CommandRejectedError,
@@ -62,6 +61,7 @@ from treadmilld.mqtt.payloads import (
     transaction_of,
 )
 from treadmilld.mqtt.state import display_state
+from treadmilld.runtime.clock import Clock, LoopClock
 
 log = structlog.get_logger()
 

@@ -1,0 +1,1 @@
+"""The async runtime every layer shares: no bleak, no aiomqtt, nothing of treadmills."""
