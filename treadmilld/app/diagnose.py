@@ -34,7 +34,6 @@ from treadmilld.ble.gatt import (
     GattConnection,
     GattError,
 )
-from treadmilld.ble.timing import wait_for_on_clock
 from treadmilld.ble.trace import (
     KNOWN_CHARACTERISTICS,
     TraceLimits,
@@ -67,6 +66,7 @@ from treadmilld.ftms import (
     encode_control_request,
 )
 from treadmilld.runtime.clock import Clock
+from treadmilld.runtime.waiting import wait_for_on_clock
 
 _log = structlog.get_logger(__name__)
 
