@@ -86,6 +86,8 @@ from treadmilld.ftms import (
     TargetSpeedChanged,
 )
 from treadmilld.runtime.clock import Clock
+from treadmilld.runtime.fanout import FanOut
+from treadmilld.runtime.waiting import wait_any
 
 log = structlog.get_logger()
 
@@ -106,36 +108,8 @@ STOP_RETRY_S = 2.0
 # measured speed was lower (a record can be a second old).
 MIN_STOP_ALLOWANCE_KMH = 1.0
 # Events kept per subscriber before the oldest are dropped (a stalled reader loses old news,
-# never blocks the engine).
+# never blocks the engine; runtime/fanout.py has the policy).
 SUBSCRIBER_QUEUE_SIZE = 1000
-
-
-class _Subscription:
-    """One subscriber's queue; registered when created, so nothing after `events()` is lost."""
-
-    def __init__(self, owner: set[_Subscription]) -> None:
-        self._owner = owner
-        self._queue: asyncio.Queue[SessionEvent | None] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
-        owner.add(self)
-
-    def put(self, event: SessionEvent | None) -> None:
-        if self._queue.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self._queue.get_nowait()
-        self._queue.put_nowait(event)
-
-    def __aiter__(self) -> _Subscription:
-        return self
-
-    async def __anext__(self) -> SessionEvent:
-        event = await self._queue.get()
-        if event is None:
-            self._owner.discard(self)
-            raise StopAsyncIteration
-        return event
-
-    async def aclose(self) -> None:
-        self._owner.discard(self)
 
 
 def _check_body_weight(weight: float) -> None:
@@ -174,7 +148,9 @@ class WorkoutSession:
         self._governor = SafetyGovernor(
             link, clock, observer=self._observer, on_limit=self._on_limit
         )
-        self._subscribers: set[_Subscription] = set()
+        self._subscribers: FanOut[SessionEvent] = FanOut(
+            f"session {link.treadmill_id}", maxsize=SUBSCRIBER_QUEUE_SIZE
+        )
         self._phase = Phase.IDLE
         self._plan: WorkoutPlan | None = None
         self._executor: WorkoutExecutor | None = None
@@ -341,11 +317,10 @@ class WorkoutSession:
         self._outcome = outcome
 
     def events(self) -> AsyncIterator[SessionEvent]:
-        return _Subscription(self._subscribers)
+        return self._subscribers.subscribe()
 
     def _emit(self, event: SessionEvent) -> None:
-        for subscriber in list(self._subscribers):
-            subscriber.put(event)
+        self._subscribers.publish(event)
 
     def _changed(self) -> None:
         self._emit(
@@ -394,11 +369,9 @@ class WorkoutSession:
                     self._guarded("watchdog", self._watchdog),
                     name=f"session-watchdog-{self.treadmill_id}",
                 )
-                closed = asyncio.ensure_future(self._closed.wait())
                 try:
-                    await asyncio.wait({consumer, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    await wait_any(events=(self._closed,), futures=(consumer,))
                 finally:
-                    closed.cancel()
                     consumer.cancel()
                     watchdog.cancel()
                     # Nothing outlives the session's loops: with no link events a workout
@@ -459,8 +432,7 @@ class WorkoutSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await stop_task
         self._closed.set()
-        for subscriber in list(self._subscribers):
-            subscriber.put(None)
+        self._subscribers.end_subscriptions()
 
     async def _cancel_executor(self) -> None:
         task = self._executor_task
