@@ -21,6 +21,7 @@ from treadmilld.ble.api import (
     ControlRejectedError,
     ControlTimeoutError,
     LinkConnected,
+    LinkLostCause,
 )
 from treadmilld.ble.bleak_io import BleakGattBackend
 from treadmilld.ble.client import BleTreadmillLink
@@ -275,3 +276,20 @@ async def test_a_stop_right_after_a_cancelled_speed_write_waits_for_that_procedu
 
         assert requests[-1] == StopOrPause(kind=StopKind.STOP)
         await lut.belt_at(0.0)
+
+
+async def test_link_lost_says_its_cause_silent_deck_or_dropped_link(fleet: SimulatedFleet) -> None:
+    # The engine reports `no_data` or `link_lost` from this cause alone, never from the text.
+    treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-CAUSE"))
+    settings = LinkSettings(liveness_timeout_s=3.0)
+    async with running_link(fleet, treadmill, settings=settings) as lut:
+        await lut.connected()
+        await lut.link.start_belt()
+        await lut.telemetry_where(lambda t: t.belt_moving)
+        treadmill.faults.moving_data_rate_hz = 1 / 60
+        silent = await lut.lost()
+        treadmill.faults.moving_data_rate_hz = None
+        await lut.connected()
+        await treadmill.drop_link()
+        dropped = await lut.lost()
+    assert (silent.cause, dropped.cause) == (LinkLostCause.NO_DATA, LinkLostCause.DROPPED)

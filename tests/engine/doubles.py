@@ -28,6 +28,7 @@ from treadmilld.ble.api import (
     LinkConnected,
     LinkEvent,
     LinkLost,
+    LinkLostCause,
     MachineStatusReceived,
     NotConnectedError,
     Telemetry,
@@ -209,12 +210,12 @@ class ObedientTreadmill:
         self.link_log.append((self.clock.now(), True))
         self.publish(LinkConnected(self._capabilities, self.clock.now()))
 
-    def drop_link(self, reason: str) -> None:
+    def drop_link(self, reason: str, cause: LinkLostCause = LinkLostCause.DROPPED) -> None:
         """The link goes down (the belt does whatever the deck does on its own)."""
         now = self.clock.now()
         self._state = ConnectionState.DISCONNECTED
         self.link_log.append((now, False))
-        self.publish(LinkLost(reason, now))
+        self.publish(LinkLost(reason, now, cause))
 
     async def run(self) -> None:
         self.connect()

@@ -32,6 +32,7 @@ from treadmilld.ble.api import (
     LinkError,
     LinkEvent,
     LinkLost,
+    LinkLostCause,
     MachineStatusReceived,
     NotConnectedError,
     Telemetry,
@@ -115,10 +116,11 @@ T = TypeVar("T")
 
 _log = structlog.get_logger(__name__)
 
-# `LinkLost.reason` values, so the engine can tell a silent deck from a dropped link.
+# `LinkLost.reason` texts (for people and logs; the engine reads `LinkLost.cause`).
 REASON_CLOSED: Final = "link closed"
 REASON_DROPPED: Final = "the treadmill or the Bluetooth stack dropped the connection"
 REASON_NO_DATA_PREFIX: Final = "no treadmill data for"  # followed by the liveness timeout
+REASON_PUMP_STOPPED: Final = "notification processing stopped unexpectedly"
 
 HINT_NOT_FOUND: Final = (
     "is the treadmill on and in range? is another app connected (it stops advertising then)? "
@@ -336,9 +338,9 @@ class BleTreadmillLink:
                     continue
                 failures = 0
                 session = outcome
-                reason = await self._supervise(session)
+                cause, reason = await self._supervise(session)
                 healthy_for = self._clock.now() - session.connected_at
-                await self._end_session(session, reason)
+                await self._end_session(session, reason, cause)
                 if healthy_for >= self._settings.backoff.reset_after_healthy_s:
                     self._backoff.reset()
                 if self._closing.is_set():
@@ -354,7 +356,7 @@ class BleTreadmillLink:
         finally:
             current = self._session
             if current is not None:
-                await self._end_session(current, REASON_CLOSED)
+                await self._end_session(current, REASON_CLOSED, LinkLostCause.CLOSED)
             self._state = ConnectionState.DISCONNECTED
             self._finish_subscriptions()
             self._run_done.set()
@@ -368,7 +370,7 @@ class BleTreadmillLink:
         else:
             session = self._session
             if session is not None:
-                await self._end_session(session, REASON_CLOSED)
+                await self._end_session(session, REASON_CLOSED, LinkLostCause.CLOSED)
             self._finish_subscriptions()
         self._log.info("link_closed")
 
@@ -647,19 +649,19 @@ class BleTreadmillLink:
 
     # ------------------------------------------------------------------ supervise / end
 
-    async def _supervise(self, session: _Session) -> str:
-        """Wait until the session ends; returns why."""
+    async def _supervise(self, session: _Session) -> tuple[LinkLostCause, str]:
+        """Wait until the session ends; returns why (the cause, and its text)."""
         liveness = self._settings.liveness_timeout_s
         while True:
             if self._closing.is_set():
-                return REASON_CLOSED
+                return LinkLostCause.CLOSED, REASON_CLOSED
             if session.disconnected.is_set():
-                return REASON_DROPPED
+                return LinkLostCause.DROPPED, REASON_DROPPED
             if session.pump is not None and session.pump.done():
-                return "notification processing stopped unexpectedly"
+                return LinkLostCause.FAILED, REASON_PUMP_STOPPED
             silent_for = self._clock.now() - session.last_data_at
             if silent_for >= liveness:
-                return f"{REASON_NO_DATA_PREFIX} {liveness:g} s"
+                return LinkLostCause.NO_DATA, f"{REASON_NO_DATA_PREFIX} {liveness:g} s"
             await wait_any(
                 events=(self._closing, session.disconnected),
                 futures=() if session.pump is None else (session.pump,),
@@ -667,7 +669,7 @@ class BleTreadmillLink:
                 clock=self._clock,
             )
 
-    async def _end_session(self, session: _Session, reason: str) -> None:
+    async def _end_session(self, session: _Session, reason: str, cause: LinkLostCause) -> None:
         if self._session is not session:
             return
         self._session = None
@@ -682,9 +684,9 @@ class BleTreadmillLink:
                 )
             )
         now = self._clock.now()
-        level = self._log.info if reason == REASON_CLOSED else self._log.warning
-        level("link_lost", reason=reason)
-        self._emit(LinkLost(reason=reason, at=now, silent=reason.startswith(REASON_NO_DATA_PREFIX)))
+        level = self._log.info if cause is LinkLostCause.CLOSED else self._log.warning
+        level("link_lost", reason=reason, cause=cause.value)
+        self._emit(LinkLost(reason=reason, at=now, cause=cause))
         if session.pump is not None:
             await self._reap(session.pump)
         if not session.disconnected.is_set():

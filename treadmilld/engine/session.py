@@ -30,6 +30,7 @@ from treadmilld.ble.api import (
     LinkError,
     LinkEvent,
     LinkLost,
+    LinkLostCause,
     MachineStatusReceived,
     NotConnectedError,
     TelemetryReceived,
@@ -537,7 +538,9 @@ class WorkoutSession:
         if self._governor.belt_moving or self._phase in ACTIVE_PHASES or self._stop_pending():
             # The treadmill may keep running by itself: stop it as soon as the link is back.
             self._stop_on_reconnect = True
-        reason = AbortReason.NO_DATA if event.silent else AbortReason.LINK_LOST
+        reason = (
+            AbortReason.NO_DATA if event.cause is LinkLostCause.NO_DATA else AbortReason.LINK_LOST
+        )
         await self._abort(reason, f"link lost: {event.reason}", stop_belt=False)
         self._governor.belt_stopped_by_treadmill()
 
