@@ -73,13 +73,13 @@ async def measure(seconds: float, profiles_dir: Path) -> tuple[list[float], list
     from treadmilld.ble.api import LinkConnected
     from treadmilld.ble.client import BleTreadmillLink
     from treadmilld.ble.config import LinkSettings, TargetSelector
-    from treadmilld.clock import LoopClock
     from treadmilld.engine.api import WorkoutAborted, WorkoutFinished, WorkoutStarted
     from treadmilld.engine.library import ProfileLibrary
     from treadmilld.engine.limits import SafetyLimits
     from treadmilld.engine.planner import StepKind
     from treadmilld.engine.session import WorkoutSession
     from treadmilld.ftms import SetTargetSpeed
+    from treadmilld.runtime.clock import LoopClock
 
     clock = LoopClock()
     library = ProfileLibrary([profiles_dir])

@@ -71,11 +71,11 @@ async def run_profile(profile: str, profiles_dir: Path) -> tuple[float, float]:
     from treadmilld.ble.api import LinkConnected
     from treadmilld.ble.client import BleTreadmillLink
     from treadmilld.ble.config import LinkSettings, TargetSelector
-    from treadmilld.clock import LoopClock
     from treadmilld.engine.api import WorkoutAborted, WorkoutFinished
     from treadmilld.engine.library import ProfileLibrary
     from treadmilld.engine.limits import SafetyLimits
     from treadmilld.engine.session import WorkoutSession
+    from treadmilld.runtime.clock import LoopClock
 
     clock = LoopClock()
     async with SimulatedFleet(clock) as fleet:
@@ -125,7 +125,7 @@ def main() -> int:
     for module in REQUIRED:
         if importlib.util.find_spec(module) is None:
             return not_available(f"{module} is not importable yet")
-    from treadmilld.clock import VirtualTimeEventLoop
+    from treadmilld.runtime.clock import VirtualTimeEventLoop
 
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="treadmilld-bench-warp-") as tmp:

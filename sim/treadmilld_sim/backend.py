@@ -36,6 +36,7 @@ from bumble.att import ATT_Error
 from bumble.device import Device, Peer
 from bumble.hci import Address, HCI_Error, HCI_ErrorCode
 
+from treadmilld.runtime.background import Background
 from treadmilld_sim.link import SimulatedRadio
 
 _log = structlog.get_logger(__name__)
@@ -272,6 +273,8 @@ class _BumbleClientBase(BaseBleakClient):
         self._mtu = DEFAULT_ATT_MTU
         self._subscriptions: dict[int, Callable[[bytes], None]] = {}
         self._teardown_tasks: set[asyncio.Task[None]] = set()
+        # GATT requests whose caller left still finish (see `_gatt`).
+        self._requests = Background()
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -426,16 +429,13 @@ class _BumbleClientBase(BaseBleakClient):
         # Bumble's request still completes and consumes its response, as a BlueZ D-Bus call
         # would. Cancelling it instead leaves Bumble to set_result() on a cancelled future when
         # the response arrives (InvalidStateError inside its event handler).
-        request = asyncio.ensure_future(operation(peer))
         try:
-            return await asyncio.shield(request)
+            return await self._requests.shielded(operation(peer))
         except ATT_Error as error:
             raise BleakGATTProtocolError(error.error_code) from error
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
-                if not request.done():
-                    request.add_done_callback(_retrieve_outcome)
                 raise
             # Bumble cancels an outstanding request when the link drops; that is a failed
             # operation, not a cancellation of our caller.
@@ -508,10 +508,3 @@ class _BumbleClientBase(BaseBleakClient):
         if deliver is None:
             return
         await self._gatt(lambda peer: peer.unsubscribe(characteristic.obj, deliver))
-
-
-def _retrieve_outcome(request: asyncio.Future[Any]) -> None:
-    """Consume the outcome of a request nobody awaits any more (the caller was cancelled), so
-    asyncio does not report it as never retrieved."""
-    if not request.cancelled():
-        request.exception()

@@ -14,13 +14,13 @@ from bleak.backends.scanner import BaseBleakScanner
 from bumble.core import BaseBumbleError
 from bumble.hci import HCI_Error, HCI_ErrorCode
 
-from treadmilld.clock import Clock, LoopClock
 from treadmilld.ftms import (
     FTMS_SERVICE_UUID,
     FtmsServiceData,
     MachineType,
     encode_ftms_service_data,
 )
+from treadmilld.runtime.clock import Clock, LoopClock
 from treadmilld_sim.backend import make_backends
 from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
 from treadmilld_sim.link import SimulatedRadio

@@ -15,7 +15,6 @@ from enum import StrEnum
 
 import structlog
 
-from treadmilld.clock import Clock
 from treadmilld.ftms import (
     CodecError,
     ControlPermissionLost,
@@ -47,6 +46,7 @@ from treadmilld.ftms import (
     TreadmillData,
 )
 from treadmilld.ftms.vendor import incline_table_index, incline_table_value
+from treadmilld.runtime.clock import Clock
 from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
 
 _log = structlog.get_logger(__name__)

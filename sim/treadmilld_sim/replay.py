@@ -58,8 +58,9 @@ from treadmilld.ble.trace import (
     service_of,
     to_hex,
 )
-from treadmilld.clock import Clock, LoopClock
 from treadmilld.ftms import CONTROL_POINT_UUID
+from treadmilld.runtime.clock import Clock, LoopClock
+from treadmilld.runtime.waiting import sleep_until_set
 from treadmilld_sim.fleet import SimulatedFleet
 from treadmilld_sim.link import SimulatedRadio
 from treadmilld_sim.server import lose_link
@@ -497,17 +498,13 @@ class ReplayedDeck:
             if characteristic is None:
                 continue  # a notification on a characteristic the table lacks
             subscribed = self._subscribed[step.uuid]
-            if not subscribed.is_set() and step.uuid in self._recorded_subscriptions:
-                waiter = asyncio.ensure_future(subscribed.wait())
-                timer = asyncio.ensure_future(self._clock.sleep(SUBSCRIBE_WAIT_S))
-                try:
-                    await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiter.cancel()
-                    timer.cancel()
-                if not subscribed.is_set():
-                    _log.info("replay_notification_unsubscribed", uuid=step.uuid)
-                    continue
+            if (
+                not subscribed.is_set()
+                and step.uuid in self._recorded_subscriptions
+                and not await sleep_until_set(subscribed, SUBSCRIBE_WAIT_S, self._clock)
+            ):
+                _log.info("replay_notification_unsubscribed", uuid=step.uuid)
+                continue
             cccd = device.gatt_server.subscribers.get(connection, {}).get(characteristic.handle)
             bits = cccd[0] if cccd else 0
             try:

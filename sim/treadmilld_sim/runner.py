@@ -43,7 +43,7 @@ from bumble.transport import open_transport
 from pydantic import ValidationError
 
 from treadmilld.ble.trace import Trace, TraceFormatError, load_trace
-from treadmilld.clock import Clock, LoopClock, ScaledClock
+from treadmilld.runtime.clock import Clock, LoopClock, ScaledClock
 from treadmilld_sim.config import SimulatedTreadmillConfig
 from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill
 from treadmilld_sim.presets import PRESETS

@@ -17,7 +17,6 @@ from bumble.core import UUID, BaseBumbleError
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 from bumble.hci import HCI_Error, HCI_ErrorCode
 
-from treadmilld.clock import Clock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     DEVICE_INFORMATION_SERVICE_UUID,
@@ -57,6 +56,7 @@ from treadmilld.ftms.uuids import (
     uuid16,
 )
 from treadmilld.ftms.vendor import KINGSMITH_UNLOCK_CHARACTERISTIC_UUID
+from treadmilld.runtime.clock import Clock
 from treadmilld_sim.model import RunningState, TreadmillModel
 
 _log = structlog.get_logger(__name__)

@@ -31,7 +31,6 @@ from treadmilld.ble.trace import (
     WriteEvent,
     load_trace,
 )
-from treadmilld.clock import LoopClock, VirtualTimeEventLoop
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     MACHINE_STATUS_UUID,
@@ -42,6 +41,7 @@ from treadmilld.ftms import (
 )
 from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.link import check_broker
+from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
 
 T = TypeVar("T")
 

@@ -23,7 +23,7 @@ from treadmilld.ble.bleak_io import BleakGattBackend
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.trace import TraceWriter, TracingGattBackend
-from treadmilld.clock import LoopClock, VirtualTimeEventLoop
+from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
 
 T = TypeVar("T")
 WAIT_S = 60.0

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 import pytest
 from treadmilld_sim import SimulatedFleet
 
-from treadmilld.clock import LoopClock, VirtualTimeEventLoop
+from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
 
 
 def pytest_asyncio_loop_factories(

@@ -16,7 +16,6 @@ from treadmilld.ble.gatt import (
     GattError,
     NotificationCallback,
 )
-from treadmilld.clock import Clock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,
@@ -43,6 +42,7 @@ from treadmilld.ftms import (
     encode_inclination_range,
     encode_speed_range,
 )
+from treadmilld.runtime.clock import Clock
 
 STANDARD_VALUES: dict[str, bytes] = {
     FEATURE_UUID: encode_feature(

@@ -21,9 +21,12 @@ from treadmilld.ble.api import (
     ControlRejectedError,
     ControlTimeoutError,
     LinkConnected,
+    LinkLost,
+    LinkLostCause,
+    TelemetryReceived,
 )
 from treadmilld.ble.bleak_io import BleakGattBackend
-from treadmilld.ble.client import BleTreadmillLink
+from treadmilld.ble.client import SUBSCRIBER_QUEUE_SIZE, BleTreadmillLink
 from treadmilld.ble.config import BackoffSettings, LinkSettings, TargetSelector
 from treadmilld.ble.discovery import scan
 from treadmilld.ble.gatt import Advertisement, FoundDevice, GattConnection
@@ -35,6 +38,7 @@ from treadmilld.ftms import (
     StopKind,
     StopOrPause,
 )
+from treadmilld.runtime.fanout import Subscription
 
 
 async def test_link_dropped_mid_run_reconnects_without_touching_the_belt(
@@ -275,3 +279,47 @@ async def test_a_stop_right_after_a_cancelled_speed_write_waits_for_that_procedu
 
         assert requests[-1] == StopOrPause(kind=StopKind.STOP)
         await lut.belt_at(0.0)
+
+
+async def test_link_lost_says_its_cause_silent_deck_or_dropped_link(fleet: SimulatedFleet) -> None:
+    # The engine reports `no_data` or `link_lost` from this cause alone, never from the text.
+    treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-CAUSE"))
+    settings = LinkSettings(liveness_timeout_s=3.0)
+    async with running_link(fleet, treadmill, settings=settings) as lut:
+        await lut.connected()
+        await lut.link.start_belt()
+        await lut.telemetry_where(lambda t: t.belt_moving)
+        treadmill.faults.moving_data_rate_hz = 1 / 60
+        silent = await lut.lost()
+        treadmill.faults.moving_data_rate_hz = None
+        await lut.connected()
+        await treadmill.drop_link()
+        dropped = await lut.lost()
+    assert (silent.cause, dropped.cause) == (LinkLostCause.NO_DATA, LinkLostCause.DROPPED)
+
+
+async def test_a_lagging_subscriber_loses_old_telemetry_never_a_link_event(
+    fleet: SimulatedFleet,
+) -> None:
+    # 50 records a second for 40 s: twice the queue's bound, while one subscriber reads nothing.
+    treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-LAG", data_rate_hz=50.0))
+    async with running_link(fleet, treadmill) as lut:
+        lagging = lut.link.events()
+        assert isinstance(lagging, Subscription)
+        await lut.connected()
+        await asyncio.sleep(40.0)
+        dropped_at = fleet.clock.now()
+        await treadmill.drop_link()
+        await lut.lost()
+        await lut.connected()
+    received = [event async for event in lagging]
+    links = [type(event) for event in received if not isinstance(event, TelemetryReceived)]
+    # Both connects and both losses (the drop, then the close) came through, in order.
+    assert links == [LinkConnected, LinkLost, LinkConnected, LinkLost]
+    assert lagging.dropped > 0
+    assert len(received) == SUBSCRIBER_QUEUE_SIZE
+    # What was dropped is the oldest telemetry: the newest records are all still there.
+    before_drop = [
+        e.at for e in received if isinstance(e, TelemetryReceived) and e.at <= dropped_at
+    ]
+    assert before_drop[-1] >= dropped_at - 0.1

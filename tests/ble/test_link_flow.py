@@ -13,6 +13,7 @@ from treadmilld.ble.api import (
     ControlNotPermittedError,
     LinkConnected,
     LinkLost,
+    LinkLostCause,
     MachineStatusReceived,
     NotConnectedError,
     TelemetryReceived,
@@ -91,7 +92,7 @@ async def test_full_flow_connect_start_speed_incline_pause_stop_close(
         StopOrPause(StopKind.STOP),
     ]
     rest = [event async for event in lut.events]
-    assert rest[-1] == LinkLost(reason="link closed", at=rest[-1].at)
+    assert rest[-1] == LinkLost(reason="link closed", at=rest[-1].at, cause=LinkLostCause.CLOSED)
     assert (state_while_connected, lut.link.connection_state) == (
         ConnectionState.CONNECTED,
         ConnectionState.DISCONNECTED,

@@ -32,7 +32,6 @@ from treadmilld.ble.api import (
 from treadmilld.ble.client import HINT_NOT_TREADMILL, BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.gatt import GattBackend
-from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     MACHINE_STATUS_UUID,
@@ -42,6 +41,7 @@ from treadmilld.ftms import (
     TreadmillData,
     encode_treadmill_data,
 )
+from treadmilld.runtime.clock import LoopClock
 
 BOUND_S = 60.0
 # These decks only send what a test pushes: keep the liveness check out of the way.

@@ -34,7 +34,6 @@ from treadmilld.ble.api import (
 from treadmilld.ble.client import HINT_UNLOCK_MISSING, BleTreadmillLink
 from treadmilld.ble.config import BackoffSettings, LinkSettings, TargetSelector
 from treadmilld.ble.quirks import QUIRK_SETS, Quirks
-from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     TREADMILL_DATA_UUID,
@@ -50,6 +49,7 @@ from treadmilld.ftms import (
     encode_treadmill_data,
 )
 from treadmilld.ftms.vendor import KINGSMITH_UNLOCK_CHARACTERISTIC_UUID, KINGSMITH_UNLOCK_PAYLOAD
+from treadmilld.runtime.clock import LoopClock
 
 BOUND_S = 60.0
 

@@ -13,8 +13,8 @@ from treadmilld.ble.config import TargetSelector
 from treadmilld.ble.discovery import classify, is_target
 from treadmilld.ble.gatt import Advertisement, FirstMatch, merge_advertisements
 from treadmilld.ble.quirks import quirks_for_name
-from treadmilld.clock import LoopClock
 from treadmilld.ftms import FTMS_SERVICE_UUID, MachineType, uuid16
+from treadmilld.runtime.clock import LoopClock
 
 E1L = "C0:00:00:00:0E:11"
 # The E1L's FTMS service data, sent only in its scan response (AD `06 16 26 18 01 01 00`,

@@ -21,7 +21,6 @@ from treadmilld.ble.api import (
     TelemetryReceived,
     TrainingStatusReceived,
 )
-from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
     MACHINE_STATUS_UUID,
     TRAINING_STATUS_UUID,
@@ -32,6 +31,7 @@ from treadmilld.ftms import (
     StopOrPause,
     TargetSpeedChanged,
 )
+from treadmilld.runtime.clock import LoopClock
 
 # The E1L's connect sequence (excerpt, in order) and one status it sends when started.
 E1L_FRAMES = (

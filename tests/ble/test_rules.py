@@ -9,13 +9,11 @@ import pytest
 from pydantic import ValidationError
 
 from treadmilld.ble.api import ControlNotPermittedError, ControlRejectedError, LinkError
-from treadmilld.ble.config import BackoffSettings, LinkSettings, TargetSelector
+from treadmilld.ble.config import BackoffSettings, LinkSettings, ReconnectBackoff, TargetSelector
 from treadmilld.ble.control import clamp_to_range, rejection_error, speed_to_write
 from treadmilld.ble.discovery import classify, is_target
 from treadmilld.ble.gatt import Advertisement
 from treadmilld.ble.quirks import KM_PER_MILE, STANDARD, Quirks, SpeedUnit, quirks_for_name
-from treadmilld.ble.timing import ReconnectBackoff, wait_for_on_clock
-from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
     FTMS_SERVICE_UUID,
     FtmsServiceData,
@@ -24,6 +22,8 @@ from treadmilld.ftms import (
     SpeedRange,
     encode_ftms_service_data,
 )
+from treadmilld.runtime.clock import LoopClock
+from treadmilld.runtime.waiting import wait_for_on_clock
 
 # -- targets
 

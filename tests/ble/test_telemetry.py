@@ -22,8 +22,8 @@ from tests.ble.test_link_units import link_on, next_of
 from treadmilld.ble.api import LinkConnected, TelemetryReceived
 from treadmilld.ble.config import LinkSettings
 from treadmilld.ble.quirks import Quirks, SpeedUnit, speed_from_deck
-from treadmilld.clock import LoopClock, VirtualTimeEventLoop
 from treadmilld.ftms import TREADMILL_DATA_UUID, TreadmillData, encode_treadmill_data
+from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
 
 
 @dataclass(frozen=True)

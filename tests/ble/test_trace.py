@@ -34,7 +34,6 @@ from treadmilld.ble.trace import (
     WriteEvent,
     load_trace,
 )
-from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,
@@ -43,6 +42,7 @@ from treadmilld.ftms import (
     SPEED_RANGE_UUID,
     TREADMILL_DATA_UUID,
 )
+from treadmilld.runtime.clock import LoopClock
 
 
 def traced_link(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from treadmilld.clock import VirtualTimeEventLoop
+from treadmilld.runtime.clock import VirtualTimeEventLoop
 
 
 def pytest_asyncio_loop_factories(

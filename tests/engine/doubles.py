@@ -15,6 +15,7 @@ every write that reaches the deck, for invariants stated on the measured belt.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -27,13 +28,13 @@ from treadmilld.ble.api import (
     LinkConnected,
     LinkEvent,
     LinkLost,
+    LinkLostCause,
     MachineStatusReceived,
     NotConnectedError,
     Telemetry,
     TelemetryReceived,
     TreadmillCapabilities,
 )
-from treadmilld.clock import Clock
 from treadmilld.ftms import (
     FitnessMachineFeature,
     InclinationRange,
@@ -48,6 +49,9 @@ from treadmilld.ftms import (
     TargetSpeedChanged,
     TreadmillData,
 )
+from treadmilld.runtime.background import Background
+from treadmilld.runtime.clock import Clock
+from treadmilld.runtime.fanout import FanOut
 
 WriteKind = Literal["start", "speed", "incline", "pause", "stop", "refused", "reset"]
 
@@ -116,30 +120,6 @@ class DeckBehaviour:
     refuses_reset: bool = False
 
 
-def _retrieve(task: asyncio.Future[None]) -> None:
-    """A procedure finished with nobody awaiting it (its caller was cancelled): nothing to
-    report, the error (a link that dropped meanwhile) reached no one on the real link either."""
-    if not task.cancelled():
-        task.exception()
-
-
-class _Subscription:
-    def __init__(self, owner: set[_Subscription]) -> None:
-        self.queue: asyncio.Queue[LinkEvent | None] = asyncio.Queue()
-        self._owner = owner
-        owner.add(self)
-
-    def __aiter__(self) -> _Subscription:
-        return self
-
-    async def __anext__(self) -> LinkEvent:
-        event = await self.queue.get()
-        if event is None:
-            self._owner.discard(self)
-            raise StopAsyncIteration
-        return event
-
-
 class ObedientTreadmill:
     """A treadmill that obeys every command and reports its belt once a second."""
 
@@ -183,7 +163,10 @@ class ObedientTreadmill:
         self._state = ConnectionState.DISCONNECTED
         self._capabilities: TreadmillCapabilities | None = None
         self._telemetry = Telemetry(TreadmillData(), None)
-        self._subscribers: set[_Subscription] = set()
+        # A test treadmill never drops an event: its tests read everything it publishes.
+        self._events: FanOut[LinkEvent] = FanOut(f"test {treadmill_id}", maxsize=sys.maxsize)
+        # Procedures the engine stopped waiting for still finish, as on a real deck.
+        self._background = Background()
         self._closed = asyncio.Event()
         self.sends_data = True
 
@@ -206,11 +189,10 @@ class ObedientTreadmill:
         return self._telemetry
 
     def events(self) -> AsyncIterator[LinkEvent]:
-        return _Subscription(self._subscribers)
+        return self._events.subscribe()
 
     def publish(self, event: LinkEvent) -> None:
-        for subscriber in list(self._subscribers):
-            subscriber.queue.put_nowait(event)
+        self._events.publish(event)
 
     # ------------------------------------------------------------------ life
 
@@ -232,12 +214,12 @@ class ObedientTreadmill:
         self.link_log.append((self.clock.now(), True))
         self.publish(LinkConnected(self._capabilities, self.clock.now()))
 
-    def drop_link(self, reason: str) -> None:
+    def drop_link(self, reason: str, cause: LinkLostCause = LinkLostCause.DROPPED) -> None:
         """The link goes down (the belt does whatever the deck does on its own)."""
         now = self.clock.now()
         self._state = ConnectionState.DISCONNECTED
         self.link_log.append((now, False))
-        self.publish(LinkLost(reason, now))
+        self.publish(LinkLost(reason, now, cause))
 
     async def run(self) -> None:
         self.connect()
@@ -269,8 +251,7 @@ class ObedientTreadmill:
     async def close(self) -> None:
         self._closed.set()
         self._state = ConnectionState.DISCONNECTED
-        for subscriber in list(self._subscribers):
-            subscriber.queue.put_nowait(None)
+        self._events.end_subscriptions()
 
     # ------------------------------------------------------------------ physics
 
@@ -338,9 +319,7 @@ class ObedientTreadmill:
                 self._record(kind, value, sent_at)
                 act()
 
-        procedure = asyncio.ensure_future(late())
-        procedure.add_done_callback(_retrieve)
-        await asyncio.shield(procedure)
+        await self._background.shielded(late())
 
     def _start(self) -> None:
         if not self.running:

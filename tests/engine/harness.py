@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from treadmilld.clock import LoopClock, VirtualTimeEventLoop
 from treadmilld.engine.api import SessionEvent, StateChanged
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import SafetyLimits
 from treadmilld.engine.session import WorkoutSession
+from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
 
 from .doubles import ObedientTreadmill
 

@@ -12,12 +12,12 @@ from treadmilld_sim import SimulatedFleet, SimulatedTreadmill, SimulatedTreadmil
 
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
-from treadmilld.clock import Clock, LoopClock
 from treadmilld.engine.api import SessionEvent, StateChanged
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import SafetyLimits
 from treadmilld.engine.session import WorkoutSession
 from treadmilld.ftms import ControlRequest
+from treadmilld.runtime.clock import Clock, LoopClock
 
 # Virtual seconds any single wait may take before the test fails with a traceback.
 WAIT_BOUND_S = 4 * 3600.0

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from treadmilld.ble.api import TelemetryReceived
-from treadmilld.clock import LoopClock
 from treadmilld.engine.api import Direction
 from treadmilld.engine.governor import GovernorRefusedError, LimitNotice, SafetyGovernor
 from treadmilld.engine.limits import LimitSet, SafetyLimits, effective_limits
+from treadmilld.runtime.clock import LoopClock
 
 from .doubles import ObedientTreadmill
 

@@ -36,7 +36,6 @@ from treadmilld_sim import SimulatedTreadmillConfig
 from treadmilld_sim.presets import PRESETS
 
 from treadmilld.ble.client import incline_table_range
-from treadmilld.clock import LoopClock
 from treadmilld.engine.api import (
     AbortReason,
     CommandRejectedError,
@@ -65,6 +64,7 @@ from treadmilld.engine.limits import LimitSet, ProfileLimits, SafetyLimits
 from treadmilld.engine.profile import Profile, RepeatBlock, Segment
 from treadmilld.engine.session import WorkoutSession
 from treadmilld.ftms import InclinationRange, SpeedRange, StopKind
+from treadmilld.runtime.clock import LoopClock
 
 from .doubles import (
     BeltSample,

@@ -22,12 +22,12 @@ from treadmilld_sim.presets import PRESETS
 
 from treadmilld.ble.bleak_io import BleakGattBackend
 from treadmilld.ble.discovery import scan_with
-from treadmilld.clock import LoopClock
 from treadmilld.engine.api import AbortReason, Phase, StopOutcome, WorkoutAborted
 from treadmilld.engine.belt import SPEED_TOLERANCE_KMH
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.profile import parse_profile
 from treadmilld.ftms import MachineType, SetTargetInclination, SetTargetSpeed, StartOrResume
+from treadmilld.runtime.clock import LoopClock
 
 from .sim_rig import BeltSample, SimRig, sim_rig
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from treadmilld.clock import LoopClock
+from treadmilld.ble.api import ConnectionState, LinkLostCause
 from treadmilld.engine.api import (
     AbortReason,
     BeltState,
@@ -31,6 +31,7 @@ from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import LimitSet, SafetyLimits
 from treadmilld.engine.profile import parse_profile
 from treadmilld.ftms import SpeedRange, StopKind
+from treadmilld.runtime.clock import LoopClock
 
 from .doubles import (
     DeckBehaviour,
@@ -304,6 +305,31 @@ async def test_no_data_aborts() -> None:
         assert aborted.reason is AbortReason.NO_DATA
         assert aborted.at <= 100.0 + 5.0
         assert not r.treadmill.running
+
+
+@pytest.mark.parametrize(
+    ("cause", "text", "reason"),
+    [
+        # The reason text says the opposite of the cause: only the cause may decide.
+        (LinkLostCause.NO_DATA, "peer disconnected", AbortReason.NO_DATA),
+        (LinkLostCause.DROPPED, "no treadmill data for 3 s", AbortReason.LINK_LOST),
+        (LinkLostCause.FAILED, "silent liveness data", AbortReason.LINK_LOST),
+    ],
+)
+async def test_the_abort_reason_follows_the_link_lost_cause_not_its_text(
+    cause: LinkLostCause, text: str, reason: AbortReason
+) -> None:
+    class LosesItsLink(ObedientTreadmill):
+        def on_tick(self, now: float) -> None:
+            if now >= 100.0 and self.connection_state is ConnectionState.CONNECTED:
+                self.drop_link(text, cause)
+
+    async with rig(LosesItsLink) as r:
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is reason
 
 
 async def test_an_emergency_stop_after_an_unconfirmed_stop_keeps_its_alarm_time() -> None:

@@ -16,10 +16,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from treadmilld_broker import EmbeddedBroker
 
-from treadmilld.clock import Clock
 from treadmilld.engine.api import ProfileCatalog, TreadmillController
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
+from treadmilld.runtime.clock import Clock
 
 from .doubles import StaticCatalog
 

@@ -19,7 +19,7 @@ from treadmilld.ble.gatt import (
     GattConnection,
     NotificationCallback,
 )
-from treadmilld.clock import VirtualTimeEventLoop
+from treadmilld.runtime.clock import VirtualTimeEventLoop
 
 T = TypeVar("T")
 

@@ -20,7 +20,6 @@ from tests.reliability.harness import run_in_virtual_time
 from treadmilld.ble.api import LinkConnected, LinkEvent, LinkLost
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
-from treadmilld.clock import LoopClock
 from treadmilld.engine.api import Phase
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import SafetyLimits
@@ -31,6 +30,7 @@ from treadmilld.ftms import (
     SetTargetSpeed,
     StartOrResume,
 )
+from treadmilld.runtime.clock import LoopClock
 
 DROPS = 6  # per normal run
 # Virtual seconds to keep watching after each reconnect for anything starting the belt.

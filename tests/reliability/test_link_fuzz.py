@@ -18,7 +18,6 @@ from treadmilld.ble.api import LinkConnected, LinkError, LinkLost, TelemetryRece
 from treadmilld.ble.bleak_io import BleakGattBackend
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
-from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     MACHINE_STATUS_UUID,
@@ -36,6 +35,7 @@ from treadmilld.ftms import (
     encode_training_status,
     encode_treadmill_data,
 )
+from treadmilld.runtime.clock import LoopClock
 
 # Real payloads to mutate, so the fuzz reaches past the first length check of each decoder.
 SEEDS: dict[str, bytes] = {

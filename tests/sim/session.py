@@ -17,7 +17,6 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from treadmilld_sim import SimulatedFleet, SimulatedTreadmill
 
-from treadmilld.clock import VirtualTimeEventLoop
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     MACHINE_STATUS_UUID,
@@ -32,6 +31,7 @@ from treadmilld.ftms import (
     decode_training_status,
     encode_control_request,
 )
+from treadmilld.runtime.clock import VirtualTimeEventLoop
 
 # Generous bound for one test's waits: a hang (e.g. Bumble's connect-cancel) fails the test
 # here with a clear traceback instead of at pytest-timeout's process level.

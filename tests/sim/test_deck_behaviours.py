@@ -23,7 +23,6 @@ from treadmilld_sim import (
     SimulatedTreadmillConfig,
 )
 
-from treadmilld.clock import Clock, LoopClock
 from treadmilld.ftms import (
     ControlRequest,
     ControlResponse,
@@ -40,6 +39,7 @@ from treadmilld.ftms import (
     decode_treadmill_data,
     encode_control_request,
 )
+from treadmilld.runtime.clock import Clock, LoopClock
 
 from .session import TEST_TIMEOUT_S, FtmsSession, connected, run_in_virtual_time
 

@@ -7,7 +7,6 @@ import asyncio
 import pytest
 from treadmilld_sim import RunningState, SimulatedTreadmillConfig, TreadmillModel
 
-from treadmilld.clock import LoopClock, ScaledClock
 from treadmilld.ftms import (
     ControlPermissionLost,
     MachineStatus,
@@ -27,6 +26,7 @@ from treadmilld.ftms import (
     TrainingStatus,
     TrainingStatusCode,
 )
+from treadmilld.runtime.clock import LoopClock, ScaledClock
 
 from .session import run_in_virtual_time
 

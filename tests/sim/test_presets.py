@@ -26,7 +26,6 @@ from treadmilld_sim.fleet import build_advertising_payloads
 from treadmilld_sim.presets import PRESETS
 from treadmilld_sim.runner import build_parser, configs_from_arguments
 
-from treadmilld.clock import Clock, LoopClock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,
@@ -51,6 +50,7 @@ from treadmilld.ftms import (
 )
 from treadmilld.ftms.uuids import uuid16
 from treadmilld.ftms.vendor import KINGSMITH_UNLOCK_CHARACTERISTIC_UUID
+from treadmilld.runtime.clock import Clock, LoopClock
 
 from .session import TEST_TIMEOUT_S, FtmsSession, connected, find_device, run_in_virtual_time
 

@@ -16,7 +16,6 @@ from treadmilld_sim import (
     SimulatedTreadmillConfig,
 )
 
-from treadmilld.clock import LoopClock
 from treadmilld.ftms import (
     ControlOpcode,
     RequestControl,
@@ -26,6 +25,7 @@ from treadmilld.ftms import (
     TreadmillDataAssembler,
     decode_treadmill_data,
 )
+from treadmilld.runtime.clock import LoopClock
 
 from .session import TEST_TIMEOUT_S, FtmsSession, connected, run_in_virtual_time
 

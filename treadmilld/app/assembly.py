@@ -27,11 +27,11 @@ from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import TargetSelector
 from treadmilld.ble.gatt import GattBackend
 from treadmilld.ble.trace import TraceLimits, TraceWriter, TracingGattBackend
-from treadmilld.clock import Clock, LoopClock, ScaledClock
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import LimitSet
 from treadmilld.engine.session import WorkoutSession
 from treadmilld.mqtt.bridge import BridgeConfigError, MqttBridge
+from treadmilld.runtime.clock import Clock, LoopClock, ScaledClock
 
 if TYPE_CHECKING:
     from treadmilld_sim import SimulatedFleet, SimulatedTreadmill

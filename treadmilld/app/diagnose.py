@@ -34,14 +34,12 @@ from treadmilld.ble.gatt import (
     GattConnection,
     GattError,
 )
-from treadmilld.ble.timing import wait_for_on_clock
 from treadmilld.ble.trace import (
     KNOWN_CHARACTERISTICS,
     TraceLimits,
     TraceWriter,
     TracingGattBackend,
 )
-from treadmilld.clock import Clock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,
@@ -67,6 +65,8 @@ from treadmilld.ftms import (
     decode_treadmill_data,
     encode_control_request,
 )
+from treadmilld.runtime.clock import Clock
+from treadmilld.runtime.waiting import wait_for_on_clock
 
 _log = structlog.get_logger(__name__)
 

@@ -276,7 +276,7 @@ def diagnose_deck_command(
 ) -> int:
     """The environment report, then what one deck does (app/diagnose.py), with a trace."""
     from treadmilld.app.diagnose import DiagnoseError, diagnose_deck  # noqa: PLC0415
-    from treadmilld.clock import LoopClock  # noqa: PLC0415
+    from treadmilld.runtime.clock import LoopClock  # noqa: PLC0415
 
     stream = sys.stdout if out is None else out
     if seconds <= 0:

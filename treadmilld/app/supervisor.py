@@ -31,6 +31,7 @@ from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ShutdownMode
 from treadmilld.ble.api import ConnectionState, TreadmillLink
 from treadmilld.engine.api import Phase, TreadmillController
+from treadmilld.runtime.backoff import Backoff
 
 _log = structlog.get_logger(__name__)
 
@@ -82,10 +83,12 @@ class RestartPolicy:
     # A task that ran this long without failing starts again from `initial_s`.
     healthy_after_s: float = 60.0
 
-    def delay(self, failures: int) -> float:
-        base = min(self.maximum_s, self.initial_s * 2.0 ** max(0, failures - 1))
-        # Jitter keeps several treadmills from retrying in lockstep; not security-relevant.
-        return base * random.uniform(0.8, 1.2)  # noqa: S311 - backoff jitter, not cryptography
+    def backoff(self, rng: random.Random | None = None) -> Backoff:
+        """Doubling delays from `initial_s` up to `maximum_s`; jitter (x0.8 to x1.2) keeps
+        several treadmills from retrying in lockstep."""
+        return Backoff(
+            initial_s=self.initial_s, maximum_s=self.maximum_s, jitter=(0.8, 1.2), rng=rng
+        )
 
 
 @dataclass
@@ -107,9 +110,17 @@ class Supervisor:
     # Wall-clock seconds for backoff, watchdog and shutdown budgets (injected by tests).
     monotonic: Callable[[], float] = time.monotonic
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _backoff: Backoff = field(init=False)
     _stopping: bool = field(default=False, init=False)
     _belts_stopped: bool = field(default=False, init=False)
     _stop_requested_at: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        self._backoff = self.restart.backoff()
+
+    def _restart_delay(self, failures: int) -> float:
+        """The wait before a restart after `failures` failures in a row (1: the first)."""
+        return self._backoff.delay(failures - 1)
 
     def is_stopping(self) -> bool:
         return self._stopping
@@ -173,7 +184,7 @@ class Supervisor:
                 raise
             except Exception as error:  # noqa: BLE001 - one treadmill's failure stays its own
                 unit.link_failures = self._count_failure(unit.link_failures, started)
-                delay = self.restart.delay(unit.link_failures)
+                delay = self._restart_delay(unit.link_failures)
                 _log.error(
                     "link_task_failed",
                     error=repr(error),
@@ -185,7 +196,7 @@ class Supervisor:
                 if self.is_stopping():
                     return
                 unit.link_failures = self._count_failure(unit.link_failures, started)
-                delay = self.restart.delay(unit.link_failures)
+                delay = self._restart_delay(unit.link_failures)
                 _log.warning("link_task_returned", retry_in_s=round(delay, 1))
             await asyncio.sleep(delay)
 
@@ -201,7 +212,7 @@ class Supervisor:
             except Exception as error:  # noqa: BLE001 - one treadmill's failure stays its own
                 unit.session_down_since = self.monotonic()
                 unit.session_failures = self._count_failure(unit.session_failures, started)
-                delay = self.restart.delay(unit.session_failures)
+                delay = self._restart_delay(unit.session_failures)
                 _log.error(
                     "session_task_failed",
                     error=repr(error),
@@ -217,7 +228,7 @@ class Supervisor:
                     return
                 unit.session_down_since = self.monotonic()
                 unit.session_failures = self._count_failure(unit.session_failures, started)
-                delay = self.restart.delay(unit.session_failures)
+                delay = self._restart_delay(unit.session_failures)
                 _log.warning("session_task_returned", retry_in_s=round(delay, 1))
                 await asyncio.sleep(delay)
 

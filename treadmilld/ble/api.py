@@ -92,15 +92,30 @@ class LinkConnected:
     at: float
 
 
+class LinkLostCause(StrEnum):
+    """Why the link went down, decided where the link decides to end the connection."""
+
+    # Our own shutdown (`close()`).
+    CLOSED = "closed"
+    # The treadmill or the Bluetooth stack dropped the connection.
+    DROPPED = "dropped"
+    # The deck went silent: no data for the liveness timeout while still connected.
+    NO_DATA = "no_data"
+    # The link's own notification processing stopped (a bug): the connection is given up.
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class LinkLost:
-    """The link went down: peer disconnect, liveness timeout (no data), or our own shutdown."""
+    """The link went down: peer disconnect, liveness timeout (no data), or our own shutdown.
+
+    `cause` is the contract (the engine reports `no_data` for `NO_DATA`, `link_lost`
+    otherwise); `reason` is text for people and logs, never to be parsed.
+    """
 
     reason: str
     at: float
-    # True when the deck went silent (no data for the liveness timeout) rather than dropping
-    # the connection: the engine reports `no_data` then, `link_lost` otherwise.
-    silent: bool = False
+    cause: LinkLostCause
 
 
 @dataclass(frozen=True, slots=True)

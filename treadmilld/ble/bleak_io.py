@@ -29,7 +29,7 @@ from treadmilld.ble.gatt import (
     NotificationCallback,
     merge_advertisements,
 )
-from treadmilld.clock import Clock
+from treadmilld.runtime.clock import Clock
 
 ScannerBackend = type[BaseBleakScanner]
 ClientBackend = type[BaseBleakClient]

@@ -12,13 +12,11 @@ The link never starts the belt by itself and never re-applies a target after a r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import math
 import random
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import structlog
 
@@ -34,6 +32,7 @@ from treadmilld.ble.api import (
     LinkError,
     LinkEvent,
     LinkLost,
+    LinkLostCause,
     MachineStatusReceived,
     NotConnectedError,
     Telemetry,
@@ -41,7 +40,7 @@ from treadmilld.ble.api import (
     TrainingStatusReceived,
     TreadmillCapabilities,
 )
-from treadmilld.ble.config import LinkSettings, TargetSelector
+from treadmilld.ble.config import LinkSettings, ReconnectBackoff, TargetSelector
 from treadmilld.ble.control import (
     INCLINATION_DECIMALS,
     clamp_to_range,
@@ -58,8 +57,6 @@ from treadmilld.ble.gatt import (
     GattError,
 )
 from treadmilld.ble.quirks import Quirks, SpeedUnit, speed_from_deck
-from treadmilld.ble.timing import ReconnectBackoff, sleep_until_set, wait_for_on_clock
-from treadmilld.clock import Clock
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,
@@ -107,6 +104,10 @@ from treadmilld.ftms import (
     merge_treadmill_data,
 )
 from treadmilld.ftms.vendor import incline_table_index, incline_table_value
+from treadmilld.runtime.background import Background
+from treadmilld.runtime.clock import Clock
+from treadmilld.runtime.fanout import FanOut
+from treadmilld.runtime.waiting import sleep_until_set, until_set, wait_any, wait_for_on_clock
 
 if TYPE_CHECKING:
     from treadmilld.ble.bleak_io import ClientBackend, ScannerBackend
@@ -115,10 +116,11 @@ T = TypeVar("T")
 
 _log = structlog.get_logger(__name__)
 
-# `LinkLost.reason` values, so the engine can tell a silent deck from a dropped link.
+# `LinkLost.reason` texts (for people and logs; the engine reads `LinkLost.cause`).
 REASON_CLOSED: Final = "link closed"
 REASON_DROPPED: Final = "the treadmill or the Bluetooth stack dropped the connection"
 REASON_NO_DATA_PREFIX: Final = "no treadmill data for"  # followed by the liveness timeout
+REASON_PUMP_STOPPED: Final = "notification processing stopped unexpectedly"
 
 HINT_NOT_FOUND: Final = (
     "is the treadmill on and in range? is another app connected (it stops advertising then)? "
@@ -167,34 +169,15 @@ class _ConnectStepError(Exception):
         self.hint = hint
 
 
-class _EndOfEvents:
-    """Marks the end of a subscription (the link closed)."""
+# Events queued per subscriber before the oldest telemetry is dropped (runtime/fanout.py has
+# the policy): minutes of records at any deck's rate, so only a stalled reader ever meets it.
+SUBSCRIBER_QUEUE_SIZE = 1000
 
 
-_END: Final = _EndOfEvents()
-
-
-class _Subscription:
-    """One subscriber's queue of events; the link keeps it only weakly."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[LinkEvent | _EndOfEvents] = asyncio.Queue()
-        self._ended = False
-
-    def put(self, event: LinkEvent | _EndOfEvents) -> None:
-        self._queue.put_nowait(event)
-
-    def __aiter__(self) -> _Subscription:
-        return self
-
-    async def __anext__(self) -> LinkEvent:
-        if self._ended:
-            raise StopAsyncIteration
-        event = await self._queue.get()
-        if isinstance(event, _EndOfEvents):
-            self._ended = True
-            raise StopAsyncIteration
-        return event
+def _never_dropped(event: LinkEvent) -> bool:
+    """Every event but telemetry must reach a lagging subscriber: a safety key, a console stop
+    or a lost link changes what the engine must do; a record is superseded by the next one."""
+    return not isinstance(event, TelemetryReceived)
 
 
 @dataclasses.dataclass(eq=False)
@@ -281,14 +264,20 @@ class BleTreadmillLink:
         self._state = ConnectionState.DISCONNECTED
         self._capabilities: TreadmillCapabilities | None = None
         self._telemetry = Telemetry(data=TreadmillData(), received_at=None)
-        self._subscribers: weakref.WeakSet[_Subscription] = weakref.WeakSet()
+        self._events: FanOut[LinkEvent] = FanOut(
+            f"link {treadmill_id}", maxsize=SUBSCRIBER_QUEUE_SIZE, keep=_never_dropped
+        )
         self._session: _Session | None = None
         self._control_lock = asyncio.Lock()
         self._closing = asyncio.Event()
         self._closed = False
         self._run_done: asyncio.Event | None = None
-        self._background: set[asyncio.Future[None]] = set()
         self._log = _log.bind(treadmill_id=treadmill_id)
+        self._background = Background(
+            on_error=lambda error: self._log.debug(
+                "operation_failed_after_caller_left", error=repr(error)
+            )
+        )
 
     # ------------------------------------------------------------------ TreadmillLink: state
 
@@ -315,16 +304,10 @@ class BleTreadmillLink:
         return session.quirks if session is not None else None
 
     def events(self) -> AsyncIterator[LinkEvent]:
-        subscription = _Subscription()
-        if self._closed:
-            subscription.put(_END)
-        else:
-            self._subscribers.add(subscription)
-        return subscription
+        return self._events.subscribe()
 
     def _emit(self, event: LinkEvent) -> None:
-        for subscription in list(self._subscribers):
-            subscription.put(event)
+        self._events.publish(event)
 
     # ------------------------------------------------------------------ run / close
 
@@ -336,7 +319,7 @@ class BleTreadmillLink:
         try:
             while not self._closing.is_set():
                 attempt_started = self._clock.now()
-                outcome = await self._until_closing(self._connect())
+                outcome = await until_set(self._connect(), self._closing)
                 if outcome is None:
                     break  # closed while connecting
                 if isinstance(outcome, _ConnectStepError):
@@ -355,9 +338,9 @@ class BleTreadmillLink:
                     continue
                 failures = 0
                 session = outcome
-                reason = await self._supervise(session)
+                cause, reason = await self._supervise(session)
                 healthy_for = self._clock.now() - session.connected_at
-                await self._end_session(session, reason)
+                await self._end_session(session, reason, cause)
                 if healthy_for >= self._settings.backoff.reset_after_healthy_s:
                     self._backoff.reset()
                 if self._closing.is_set():
@@ -373,7 +356,7 @@ class BleTreadmillLink:
         finally:
             current = self._session
             if current is not None:
-                await self._end_session(current, REASON_CLOSED)
+                await self._end_session(current, REASON_CLOSED, LinkLostCause.CLOSED)
             self._state = ConnectionState.DISCONNECTED
             self._finish_subscriptions()
             self._run_done.set()
@@ -387,32 +370,13 @@ class BleTreadmillLink:
         else:
             session = self._session
             if session is not None:
-                await self._end_session(session, REASON_CLOSED)
+                await self._end_session(session, REASON_CLOSED, LinkLostCause.CLOSED)
             self._finish_subscriptions()
         self._log.info("link_closed")
 
     def _finish_subscriptions(self) -> None:
         self._closed = True
-        for subscription in list(self._subscribers):
-            subscription.put(_END)
-        self._subscribers.clear()
-
-    async def _until_closing(self, aw: Awaitable[T]) -> T | None:
-        """`aw`'s result, or None (after cancelling it) if the link is closed first."""
-        task: asyncio.Future[T] = asyncio.ensure_future(aw)
-        closing = asyncio.ensure_future(self._closing.wait())
-        racers: set[asyncio.Future[Any]] = {task, closing}
-        try:
-            await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-            if not task.done():
-                task.cancel()
-                # Not `await task`: that would also swallow our own cancellation.
-                await asyncio.wait({task})
-        if task.cancelled():
-            return None
-        return task.result()
+        self._events.close()
 
     async def _reap(self, task: asyncio.Task[None]) -> None:
         """Cancel a helper task and wait for it; an unexpected failure is logged, not raised."""
@@ -673,9 +637,7 @@ class BleTreadmillLink:
     def _release_late_connection(self, connection: GattConnection) -> None:
         """A connect that finished after we gave up on it: let the treadmill go again."""
         self._log.info("late_connection_released")
-        task = asyncio.ensure_future(self._disconnect_quietly(connection))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(self._disconnect_quietly(connection))
 
     async def _disconnect_quietly(self, connection: GattConnection) -> None:
         try:
@@ -687,33 +649,27 @@ class BleTreadmillLink:
 
     # ------------------------------------------------------------------ supervise / end
 
-    async def _supervise(self, session: _Session) -> str:
-        """Wait until the session ends; returns why."""
+    async def _supervise(self, session: _Session) -> tuple[LinkLostCause, str]:
+        """Wait until the session ends; returns why (the cause, and its text)."""
         liveness = self._settings.liveness_timeout_s
         while True:
             if self._closing.is_set():
-                return REASON_CLOSED
+                return LinkLostCause.CLOSED, REASON_CLOSED
             if session.disconnected.is_set():
-                return REASON_DROPPED
+                return LinkLostCause.DROPPED, REASON_DROPPED
             if session.pump is not None and session.pump.done():
-                return "notification processing stopped unexpectedly"
+                return LinkLostCause.FAILED, REASON_PUMP_STOPPED
             silent_for = self._clock.now() - session.last_data_at
             if silent_for >= liveness:
-                return f"{REASON_NO_DATA_PREFIX} {liveness:g} s"
-            waiters: list[asyncio.Future[Any]] = [
-                asyncio.ensure_future(self._closing.wait()),
-                asyncio.ensure_future(session.disconnected.wait()),
-                asyncio.ensure_future(self._clock.sleep(liveness - silent_for)),
-            ]
-            if session.pump is not None:
-                waiters.append(session.pump)
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters[:3]:
-                    waiter.cancel()
+                return LinkLostCause.NO_DATA, f"{REASON_NO_DATA_PREFIX} {liveness:g} s"
+            await wait_any(
+                events=(self._closing, session.disconnected),
+                futures=() if session.pump is None else (session.pump,),
+                seconds=liveness - silent_for,
+                clock=self._clock,
+            )
 
-    async def _end_session(self, session: _Session, reason: str) -> None:
+    async def _end_session(self, session: _Session, reason: str, cause: LinkLostCause) -> None:
         if self._session is not session:
             return
         self._session = None
@@ -728,9 +684,9 @@ class BleTreadmillLink:
                 )
             )
         now = self._clock.now()
-        level = self._log.info if reason == REASON_CLOSED else self._log.warning
-        level("link_lost", reason=reason)
-        self._emit(LinkLost(reason=reason, at=now, silent=reason.startswith(REASON_NO_DATA_PREFIX)))
+        level = self._log.info if cause is LinkLostCause.CLOSED else self._log.warning
+        level("link_lost", reason=reason, cause=cause.value)
+        self._emit(LinkLost(reason=reason, at=now, cause=cause))
         if session.pump is not None:
             await self._reap(session.pump)
         if not session.disconnected.is_set():
@@ -863,18 +819,12 @@ class BleTreadmillLink:
             if session.unlock_pending:
                 session.unlock_pending = False  # once per connection, whatever comes of it
                 await self._vendor_unlock(session)
-            procedure = asyncio.ensure_future(self._procedure(session, payload, what))
-            try:
-                response = await asyncio.shield(procedure)
-            except asyncio.CancelledError:
-                # The caller gave up (an emergency stop cancels the engine mid-write), but the
-                # deck is still busy with this procedure and refuses the next write with ATT
-                # 0xFE (FTMS §4.16.3). Keep the channel until it answers or times out.
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.shield(procedure)
-                if not procedure.done():
-                    procedure.add_done_callback(_consume_outcome)
-                raise
+            # If the caller gives up (an emergency stop cancels the engine mid-write), the
+            # deck is still busy with this procedure and refuses the next write with ATT 0xFE
+            # (FTMS §4.16.3): keep the channel (this lock) until it answers or times out.
+            response = await self._background.shielded(
+                self._procedure(session, payload, what), wait_when_cancelled=True
+            )
         if response.result is not ResultCode.SUCCESS:
             # Info, not warning: the typed error reaches the caller, which knows whether this
             # matters (a Stop refused because the belt is already stopping does not).
@@ -1236,10 +1186,3 @@ def incline_table_range(table: tuple[float, ...]) -> InclinationRange:
         # One entry only: no step at all; the wire resolution (0.1 %) stands in for it.
         increment_pct=step / 100 if step else 0.1,
     )
-
-
-def _consume_outcome(procedure: asyncio.Future[ControlResponse]) -> None:
-    """Retrieve the outcome of a procedure nobody awaits any more, so asyncio does not report
-    it as never retrieved (its caller was cancelled twice)."""
-    if not procedure.cancelled():
-        procedure.exception()

@@ -6,12 +6,14 @@ through config: a config file names a treadmill, not a Python class.
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from treadmilld.ble.quirks import Quirks, QuirksChoice, quirks_by_name, quirks_for_name
+from treadmilld.runtime.backoff import Backoff
 
 
 class TargetSelector(BaseModel):
@@ -108,6 +110,20 @@ class BackoffSettings(BaseModel):
                 "raise maximum_s"
             )
         return self
+
+
+class ReconnectBackoff(Backoff):
+    """The link's reconnect delays: the runtime's `Backoff` with these settings' numbers
+    (jitter `j` scales each delay by a factor in [1 - j, 1 + j])."""
+
+    def __init__(self, settings: BackoffSettings, rng: random.Random | None = None) -> None:
+        super().__init__(
+            initial_s=settings.initial_s,
+            maximum_s=settings.maximum_s,
+            multiplier=settings.multiplier,
+            jitter=(1.0 - settings.jitter, 1.0 + settings.jitter),
+            rng=rng,
+        )
 
 
 class LinkSettings(BaseModel):

@@ -16,13 +16,13 @@ import structlog
 
 from treadmilld.ble.config import TargetSelector
 from treadmilld.ble.gatt import Advertisement, GattBackend
-from treadmilld.clock import Clock, LoopClock
 from treadmilld.ftms import (
     FTMS_SERVICE_UUID,
     CodecError,
     MachineType,
     decode_ftms_service_data,
 )
+from treadmilld.runtime.clock import Clock, LoopClock
 
 if TYPE_CHECKING:
     from treadmilld.ble.bleak_io import ScannerBackend

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from treadmilld.clock import Clock
+from treadmilld.runtime.clock import Clock
+from treadmilld.runtime.waiting import wait_any
 
 NotificationCallback = Callable[[bytes], None]
 
@@ -180,12 +181,9 @@ class FirstMatch:
 
     async def result(self, timeout_s: float) -> FoundDevice | None:
         """The device found within `timeout_s` (of clock time), or None."""
-        timer = asyncio.ensure_future(self._clock.sleep(timeout_s))
-        racers: set[asyncio.Future[Any]] = {self._found, timer}
         try:
-            await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+            await wait_any(futures=(self._found,), seconds=timeout_s, clock=self._clock)
         finally:
-            timer.cancel()
             for task in list(self._releases):
                 task.cancel()
         if self._found.done():

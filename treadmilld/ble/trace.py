@@ -44,9 +44,9 @@ from treadmilld.ble.gatt import (
     GattError,
     NotificationCallback,
 )
-from treadmilld.clock import Clock
 from treadmilld.ftms import DEVICE_INFORMATION_SERVICE_UUID, FTMS_SERVICE_UUID, uuid16
 from treadmilld.ftms.vendor import KINGSMITH_UNLOCK_CHARACTERISTIC_UUID
+from treadmilld.runtime.clock import Clock
 
 _log = structlog.get_logger(__name__)
 

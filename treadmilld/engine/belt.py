@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from treadmilld.clock import Clock
 from treadmilld.engine.api import BeltState
+from treadmilld.runtime.clock import Clock
+from treadmilld.runtime.waiting import sleep_until_set
 
 # At or below this measured speed the belt counts as standing. Well under the lowest speed any
 # deck runs at (0.5 km/h on most FTMS treadmills; 0.96 km/h on the Urevo E1L, whose Supported
@@ -201,15 +202,9 @@ class BeltObserver:
             left = deadline - self._clock.now()
             if left <= 0:
                 return False
-            changed = asyncio.ensure_future(self._changed.wait())
             # Standing is confirmed by time passing as well as by records: look again at least
             # once a second.
-            timer = asyncio.ensure_future(self._clock.sleep(min(left, STANDSTILL_CONFIRM_S)))
-            try:
-                await asyncio.wait({changed, timer}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-                timer.cancel()
+            await sleep_until_set(self._changed, min(left, STANDSTILL_CONFIRM_S), self._clock)
 
     async def wait_standing(self, timeout_s: float, *, for_s: float = 0.0) -> bool:
         """Wait until the belt is measured standing (for at least `for_s`)."""

@@ -11,13 +11,11 @@ Link and governor errors propagate out of `run()`; the session turns them into a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import Callable
 
 import structlog
 
-from treadmilld.clock import Clock
 from treadmilld.engine.api import (
     AbortReason,
     BeltState,
@@ -42,6 +40,8 @@ from treadmilld.engine.planner import (
     StepKind,
     WorkoutPlan,
 )
+from treadmilld.runtime.clock import Clock
+from treadmilld.runtime.waiting import wait_any
 
 _log = structlog.get_logger(__name__)
 
@@ -234,18 +234,7 @@ class WorkoutExecutor:
         remaining = deadline - self._clock.now()
         if remaining <= 0 or self._wake.is_set():
             return
-        waker: asyncio.Future[object] = asyncio.ensure_future(self._wake.wait())
-        tasks = {waker}
-        if math.isfinite(remaining):
-            tasks.add(asyncio.ensure_future(self._clock.sleep(remaining)))
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+        await wait_any(events=(self._wake,), seconds=remaining, clock=self._clock)
 
     async def _checkpoint(self, *, skippable: bool) -> float:
         """Act on pending commands; returns how long a pause took (to extend deadlines)."""

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 import structlog
 
 from treadmilld.ble.api import ControlRejectedError, LinkError, TreadmillLink
-from treadmilld.clock import Clock
 from treadmilld.engine.api import AbortReason, BeltState, Direction
 from treadmilld.engine.belt import (
     INCLINE_TOLERANCE_PCT,
@@ -58,6 +57,7 @@ from treadmilld.engine.belt import (
     incline_allowance_s,
 )
 from treadmilld.engine.limits import EffectiveLimits
+from treadmilld.runtime.clock import Clock
 
 _log = structlog.get_logger(__name__)
 

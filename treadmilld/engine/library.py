@@ -18,7 +18,6 @@ from typing import Any
 
 import structlog
 
-from treadmilld.clock import Clock
 from treadmilld.engine.api import (
     MAX_PROFILE_BYTES,
     ProfileIssue,
@@ -36,6 +35,7 @@ from treadmilld.engine.profile import (
     parse_profile,
     profile_toml,
 )
+from treadmilld.runtime.clock import Clock
 
 _log = structlog.get_logger(__name__)
 

@@ -30,12 +30,12 @@ from treadmilld.ble.api import (
     LinkError,
     LinkEvent,
     LinkLost,
+    LinkLostCause,
     MachineStatusReceived,
     NotConnectedError,
     TelemetryReceived,
     TreadmillLink,
 )
-from treadmilld.clock import Clock
 from treadmilld.engine.api import (
     MAX_BODY_WEIGHT_KG,
     MIN_BODY_WEIGHT_KG,
@@ -86,6 +86,9 @@ from treadmilld.ftms import (
     TargetInclineChanged,
     TargetSpeedChanged,
 )
+from treadmilld.runtime.clock import Clock
+from treadmilld.runtime.fanout import FanOut
+from treadmilld.runtime.waiting import wait_any
 
 _log = structlog.get_logger(__name__)
 
@@ -106,36 +109,8 @@ STOP_RETRY_S = 2.0
 # measured speed was lower (a record can be a second old).
 MIN_STOP_ALLOWANCE_KMH = 1.0
 # Events kept per subscriber before the oldest are dropped (a stalled reader loses old news,
-# never blocks the engine).
+# never blocks the engine; runtime/fanout.py has the policy).
 SUBSCRIBER_QUEUE_SIZE = 1000
-
-
-class _Subscription:
-    """One subscriber's queue; registered when created, so nothing after `events()` is lost."""
-
-    def __init__(self, owner: set[_Subscription]) -> None:
-        self._owner = owner
-        self._queue: asyncio.Queue[SessionEvent | None] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
-        owner.add(self)
-
-    def put(self, event: SessionEvent | None) -> None:
-        if self._queue.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self._queue.get_nowait()
-        self._queue.put_nowait(event)
-
-    def __aiter__(self) -> _Subscription:
-        return self
-
-    async def __anext__(self) -> SessionEvent:
-        event = await self._queue.get()
-        if event is None:
-            self._owner.discard(self)
-            raise StopAsyncIteration
-        return event
-
-    async def aclose(self) -> None:
-        self._owner.discard(self)
 
 
 def _check_body_weight(weight: float) -> None:
@@ -174,7 +149,9 @@ class WorkoutSession:
         self._governor = SafetyGovernor(
             link, clock, observer=self._observer, on_limit=self._on_limit
         )
-        self._subscribers: set[_Subscription] = set()
+        self._subscribers: FanOut[SessionEvent] = FanOut(
+            f"session {link.treadmill_id}", maxsize=SUBSCRIBER_QUEUE_SIZE
+        )
         self._phase = Phase.IDLE
         self._plan: WorkoutPlan | None = None
         self._executor: WorkoutExecutor | None = None
@@ -341,11 +318,10 @@ class WorkoutSession:
         self._outcome = outcome
 
     def events(self) -> AsyncIterator[SessionEvent]:
-        return _Subscription(self._subscribers)
+        return self._subscribers.subscribe()
 
     def _emit(self, event: SessionEvent) -> None:
-        for subscriber in list(self._subscribers):
-            subscriber.put(event)
+        self._subscribers.publish(event)
 
     def _changed(self) -> None:
         self._emit(
@@ -394,11 +370,9 @@ class WorkoutSession:
                     self._guarded("watchdog", self._watchdog),
                     name=f"session-watchdog-{self.treadmill_id}",
                 )
-                closed = asyncio.ensure_future(self._closed.wait())
                 try:
-                    await asyncio.wait({consumer, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    await wait_any(events=(self._closed,), futures=(consumer,))
                 finally:
-                    closed.cancel()
                     consumer.cancel()
                     watchdog.cancel()
                     # Nothing outlives the session's loops: with no link events a workout
@@ -459,8 +433,7 @@ class WorkoutSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await stop_task
         self._closed.set()
-        for subscriber in list(self._subscribers):
-            subscriber.put(None)
+        self._subscribers.end_subscriptions()
 
     async def _cancel_executor(self) -> None:
         task = self._executor_task
@@ -565,7 +538,9 @@ class WorkoutSession:
         if self._governor.belt_moving or self._phase in ACTIVE_PHASES or self._stop_pending():
             # The treadmill may keep running by itself: stop it as soon as the link is back.
             self._stop_on_reconnect = True
-        reason = AbortReason.NO_DATA if event.silent else AbortReason.LINK_LOST
+        reason = (
+            AbortReason.NO_DATA if event.cause is LinkLostCause.NO_DATA else AbortReason.LINK_LOST
+        )
         await self._abort(reason, f"link lost: {event.reason}", stop_belt=False)
         self._governor.belt_stopped_by_treadmill()
 

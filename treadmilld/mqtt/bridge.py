@@ -30,7 +30,6 @@ from typing import Any
 
 import structlog
 
-from treadmilld.clock import Clock, LoopClock
 from treadmilld.engine.api import (
     MAX_PROFILE_BYTES,
     CommandRejectedError,
@@ -62,6 +61,8 @@ from treadmilld.mqtt.payloads import (
     transaction_of,
 )
 from treadmilld.mqtt.state import display_state
+from treadmilld.runtime.clock import Clock, LoopClock
+from treadmilld.runtime.waiting import sleep_until_set
 
 _log = structlog.get_logger(__name__)
 
@@ -712,13 +713,7 @@ class MqttBridge:
         return devices_changed, next_due
 
     async def _sleep_until_woken(self, delay_s: float) -> None:
-        waker = asyncio.create_task(self._wake.wait())
-        sleeper = asyncio.create_task(self._clock.sleep(delay_s if delay_s < math.inf else 3600))
-        try:
-            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waker.cancel()
-            sleeper.cancel()
+        await sleep_until_set(self._wake, delay_s if delay_s < math.inf else 3600, self._clock)
 
     async def _publish_bridge_event(self, kind: str, data: dict[str, Any]) -> None:
         await self._link.publish(

@@ -28,6 +28,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from treadmilld.mqtt.config import MqttCredentialError, MqttSettings
+from treadmilld.runtime.background import Background
+from treadmilld.runtime.backoff import Backoff
+from treadmilld.runtime.clock import LoopClock
+from treadmilld.runtime.waiting import sleep_until_set
 
 _log = structlog.get_logger(__name__)
 
@@ -358,7 +362,13 @@ class MqttLink:
         self._settings = settings
         self._will = will
         self._goodbye: Goodbye = goodbye if callable(goodbye) else tuple(goodbye)
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        # Jitter spreads a gym's daemons out so a restarted broker is not hit all at once.
+        self._backoff = Backoff(
+            initial_s=settings.reconnect_initial_s,
+            maximum_s=settings.reconnect_max_s,
+            jitter=(0.5, 1.0),
+            rng=rng,
+        )
         self._client: aiomqtt.Client | None = None
         # The current connection's messages, moved here by `_read` as they arrive and ended by
         # how the connection ended; `_unread` counts the messages `messages()` has not taken.
@@ -368,7 +378,11 @@ class MqttLink:
         self._stop = asyncio.Event()
         self._running = False
         self._finished = asyncio.Event()
-        self._inflight: set[asyncio.Future[Any]] = set()
+        self._inflight = Background(
+            on_error=lambda error: _log.debug(
+                "mqtt_operation_failed_after_caller_left", error=str(error)
+            )
+        )
         self.connect_count = 0
         self.stale_dropped = 0  # messages from earlier connections drained, never handled
         self._connected_at: float | None = None
@@ -395,14 +409,6 @@ class MqttLink:
             identifier=self._settings.client_id,
             will=aiomqtt.Will(will.topic, will.payload, will.qos, retain=will.retain),
         )
-
-    def _backoff_s(self, failures: int) -> float:
-        ceiling = min(
-            self._settings.reconnect_max_s,
-            self._settings.reconnect_initial_s * (2.0 ** min(failures, 30)),
-        )
-        # Jitter spreads a gym's daemons out so a restarted broker is not hit all at once.
-        return ceiling * self._rng.uniform(0.5, 1.0)
 
     async def run(self, session: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Stay connected until `close()`; returns then. Raises only on cancellation or a
@@ -489,7 +495,7 @@ class MqttLink:
         self._online = False
         if self._stop.is_set():
             return
-        delay = self._backoff_s(failures)
+        delay = self._backoff.delay(failures)
         if self._takeover_suspected(error, held_s):
             hint = duplicate_client_id_hint(self._settings)
         elif isinstance(error, BrokerDroppedError):
@@ -508,9 +514,8 @@ class MqttLink:
             held_s=None if held_s is None else round(held_s, 2),
             hint=hint,
         )
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._stop.wait()
+        # Real time (the loop's clock): the broker's timeouts do not follow a demo's speed-up.
+        await sleep_until_set(self._stop, delay, LoopClock())
 
     async def _connected(
         self, client: aiomqtt.Client, session: Callable[[], Coroutine[Any, Any, None]]
@@ -658,18 +663,10 @@ class MqttLink:
 
         aiomqtt waits for acknowledgements with `asyncio.wait_for`, which on Python 3.11 can
         swallow a cancellation that lands as the acknowledgement arrives (CPython gh-86296);
-        a swallowed cancel left a TaskGroup waiting forever. Awaiting through `shield`
+        a swallowed cancel left a TaskGroup waiting forever. Awaiting through a shield
         delivers our cancellation reliably; the operation itself finishes in the background.
         """
-        future = asyncio.ensure_future(operation)
-        self._inflight.add(future)
-        future.add_done_callback(self._operation_done)
-        return await asyncio.shield(future)
-
-    def _operation_done(self, future: asyncio.Future[Any]) -> None:
-        self._inflight.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            _log.debug("mqtt_operation_failed_after_caller_left", error=str(future.exception()))
+        return await self._inflight.shielded(operation)
 
     async def close(self) -> None:
         """Publish the goodbye messages, disconnect cleanly and let `run()` return."""
