@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import itertools
 import math
 import sys
@@ -957,6 +958,11 @@ def _speed_to_stop_from(run: Run, at: float) -> float:
     silent: the engine can only count from the last target, 2 km/h, not from the 1.5 km/h the
     hidden belt had slowed to; found by a soak batch, 2026-11-30)."""
     speed = max((s.speed_kmh for s in _samples(run, at - 1.0, at + 1.0)), default=0.0)
+    # A deck gone quiet while slowing down: its last record, still fresh, is all the engine
+    # knows of the belt (soak seed 1700).
+    last = bisect.bisect_right(run.record_times, at) - 1
+    if last >= 0 and at - run.records[last].at <= STALE_AFTER_S:
+        speed = max(speed, run.records[last].speed_kmh)
     before = [w for w in run.writes if w.at < at - TOLERANCE]
     belt = [w for w in before if w.kind in {"start", "pause", "stop"}]
     speeds = [w.value or 0.0 for w in before if w.kind == "speed"]
@@ -2490,6 +2496,103 @@ def test_a_link_dropped_while_the_belt_coasts_after_a_finish_keeps_the_budget() 
     assert (102.0, False) in [(round(at), up) for at, up in run.link_log]  # the link did drop
 
 
+_TWO_KMH_LIMITS = SafetyLimits(
+    general=LimitSet(
+        max_forward_speed_kmh=2.0,
+        max_backward_speed_kmh=2.0,
+        max_backward_jog_speed_kmh=6.0,
+        max_backward_incline_pct=0.0,
+        ramp_rate_kmh_per_s=0.5,
+        turn_pause_s=10.0,
+        max_backward_s=30.0,
+    )
+)
+_LOW_DECK = Deck(
+    min_speed=0.1,
+    max_speed=6.0,
+    increment=0.1,
+    incline=InclinationRange(0.0, 15.0, 0.5),
+    acceleration_kmh_per_s=1.0,
+    behaviour=DeckBehaviour(
+        deceleration_kmh_per_s=0.25, reports_console_status=False, resumes_at_last_target=False
+    ),
+    data_hz=1.0,
+)
+
+# Found by the 2026-11-30 soak (seed 1700, 1,032 examples in), an engine bug: a deck sending 4
+# records a second goes quiet at 23 s while a clinical ramp-down slows the belt (last record
+# 1.81 km/h at 22.75 s). The session's watchdog kept judging that last record, still fresh,
+# against a ceiling decaying with every new lower target, and counted it again at each look:
+# at 25.5 s the workout aborted as overspeed (1.81 above 1.67 km/h), and the stop's alarm was
+# timed from that stale 1.81 km/h. The governor now judges a record once, against the ceiling
+# of its own moment; the workout ends as no_data. The property also allows the engine the last
+# record it had when the deck went quiet (`_speed_to_stop_from`).
+QUIET_WHILE_SLOWING_DOWN = Case(
+    profile=Profile(
+        name="random",
+        title="Random",
+        description="a counterexample",
+        suits="tests",
+        sources=["hypothesis"],
+        clinical=True,
+        segments=[
+            Segment(direction=FORWARD, duration_s=10.0, speed_kmh=2.0),
+            Segment(direction=BACKWARD, duration_s=5.0, speed_kmh=1.0),
+            Segment(direction=FORWARD, duration_s=5.0, speed_kmh=1.0),
+        ],
+    ),
+    limits=_TWO_KMH_LIMITS,
+    clinical=False,
+    deck=dataclasses.replace(_LOW_DECK, data_hz=4.0),
+    fault=("silent", 23.0),
+    script=[
+        Command(trigger="after", seconds=1.0, action="pause", value=0.0),
+        Command(trigger="after", seconds=15.0, action="pause", value=0.0),
+    ],
+    second=None,
+)
+
+
+def test_a_deck_quiet_while_slowing_down_is_no_overspeed() -> None:
+    run = run_in_virtual_time(lambda: scenario(QUIET_WHILE_SLOWING_DOWN))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
+    aborts = [e for e in run.events if isinstance(e, WorkoutAborted)]
+    assert [e.reason for e in aborts] == [AbortReason.NO_DATA]
+
+
+# Found by the 2026-11-30 soak (seed 1701, 300 examples in), an engine bug: an emergency stop at
+# 2 km/h, confirmed standing at 82 s; the deck goes silent at 83 s, and the second workout
+# aborts (no_data) at 89 s before writing anything. The alarm was timed from the 2 km/h target
+# of the first workout (11 s) although the belt had been measured standing since and nothing
+# had told it to move: it came 2 s later than a stop from a standing belt allows. The governor
+# now starts such a stop from the measured belt (`stop_from_kmh`).
+SILENT_AFTER_A_CONFIRMED_STOP_FROM_SPEED = Case(
+    profile=_profile("random", (FORWARD, 73, 2.0, 0), (BACKWARD, 5, 1.0, 0), (FORWARD, 5, 1.0, 0)),
+    limits=_TWO_KMH_LIMITS,
+    clinical=False,
+    deck=_LOW_DECK,
+    fault=("silent", 83.0),
+    script=[
+        Command(trigger="after", seconds=73.0, action="emergency_stop", value=0.0),
+        Command(trigger="after", seconds=13.0, action="pause", value=0.0),
+    ],
+    second=Second(
+        profile=_profile("second", (FORWARD, 5, 1.0, 0)), clinical=False, after_s=0.0, script=[]
+    ),
+)
+
+
+def test_a_stop_from_a_belt_measured_standing_is_timed_from_the_belt() -> None:
+    run = run_in_virtual_time(lambda: scenario(SILENT_AFTER_A_CONFIRMED_STOP_FROM_SPEED))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
+    [_, second] = [e for e in run.events if isinstance(e, WorkoutAborted)]
+    [alarm] = [e for e in run.events if isinstance(e, StopUnconfirmed)]
+    # From a standing belt: the allowance for 1 km/h (7 s), not for the old 2 km/h (11 s).
+    assert alarm.at - second.at == pytest.approx(deceleration_allowance_s(1.0), abs=1.0)
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -2514,6 +2617,8 @@ def test_a_link_dropped_while_the_belt_coasts_after_a_finish_keeps_the_budget() 
 @example(case=SILENT_AFTER_A_CONFIRMED_EMERGENCY_STOP)
 @example(case=PAUSED_AT_A_SEGMENT_END_ON_A_BELT_FIRST_DECK)
 @example(case=LINK_DROPPED_WHILE_THE_BELT_COASTS_AFTER_A_FINISH)
+@example(case=QUIET_WHILE_SLOWING_DOWN)
+@example(case=SILENT_AFTER_A_CONFIRMED_STOP_FROM_SPEED)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:

@@ -171,6 +171,13 @@ class SafetyGovernor:
         self._ceiling_kmh = 0.0
         self._ceiling_at = -math.inf
         self._overspeed_records = 0
+        # The record the overspeed count last took in: the watchdog looks again between
+        # records, and one record must count once.
+        self._overspeed_record_at: float | None = None
+        # The belt has been measured standing since it was last told to stop or pause, and
+        # nothing has told it to move since: a stop asked for now starts from the measured
+        # belt, not from a target it no longer heads for.
+        self._stood_since_stop = False
         # A target the belt must reach (within tolerance) by a deadline, or None.
         self._follow_kmh: float | None = None
         self._follow_by = math.inf
@@ -210,6 +217,17 @@ class SafetyGovernor:
         """The last target, or a higher one still on its way to the deck: what the belt may be
         heading for right now."""
         return max(self._speed or 0.0, self._speed_in_flight or 0.0)
+
+    @property
+    def stop_from_kmh(self) -> float:
+        """The speed a stop asked for now has to bring the belt down from: the measured speed,
+        or the target the belt may be heading for (`highest_target_kmh`), unless the belt has
+        been measured standing since it was last told to stop, with nothing telling it to move
+        since: then an old target says nothing about it (an alarm timed from one comes late)."""
+        measured = self.observer.speed_kmh or 0.0
+        if self._stood_since_stop and not self._moving and not self._start_in_flight:
+            return measured
+        return max(measured, self.highest_target_kmh)
 
     @property
     def target_written_at(self) -> float:
@@ -549,6 +567,7 @@ class SafetyGovernor:
         self._counted_down_to = None
         self._moving_since = now
         self._started_at = now
+        self._stood_since_stop = False
         self._moved_since_start = False
         self._console_started = False
         self._ceiling_kmh = restart_kmh
@@ -789,6 +808,7 @@ class SafetyGovernor:
     def _mark_paused(self) -> None:
         now = self._clock.now()
         if self._moving or self._start_in_flight:
+            self._stood_since_stop = False
             # Standing counts only from records after this: earlier ones may predate a Start
             # the belt was still obeying. (A repeated Stop to a belt already told to stand
             # does not restart the count.)
@@ -936,6 +956,8 @@ class SafetyGovernor:
         limits = self._limits
         increment = limits.speed_increment_kmh if limits is not None else 0.1
         if not self._moving:
+            if state is BeltState.STANDING and not self._start_in_flight:
+                self._stood_since_stop = True
             return self._check_told_to_stand(state, speed, now)
         if state is BeltState.MOVING:
             self._moved_since_start = True
@@ -946,10 +968,16 @@ class SafetyGovernor:
                 "on a deck that did not report it",
             )
         # Overspeed: above the target (or a higher earlier one, decaying as the slowest deck
-        # slows down) by more than the tolerance, on consecutive records.
-        allowed = self._ceiling_now(now) + SPEED_TOLERANCE_KMH + increment
+        # slows down) by more than the tolerance, on consecutive records. A record is judged
+        # against the ceiling of its own moment, once: between records the ceiling decays
+        # while the last record stays what it was (a deck gone quiet while slowing down).
+        record_at = observer.last_record_at
+        allowed = self._ceiling_now(record_at if record_at is not None else now)
+        allowed += SPEED_TOLERANCE_KMH + increment
         if speed > allowed + _EPS:
-            self._overspeed_records += 1
+            if record_at != self._overspeed_record_at:
+                self._overspeed_record_at = record_at
+                self._overspeed_records += 1
             if self._overspeed_records >= OVERSPEED_RECORDS:
                 return BeltFaultError(
                     AbortReason.OVERSPEED,

@@ -615,11 +615,10 @@ class WorkoutSession:
         after the slowest deck's deceleration time (or by `alarm_by`, an earlier stop's alarm
         time, if sooner), `stop_unconfirmed` is raised once; if the link drops, Stop is sent
         first thing after the reconnect."""
-        observer = self._observer
         # The clock starts when the stop was asked for (an emergency stop's own Stop may have
         # waited for the deck's answer, or for a write in flight, before this runs).
         started = self._clock.now() if asked_at is None else asked_at
-        speed = max(observer.speed_kmh or 0.0, self._governor.highest_target_kmh)
+        speed = self._governor.stop_from_kmh
         deadline = started + deceleration_allowance_s(max(speed, MIN_STOP_ALLOWANCE_KMH))
         if alarm_by is not None:
             deadline = min(deadline, alarm_by)
