@@ -804,7 +804,7 @@ class BleTreadmillLink:
                 f"{self._id}: cannot send {what}, the treadmill has no Control Point (it can "
                 "only be watched, not driven)",
                 request=what,
-                result="not_supported",
+                result=ResultCode.NOT_SUPPORTED,
             )
 
     async def _execute(self, session: _Session, request: ControlRequest, what: str) -> None:
@@ -924,7 +924,7 @@ class BleTreadmillLink:
             try:
                 await self._execute(session, RequestControl(), "Request Control")
             except ControlRejectedError as error:
-                if error.result != "not_supported":
+                if error.result is not ResultCode.NOT_SUPPORTED:
                     raise
                 # The deck has no control permission to hand out (FTMS lets a server answer
                 # an opcode it does not support with Not Supported, §4.16.2); commands go to
@@ -1011,7 +1011,7 @@ class BleTreadmillLink:
                 f"{self._id}: the treadmill exposes no Supported Speed Range, so its speed "
                 "cannot be controlled",
                 request=what,
-                result="not_supported",
+                result=ResultCode.NOT_SUPPORTED,
             )
         quirks = session.quirks
         deck_value, written_kmh = speed_to_write(
@@ -1072,7 +1072,7 @@ class BleTreadmillLink:
                 f"{self._id}: the treadmill exposes no Supported Inclination Range, so its "
                 "incline cannot be controlled",
                 request=what,
-                result="not_supported",
+                result=ResultCode.NOT_SUPPORTED,
             )
         value = clamp_to_range(
             inclination_pct,
@@ -1144,7 +1144,9 @@ class BleTreadmillLink:
         except ControlRejectedError as error:
             # FTMS answers Stop on a stopped belt with Operation Failed (FTMS §4.16.2.22): a belt
             # standing still, or coasting after an accepted stop, is where the caller wants it.
-            if error.result != "operation_failed" or (self._telemetry.belt_moving and not coasting):
+            if error.result is not ResultCode.OPERATION_FAILED or (
+                self._telemetry.belt_moving and not coasting
+            ):
                 raise
             self._log.info("stop_not_needed", request=what, reason="belt already stopped")
         session.start_pending_since = None
