@@ -29,8 +29,9 @@ from treadmilld.ble.api import (
     TrainingStatusReceived,
     TreadmillLink,
 )
-from treadmilld.ble.client import HINT_NOT_TREADMILL, BleTreadmillLink
+from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
+from treadmilld.ble.connection_setup import HINT_NOT_TREADMILL
 from treadmilld.ble.gatt import GattBackend
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
