@@ -26,11 +26,10 @@ from treadmilld.ble.config import TargetSelector
 from treadmilld.ble.trace import (
     NotificationEvent,
     SubscribeEvent,
-    TraceWriter,
-    TracingGattBackend,
     WriteEvent,
     load_trace,
 )
+from treadmilld.ble.trace_recorder import TraceWriter, TracingGattBackend
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     MACHINE_STATUS_UUID,

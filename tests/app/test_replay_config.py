@@ -22,7 +22,7 @@ from treadmilld.ble.api import LinkConnected
 from treadmilld.ble.bleak_io import BleakGattBackend
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
-from treadmilld.ble.trace import TraceWriter, TracingGattBackend
+from treadmilld.ble.trace_recorder import TraceWriter, TracingGattBackend
 from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
 
 T = TypeVar("T")

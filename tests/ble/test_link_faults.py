@@ -95,13 +95,13 @@ async def test_slow_answers_within_the_timeout_succeed_and_later_ones_time_out(
 @pytest.mark.parametrize(
     ("result", "code", "advice"),
     [
-        (ResultCode.INVALID_PARAMETER, "invalid_parameter", "supported range"),
-        (ResultCode.NOT_SUPPORTED, "not_supported", "does not support"),
-        (ResultCode.OPERATION_FAILED, "operation_failed", "check the console"),
+        (ResultCode.INVALID_PARAMETER, ResultCode.INVALID_PARAMETER, "supported range"),
+        (ResultCode.NOT_SUPPORTED, ResultCode.NOT_SUPPORTED, "does not support"),
+        (ResultCode.OPERATION_FAILED, ResultCode.OPERATION_FAILED, "check the console"),
     ],
 )
 async def test_a_rejected_opcode_raises_a_typed_error_that_says_what_to_do(
-    fleet: SimulatedFleet, result: ResultCode, code: str, advice: str
+    fleet: SimulatedFleet, result: ResultCode, code: ResultCode, advice: str
 ) -> None:
     treadmill = await fleet.add(
         SimulatedTreadmillConfig(

@@ -12,7 +12,7 @@ from treadmilld.ble.api import BeltNotMovingError, ControlRejectedError, Telemet
 from treadmilld.ble.config import LinkSettings, TargetSelector
 from treadmilld.ble.discovery import scan
 from treadmilld.ble.quirks import KM_PER_MILE
-from treadmilld.ftms import RequestControl, SetTargetSpeed, StartOrResume
+from treadmilld.ftms import RequestControl, ResultCode, SetTargetSpeed, StartOrResume
 
 
 async def test_tm11gy_gets_its_target_in_mph_and_start_is_never_resent(
@@ -101,7 +101,7 @@ async def test_start_before_speed_deck_without_the_gate_rejects_the_speed(
         await lut.connected()
         with pytest.raises(ControlRejectedError, match="current state") as rejected:
             await lut.link.set_target_speed(3.0)
-        assert rejected.value.result == "operation_failed"
+        assert rejected.value.result == ResultCode.OPERATION_FAILED
 
 
 @pytest.mark.parametrize("name", ["FS-BT-D2", "SF-T7515"])

@@ -29,14 +29,16 @@ from treadmilld.ble.api import (
     TrainingStatusReceived,
     TreadmillLink,
 )
-from treadmilld.ble.client import HINT_NOT_TREADMILL, BleTreadmillLink
+from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import LinkSettings, TargetSelector
+from treadmilld.ble.connection_setup import HINT_NOT_TREADMILL
 from treadmilld.ble.gatt import GattBackend
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     MACHINE_STATUS_UUID,
     TRAINING_STATUS_UUID,
     TREADMILL_DATA_UUID,
+    ResultCode,
     TrainingStatus,
     TreadmillData,
     encode_treadmill_data,
@@ -179,7 +181,7 @@ async def test_a_deck_without_control_point_can_be_watched_but_not_driven() -> N
         await next_of(events, TelemetryReceived)
         with pytest.raises(ControlRejectedError, match="no Control Point") as refused:
             await link.start_belt()
-    assert refused.value.result == "not_supported"
+    assert refused.value.result == ResultCode.NOT_SUPPORTED
     assert deck.written == []
     assert [uuid for uuid, _at in deck.subscribed_at] == [TREADMILL_DATA_UUID, MACHINE_STATUS_UUID]
 

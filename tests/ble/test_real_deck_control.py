@@ -31,8 +31,9 @@ from treadmilld.ble.api import (
     LinkLost,
     TelemetryReceived,
 )
-from treadmilld.ble.client import HINT_UNLOCK_MISSING, BleTreadmillLink
+from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import BackoffSettings, LinkSettings, TargetSelector
+from treadmilld.ble.control_channel import HINT_UNLOCK_MISSING
 from treadmilld.ble.quirks import QUIRK_SETS, Quirks
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,

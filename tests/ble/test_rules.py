@@ -78,14 +78,18 @@ def test_mph_everywhere_rounds_down_on_the_mph_grid() -> None:
 @pytest.mark.parametrize(
     ("result", "code", "kind"),
     [
-        (ResultCode.NOT_SUPPORTED, "not_supported", ControlRejectedError),
-        (ResultCode.INVALID_PARAMETER, "invalid_parameter", ControlRejectedError),
-        (ResultCode.OPERATION_FAILED, "operation_failed", ControlRejectedError),
-        (ResultCode.CONTROL_NOT_PERMITTED, "control_not_permitted", ControlNotPermittedError),
+        (ResultCode.NOT_SUPPORTED, ResultCode.NOT_SUPPORTED, ControlRejectedError),
+        (ResultCode.INVALID_PARAMETER, ResultCode.INVALID_PARAMETER, ControlRejectedError),
+        (ResultCode.OPERATION_FAILED, ResultCode.OPERATION_FAILED, ControlRejectedError),
+        (
+            ResultCode.CONTROL_NOT_PERMITTED,
+            ResultCode.CONTROL_NOT_PERMITTED,
+            ControlNotPermittedError,
+        ),
     ],
 )
 def test_result_codes_become_typed_errors(
-    result: ResultCode, code: str, kind: type[ControlRejectedError]
+    result: ResultCode, code: ResultCode, kind: type[ControlRejectedError]
 ) -> None:
     error = rejection_error("tm1", "Start", result)
     assert type(error) is kind

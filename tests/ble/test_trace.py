@@ -1,4 +1,5 @@
-"""Tracing the GATT traffic of a link session (treadmilld/ble/trace.py, docs/capture.md)."""
+"""Tracing the GATT traffic of a link session (treadmilld/ble/trace.py, trace_recorder.py,
+docs/capture.md)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,11 @@ from treadmilld.ble.trace import (
     SubscribeEvent,
     TraceFormatError,
     TraceLimits,
-    TraceWriter,
-    TracingGattBackend,
-    TracingGattConnection,
     TruncatedEvent,
     WriteEvent,
     load_trace,
 )
+from treadmilld.ble.trace_recorder import TraceWriter, TracingGattBackend, TracingGattConnection
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,

@@ -40,6 +40,7 @@ from treadmilld.ftms import (
     InclinationRange,
     MachineFeatures,
     MachineStatus,
+    ResultCode,
     SpeedRange,
     StartedOrResumedByUser,
     StopKind,
@@ -352,7 +353,7 @@ class ObedientTreadmill:
             raise ControlRejectedError(
                 "Set Target Speed refused: the belt is not running",
                 request=SET_TARGET_SPEED_REQUEST,
-                result="operation_failed",
+                result=ResultCode.OPERATION_FAILED,
             )
         await self._procedure("speed", value, lambda: self._set_speed(value))
         return value
@@ -377,7 +378,7 @@ class ObedientTreadmill:
         if self.behaviour.refuses_reset:
             await self._procedure("refused", None, lambda: None)
             raise ControlRejectedError(
-                "Reset refused: not supported", request="Reset", result="not_supported"
+                "Reset refused: not supported", request="Reset", result=ResultCode.NOT_SUPPORTED
             )
         await self._procedure("reset", None, self._reset)
 

@@ -36,7 +36,7 @@ from hypothesis.control import currently_in_test_context
 from treadmilld_sim import SimulatedTreadmillConfig
 from treadmilld_sim.presets import PRESETS
 
-from treadmilld.ble.client import incline_table_range
+from treadmilld.ble.connection_setup import incline_table_range
 from treadmilld.engine.api import (
     AbortReason,
     CommandRejectedError,

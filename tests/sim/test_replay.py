@@ -23,10 +23,9 @@ from treadmilld.ble.trace import (
     AdvertisementEvent,
     NotificationEvent,
     TraceFormatError,
-    TraceWriter,
-    TracingGattBackend,
     load_trace,
 )
+from treadmilld.ble.trace_recorder import TraceWriter, TracingGattBackend
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,

@@ -26,7 +26,8 @@ from treadmilld.app.supervisor import ManagedBridge, ManagedSession, TreadmillUn
 from treadmilld.ble.client import BleTreadmillLink
 from treadmilld.ble.config import TargetSelector
 from treadmilld.ble.gatt import GattBackend
-from treadmilld.ble.trace import TraceLimits, TraceWriter, TracingGattBackend
+from treadmilld.ble.trace import TraceLimits
+from treadmilld.ble.trace_recorder import TraceWriter, TracingGattBackend
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import LimitSet
 from treadmilld.engine.session import WorkoutSession

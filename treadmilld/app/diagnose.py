@@ -34,12 +34,8 @@ from treadmilld.ble.gatt import (
     GattConnection,
     GattError,
 )
-from treadmilld.ble.trace import (
-    KNOWN_CHARACTERISTICS,
-    TraceLimits,
-    TraceWriter,
-    TracingGattBackend,
-)
+from treadmilld.ble.trace import KNOWN_CHARACTERISTICS, TraceLimits
+from treadmilld.ble.trace_recorder import TraceWriter, TracingGattBackend
 from treadmilld.ftms import (
     CONTROL_POINT_UUID,
     FEATURE_UUID,

@@ -26,6 +26,7 @@ from treadmilld.ftms import (
     FitnessMachineFeature,
     InclinationRange,
     MachineStatus,
+    ResultCode,
     SpeedRange,
     TrainingStatus,
     TreadmillData,
@@ -169,9 +170,13 @@ SET_TARGET_SPEED_REQUEST = "Set Target Speed"
 
 
 class ControlRejectedError(LinkError):
-    """The treadmill answered a Control Point request with a result other than Success."""
+    """The treadmill answered a Control Point request with a result other than Success.
 
-    def __init__(self, message: str, *, request: str, result: str) -> None:
+    `result` is the deck's FTMS result code; the link also raises it with
+    `ResultCode.NOT_SUPPORTED` for a request the deck cannot take at all (no Control Point, no
+    supported range), without writing anything."""
+
+    def __init__(self, message: str, *, request: str, result: ResultCode) -> None:
         super().__init__(message)
         self.request = request
         self.result = result

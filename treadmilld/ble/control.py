@@ -142,35 +142,30 @@ def speed_to_write(
     return value, speed_from_deck(value, target_unit)
 
 
-_ADVICE: dict[ResultCode, tuple[str, str]] = {
+_ADVICE: dict[ResultCode, str] = {
     ResultCode.NOT_SUPPORTED: (
-        "not_supported",
-        "the treadmill does not support {what}; this model cannot be driven that way",
+        "the treadmill does not support {what}; this model cannot be driven that way"
     ),
     ResultCode.INVALID_PARAMETER: (
-        "invalid_parameter",
         "the treadmill rejected the value of {what} as invalid or out of its range; "
-        "check its supported range",
+        "check its supported range"
     ),
     ResultCode.OPERATION_FAILED: (
-        "operation_failed",
         "the treadmill could not carry out {what} in its current state (for example Start "
-        "while running, Stop while stopped, or the safety key is out); check the console",
+        "while running, Stop while stopped, or the safety key is out); check the console"
     ),
     ResultCode.CONTROL_NOT_PERMITTED: (
-        "control_not_permitted",
         "the treadmill refused {what}: control is not permitted. Another app or the console "
-        "may hold control; close other apps connected to it and retry",
+        "may hold control; close other apps connected to it and retry"
     ),
 }
 
 
 def rejection_error(treadmill_id: str, what: str, result: ResultCode) -> ControlRejectedError:
     """The typed error for a Control Point response other than Success."""
-    code, template = _ADVICE.get(
-        result, (f"result_{int(result)}", "the treadmill answered {what} with an unknown result")
-    )
+    # Only Success lacks advice, and it is never a rejection; the text covers a caller's slip.
+    template = _ADVICE.get(result, "the treadmill answered {what} with an unknown result")
     message = f"{treadmill_id}: " + template.format(what=what)
     if result is ResultCode.CONTROL_NOT_PERMITTED:
-        return ControlNotPermittedError(message, request=what, result=code)
-    return ControlRejectedError(message, request=what, result=code)
+        return ControlNotPermittedError(message, request=what, result=result)
+    return ControlRejectedError(message, request=what, result=result)
