@@ -106,7 +106,7 @@ def test_text_lines_show_values_not_python_reprs(log_file: Path, log_format: Log
     line = log_file.read_text(encoding="utf-8")
     for shown in (
         "phase=running",
-        "result=4",
+        "result=operation_failed",
         "distance_m=530.301",
         "answer_s=0.000123",
         "treadmills=tm01,tm02",
@@ -124,7 +124,7 @@ def test_json_lines_keep_structure_with_values(log_file: Path) -> None:
         emit_values()
     record = json.loads(log_file.read_text(encoding="utf-8"))
     assert record["phase"] == "running"
-    assert record["result"] == 4
+    assert record["result"] == "operation_failed"
     assert record["distance_m"] == 530.301
     assert record["answer_s"] == 0.000123
     assert record["treadmills"] == ["tm01", "tm02"]

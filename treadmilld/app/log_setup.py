@@ -17,7 +17,7 @@ import math
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
-from enum import Enum, StrEnum
+from enum import Enum, IntEnum, StrEnum
 from typing import Any, TextIO
 
 import structlog
@@ -91,10 +91,13 @@ def _readable_float(value: float) -> float | str:
 
 
 def _readable(value: Any, *, structured: bool) -> Any:
-    """`value` as a person reads it: an enum as its value, a float rounded, a path or an
+    """`value` as a person reads it: an enum as its value (a number-valued one, such as an FTMS
+    result code, by its name: `operation_failed`, not `4`), a float rounded, a path or an
     exception as its text; containers element by element. `structured` (JSON) keeps lists
     and objects; logfmt and the console get one flat string (`tm01,tm02`, `tm01: ok`)."""
-    if isinstance(value, Enum):  # before str/int: StrEnum and IntEnum are both
+    if isinstance(value, IntEnum):  # before int: an IntEnum is one
+        return value.name.lower()
+    if isinstance(value, Enum):  # before str: a StrEnum is one
         value = value.value
     if isinstance(value, float):
         return _readable_float(value)
