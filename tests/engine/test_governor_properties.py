@@ -2669,6 +2669,56 @@ def test_a_stop_to_a_standing_belt_does_not_restart_the_turn_count() -> None:
     assert [e.tag for e in violations(run)] == []
 
 
+# Found by the 2026-11-30 soak (seeds 1900 and 1901, right after seed 1801's property fix), an
+# engine imprecision: a belt-first deck answering in 1 s; the safety key is pulled at 6 s (no
+# status), the workout aborts (belt_stopped) at 7 s and sends Stop, which the deck carries out
+# when it answers, at 8 s. The engine counted the next turn's standing from records after it
+# *sent* the Stop; records before the deck acts on a Stop may still show a belt under its Start.
+# It now counts again from the Stop's answer (`_halt_answered`), as the property does: the
+# backward Start waits a full 10 s from there.
+SAFETY_KEY_THEN_A_TURN_ON_A_SLOW_BELT_FIRST_DECK = Case(
+    profile=_profile(
+        "random",
+        (FORWARD, 5, 1.0, 0),
+        (BACKWARD, 5, 1.0, 0),
+        (FORWARD, 5, 1.0, 0),
+        (FORWARD, 5, 1.0, 0),
+    ),
+    limits=_TWO_KMH_LIMITS,
+    clinical=False,
+    deck=Deck(
+        min_speed=0.8,
+        max_speed=19.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 15.0, 0.5),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(
+            deceleration_kmh_per_s=0.25,
+            answer_delay_s=1.0,
+            reports_console_status=False,
+            resumes_at_last_target=False,
+            refuses_speed_while_standing=True,
+        ),
+        data_hz=1.0,
+        preset="belt-first",
+    ),
+    fault=("safety_key", 6.0),
+    script=[],
+    second=Second(
+        profile=_profile("second", (BACKWARD, 5, 1.0, 0)), clinical=False, after_s=0.0, script=[]
+    ),
+)
+
+
+def test_the_turn_after_a_stop_counts_from_the_decks_answer() -> None:
+    run = run_in_virtual_time(lambda: scenario(SAFETY_KEY_THEN_A_TURN_ON_A_SLOW_BELT_FIRST_DECK))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
+    stop = next(w for w in run.writes if w.kind == "stop")
+    backward_start = _starts(run)[-1]
+    assert backward_start.sent - stop.at >= 10.0
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -2697,6 +2747,7 @@ def test_a_stop_to_a_standing_belt_does_not_restart_the_turn_count() -> None:
 @example(case=SILENT_AFTER_A_CONFIRMED_STOP_FROM_SPEED)
 @example(case=SKIP_HALF_A_SECOND_AFTER_A_START)
 @example(case=FINISH_STOP_TO_A_STANDING_BELT_THEN_A_TURN)
+@example(case=SAFETY_KEY_THEN_A_TURN_ON_A_SLOW_BELT_FIRST_DECK)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:

@@ -178,6 +178,9 @@ class SafetyGovernor:
         # nothing has told it to move since: a stop asked for now starts from the measured
         # belt, not from a target it no longer heads for.
         self._stood_since_stop = False
+        # A Stop or Pause to a belt told to move is on its way: the deck acts on it when it
+        # answers, and records until then may still show the belt under the Start.
+        self._recount_on_halt_answer = False
         # A target the belt must reach (within tolerance) by a deadline, or None.
         self._follow_kmh: float | None = None
         self._follow_by = math.inf
@@ -568,6 +571,7 @@ class SafetyGovernor:
         self._moving_since = now
         self._started_at = now
         self._stood_since_stop = False
+        self._recount_on_halt_answer = False
         self._moved_since_start = False
         self._console_started = False
         self._ceiling_kmh = restart_kmh
@@ -811,8 +815,9 @@ class SafetyGovernor:
             self._stood_since_stop = False
             # Standing counts only from records after this: earlier ones may predate a Start
             # the belt was still obeying. (A repeated Stop to a belt already told to stand
-            # does not restart the count.)
+            # does not restart the count.) Again once the deck answers the Stop or Pause.
             self.observer.count_standing_from(now)
+            self._recount_on_halt_answer = True
         if self._moving and self._facing is Direction.BACKWARD:
             self._backward_before_s += now - self._moving_since
         measured = self.observer.speed_kmh or 0.0
@@ -841,6 +846,7 @@ class SafetyGovernor:
                 self._speed_at = self._clock.now()
             await self._link.pause_belt()
             self._mark_paused()
+            self._recount_on_halt_answer = False  # marked after the answer: counted from it
 
     async def stop_belt(self) -> None:
         """Stop/Pause with 'stop' (one attempt; `stop_attempt` retries with Pause). Always
@@ -848,6 +854,16 @@ class SafetyGovernor:
         async with self._lock:
             self._mark_paused()
             await self._link.stop_belt()
+            self._halt_answered()
+
+    def _halt_answered(self) -> None:
+        """The deck answered the first Stop or Pause sent to a belt told to move: it acts on
+        it now, so standing counts from the records after this answer (a belt started and
+        stopped again between two records may have moved although no record shows it; soak
+        seeds 1900 and 1901)."""
+        if self._recount_on_halt_answer:
+            self._recount_on_halt_answer = False
+            self.observer.count_standing_from(self._clock.now())
 
     async def stop_attempt(self) -> bool:
         """One rung of the stop ladder: Stop, and if the deck refuses it, Pause (the link asks
@@ -865,6 +881,7 @@ class SafetyGovernor:
             except ControlRejectedError as error:
                 self._log.warning("pause_refused", result=error.result, error=str(error))
                 return False
+        self._halt_answered()
         return True
 
     def lock_out_if_armed_for_stop(self) -> None:
