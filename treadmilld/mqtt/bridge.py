@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 import structlog
 
@@ -51,7 +51,19 @@ from treadmilld.mqtt.payloads import (
     PLAIN_SET_FIELDS,
     TREADMILL_REQUESTS,
     Command,
+    ConfirmTurn,
+    EmergencyStop,
+    Pause,
     PayloadError,
+    QueuedCommand,
+    Resume,
+    SelectProfile,
+    SetBodyWeight,
+    SetIncline,
+    SetSpeed,
+    Skip,
+    Start,
+    Stop,
     UploadProfileRequest,
     command_age_s,
     parse_plain_set,
@@ -102,7 +114,7 @@ class _Route:
 
 @dataclass(slots=True)
 class _Job:
-    command: Command
+    command: QueuedCommand
     route: _Route
 
 
@@ -112,7 +124,7 @@ class _Treadmill:
     controller: TreadmillController
     pending: deque[_Job] = field(default_factory=deque)
     work_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    selection: Command | None = None  # profile chosen via `set {"profile": ...}`
+    selection: SelectProfile | None = None  # chosen via `set {"profile": ...}`
     dirty: bool = True
     last_state_at: float | None = None
     # The last state published on this connection, as JSON without `ts`: a change that does
@@ -373,60 +385,67 @@ class MqttBridge:
             _log.info("mqtt_command_done", treadmill_id=treadmill.id, command=job.command.kind)
             await self._succeed(job.route, data)
 
-    async def _execute(self, treadmill: _Treadmill, command: Command) -> dict[str, Any]:
+    async def _execute(self, treadmill: _Treadmill, command: QueuedCommand) -> dict[str, Any]:
         controller = treadmill.controller
-        match command.kind:
-            case "start":
-                selection = treadmill.selection
-                profile = command.profile or (selection.profile if selection else None)
-                if profile is None:
-                    raise CommandRejectedError(
-                        "profile_required",
-                        'no profile to start: send {"command": "start", "profile": ...} '
-                        'or select one first with {"profile": ...}',
-                    )
-                weight = command.body_weight_kg
-                clinical = command.clinical
-                if command.profile is None and selection is not None:
-                    weight = weight if weight is not None else selection.body_weight_kg
-                    clinical = clinical or selection.clinical
-                await controller.start_profile(profile, body_weight_kg=weight, clinical=clinical)
-                return {"profile": profile}
-            case "select_profile":
-                known = [summary.name for summary in self._catalog.summaries()]
-                if command.profile not in known:
-                    raise CommandRejectedError(
-                        "unknown_profile",
-                        f"no profile {command.profile!r}; see {self._bridge_topic('profiles')}",
-                    )
-                treadmill.selection = command
-                treadmill.dirty = True
-                self._wake.set()
-                return {"selected_profile": command.profile}
-            case "set_speed":
-                assert command.speed_kmh is not None  # guaranteed by the payload models
-                speed = await controller.set_speed(command.speed_kmh)
+        match command:
+            case Start():
+                return await self._start(treadmill, command)
+            case SelectProfile():
+                return self._select(treadmill, command)
+            case SetSpeed(speed_kmh=wanted):
+                speed = await controller.set_speed(wanted)
                 return {"speed_kmh": speed, **_nudge_scope(controller.snapshot())}
-            case "set_incline":
-                assert command.incline_pct is not None
-                incline = await controller.set_incline(command.incline_pct)
+            case SetIncline(incline_pct=wanted):
+                incline = await controller.set_incline(wanted)
                 return {"incline_pct": incline, **_nudge_scope(controller.snapshot())}
-            case "set_body_weight":
-                assert command.body_weight_kg is not None
-                await controller.set_body_weight(command.body_weight_kg)
-                return {"body_weight_kg": command.body_weight_kg}
-        simple = {
-            "pause": controller.pause,
-            "resume": controller.resume,
-            "stop": controller.stop,
-            "skip": controller.skip_segment,
-            "confirm_turn": controller.confirm_turn,
-        }  # emergency_stop never gets here: `_submit` sends it down its own path
-        await simple[command.kind]()
+            case SetBodyWeight(body_weight_kg=weight):
+                await controller.set_body_weight(weight)
+                return {"body_weight_kg": weight}
+            case Pause():
+                await controller.pause()
+            case Resume():
+                await controller.resume()
+            case Stop():
+                await controller.stop()
+            case Skip():
+                await controller.skip_segment()
+            case ConfirmTurn():
+                await controller.confirm_turn()
+            case _:
+                assert_never(command)
         return {}
 
+    async def _start(self, treadmill: _Treadmill, command: Start) -> dict[str, Any]:
+        selection = treadmill.selection
+        profile = command.profile or (selection.profile if selection else None)
+        if profile is None:
+            raise CommandRejectedError(
+                "profile_required",
+                'no profile to start: send {"command": "start", "profile": ...} '
+                'or select one first with {"profile": ...}',
+            )
+        weight = command.body_weight_kg
+        clinical = command.clinical
+        if command.profile is None and selection is not None:
+            weight = weight if weight is not None else selection.body_weight_kg
+            clinical = clinical or selection.clinical
+        await treadmill.controller.start_profile(profile, body_weight_kg=weight, clinical=clinical)
+        return {"profile": profile}
+
+    def _select(self, treadmill: _Treadmill, command: SelectProfile) -> dict[str, Any]:
+        known = [summary.name for summary in self._catalog.summaries()]
+        if command.profile not in known:
+            raise CommandRejectedError(
+                "unknown_profile",
+                f"no profile {command.profile!r}; see {self._bridge_topic('profiles')}",
+            )
+        treadmill.selection = command
+        treadmill.dirty = True
+        self._wake.set()
+        return {"selected_profile": command.profile}
+
     def _submit(self, treadmill: _Treadmill, command: Command, route: _Route) -> None:
-        if command.kind == "emergency_stop":
+        if isinstance(command, EmergencyStop):
             # Priority path: anything still queued was asked for before the emergency and
             # must not run after it.
             discarded = list(treadmill.pending)
@@ -956,7 +975,7 @@ class MqttBridge:
                 else parse_plain_set(field_name, message.payload)
             )
             command = payload.to_command()
-            urgent = command.kind == "emergency_stop"
+            urgent = isinstance(command, EmergencyStop)
             self._check_age(command_age_s(payload.ts, self._wall_time()), urgent=urgent)
         except PayloadError as error:
             _log.info(
@@ -985,7 +1004,7 @@ class MqttBridge:
             self._refuse_retained(message)
             request = parse_request(action, message.payload, TREADMILL_REQUESTS)
             command = request_command(action, request)
-            urgent = command is not None and command.kind == "emergency_stop"
+            urgent = isinstance(command, EmergencyStop)
             self._check_age(command_age_s(request.ts, self._wall_time()), urgent=urgent)
         except PayloadError as error:
             _log.info(

@@ -2,7 +2,9 @@
 
 A payload that fails here gets an error reply and changes nothing. Each valid payload maps
 to exactly one `Command`, so a message can never half-apply (e.g. speed set, incline
-refused).
+refused). A `Command` is one of a closed set of frozen dataclasses, each carrying exactly the
+fields its action needs (like the codec's Control Point requests), so whoever runs it matches
+on the type and never has to check that a field is there.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -26,7 +28,7 @@ from pydantic import (
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
 
 CommandName = Literal["start", "pause", "resume", "stop", "emergency_stop", "skip", "confirm_turn"]
-COMMAND_NAMES: tuple[str, ...] = CommandName.__args__  # type: ignore[attr-defined]
+COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
 
 # Sanity bounds only: the engine's safety governor holds the real (per-treadmill, clinical)
 # limits and clamps or refuses within them. These catch typos such as 85 for 8.5 km/h.
@@ -50,28 +52,121 @@ class PayloadError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One thing to do to one treadmill, already validated."""
+# One frozen dataclass per action. `kind` names it in logs and replies: the `command` value
+# a client sends, or the request that stands for it.
 
-    kind: Literal[
-        "start",
-        "pause",
-        "resume",
-        "stop",
-        "emergency_stop",
-        "skip",
-        "confirm_turn",
-        "set_speed",
-        "set_incline",
-        "set_body_weight",
-        "select_profile",
-    ]
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start a profile: this one, or (None) the one selected with `SelectProfile`."""
+
+    kind: ClassVar[str] = "start"
     profile: str | None = None
     body_weight_kg: float | None = None
     clinical: bool = False
-    speed_kmh: float | None = None
-    incline_pct: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    kind: ClassVar[str] = "pause"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    kind: ClassVar[str] = "resume"
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """End the workout as `stopped` (the belt ramps down): not an abort."""
+
+    kind: ClassVar[str] = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyStop:
+    """Stop the belt now; it skips the queue (see `treadmilld.mqtt.dispatch`)."""
+
+    kind: ClassVar[str] = "emergency_stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    kind: ClassVar[str] = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmTurn:
+    kind: ClassVar[str] = "confirm_turn"
+
+
+@dataclass(frozen=True, slots=True)
+class SetSpeed:
+    """A manual speed nudge for the current walk segment."""
+
+    kind: ClassVar[str] = "set_speed"
+    speed_kmh: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetIncline:
+    """A manual incline nudge for the current walk segment."""
+
+    kind: ClassVar[str] = "set_incline"
+    incline_pct: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetBodyWeight:
+    """The body weight from now on (the running workout's calories and the next start)."""
+
+    kind: ClassVar[str] = "set_body_weight"
+    body_weight_kg: float
+
+
+@dataclass(frozen=True, slots=True)
+class SelectProfile:
+    """Choose the profile a bare `start` runs, with its options; never starts the belt."""
+
+    kind: ClassVar[str] = "select_profile"
+    profile: str
+    body_weight_kg: float | None = None
+    clinical: bool = False
+
+
+# One thing to do to one treadmill, already validated.
+Command = (
+    Start
+    | Pause
+    | Resume
+    | Stop
+    | EmergencyStop
+    | Skip
+    | ConfirmTurn
+    | SetSpeed
+    | SetIncline
+    | SetBodyWeight
+    | SelectProfile
+)
+
+# What a treadmill's worker runs in arrival order: an emergency stop never waits in line.
+QueuedCommand = (
+    Start
+    | Pause
+    | Resume
+    | Stop
+    | Skip
+    | ConfirmTurn
+    | SetSpeed
+    | SetIncline
+    | SetBodyWeight
+    | SelectProfile
+)
+ArgumentlessCommand = Pause | Resume | Stop | EmergencyStop | Skip | ConfirmTurn
+# The commands that take no arguments, by the name a client sends.
+_ARGUMENTLESS_COMMANDS: dict[str, type[ArgumentlessCommand]] = {
+    command.kind: command for command in (Pause, Resume, Stop, EmergencyStop, Skip, ConfirmTurn)
+}
 
 
 class _Envelope(BaseModel):
@@ -135,26 +230,25 @@ class SetPayload(_Envelope):
 
     def to_command(self) -> Command:
         if self.command == "start":
-            return Command(
-                "start",
+            return Start(
                 profile=self.profile,
                 body_weight_kg=self.body_weight_kg,
                 clinical=bool(self.clinical),
             )
         if self.command is not None:
-            return Command(self.command)
+            return _ARGUMENTLESS_COMMANDS[self.command]()
         if self.speed_kmh is not None:
-            return Command("set_speed", speed_kmh=self.speed_kmh)
+            return SetSpeed(self.speed_kmh)
         if self.incline_pct is not None:
-            return Command("set_incline", incline_pct=self.incline_pct)
-        if self.profile is None:
-            return Command("set_body_weight", body_weight_kg=self.body_weight_kg)
-        return Command(
-            "select_profile",
-            profile=self.profile,
-            body_weight_kg=self.body_weight_kg,
-            clinical=bool(self.clinical),
-        )
+            return SetIncline(self.incline_pct)
+        if self.profile is not None:
+            return SelectProfile(
+                self.profile, body_weight_kg=self.body_weight_kg, clinical=bool(self.clinical)
+            )
+        if self.body_weight_kg is not None:
+            return SetBodyWeight(self.body_weight_kg)
+        # `_exactly_one_action` refused every other combination before this runs.
+        raise PayloadError("invalid_payload", "nothing to do")
 
 
 class EmptyRequest(_Envelope):
@@ -240,21 +334,19 @@ PLAIN_SET_FIELDS: tuple[str, ...] = (
 def request_command(action: str, request: _Envelope) -> Command | None:
     """The command a treadmill request stands for (None for read-only requests)."""
     if isinstance(request, StartRequest):
-        return Command(
-            "start",
+        return Start(
             profile=request.profile,
             body_weight_kg=request.body_weight_kg,
             clinical=request.clinical,
         )
     if isinstance(request, SetSpeedRequest):
-        return Command("set_speed", speed_kmh=request.speed_kmh)
+        return SetSpeed(request.speed_kmh)
     if isinstance(request, SetInclineRequest):
-        return Command("set_incline", incline_pct=request.incline_pct)
+        return SetIncline(request.incline_pct)
     if isinstance(request, SetBodyWeightRequest):
-        return Command("set_body_weight", body_weight_kg=request.body_weight_kg)
-    if action in COMMAND_NAMES:
-        return Command(action)  # type: ignore[arg-type]
-    return None
+        return SetBodyWeight(request.body_weight_kg)
+    argumentless = _ARGUMENTLESS_COMMANDS.get(action)
+    return argumentless() if argumentless is not None else None
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -372,13 +464,25 @@ __all__ = [
     "PLAIN_SET_FIELDS",
     "TREADMILL_REQUESTS",
     "Command",
+    "ConfirmTurn",
+    "EmergencyStop",
     "EmptyRequest",
+    "Pause",
     "PayloadError",
+    "QueuedCommand",
+    "Resume",
+    "SelectProfile",
+    "SetBodyWeight",
     "SetBodyWeightRequest",
+    "SetIncline",
     "SetInclineRequest",
     "SetPayload",
+    "SetSpeed",
     "SetSpeedRequest",
+    "Skip",
+    "Start",
     "StartRequest",
+    "Stop",
     "UploadProfileRequest",
     "command_age_s",
     "describe_validation_error",
