@@ -8,16 +8,18 @@ from functools import partial
 
 import pytest
 
-from treadmilld.mqtt.payloads import (
-    TREADMILL_REQUESTS,
+from treadmilld.mqtt.commands import (
     Command,
     EmergencyStop,
-    PayloadError,
     SelectProfile,
     SetBodyWeight,
     SetIncline,
     SetSpeed,
     Start,
+)
+from treadmilld.mqtt.payloads import (
+    TREADMILL_REQUESTS,
+    PayloadError,
     command_age_s,
     parse_plain_set,
     parse_request,

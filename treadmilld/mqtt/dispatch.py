@@ -22,7 +22,7 @@ from treadmilld.engine.api import (
     StopOutcome,
     TreadmillController,
 )
-from treadmilld.mqtt.payloads import (
+from treadmilld.mqtt.commands import (
     Command,
     ConfirmTurn,
     EmergencyStop,

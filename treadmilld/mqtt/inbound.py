@@ -10,13 +10,13 @@ from collections.abc import Callable, Mapping
 import structlog
 
 from treadmilld.mqtt.bridge_requests import BridgeRequests
+from treadmilld.mqtt.commands import EmergencyStop
 from treadmilld.mqtt.dispatch import TreadmillCommands
 from treadmilld.mqtt.fleet import Fleet
 from treadmilld.mqtt.inbound_checks import check_age, refuse_retained
 from treadmilld.mqtt.link import IncomingMessage, MqttLink
 from treadmilld.mqtt.payloads import (
     TREADMILL_REQUESTS,
-    EmergencyStop,
     PayloadError,
     command_age_s,
     parse_plain_set,

@@ -2,17 +2,14 @@
 
 A payload that fails here gets an error reply and changes nothing. Each valid payload maps
 to exactly one `Command`, so a message can never half-apply (e.g. speed set, incline
-refused). A `Command` is one of a closed set of frozen dataclasses, each carrying exactly the
-fields its action needs (like the codec's Control Point requests), so whoever runs it matches
-on the type and never has to check that a field is there.
+refused); the commands themselves are in treadmilld.mqtt.commands.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -26,6 +23,15 @@ from pydantic import (
 )
 
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
+from treadmilld.mqtt.commands import (
+    Command,
+    SelectProfile,
+    SetBodyWeight,
+    SetIncline,
+    SetSpeed,
+    Start,
+    argumentless_command,
+)
 
 CommandName = Literal["start", "pause", "resume", "stop", "emergency_stop", "skip", "confirm_turn"]
 COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
@@ -50,123 +56,6 @@ class PayloadError(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-# One frozen dataclass per action. `kind` names it in logs and replies: the `command` value
-# a client sends, or the request that stands for it.
-
-
-@dataclass(frozen=True, slots=True)
-class Start:
-    """Start a profile: this one, or (None) the one selected with `SelectProfile`."""
-
-    kind: ClassVar[str] = "start"
-    profile: str | None = None
-    body_weight_kg: float | None = None
-    clinical: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    kind: ClassVar[str] = "pause"
-
-
-@dataclass(frozen=True, slots=True)
-class Resume:
-    kind: ClassVar[str] = "resume"
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    """End the workout as `stopped` (the belt ramps down): not an abort."""
-
-    kind: ClassVar[str] = "stop"
-
-
-@dataclass(frozen=True, slots=True)
-class EmergencyStop:
-    """Stop the belt now; it skips the queue (see `treadmilld.mqtt.dispatch`)."""
-
-    kind: ClassVar[str] = "emergency_stop"
-
-
-@dataclass(frozen=True, slots=True)
-class Skip:
-    kind: ClassVar[str] = "skip"
-
-
-@dataclass(frozen=True, slots=True)
-class ConfirmTurn:
-    kind: ClassVar[str] = "confirm_turn"
-
-
-@dataclass(frozen=True, slots=True)
-class SetSpeed:
-    """A manual speed nudge for the current walk segment."""
-
-    kind: ClassVar[str] = "set_speed"
-    speed_kmh: float
-
-
-@dataclass(frozen=True, slots=True)
-class SetIncline:
-    """A manual incline nudge for the current walk segment."""
-
-    kind: ClassVar[str] = "set_incline"
-    incline_pct: float
-
-
-@dataclass(frozen=True, slots=True)
-class SetBodyWeight:
-    """The body weight from now on (the running workout's calories and the next start)."""
-
-    kind: ClassVar[str] = "set_body_weight"
-    body_weight_kg: float
-
-
-@dataclass(frozen=True, slots=True)
-class SelectProfile:
-    """Choose the profile a bare `start` runs, with its options; never starts the belt."""
-
-    kind: ClassVar[str] = "select_profile"
-    profile: str
-    body_weight_kg: float | None = None
-    clinical: bool = False
-
-
-# One thing to do to one treadmill, already validated.
-Command = (
-    Start
-    | Pause
-    | Resume
-    | Stop
-    | EmergencyStop
-    | Skip
-    | ConfirmTurn
-    | SetSpeed
-    | SetIncline
-    | SetBodyWeight
-    | SelectProfile
-)
-
-# What a treadmill's worker runs in arrival order: an emergency stop never waits in line.
-QueuedCommand = (
-    Start
-    | Pause
-    | Resume
-    | Stop
-    | Skip
-    | ConfirmTurn
-    | SetSpeed
-    | SetIncline
-    | SetBodyWeight
-    | SelectProfile
-)
-ArgumentlessCommand = Pause | Resume | Stop | EmergencyStop | Skip | ConfirmTurn
-# The commands that take no arguments, by the name a client sends.
-_ARGUMENTLESS_COMMANDS: dict[str, type[ArgumentlessCommand]] = {
-    command.kind: command for command in (Pause, Resume, Stop, EmergencyStop, Skip, ConfirmTurn)
-}
 
 
 class _Envelope(BaseModel):
@@ -235,8 +124,8 @@ class SetPayload(_Envelope):
                 body_weight_kg=self.body_weight_kg,
                 clinical=bool(self.clinical),
             )
-        if self.command is not None:
-            return _ARGUMENTLESS_COMMANDS[self.command]()
+        if self.command is not None and (named := argumentless_command(self.command)) is not None:
+            return named
         if self.speed_kmh is not None:
             return SetSpeed(self.speed_kmh)
         if self.incline_pct is not None:
@@ -345,8 +234,7 @@ def request_command(action: str, request: _Envelope) -> Command | None:
         return SetIncline(request.incline_pct)
     if isinstance(request, SetBodyWeightRequest):
         return SetBodyWeight(request.body_weight_kg)
-    argumentless = _ARGUMENTLESS_COMMANDS.get(action)
-    return argumentless() if argumentless is not None else None
+    return argumentless_command(action)
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -464,25 +352,13 @@ __all__ = [
     "PLAIN_SET_FIELDS",
     "TREADMILL_REQUESTS",
     "Command",
-    "ConfirmTurn",
-    "EmergencyStop",
     "EmptyRequest",
-    "Pause",
     "PayloadError",
-    "QueuedCommand",
-    "Resume",
-    "SelectProfile",
-    "SetBodyWeight",
     "SetBodyWeightRequest",
-    "SetIncline",
     "SetInclineRequest",
     "SetPayload",
-    "SetSpeed",
     "SetSpeedRequest",
-    "Skip",
-    "Start",
     "StartRequest",
-    "Stop",
     "UploadProfileRequest",
     "command_age_s",
     "describe_validation_error",
