@@ -72,7 +72,7 @@ class MqttBridge:
                 )
         self._settings = settings
         self._topics = topics = Topics.of(settings)
-        controllers = dict(controllers)
+        controllers = dict(controllers)  # its own copy: the treadmills it serves are fixed
         offline = OutgoingMessage(topics.bridge("state"), "offline", qos=1, retain=True)
         self._link = MqttLink(settings, will=offline, goodbye=self._goodbye)
         self._subscribed = asyncio.Event()
