@@ -8,9 +8,17 @@ from functools import partial
 
 import pytest
 
+from treadmilld.mqtt.commands import (
+    Command,
+    EmergencyStop,
+    SelectProfile,
+    SetBodyWeight,
+    SetIncline,
+    SetSpeed,
+    Start,
+)
 from treadmilld.mqtt.payloads import (
     TREADMILL_REQUESTS,
-    Command,
     PayloadError,
     command_age_s,
     parse_plain_set,
@@ -24,16 +32,16 @@ from treadmilld.mqtt.payloads import (
 @pytest.mark.parametrize(
     ("raw", "command"),
     [
-        (b'{"command": "start", "profile": "hill_30"}', Command("start", profile="hill_30")),
+        (b'{"command": "start", "profile": "hill_30"}', Start(profile="hill_30")),
         (
             b'{"command": "start", "body_weight_kg": 60, "clinical": true}',
-            Command("start", body_weight_kg=60.0, clinical=True),
+            Start(body_weight_kg=60.0, clinical=True),
         ),
-        (b'{"command": "emergency_stop"}', Command("emergency_stop")),
-        (b'{"speed_kmh": 8.5}', Command("set_speed", speed_kmh=8.5)),
-        (b'{"incline_pct": -2}', Command("set_incline", incline_pct=-2.0)),
-        (b'{"profile": "hill_30"}', Command("select_profile", profile="hill_30")),
-        (b'{"body_weight_kg": 80}', Command("set_body_weight", body_weight_kg=80.0)),
+        (b'{"command": "emergency_stop"}', EmergencyStop()),
+        (b'{"speed_kmh": 8.5}', SetSpeed(speed_kmh=8.5)),
+        (b'{"incline_pct": -2}', SetIncline(incline_pct=-2.0)),
+        (b'{"profile": "hill_30"}', SelectProfile(profile="hill_30")),
+        (b'{"body_weight_kg": 80}', SetBodyWeight(body_weight_kg=80.0)),
     ],
 )
 def test_set_payload_maps_to_one_command(raw: bytes, command: Command) -> None:
@@ -68,10 +76,8 @@ def test_invalid_set_payload_names_the_problem(raw: bytes, fragment: str) -> Non
 
 
 def test_plain_set_parses_bare_values() -> None:
-    assert parse_plain_set("speed_kmh", b" 4.5\n").to_command() == Command(
-        "set_speed", speed_kmh=4.5
-    )
-    assert parse_plain_set("profile", b"hill_30").to_command().profile == "hill_30"
+    assert parse_plain_set("speed_kmh", b" 4.5\n").to_command() == SetSpeed(speed_kmh=4.5)
+    assert parse_plain_set("profile", b"hill_30").to_command() == SelectProfile(profile="hill_30")
     with pytest.raises(PayloadError, match="needs a number"):
         parse_plain_set("incline_pct", b"steep")
     with pytest.raises(PayloadError) as caught:
@@ -168,11 +174,9 @@ def test_request_numbers_are_strict_too(action: str, raw: bytes) -> None:
 
 def test_integers_are_numbers_and_plain_set_text_is_still_converted() -> None:
     start = parse_request("start", b'{"body_weight_kg": 80}', TREADMILL_REQUESTS)
-    assert request_command("start", start) == Command("start", body_weight_kg=80.0)
-    assert parse_plain_set("speed_kmh", b"3").to_command() == Command("set_speed", speed_kmh=3.0)
-    assert parse_plain_set("incline_pct", b" 1.5\n").to_command() == Command(
-        "set_incline", incline_pct=1.5
-    )
+    assert request_command("start", start) == Start(body_weight_kg=80.0)
+    assert parse_plain_set("speed_kmh", b"3").to_command() == SetSpeed(speed_kmh=3.0)
+    assert parse_plain_set("incline_pct", b" 1.5\n").to_command() == SetIncline(incline_pct=1.5)
 
 
 @pytest.mark.parametrize("weight", [b"20", b"300"])

@@ -15,8 +15,9 @@ from treadmilld_broker import EmbeddedBroker
 
 from tests.support.broker import make_certificates, secured_mosquitto
 from treadmilld.mqtt import link
+from treadmilld.mqtt.broker_hints import STRICT_X509_HINT
 from treadmilld.mqtt.config import MqttSettings, MqttTlsSettings
-from treadmilld.mqtt.link import STRICT_X509_HINT, reconnect_hint
+from treadmilld.mqtt.link import reconnect_hint
 
 from .client import Observer, eventually, running_bridge, running_bridge_unready
 from .doubles import RecordingTreadmill

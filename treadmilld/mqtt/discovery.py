@@ -9,6 +9,9 @@ https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload.
 
 Templates are Jinja as Home Assistant renders them: a value that renders as `None` is HA's
 "unknown" (`PAYLOAD_NONE`, and the number platform's default `payload_reset`).
+
+Over 450 lines on purpose: `discovery_config` is one declarative table of every entity a
+treadmill offers; read in one place, it shows at a glance what Home Assistant gets.
 """
 
 from __future__ import annotations

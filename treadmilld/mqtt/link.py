@@ -4,6 +4,12 @@
 capped jittered reconnect backoff, a stale-queue drain after every (re)connect, and a publish
 that never raises because the broker is away. Everything above it speaks `IncomingMessage`
 and plain strings, so moving to aiomqtt 3 touches this file only.
+
+Over 450 lines on purpose: being the one module that may import aiomqtt
+(docs/architecture.md), it holds everything that touches an aiomqtt client, the kept-alive
+link and `treadmilld diagnose`'s broker round trip (`check_broker`). What needs no aiomqtt
+type lives elsewhere: the operator hints in `treadmilld.mqtt.broker_hints`, and everything
+above the link in the bridge's modules.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from treadmilld.mqtt.broker_hints import (
+    connect_problem,
+    duplicate_client_id_hint,
+    failure_hint,
+)
 from treadmilld.mqtt.config import MqttCredentialError, MqttSettings
 from treadmilld.runtime.background import Background
 from treadmilld.runtime.backoff import Backoff
@@ -113,16 +124,6 @@ def _reason_code(error: BaseException | None) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def duplicate_client_id_hint(settings: MqttSettings) -> str:
-    return (
-        f"another client with the same client_id {settings.client_id!r} is connected to "
-        f"{settings.host}:{settings.port}, and each connect makes the broker drop the other: "
-        "set mqtt.instance (default: the host name, which cloned SD cards share) or "
-        "mqtt.client_id to something unique per daemon; with use_username_as_clientid on the "
-        "broker, give each daemon its own mqtt.username"
-    )
-
-
 def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     if settings.tls is None:
         return None
@@ -134,83 +135,18 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     return context
 
 
-# What OpenSSL says when strict verification (VERIFY_X509_STRICT, on by default in Python
-# 3.13's `ssl.create_default_context`) refuses a chain that lax verification accepts: a CA
-# made with the usual `openssl req -x509` recipe, or a broker certificate signed without
-# extensions. Matched lower-case against the error text.
-_STRICT_X509_FAILURES = (
-    "ca cert does not include key usage extension",
-    "basic constraints of ca cert not marked critical",
-    "missing authority key identifier",
-    "missing subject key identifier",
-    "key identifier marked critical",
-    "path length given without key usage keycertsign",
-    "key usage keycertsign invalid for non-ca cert",
-    "empty subject alternative name extension",
-)
-STRICT_X509_HINT = (
-    "TLS failed: the broker's CA or certificate lacks X.509 extensions that Python 3.13+ "
-    "requires (strict verification); remake the CA and the broker's certificate with the "
-    'recipe in docs/gym-broker.md, section "TLS certificates"'
-)
-
-
 def reconnect_hint(settings: MqttSettings, error: BaseException) -> str:
     """What an operator should check, worded for the failure at hand."""
-    text = str(error)
-    if isinstance(error, MqttConnectError) and "protocol" in text.lower():
-        return 'the broker does not speak this MQTT version: set mqtt.protocol = "3.1.1"'
-    if isinstance(error, MqttConnectError):
-        return (
-            "the broker refused the login: check mqtt.username, the password "
-            "(mqtt.password / mqtt.password_file) and the broker's password file"
-        )
-    if any(failure in text.lower() for failure in _STRICT_X509_FAILURES):
-        return STRICT_X509_HINT
-    if "CERTIFICATE" in text or "SSL" in text:
-        return "TLS failed: check mqtt.tls.ca_file matches the broker's certificate and hostname"
-    if "timed out" in text:
-        checks = ["the port"]
-        if settings.tls is None:
-            checks.append("whether that listener wants TLS (set mqtt.tls)")
-        if settings.protocol == "5":
-            checks.append('whether the broker speaks MQTT v5 (else mqtt.protocol = "3.1.1")')
-        return f"no MQTT answer from {settings.host}:{settings.port}: check " + ", ".join(checks)
-    return f"check that a broker is running and reachable at {settings.host}:{settings.port}"
+    return failure_hint(settings, str(error), connect_refused=isinstance(error, MqttConnectError))
 
 
 def broker_problem(settings: MqttSettings, error: BaseException) -> str:
     """What to fix when connecting fails, down to the socket error aiomqtt wraps: refused
     (nothing listening), an unknown host name, or `reconnect_hint`'s login / TLS / timeout."""
-    where = f"{settings.host}:{settings.port}"
     # aiomqtt re-raises paho's OSError as a bare MqttError (`from None`): the socket error
     # survives as the context.
     cause = error.__context__ if type(error) is aiomqtt.MqttError else error
-    if isinstance(cause, ConnectionRefusedError):
-        return (
-            f"connection refused: no broker listens on {where}; start it "
-            "(systemctl status mosquitto) or fix mqtt.host / mqtt.port"
-        )
-    if isinstance(cause, socket.gaierror):
-        return f"the host name {settings.host!r} does not resolve; fix mqtt.host (or DNS)"
-    if isinstance(cause, ConnectionResetError):
-        mismatch = (
-            "mqtt.tls is set: is this port the broker's TLS listener (usually 8883)?"
-            if settings.tls is not None
-            else "does this listener want TLS (set mqtt.tls) or another MQTT version?"
-        )
-        return f"{where} closed the connection while connecting; {mismatch}"
-    if isinstance(cause, ssl.SSLError) and not isinstance(cause, ssl.SSLCertVerificationError):
-        return (
-            f"the TLS handshake with {where} failed ({cause}); check mqtt.tls and that this "
-            "port is the broker's TLS listener"
-        )
-    hint = reconnect_hint(settings, error)
-    if "timed out" in str(error):
-        return (
-            f"{hint}; or a firewall drops the packets (try: nc -vz {settings.host} {settings.port})"
-        )
-    return hint
+    return connect_problem(settings, cause, str(error), otherwise=reconnect_hint(settings, error))
 
 
 def _new_client(

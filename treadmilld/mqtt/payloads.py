@@ -2,15 +2,14 @@
 
 A payload that fails here gets an error reply and changes nothing. Each valid payload maps
 to exactly one `Command`, so a message can never half-apply (e.g. speed set, incline
-refused).
+refused); the commands themselves are in treadmilld.mqtt.commands.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -24,9 +23,18 @@ from pydantic import (
 )
 
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
+from treadmilld.mqtt.commands import (
+    Command,
+    SelectProfile,
+    SetBodyWeight,
+    SetIncline,
+    SetSpeed,
+    Start,
+    argumentless_command,
+)
 
 CommandName = Literal["start", "pause", "resume", "stop", "emergency_stop", "skip", "confirm_turn"]
-COMMAND_NAMES: tuple[str, ...] = CommandName.__args__  # type: ignore[attr-defined]
+COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
 
 # Sanity bounds only: the engine's safety governor holds the real (per-treadmill, clinical)
 # limits and clamps or refuses within them. These catch typos such as 85 for 8.5 km/h.
@@ -48,30 +56,6 @@ class PayloadError(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One thing to do to one treadmill, already validated."""
-
-    kind: Literal[
-        "start",
-        "pause",
-        "resume",
-        "stop",
-        "emergency_stop",
-        "skip",
-        "confirm_turn",
-        "set_speed",
-        "set_incline",
-        "set_body_weight",
-        "select_profile",
-    ]
-    profile: str | None = None
-    body_weight_kg: float | None = None
-    clinical: bool = False
-    speed_kmh: float | None = None
-    incline_pct: float | None = None
 
 
 class _Envelope(BaseModel):
@@ -135,26 +119,25 @@ class SetPayload(_Envelope):
 
     def to_command(self) -> Command:
         if self.command == "start":
-            return Command(
-                "start",
+            return Start(
                 profile=self.profile,
                 body_weight_kg=self.body_weight_kg,
                 clinical=bool(self.clinical),
             )
-        if self.command is not None:
-            return Command(self.command)
+        if self.command is not None and (named := argumentless_command(self.command)) is not None:
+            return named
         if self.speed_kmh is not None:
-            return Command("set_speed", speed_kmh=self.speed_kmh)
+            return SetSpeed(self.speed_kmh)
         if self.incline_pct is not None:
-            return Command("set_incline", incline_pct=self.incline_pct)
-        if self.profile is None:
-            return Command("set_body_weight", body_weight_kg=self.body_weight_kg)
-        return Command(
-            "select_profile",
-            profile=self.profile,
-            body_weight_kg=self.body_weight_kg,
-            clinical=bool(self.clinical),
-        )
+            return SetIncline(self.incline_pct)
+        if self.profile is not None:
+            return SelectProfile(
+                self.profile, body_weight_kg=self.body_weight_kg, clinical=bool(self.clinical)
+            )
+        if self.body_weight_kg is not None:
+            return SetBodyWeight(self.body_weight_kg)
+        # `_exactly_one_action` refused every other combination before this runs.
+        raise PayloadError("invalid_payload", "nothing to do")
 
 
 class EmptyRequest(_Envelope):
@@ -240,21 +223,18 @@ PLAIN_SET_FIELDS: tuple[str, ...] = (
 def request_command(action: str, request: _Envelope) -> Command | None:
     """The command a treadmill request stands for (None for read-only requests)."""
     if isinstance(request, StartRequest):
-        return Command(
-            "start",
+        return Start(
             profile=request.profile,
             body_weight_kg=request.body_weight_kg,
             clinical=request.clinical,
         )
     if isinstance(request, SetSpeedRequest):
-        return Command("set_speed", speed_kmh=request.speed_kmh)
+        return SetSpeed(request.speed_kmh)
     if isinstance(request, SetInclineRequest):
-        return Command("set_incline", incline_pct=request.incline_pct)
+        return SetIncline(request.incline_pct)
     if isinstance(request, SetBodyWeightRequest):
-        return Command("set_body_weight", body_weight_kg=request.body_weight_kg)
-    if action in COMMAND_NAMES:
-        return Command(action)  # type: ignore[arg-type]
-    return None
+        return SetBodyWeight(request.body_weight_kg)
+    return argumentless_command(action)
 
 
 def describe_validation_error(error: ValidationError) -> str:
