@@ -176,36 +176,50 @@ async def eventually(condition: Callable[[], bool], *, within_s: float = WAIT_S)
 
 
 class ManualClock:
-    """A `Clock` the test moves by hand; `deadlines` lists what sleepers wait for."""
+    """A `Clock` the test moves by hand; `deadlines` lists what sleepers wait for. Each sleeper
+    waits on a future of its own, which `advance` resolves once its deadline has come."""
 
     def __init__(self) -> None:
         self._now = 1000.0
-        self._changed = asyncio.Condition()
-        self.deadlines: list[float] = []
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self._changed = asyncio.Event()
+
+    @property
+    def deadlines(self) -> list[float]:
+        return [deadline for deadline, _ in self._sleepers]
 
     def now(self) -> float:
         return self._now
 
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
     async def sleep(self, seconds: float) -> None:
         deadline = self._now + seconds
-        async with self._changed:
-            self.deadlines.append(deadline)
-            self._changed.notify_all()
-            try:
-                while self._now < deadline:
-                    await self._changed.wait()
-            finally:
-                self.deadlines.remove(deadline)
+        if deadline <= self._now:
+            await asyncio.sleep(0)
+            return
+        entry = (deadline, asyncio.get_running_loop().create_future())
+        self._sleepers.append(entry)
+        self._notify()
+        try:
+            await entry[1]
+        finally:
+            self._sleepers.remove(entry)
+            self._notify()
 
     async def sleeper_until(self, deadline: float) -> None:
         """Return once some task sleeps until `deadline`."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: deadline in self.deadlines)
+        while deadline not in self.deadlines:
+            await self._changed.wait()
 
     async def advance(self, seconds: float) -> None:
-        async with self._changed:
-            self._now += seconds
-            self._changed.notify_all()
+        self._now += seconds
+        for deadline, waiter in list(self._sleepers):
+            if deadline <= self._now and not waiter.done():
+                waiter.set_result(None)
+        await asyncio.sleep(0)  # the woken sleepers run before the test goes on
 
 
 @contextlib.asynccontextmanager

@@ -144,3 +144,31 @@ async def test_wait_for_on_clock_hands_over_a_result_that_comes_after_the_timeou
         )
     await asyncio.sleep(1.0)
     assert late == ["connection"]
+
+
+class HandMovedClock:
+    """A clock a test moves forward at will, on top of the loop's own time."""
+
+    def __init__(self) -> None:
+        self._loop_clock = LoopClock()
+        self.moved_s = 0.0
+
+    def now(self) -> float:
+        return self._loop_clock.now() + self.moved_s
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def test_a_deadline_is_fixed_when_the_wait_is_asked_for() -> None:
+    """The clock passes the deadline after the wait was asked for but before its timer task
+    first runs: the wait ends then, not a whole delay later (a hand-moved test clock, or a
+    publisher whose heartbeat would otherwise slip by one interval)."""
+    clock = HandMovedClock()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    waiting = asyncio.create_task(sleep_until_set(asyncio.Event(), 5.0, clock))
+    await asyncio.sleep(0)  # the wait is asked for; its timer task has not run yet
+    clock.moved_s = 5.0
+    assert not await waiting
+    assert loop.time() - started < 1.0

@@ -39,7 +39,7 @@ async def wait_any(
     if math.isfinite(seconds):
         if clock is None:
             raise ValueError("a deadline needs the clock it is measured on")
-        helpers.append(asyncio.ensure_future(clock.sleep(seconds)))
+        helpers.append(asyncio.ensure_future(_sleep_until(clock, clock.now() + seconds)))
     if not helpers and not watched:
         raise ValueError("wait_any needs an event, a future or a finite deadline")
     try:
@@ -47,6 +47,15 @@ async def wait_any(
     finally:
         for helper in helpers:
             helper.cancel()
+
+
+async def _sleep_until(clock: Clock, deadline: float) -> None:
+    """Sleep until `deadline` on `clock`. The deadline is fixed when the wait is asked for, not
+    when this task first runs: a clock that moved in between (a test's hand-moved clock, a busy
+    loop) must not push it later."""
+    left = deadline - clock.now()
+    if left > 0:
+        await clock.sleep(left)
 
 
 async def sleep_until_set(event: asyncio.Event, seconds: float, clock: Clock) -> bool:
