@@ -2719,6 +2719,47 @@ def test_the_turn_after_a_stop_counts_from_the_decks_answer() -> None:
     assert backward_start.sent - stop.at >= 10.0
 
 
+# Found by the 2026-11-30 soak (seeds 2000 and 2001, right after seeds 1900/1901's fix), an
+# engine flaw: a FitShow deck answering in 2 s, the safety key pulled before the belt moved; the
+# workout aborts (target_not_followed) at 18 s and sends Stop, which waits behind a speed write
+# and is carried out at 21 s. The second workout said "turn now" at 20 s, before the deck had
+# acted on the Stop. A turn now waits for that answer (`halt_pending`).
+TURN_NOW_WHILE_THE_STOP_IS_UNANSWERED = Case(
+    profile=_profile("random", (FORWARD, 5, 2.0, 0), (BACKWARD, 5, 1.0, 0), (FORWARD, 5, 1.0, 0)),
+    limits=_TWO_KMH_LIMITS,
+    clinical=False,
+    deck=Deck(
+        min_speed=1.0,
+        max_speed=12.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 12.0, 1.0),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(
+            deceleration_kmh_per_s=0.25,
+            answer_delay_s=2.0,
+            reports_console_status=False,
+            resumes_at_last_target=False,
+        ),
+        data_hz=1.0,
+        preset="fitshow-bc11b7",
+    ),
+    fault=("safety_key", 6.0),
+    script=[],
+    second=Second(
+        profile=_profile("second", (BACKWARD, 5, 1.0, 0)), clinical=False, after_s=0.0, script=[]
+    ),
+)
+
+
+def test_turn_now_waits_for_the_deck_to_answer_the_stop() -> None:
+    run = run_in_virtual_time(lambda: scenario(TURN_NOW_WHILE_THE_STOP_IS_UNANSWERED))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
+    stop = next(w for w in run.writes if w.kind == "stop")
+    [turn_now] = [e for e in run.events if isinstance(e, TurnNow)][-1:]
+    assert turn_now.at > stop.at
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -2748,6 +2789,7 @@ def test_the_turn_after_a_stop_counts_from_the_decks_answer() -> None:
 @example(case=SKIP_HALF_A_SECOND_AFTER_A_START)
 @example(case=FINISH_STOP_TO_A_STANDING_BELT_THEN_A_TURN)
 @example(case=SAFETY_KEY_THEN_A_TURN_ON_A_SLOW_BELT_FIRST_DECK)
+@example(case=TURN_NOW_WHILE_THE_STOP_IS_UNANSWERED)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:

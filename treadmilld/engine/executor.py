@@ -505,7 +505,8 @@ class WorkoutExecutor:
         observer = governor.observer
         speed = max(observer.speed_kmh or 0.0, governor.target_speed_kmh or 0.0, 1.0)
         deadline = self._clock.now() + deceleration_allowance_s(speed)
-        while observer.state() is not BeltState.STANDING:
+        # Standing only counts once the deck has answered the Stop or Pause it was sent.
+        while observer.state() is not BeltState.STANDING or governor.halt_pending:
             if self._stop_requested:
                 raise _StopWorkout
             left = deadline - self._clock.now()
@@ -523,7 +524,11 @@ class WorkoutExecutor:
                     f"{deceleration_allowance_s(speed):.0f} s ({state.value}, "
                     f"{observer.speed_kmh} km/h)",
                 )
-            await observer.wait_standing(min(left, 1.0))
+            if observer.state() is BeltState.STANDING:
+                # Standing, but the Stop or Pause is still unanswered: look again shortly.
+                await self._clock.sleep(min(left, 0.25))
+            else:
+                await observer.wait_standing(min(left, 1.0))
 
     async def _hold_standing(self, seconds: float) -> None:
         """Until the belt has been measured standing for `seconds` (pauses allowed)."""

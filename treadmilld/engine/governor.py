@@ -301,8 +301,16 @@ class SafetyGovernor:
         return lowest + steps * limits.speed_increment_kmh
 
     def standing_for_s(self) -> float:
-        """How long the belt has been *measured* standing (0 while it moves or is unknown)."""
+        """How long the belt has been *measured* standing (0 while it moves or is unknown, and
+        while the deck has still to answer the Stop or Pause sent to it: it acts on it then)."""
+        if self._recount_on_halt_answer:
+            return 0.0
         return self.observer.standing_for_s()
+
+    @property
+    def halt_pending(self) -> bool:
+        """A Stop or Pause sent to a belt told to move has not been answered yet."""
+        return self._recount_on_halt_answer
 
     def _direction_changes(self, facing: Direction) -> bool:
         """Moving with the person facing `facing` is a change of direction: from the way they
@@ -853,14 +861,16 @@ class SafetyGovernor:
         allowed."""
         async with self._lock:
             self._mark_paused()
-            await self._link.stop_belt()
-            self._halt_answered()
+            try:
+                await self._link.stop_belt()
+            finally:
+                self._halt_answered()
 
     def _halt_answered(self) -> None:
-        """The deck answered the first Stop or Pause sent to a belt told to move: it acts on
-        it now, so standing counts from the records after this answer (a belt started and
-        stopped again between two records may have moved although no record shows it; soak
-        seeds 1900 and 1901)."""
+        """The deck answered the first Stop or Pause sent to a belt told to move (or the write
+        ended without an answer): it acts on it now, so standing counts from the records after
+        this (a belt started and stopped again between two records may have moved although no
+        record shows it; soak seeds 1900 and 1901)."""
         if self._recount_on_halt_answer:
             self._recount_on_halt_answer = False
             self.observer.count_standing_from(self._clock.now())
@@ -881,7 +891,10 @@ class SafetyGovernor:
             except ControlRejectedError as error:
                 self._log.warning("pause_refused", result=error.result, error=str(error))
                 return False
-        self._halt_answered()
+            finally:
+                self._halt_answered()
+        finally:
+            self._halt_answered()
         return True
 
     def lock_out_if_armed_for_stop(self) -> None:
