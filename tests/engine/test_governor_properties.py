@@ -2760,6 +2760,55 @@ def test_turn_now_waits_for_the_deck_to_answer_the_stop() -> None:
     assert turn_now.at > stop.at
 
 
+# Found by the 2026-11-30 soak (seed 2101, 334 examples in), an engine crash: a clinical second
+# profile of 26 s backward under a 30 s budget whose clinical minimum bout is the whole budget.
+# The ramps the planner fits add 0.14 s, so it plans again with the budget shrunk below the
+# minimum bout and drops every segment; `start_profile` took the empty plan and the snapshot
+# raised IndexError. An empty plan is now refused (limit_exceeded) and nothing changes.
+NOTHING_LEFT_TO_WALK = Case(
+    profile=_profile("random", (FORWARD, 5, 1.0, 0), (BACKWARD, 5, 1.0, 0), (FORWARD, 5, 1.0, 0)),
+    limits=SafetyLimits(
+        general=LimitSet(
+            max_forward_speed_kmh=2.0,
+            max_backward_speed_kmh=2.0,
+            max_backward_jog_speed_kmh=6.0,
+            max_backward_incline_pct=0.0,
+            ramp_rate_kmh_per_s=0.109375,
+            turn_pause_s=10.0,
+            max_backward_s=30.0,
+        )
+    ),
+    clinical=False,
+    deck=_LOW_DECK,
+    fault=("none", 5.0),
+    script=[],
+    second=Second(
+        profile=Profile(
+            name="second",
+            title="Second",
+            description="a counterexample",
+            suits="tests",
+            sources=["hypothesis"],
+            clinical=True,
+            segments=[
+                Segment(direction=BACKWARD, duration_s=21.0, speed_kmh=2.0),
+                Segment(direction=BACKWARD, duration_s=5.0, speed_kmh=1.0),
+            ],
+        ),
+        clinical=False,
+        after_s=0.0,
+        script=[],
+    ),
+)
+
+
+def test_a_profile_the_limits_leave_nothing_of_is_refused() -> None:
+    run = run_in_virtual_time(lambda: scenario(NOTHING_LEFT_TO_WALK))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
+    assert len(run.workouts) == 1  # the second start was refused, nothing crashed
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -2790,6 +2839,7 @@ def test_turn_now_waits_for_the_deck_to_answer_the_stop() -> None:
 @example(case=FINISH_STOP_TO_A_STANDING_BELT_THEN_A_TURN)
 @example(case=SAFETY_KEY_THEN_A_TURN_ON_A_SLOW_BELT_FIRST_DECK)
 @example(case=TURN_NOW_WHILE_THE_STOP_IS_UNANSWERED)
+@example(case=NOTHING_LEFT_TO_WALK)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:

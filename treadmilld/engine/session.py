@@ -893,6 +893,18 @@ class WorkoutSession:
         except LimitConflictError as error:
             raise CommandRejectedError("limit_exceeded", str(error)) from None
         plan = plan_workout(chosen, limits)
+        if not plan.segments:
+            # The limits cut every segment (e.g. a backward budget no longer than the shortest
+            # backward bout, once ramps are fitted): there is nothing to walk.
+            cuts = "; ".join(
+                f"{a.origin}: {a.limit} {a.requested:g} -> {a.applied:g}" for a in plan.adjustments
+            )
+            raise CommandRejectedError(
+                "limit_exceeded",
+                f"under the safety limits profile {chosen.name!r} has nothing left to walk "
+                f"({cuts}); raise max_backward_s or shorten min_backward_segment_s, or pick "
+                "another profile",
+            )
 
         # Accepted: from here on, state changes. A stop still being verified from before goes
         # on watching the belt (stop_confirmed or its alarm) but sends nothing more: its
