@@ -719,18 +719,19 @@ def _standing_since(run: Run, until: float) -> float | None:
     taken after the last Start reached the deck (a belt started and paused between two records
     moved although no record shows it); None if the last record before `until` shows the belt
     moving (or there is none)."""
-    started = max((w.at for w in _starts(run) if w.at < until - TOLERANCE), default=-math.inf)
-    # Records from between that Start and the first Pause or Stop after it say nothing: the
-    # belt may have moved and stopped again between two of them (soak seed 1801: a skip half a
-    # second after a Start; the records either side read standstill, the belt had reached
-    # 0.5 km/h). A later Stop to a belt already told to stand changes nothing (the engine's
-    # `count_standing_from` rule).
-    halted = [
-        w.at
-        for w in run.writes
-        if w.kind in {"pause", "stop"} and started < w.at < until - TOLERANCE
-    ]
-    started = min(halted, default=started)
+    before = [w for w in run.writes if w.at < until - TOLERANCE]
+    last_start = max((i for i, w in enumerate(before) if w.kind == "start"), default=None)
+    started = -math.inf
+    if last_start is not None:
+        started = before[last_start].at
+        # Records from between that Start and the first Pause or Stop after it (in the order
+        # the deck took them: the same instant of the virtual clock may hold both) say
+        # nothing: the belt may have moved and stopped again between two of them (soak seed
+        # 1801: a skip half a second after a Start; the records either side read standstill,
+        # the belt had reached 0.5 km/h). A later Stop to a belt already told to stand changes
+        # nothing (the engine's `count_standing_from` rule; seed 2300).
+        halts = [w.at for w in before[last_start + 1 :] if w.kind in {"pause", "stop"}]
+        started = halts[0] if halts else started
     end = bisect.bisect_right(run.record_times, until)
     since: float | None = None
     for index in range(end - 1, -1, -1):
@@ -2872,6 +2873,47 @@ def test_a_horizon_that_stops_itself_in_a_ramp_down() -> None:
     assert [e.tag for e in violations(run)] == []
 
 
+# Found by the 2026-11-30 soak (seeds 2300 and 2301), a flaw in the property: a pause and a
+# resume at a backward walk's end on a belt-first deck; the resumed walk's Start, its restart
+# speed and the Pause for the rest after it land in one instant of the virtual clock (35 s), the
+# finish's Stop follows at 36 s, and the next workout turns at 46 s. The belt stood 10 s from
+# the records after that Pause; the property skipped a Pause in the Start's own instant and
+# counted from the Stop. It now takes the first Pause or Stop after the Start in write order.
+RESUMED_AND_PAUSED_IN_ONE_INSTANT = Case(
+    profile=_profile(
+        "random", (FORWARD, 5, 1.0, 0), (BACKWARD, 5, 1.0, 0), (Direction.REST, 1, 0.0, 0)
+    ),
+    limits=_TWO_KMH_LIMITS,
+    clinical=False,
+    deck=Deck(
+        min_speed=0.8,
+        max_speed=19.0,
+        increment=0.1,
+        incline=InclinationRange(0.0, 15.0, 0.5),
+        acceleration_kmh_per_s=1.0,
+        behaviour=DeckBehaviour(
+            deceleration_kmh_per_s=0.25,
+            reports_console_status=False,
+            resumes_at_last_target=False,
+            refuses_speed_while_standing=True,
+        ),
+        data_hz=1.0,
+        preset="belt-first",
+    ),
+    fault=("none", 5.0),
+    script=[Command(trigger="segment_end", seconds=1.0, action="pause", value=0.0)],
+    second=Second(
+        profile=_profile("second", (FORWARD, 5, 1.0, 0)), clinical=False, after_s=0.0, script=[]
+    ),
+)
+
+
+def test_a_pause_in_the_same_instant_as_a_start_begins_the_turn_count() -> None:
+    run = run_in_virtual_time(lambda: scenario(RESUMED_AND_PAUSED_IN_ONE_INSTANT))
+    assert run is not None
+    assert [e.tag for e in violations(run)] == []
+
+
 # A property that may shrink a counterexample for minutes gets more than the suite's 60 s.
 @pytest.mark.timeout(600)
 @PROPERTY_SETTINGS
@@ -2904,6 +2946,7 @@ def test_a_horizon_that_stops_itself_in_a_ramp_down() -> None:
 @example(case=TURN_NOW_WHILE_THE_STOP_IS_UNANSWERED)
 @example(case=NOTHING_LEFT_TO_WALK)
 @example(case=HORIZON_STOPS_ITSELF_IN_A_RAMP_DOWN)
+@example(case=RESUMED_AND_PAUSED_IN_ONE_INSTANT)
 def test_every_safety_invariant_holds_on_the_measured_belt(case: Case) -> None:
     run = run_in_virtual_time(lambda: scenario(case))
     if run is None:
