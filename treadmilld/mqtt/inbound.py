@@ -6,11 +6,12 @@ queue. It never waits on the engine, so the next message (an emergency stop) is 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 import structlog
 
 from treadmilld.mqtt.bridge_requests import BridgeRequests
-from treadmilld.mqtt.commands import EmergencyStop
+from treadmilld.mqtt.commands import Command, EmergencyStop
 from treadmilld.mqtt.dispatch import TreadmillCommands
 from treadmilld.mqtt.fleet import Fleet
 from treadmilld.mqtt.inbound_checks import check_age, refuse_retained
@@ -101,6 +102,26 @@ class Listener:
         if message.payload.strip() == b"online":
             await self._publisher.home_assistant_online()
 
+    def _check_fresh(self, sent: datetime | None, command: Command | None) -> None:
+        """Refuse a command stamped too long ago (an emergency stop is never too old)."""
+        check_age(
+            command_age_s(sent, self._wall_time()),
+            limit_s=self._max_command_age_s,
+            urgent=isinstance(command, EmergencyStop),
+        )
+
+    async def _refuse(
+        self, event: str, route: Route, message: IncomingMessage, error: PayloadError
+    ) -> None:
+        _log.info(
+            event,
+            treadmill_id=route.treadmill_id,
+            topic=message.topic,
+            code=error.code,
+            error=error.message,
+        )
+        await self._replies.refuse(route, error.code, error.message)
+
     async def _on_set(
         self, treadmill_id: str, field_name: str | None, message: IncomingMessage
     ) -> None:
@@ -118,20 +139,9 @@ class Listener:
                 else parse_plain_set(field_name, message.payload)
             )
             command = payload.to_command()
-            check_age(
-                command_age_s(payload.ts, self._wall_time()),
-                limit_s=self._max_command_age_s,
-                urgent=isinstance(command, EmergencyStop),
-            )
+            self._check_fresh(payload.ts, command)
         except PayloadError as error:
-            _log.info(
-                "mqtt_set_refused",
-                treadmill_id=treadmill_id,
-                topic=message.topic,
-                code=error.code,
-                error=error.message,
-            )
-            await self._replies.refuse(route, error.code, error.message)
+            await self._refuse("mqtt_set_refused", route, message, error)
             return
         self._commands[treadmill_id].submit(command, route)
 
@@ -146,20 +156,9 @@ class Listener:
             refuse_retained(message)
             request = parse_request(action, message.payload, TREADMILL_REQUESTS)
             command = request_command(action, request)
-            check_age(
-                command_age_s(request.ts, self._wall_time()),
-                limit_s=self._max_command_age_s,
-                urgent=isinstance(command, EmergencyStop),
-            )
+            self._check_fresh(request.ts, command)
         except PayloadError as error:
-            _log.info(
-                "mqtt_request_refused",
-                treadmill_id=treadmill_id,
-                topic=message.topic,
-                code=error.code,
-                error=error.message,
-            )
-            await self._replies.refuse(route, error.code, error.message)
+            await self._refuse("mqtt_request_refused", route, message, error)
             return
         if command is None:  # "state": read-only, answered at once
             await self._replies.succeed(route, self._publisher.state_payload(treadmill_id))
