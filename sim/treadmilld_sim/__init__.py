@@ -5,7 +5,8 @@
 `backend=fleet.client_backend`. See docs/simulator.md.
 """
 
-from treadmilld_sim.backend import make_backends, parse_advertising_data
+from treadmilld_sim.advertising import parse_advertising_data
+from treadmilld_sim.backend import make_backends
 from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
 from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill, build_advertising_data
 from treadmilld_sim.link import SimulatedRadio

@@ -2,7 +2,8 @@
 
 bleak says its backend API "may change without notice" (docs/backends/index.rst) and it did in
 1.0, 3.0 and 3.1. When one of these fails after a bleak upgrade, update
-`treadmilld_sim/backend.py` to the new contract first, then the expected values here.
+`treadmilld_sim/scanner_backend.py` and `client_backend.py` to the new contract first, then the
+expected values here.
 """
 
 from __future__ import annotations
