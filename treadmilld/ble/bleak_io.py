@@ -7,7 +7,8 @@ through bleak's `backend=` hook; with none, bleak picks the platform backend (Bl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -153,12 +154,25 @@ class BleakGattBackend:
         self._client_backend = client_backend
         self._scan_response_wait_s = scan_response_wait_s
 
-    def _scanner(
+    @contextlib.asynccontextmanager
+    async def _scanning(
         self, on_advertisement: Callable[[BLEDevice, AdvertisementData], None]
-    ) -> BleakScanner:
+    ) -> AsyncIterator[None]:
+        """A scan running for the body of the `async with`, stopped however the body ends."""
         # No service-UUID filter at the radio: decks without FTMS service data (Toorx, Domyos)
         # must still be heard; our own filters compare full 128-bit UUIDs.
-        return BleakScanner(detection_callback=on_advertisement, backend=self._scanner_backend)
+        scanner = BleakScanner(detection_callback=on_advertisement, backend=self._scanner_backend)
+        try:
+            await scanner.start()
+        except _IO_ERRORS as error:
+            raise GattError(f"starting a scan failed: {error!r}") from error
+        try:
+            yield
+        finally:
+            try:
+                await scanner.stop()
+            except _IO_ERRORS as error:
+                _log.warning("scan_stop_failed", error=repr(error))
 
     async def find(
         self, matches: Callable[[Advertisement], bool], timeout_s: float
@@ -174,15 +188,8 @@ class BleakGattBackend:
         def on_advertisement(device: BLEDevice, adv: AdvertisementData) -> None:
             sifter.heard(advertisement_from_bleak(device, adv), device)
 
-        scanner = self._scanner(on_advertisement)
-        try:
-            await scanner.start()
-        except _IO_ERRORS as error:
-            raise GattError(f"starting a scan failed: {error!r}") from error
-        try:
+        async with self._scanning(on_advertisement):
             return await sifter.result(timeout_s)
-        finally:
-            await self._stop_scanner(scanner)
 
     async def scan(self, timeout_s: float) -> list[Advertisement]:
         heard: dict[str, Advertisement] = {}
@@ -193,22 +200,9 @@ class BleakGattBackend:
                 heard.get(device.address), advertisement_from_bleak(device, adv)
             )
 
-        scanner = self._scanner(on_advertisement)
-        try:
-            await scanner.start()
-        except _IO_ERRORS as error:
-            raise GattError(f"starting a scan failed: {error!r}") from error
-        try:
+        async with self._scanning(on_advertisement):
             await self._clock.sleep(timeout_s)
-        finally:
-            await self._stop_scanner(scanner)
         return list(heard.values())
-
-    async def _stop_scanner(self, scanner: BleakScanner) -> None:
-        try:
-            await scanner.stop()
-        except _IO_ERRORS as error:
-            _log.warning("scan_stop_failed", error=repr(error))
 
     async def connect(
         self, device: FoundDevice, *, attempts: int, on_disconnect: Callable[[], None]
