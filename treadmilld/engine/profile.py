@@ -5,9 +5,10 @@ A profile is metadata plus a list of segments. A segment walks forward or backwa
 is written as two plain segments: the planner inserts the turn protocol between them.
 docs/profiles.md describes the format for people writing profiles.
 
-Every name is importable from here; they are written in `engine/profile_models.py` (the models,
-what a profile unrolls to, `ProfileError`), `engine/profile_reading.py` (parsing and loading a
-file, each problem explained) and `engine/profile_writing.py` (a JSON object as TOML text).
+The names the rest of treadmilld and its tests use are importable from here; they are written
+in `engine/profile_models.py` (the models, what a profile unrolls to, `ProfileError`),
+`engine/profile_reading.py` (parsing and loading a file, each problem explained) and
+`engine/profile_writing.py` (a JSON object as TOML text).
 """
 
 from __future__ import annotations
@@ -15,22 +16,11 @@ from __future__ import annotations
 from treadmilld.engine.profile_models import (
     MAX_EXPANDED_S,
     MAX_EXPANDED_SEGMENTS,
-    MAX_REPEAT,
-    MAX_SEGMENT_INCLINE_PCT,
-    MAX_SEGMENT_S,
-    MAX_SEGMENT_SPEED_KMH,
-    MIN_SEGMENT_INCLINE_PCT,
-    PROFILE_NAME_PATTERN,
-    Expansion,
-    FlatSegment,
     Profile,
     ProfileError,
     ProfileTooLongError,
-    Ramp,
     RepeatBlock,
     Segment,
-    SegmentItem,
-    expansion_issues,
 )
 from treadmilld.engine.profile_reading import load_profile, parse_profile
 from treadmilld.engine.profile_writing import profile_toml
@@ -38,22 +28,11 @@ from treadmilld.engine.profile_writing import profile_toml
 __all__ = [
     "MAX_EXPANDED_S",
     "MAX_EXPANDED_SEGMENTS",
-    "MAX_REPEAT",
-    "MAX_SEGMENT_INCLINE_PCT",
-    "MAX_SEGMENT_S",
-    "MAX_SEGMENT_SPEED_KMH",
-    "MIN_SEGMENT_INCLINE_PCT",
-    "PROFILE_NAME_PATTERN",
-    "Expansion",
-    "FlatSegment",
     "Profile",
     "ProfileError",
     "ProfileTooLongError",
-    "Ramp",
     "RepeatBlock",
     "Segment",
-    "SegmentItem",
-    "expansion_issues",
     "load_profile",
     "parse_profile",
     "profile_toml",
