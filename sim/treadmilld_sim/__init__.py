@@ -5,10 +5,10 @@
 `backend=fleet.client_backend`. See docs/simulator.md.
 """
 
-from treadmilld_sim.advertising import parse_advertising_data
+from treadmilld_sim.advertising import build_advertising_data, parse_advertising_data
 from treadmilld_sim.backend import make_backends
 from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
-from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill, build_advertising_data
+from treadmilld_sim.fleet import SimulatedFleet, SimulatedTreadmill
 from treadmilld_sim.link import SimulatedRadio
 from treadmilld_sim.model import RunningState, TreadmillModel
 

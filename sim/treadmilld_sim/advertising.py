@@ -1,12 +1,22 @@
-"""Advertising data as a radio stack hands it to bleak: raw AD structures (Core Supplement,
-Part A) parsed into bleak's `AdvertisementData`."""
+"""Advertising data both ways: what a simulated treadmill sends (an advertisement and a scan
+response), and raw AD structures (Core Supplement, Part A) parsed into bleak's
+`AdvertisementData` as a radio stack hands them over."""
 
 from __future__ import annotations
 
 from bleak.backends.scanner import AdvertisementData
 from bleak.uuids import normalize_uuid_16, normalize_uuid_str
 
-# Advertising data types (Bluetooth Assigned Numbers, "Common Data Types").
+from treadmilld.ftms import (
+    FTMS_SERVICE_UUID,
+    FtmsServiceData,
+    MachineType,
+    encode_ftms_service_data,
+)
+
+# Advertising data types (Bluetooth Assigned Numbers, "Common Data Types") and the
+# 31-byte legacy advertising payload limit (Core Vol 6, Part B, 2.3.1.1).
+_AD_FLAGS = 0x01
 _AD_INCOMPLETE_UUID16 = 0x02
 _AD_COMPLETE_UUID16 = 0x03
 _AD_INCOMPLETE_UUID32 = 0x04
@@ -20,6 +30,71 @@ _AD_SERVICE_DATA_UUID16 = 0x16
 _AD_SERVICE_DATA_UUID32 = 0x20
 _AD_SERVICE_DATA_UUID128 = 0x21
 _AD_MANUFACTURER_DATA = 0xFF
+_LEGACY_ADVERTISING_MAX = 31
+# LE General Discoverable, BR/EDR not supported.
+_FLAGS_LE_GENERAL_DISCOVERABLE = 0x06
+
+
+def _ad_structure(ad_type: int, value: bytes) -> bytes:
+    return bytes((len(value) + 1, ad_type)) + value
+
+
+_FTMS_SHORT = int(FTMS_SERVICE_UUID[4:8], 16).to_bytes(2, "little")
+
+
+def _service_data(*, swapped: bool) -> bytes:
+    service_data = encode_ftms_service_data(
+        FtmsServiceData(available=True, machine_types=MachineType.TREADMILL)
+    )
+    if swapped:
+        # `01 00 01`: the two machine-type bytes the wrong way round (a FitShow FS-BC11B7 report,
+        # real-decks.md §2; pyftms `machine_type.py` accepts both orders for this reason).
+        service_data = service_data[:1] + service_data[2:0:-1]
+    return _ad_structure(_AD_SERVICE_DATA_UUID16, _FTMS_SHORT + service_data)
+
+
+def _name_structure(name: str, room: int) -> bytes:
+    encoded_name = name.encode("utf-8")
+    if len(encoded_name) <= room - 2:
+        return _ad_structure(_AD_COMPLETE_NAME, encoded_name)
+    shortened = encoded_name[: room - 2].decode("utf-8", errors="ignore").encode("utf-8")
+    return _ad_structure(_AD_SHORTENED_NAME, shortened)
+
+
+def build_advertising_data(
+    name: str, *, with_service_data: bool, service_data_swapped: bool = False
+) -> bytes:
+    """Flags, the 16-bit service list (0x1826), FTMS service data (FTMS §3) and the name."""
+    payload = _ad_structure(_AD_FLAGS, bytes((_FLAGS_LE_GENERAL_DISCOVERABLE,)))
+    payload += _ad_structure(_AD_COMPLETE_UUID16, _FTMS_SHORT)
+    if with_service_data:
+        payload += _service_data(swapped=service_data_swapped)
+    return payload + _name_structure(name, _LEGACY_ADVERTISING_MAX - len(payload))
+
+
+def build_advertising_payloads(
+    name: str,
+    *,
+    with_service_data: bool,
+    service_data_swapped: bool = False,
+    name_and_service_data_in_scan_response: bool = False,
+) -> tuple[bytes, bytes]:
+    """The advertisement and the scan response a treadmill sends.
+
+    By default everything is in the advertisement and the scan response is empty. A Urevo E1L
+    puts only Flags and the 0x1826 list in the advertisement, and its name and FTMS service data
+    in the scan response (blak3r/treadspan urevo-E1L captures), so a passive scanner sees neither.
+    """
+    if not name_and_service_data_in_scan_response:
+        advertisement = build_advertising_data(
+            name, with_service_data=with_service_data, service_data_swapped=service_data_swapped
+        )
+        return advertisement, b""
+    advertisement = _ad_structure(_AD_FLAGS, bytes((_FLAGS_LE_GENERAL_DISCOVERABLE,)))
+    advertisement += _ad_structure(_AD_COMPLETE_UUID16, _FTMS_SHORT)
+    tail = _service_data(swapped=service_data_swapped) if with_service_data else b""
+    scan_response = _name_structure(name, _LEGACY_ADVERTISING_MAX - len(tail)) + tail
+    return advertisement, scan_response
 
 
 def parse_advertising_data(raw: bytes, rssi: int) -> AdvertisementData:

@@ -14,13 +14,8 @@ from bleak.backends.scanner import BaseBleakScanner
 from bumble.core import BaseBumbleError
 from bumble.hci import HCI_Error, HCI_ErrorCode
 
-from treadmilld.ftms import (
-    FTMS_SERVICE_UUID,
-    FtmsServiceData,
-    MachineType,
-    encode_ftms_service_data,
-)
 from treadmilld.runtime.clock import Clock, LoopClock
+from treadmilld_sim.advertising import build_advertising_payloads
 from treadmilld_sim.backend import make_backends
 from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
 from treadmilld_sim.link import SimulatedRadio
@@ -28,79 +23,6 @@ from treadmilld_sim.model import TreadmillModel
 from treadmilld_sim.server import ControlListener, FtmsGattServer, lose_link
 
 _log = structlog.get_logger(__name__)
-
-# Advertising data types (Bluetooth Assigned Numbers, "Common Data Types") and the
-# 31-byte legacy advertising payload limit (Core Vol 6, Part B, 2.3.1.1).
-_AD_FLAGS = 0x01
-_AD_COMPLETE_UUID16 = 0x03
-_AD_SHORTENED_NAME = 0x08
-_AD_COMPLETE_NAME = 0x09
-_AD_SERVICE_DATA_UUID16 = 0x16
-_LEGACY_ADVERTISING_MAX = 31
-# LE General Discoverable, BR/EDR not supported.
-_FLAGS_LE_GENERAL_DISCOVERABLE = 0x06
-
-
-def _ad_structure(ad_type: int, value: bytes) -> bytes:
-    return bytes((len(value) + 1, ad_type)) + value
-
-
-_FTMS_SHORT = int(FTMS_SERVICE_UUID[4:8], 16).to_bytes(2, "little")
-
-
-def _service_data(*, swapped: bool) -> bytes:
-    service_data = encode_ftms_service_data(
-        FtmsServiceData(available=True, machine_types=MachineType.TREADMILL)
-    )
-    if swapped:
-        # `01 00 01`: the two machine-type bytes the wrong way round (a FitShow FS-BC11B7 report,
-        # real-decks.md §2; pyftms `machine_type.py` accepts both orders for this reason).
-        service_data = service_data[:1] + service_data[2:0:-1]
-    return _ad_structure(_AD_SERVICE_DATA_UUID16, _FTMS_SHORT + service_data)
-
-
-def _name_structure(name: str, room: int) -> bytes:
-    encoded_name = name.encode("utf-8")
-    if len(encoded_name) <= room - 2:
-        return _ad_structure(_AD_COMPLETE_NAME, encoded_name)
-    shortened = encoded_name[: room - 2].decode("utf-8", errors="ignore").encode("utf-8")
-    return _ad_structure(_AD_SHORTENED_NAME, shortened)
-
-
-def build_advertising_data(
-    name: str, *, with_service_data: bool, service_data_swapped: bool = False
-) -> bytes:
-    """Flags, the 16-bit service list (0x1826), FTMS service data (FTMS §3) and the name."""
-    payload = _ad_structure(_AD_FLAGS, bytes((_FLAGS_LE_GENERAL_DISCOVERABLE,)))
-    payload += _ad_structure(_AD_COMPLETE_UUID16, _FTMS_SHORT)
-    if with_service_data:
-        payload += _service_data(swapped=service_data_swapped)
-    return payload + _name_structure(name, _LEGACY_ADVERTISING_MAX - len(payload))
-
-
-def build_advertising_payloads(
-    name: str,
-    *,
-    with_service_data: bool,
-    service_data_swapped: bool = False,
-    name_and_service_data_in_scan_response: bool = False,
-) -> tuple[bytes, bytes]:
-    """The advertisement and the scan response a treadmill sends.
-
-    By default everything is in the advertisement and the scan response is empty. A Urevo E1L
-    puts only Flags and the 0x1826 list in the advertisement, and its name and FTMS service data
-    in the scan response (blak3r/treadspan urevo-E1L captures), so a passive scanner sees neither.
-    """
-    if not name_and_service_data_in_scan_response:
-        advertisement = build_advertising_data(
-            name, with_service_data=with_service_data, service_data_swapped=service_data_swapped
-        )
-        return advertisement, b""
-    advertisement = _ad_structure(_AD_FLAGS, bytes((_FLAGS_LE_GENERAL_DISCOVERABLE,)))
-    advertisement += _ad_structure(_AD_COMPLETE_UUID16, _FTMS_SHORT)
-    tail = _service_data(swapped=service_data_swapped) if with_service_data else b""
-    scan_response = _name_structure(name, _LEGACY_ADVERTISING_MAX - len(tail)) + tail
-    return advertisement, scan_response
 
 
 class SimulatedTreadmill:

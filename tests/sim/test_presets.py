@@ -22,7 +22,7 @@ from treadmilld_sim import (
     SimulatedTreadmill,
     SimulatedTreadmillConfig,
 )
-from treadmilld_sim.fleet import build_advertising_payloads
+from treadmilld_sim.advertising import build_advertising_payloads
 from treadmilld_sim.presets import PRESETS
 from treadmilld_sim.runner import build_parser, configs_from_arguments
 
