@@ -31,7 +31,7 @@ from treadmilld.engine.api import (
     WorkoutResumed,
 )
 from treadmilld.engine.belt import deceleration_allowance_s
-from treadmilld.engine.governor import BeltFaultError, SafetyGovernor
+from treadmilld.engine.governor import BeltFaultError, SafetyGovernor, ramp_window_s
 from treadmilld.engine.planner import (
     COUNTDOWN_S,
     PlanSegment,
@@ -104,6 +104,11 @@ class WorkoutExecutor:
         self.turn_countdown_s: int | None = None
         self.stopped_by_user = False
         self._segment_deadline: float | None = None
+        # Clock time of plan time zero while the belt walks the plan: every step begins at
+        # `_plan_origin + step.start_s`, so the time a write takes to be answered does not push
+        # later steps back. Set when the belt starts (the plan resumes from the moment it is
+        # measured moving), moved by pauses, cleared by a skip (the next segment begins at once).
+        self._plan_origin: float | None = None
         self._paused_at: float | None = None
         # Set while a turn outside the plan (before a segment's first Start) holds plan time.
         self._held_at: float | None = None
@@ -192,6 +197,12 @@ class WorkoutExecutor:
     @property
     def pause_pending(self) -> bool:
         return self._pause_requested
+
+    @property
+    def plan_origin(self) -> float | None:
+        """Clock time at which the plan's time zero lies while the belt walks it (a step planned
+        at `start_s` begins at `plan_origin + start_s`), or None before the belt first moves."""
+        return self._plan_origin
 
     # ------------------------------------------------------------------ progress
 
@@ -349,6 +360,9 @@ class WorkoutExecutor:
                 raise _SkipSegment
             if facing is not None:
                 await self._governor.start_belt(facing)
+        if self._plan_origin is not None:
+            # The plan stood still from the pause until the belt moved again.
+            self._plan_origin += self._clock.now() - started
         return paused_for
 
     # ------------------------------------------------------------------ the workout
@@ -409,6 +423,8 @@ class WorkoutExecutor:
             else:
                 await self._walk(segment)
         except _SkipSegment:
+            # What follows begins now, not at its planned time.
+            self._plan_origin = None
             self._event(SegmentSkipped, index=index)
             self._log.info("segment_skipped", index=index)
 
@@ -623,6 +639,11 @@ class WorkoutExecutor:
             if governor.needs_turn(segment.direction):
                 await self._turn_before_start(segment.direction)
             await governor.start_belt(segment.direction)
+            # The plan goes on from the moment the belt is measured moving: this step begins
+            # now, whatever starting it took.
+            self._plan_origin = None
+        if self._plan_origin is None:
+            self._plan_origin = self._clock.now() - step.start_s
         last_ramp_down = (
             step is segment.steps[-1]
             and step.kind is StepKind.RAMP
@@ -631,33 +652,90 @@ class WorkoutExecutor:
             and step.speed_kmh <= governor.limits.restart_speed_kmh + _EPS
         )
         self._ramping_down_for_pause = last_ramp_down
-        start = self._clock.now()
-        deadline = start + step.duration_s
         while True:
-            shift = await self._checkpoint(skippable=True)
-            start += shift
-            deadline += shift
+            await self._checkpoint(skippable=True)
             if not governor.belt_moving:
                 await governor.start_belt(segment.direction)
             self._check_backward_budget(segment)
+            # On plan time: a pause moved the origin by its length, so the step resumes where
+            # it was; a write answered late does not move it, so later steps do not drift.
+            start = (self._plan_origin if self._plan_origin is not None else 0.0) + step.start_s
+            deadline = start + step.duration_s
             now = self._clock.now()
-            # Aim at where the plan will be at the next tick: the governor holds the ramp
-            # rate, and the belt reaches each planned setpoint on time instead of a tick late.
+            ending = now >= deadline - _EPS
             tick = self._ramp_tick_s()
-            aim = min(now + tick, deadline)
-            speed, incline = self._desired(step, aim - start, last_ramp_down)
+            speed, incline = self._setpoints(step, now, start, deadline, last_ramp_down)
+            if not ending and self._inner_write_delays_the_end(step, speed, now, deadline):
+                # The ramp's final speed is reachable at its end from where the target is now,
+                # and this inner write would leave too little time after it for that.
+                await self._sleep_until(deadline)
+                continue
             if speed > (governor.target_speed_kmh or 0.0):
                 self._check_backward_budget(segment, next_kmh=self._next_write_kmh(speed))
+            written_before = governor.target_written_at
             changing = await self._apply(speed, incline, segment)
-            if now >= deadline - _EPS:
+            if ending:
                 return
             wake_at = deadline
             if changing or step.kind is StepKind.RAMP:
-                wake_at = min(deadline, now + tick)
+                # The next ramp write when the governor allows a whole step again, counted from
+                # the last write's answer (its ramp allowance counts from there); the step's
+                # final value waits for the step's end.
+                wrote = governor.target_written_at > written_before
+                wake_at = min(deadline, (governor.target_written_at if wrote else now) + tick)
             budget_at = self._backward_budget_deadline(segment)
             if budget_at is not None:
                 wake_at = max(min(wake_at, budget_at), now + _EPS)
             await self._sleep_until(wake_at)
+
+    def _ramp_write_kmh(self) -> float:
+        """How far one ramp write moves the speed: the ramp rate over one ramp tick, a whole
+        number of the deck's increments."""
+        limits = self._governor.limits
+        if limits is None:
+            return 0.0
+        return limits.ramp_rate_kmh_per_s * self._ramp_tick_s()
+
+    def _inner_write_delays_the_end(
+        self, step: PlanStep, speed: float, now: float, deadline: float
+    ) -> bool:
+        """True when writing `speed` now, inside a ramp, would make the ramp's final write late:
+        the governor's ramp allowance counts from each write's answer, so after this write it
+        could not let the rest through at the step's end, while without this write it could."""
+        governor = self._governor
+        limits = governor.limits
+        current = governor.target_speed_kmh
+        if step.kind is not StepKind.RAMP or limits is None or current is None:
+            return False
+        if abs(speed - current) < limits.speed_increment_kmh / 2:
+            return False  # nothing would be written
+
+        def allowance(since: float) -> float:
+            span = min(max(deadline - since, 0.0), ramp_window_s(limits))
+            return limits.ramp_rate_kmh_per_s * span + _EPS
+
+        end = step.speed_kmh
+        after_write = abs(end - speed) <= allowance(now + governor.answer_time_s)
+        without = abs(end - current) <= allowance(governor.target_written_at)
+        return without and not after_write
+
+    def _setpoints(
+        self, step: PlanStep, now: float, start: float, deadline: float, last_ramp_down: bool
+    ) -> tuple[float, float]:
+        """What to write now. At the step's end: its final values. Inside a ramp: where the plan
+        will be one ramp tick later (the governor holds the ramp rate, so the belt keeps up
+        with the plan), but the speed held one ramp write short of the ramp's final speed:
+        that write is made at the step's end, never early, and is a whole ramp write like the
+        others. (Inclines keep aiming a tick ahead: the deck's incline motor is far slower.)"""
+        if now >= deadline - _EPS:
+            return self._desired(step, step.duration_s, last_ramp_down)
+        aim = min(now + self._ramp_tick_s(), deadline)
+        speed, incline = self._desired(step, aim - start, last_ramp_down)
+        if step.kind is StepKind.RAMP and (self._speed_override is None or last_ramp_down):
+            speed = _short_of_end(
+                speed, step.from_speed_kmh, step.speed_kmh, self._ramp_write_kmh()
+            )
+        return speed, incline
 
     async def _apply(self, speed: float, incline: float, segment: PlanSegment) -> bool:
         """Write what differs; True while the setpoints have not reached where the limits let
@@ -691,3 +769,13 @@ class WorkoutExecutor:
             written = await governor.set_speed(speed)
             changing = changing or abs(written - reachable_speed) >= half_step
         return changing
+
+
+def _short_of_end(value: float, start: float, end: float, short_by: float) -> float:
+    """`value` on its way from `start` to `end`, held `short_by` short of `end` (and never
+    behind `start`): a ramp's final write belongs to the ramp's end."""
+    if end > start:
+        return min(value, max(end - short_by, start))
+    if end < start:
+        return max(value, min(end + short_by, start))
+    return value
