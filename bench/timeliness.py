@@ -1,14 +1,18 @@
 """Setpoint timeliness: how late each planned setpoint reaches the treadmill, in real time.
 
 Eight simulated treadmills each run the same short interval profile at once, in real time,
-through the real client and engine in one process. For every ramp of the plan the planned
-moment is the workout's start plus the ramp's end in the plan; the actual moment is the first
-Set Target Speed request with the ramp's final speed reaching
-that treadmill's Control Point at or after it. The matched writes are the final speed of
-each ramp, which the executor writes when the ramp ends (writes inside a ramp follow the
-engine's 1-second tick by design and are not matched). Lateness = actual - planned, so it
-includes the engine's scheduling drift, the governor, the client's one-procedure-at-a-time
-channel and the GATT write.
+through the real client and engine in one process. The matched writes are the final speed of
+each ramp, which the executor writes exactly when the ramp ends in plan time (writes inside a
+ramp lead the plan by design and are not matched). The actual moment is when the Set Target
+Speed request with the ramp's final speed reaches that treadmill's Control Point; lateness =
+actual - planned, so it includes the engine's scheduling, the governor, the client's
+one-procedure-at-a-time channel and the GATT write.
+
+Plan time: the executor's, read from the session when the write arrives (its origin is set
+when the belt is measured moving and moves only with pauses), so the steady-state figure is
+how far each setpoint is from the instant the plan gives it. The first ramp is measured from
+the workout's start instead (`WorkoutStarted`): it includes starting the belt (Start, then
+waiting for Treadmill Data showing movement), reported apart as before.
 
     uv run python bench/timeliness.py [--seconds S] [--quick] [--json]
 """
@@ -26,10 +30,9 @@ from _stats import Figure, Summary, argument_parser, emit, not_available, quiet_
 
 REQUIRED = ("treadmilld_sim", "treadmilld.ble.client", "treadmilld.engine.session")
 TREADMILLS = 8
-# Matching window: a write up to one engine tick (1 s) before its planned moment still counts.
-# The executor recomputes setpoints once per tick, so a ramp's final value can be reached (after
-# rounding to the deck's 0.1 km/h) on the tick just before the ramp's planned end: that write is
-# early, and reported as negative lateness.
+# Matching window: a write up to one second before its planned moment still counts (and is
+# reported as negative lateness): the executor holds a ramp's final speed for the ramp's end,
+# and this is what would show it if it did not.
 EARLY_TOLERANCE_S = 1.0
 
 
@@ -59,8 +62,9 @@ def interval_profile(seconds: float) -> str:
 
 @dataclass
 class Treadmill:
-    # (clock time, speed) of every Set Target Speed request that reached the treadmill.
-    speed_writes: list[tuple[float, float]] = field(default_factory=list)
+    # (clock time, speed, the executor's plan origin then) of every Set Target Speed request
+    # that reached the treadmill.
+    speed_writes: list[tuple[float, float, float | None]] = field(default_factory=list)
     started_at: float | None = None
     # (plan offset, speed) at the end of each ramp: the executor writes the ramp's final speed
     # exactly when the ramp ends, so that moment is the write's planned time.
@@ -90,12 +94,6 @@ async def measure(seconds: float, profiles_dir: Path) -> tuple[list[float], list
         links: list[BleTreadmillLink] = []
         for index, record in enumerate(records):
             treadmill = await fleet.add(SimulatedTreadmillConfig(name=f"SIM-T{index:02d}"))
-
-            def on_request(request: object, at: float, record: Treadmill = record) -> None:
-                if isinstance(request, SetTargetSpeed):
-                    record.speed_writes.append((at, request.speed_kmh))
-
-            treadmill.add_control_listener(on_request)
             link = BleTreadmillLink(
                 f"t{index:02d}",
                 TargetSelector(address=treadmill.address),
@@ -105,6 +103,17 @@ async def measure(seconds: float, profiles_dir: Path) -> tuple[list[float], list
                 client_backend=fleet.client_backend,
             )
             session = WorkoutSession(link, library=library, limits=SafetyLimits(), clock=clock)
+
+            def on_request(
+                request: object,
+                at: float,
+                record: Treadmill = record,
+                session: WorkoutSession = session,
+            ) -> None:
+                if isinstance(request, SetTargetSpeed):
+                    record.speed_writes.append((at, request.speed_kmh, session.plan_origin))
+
+            treadmill.add_control_listener(on_request)
             links.append(link)
             sessions.append(session)
 
@@ -143,6 +152,15 @@ async def measure(seconds: float, profiles_dir: Path) -> tuple[list[float], list
     return lateness_of(records)
 
 
+def _planned_at(record: Treadmill, index: int, offset: float, origin: float | None) -> float:
+    """The clock time a ramp end at plan `offset` is due: on the executor's plan time, except
+    the first ramp, measured from the workout's start (it includes starting the belt)."""
+    assert record.started_at is not None
+    if index == 0 or origin is None:
+        return record.started_at + offset
+    return origin + offset
+
+
 def lateness_of(records: list[Treadmill]) -> tuple[list[float], list[float], int]:
     """(first ramp's lateness ms per treadmill, every later ramp's lateness ms, missed).
 
@@ -158,14 +176,15 @@ def lateness_of(records: list[Treadmill]) -> tuple[list[float], list[float], int
         if record.started_at is None:
             raise RuntimeError("a workout never reported WorkoutStarted")
         for index, (offset, speed) in enumerate(record.planned[:-1]):
-            planned = record.started_at + offset
-            actual = next(
+            actual, planned = next(
                 (
-                    at
-                    for at, written in record.speed_writes
-                    if at >= planned - EARLY_TOLERANCE_S and abs(written - speed) < 0.01
+                    (at, planned)
+                    for at, written, origin in record.speed_writes
+                    if abs(written - speed) < 0.01
+                    and at
+                    >= (planned := _planned_at(record, index, offset, origin)) - EARLY_TOLERANCE_S
                 ),
-                None,
+                (None, 0.0),
             )
             if actual is None or actual - planned > 6.0:
                 missed += 1
@@ -190,8 +209,8 @@ def main() -> int:
         )
         first_ramp, later_ramps, missed = asyncio.run(measure(seconds, Path(tmp)))
     note = (
-        f"{TREADMILLS} treadmills at once, real time, 6 s blocks; negative = early; the engine"
-        " ticks once a second, so the tick's phase is part of the figure"
+        f"{TREADMILLS} treadmills at once, real time, 6 s blocks; negative = early; against the"
+        " executor's plan time"
     )
     if missed:
         note += f"; {missed} planned ramp ends had no matching write within 6 s"

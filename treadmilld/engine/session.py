@@ -195,6 +195,12 @@ class WorkoutSession:
         return self._plan
 
     @property
+    def plan_origin(self) -> float | None:
+        """Clock time of the running plan's time zero (a step planned at `start_s` is due at
+        `plan_origin + start_s`), or None before the belt first moves or with no workout."""
+        return self._executor.plan_origin if self._executor is not None else None
+
+    @property
     def governor(self) -> SafetyGovernor:
         return self._governor
 

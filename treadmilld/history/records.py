@@ -16,6 +16,12 @@ from enum import StrEnum
 from treadmilld.engine.api import AbortReason, Direction
 
 
+class HistoryUnavailableError(Exception):
+    """The place history is kept cannot be reached now (a database restarting, a network
+    down); the write may succeed if tried again. Raised by the store, retried by the
+    recorder."""
+
+
 class WorkoutOutcome(StrEnum):
     RUNNING = "running"  # being recorded now
     FINISHED = "finished"  # the plan ran to its end
@@ -50,7 +56,9 @@ class SegmentRecord:
     planned_incline_pct: float
     started_at_s: float
     ended_at_s: float | None = None  # None while it runs, or when the workout ended inside it
-    distance_m: float = 0.0  # done in this segment, in its own direction
+    # Moved during this segment, either way (a turn's ramp-down counts in the turn segment),
+    # so the segments add up to the workout's distance.
+    distance_m: float = 0.0
     completed: bool = False  # ran to its planned end (not skipped, not cut by an abort)
 
 
