@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.programs.rider import builtin_programs
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.programs import (
     ProgramError,
@@ -16,11 +17,6 @@ from treadmilld.programs import (
     load_program,
     parse_program,
 )
-
-
-def builtin_programs() -> ProgramLibrary:
-    return ProgramLibrary(ProfileLibrary())
-
 
 PROFILES = ("p1-starter-a", "p1-starter-b", "p2-retro-core")
 

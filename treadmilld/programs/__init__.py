@@ -1,4 +1,5 @@
-"""Programs: stages of profiles a rider moves through (docs/programs.md)."""
+"""Programs: stages of profiles a rider moves through, and the progression engine that moves
+them (docs/programs.md). Pure logic over the engine's profiles and the history's records."""
 
 from treadmilld.programs.library import (
     ProgramLibrary,
@@ -17,19 +18,49 @@ from treadmilld.programs.program import (
     load_program,
     parse_program,
 )
+from treadmilld.programs.progression import (
+    Decision,
+    Evaluation,
+    LastWorkout,
+    NextSession,
+    NothingToConfirmError,
+    PendingConfirm,
+    ProgramMismatchError,
+    ProgramState,
+    Progress,
+    confirm_advance,
+    decline_advance,
+    evaluate,
+    is_safety_abort,
+    streak_weeks,
+)
 
 __all__ = [
     "CLINICAL_NO_INCLINE_SESSIONS",
     "AdvanceRule",
+    "Decision",
+    "Evaluation",
+    "LastWorkout",
+    "NextSession",
+    "NothingToConfirmError",
+    "PendingConfirm",
     "Program",
     "ProgramError",
     "ProgramIssue",
     "ProgramLibrary",
+    "ProgramMismatchError",
     "ProgramReload",
+    "ProgramState",
+    "Progress",
     "Stage",
     "StepBackRule",
     "UnknownProgramError",
     "builtin_programs_dir",
+    "confirm_advance",
+    "decline_advance",
+    "evaluate",
+    "is_safety_abort",
     "load_program",
     "parse_program",
+    "streak_weeks",
 ]
