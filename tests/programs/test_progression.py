@@ -310,3 +310,17 @@ def test_a_program_cut_to_fewer_stages_keeps_its_rider_on_the_last_one() -> None
     answer = evaluate(shorter, state, [], session_day(1, 1))
     assert answer.state.stage == 1
     assert answer.next_session.profile == "p1-starter-b"
+
+
+def test_a_confirm_asked_for_a_stage_the_program_no_longer_has_is_dropped() -> None:
+    program = builtin("clinical-knee-oa")
+    rider = SimulatedRider(program)
+    ride_weeks(rider, range(1, 7), days=(0, 2, 4))
+    assert rider.state.pending_confirm is not None
+    one_stage = program.model_copy(
+        update={"stages": [program.stages[0].model_copy(update={"advance": None})]}
+    )
+    answer = evaluate(one_stage, rider.state, rider.history, session_day(7, 0))
+    assert answer.decision is Decision.STAY
+    assert answer.state.pending_confirm is None
+    assert not answer.progress.awaiting_confirm

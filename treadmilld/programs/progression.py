@@ -208,8 +208,12 @@ def _decide(
 ) -> tuple[Decision, str, ProgramState]:
     rules = program.stages[stage]
     pending = state.pending_confirm
-    if pending is not None and pending.to_stage != stage + 1:
-        # Asked for before the program file changed under it: the rules must be met again.
+    if pending is not None and (
+        pending.to_stage != stage + 1
+        or pending.to_stage >= len(program.stages)
+        or not program.clinical
+    ):
+        # Asked for before the program file changed under it: the rules decide again.
         pending = None
     qualifying: list[datetime] = []
     for record in records:
@@ -250,7 +254,8 @@ def _decide(
             f"({program.stages[pending.to_stage].profile}); a therapist has to confirm it",
             after,
         )
-    return Decision.STAY, _stay_reason(program, stage, records, now), replace(state, stage=stage)
+    after = replace(state, stage=stage, pending_confirm=None)
+    return Decision.STAY, _stay_reason(program, stage, records, now), after
 
 
 def _stay_reason(program: Program, stage: int, records: list[WorkoutRecord], now: datetime) -> str:
