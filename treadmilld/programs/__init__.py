@@ -1,0 +1,66 @@
+"""Programs: stages of profiles a rider moves through, and the progression engine that moves
+them (docs/programs.md). Pure logic over the engine's profiles and the history's records."""
+
+from treadmilld.programs.library import (
+    ProgramLibrary,
+    ProgramReload,
+    UnknownProgramError,
+    builtin_programs_dir,
+)
+from treadmilld.programs.program import (
+    CLINICAL_NO_INCLINE_SESSIONS,
+    AdvanceRule,
+    Program,
+    ProgramError,
+    ProgramIssue,
+    Stage,
+    StepBackRule,
+    load_program,
+    parse_program,
+)
+from treadmilld.programs.progression import (
+    Decision,
+    Evaluation,
+    LastWorkout,
+    NextSession,
+    NothingToConfirmError,
+    PendingConfirm,
+    ProgramMismatchError,
+    ProgramState,
+    Progress,
+    confirm_advance,
+    decline_advance,
+    evaluate,
+    is_safety_abort,
+    streak_weeks,
+)
+
+__all__ = [
+    "CLINICAL_NO_INCLINE_SESSIONS",
+    "AdvanceRule",
+    "Decision",
+    "Evaluation",
+    "LastWorkout",
+    "NextSession",
+    "NothingToConfirmError",
+    "PendingConfirm",
+    "Program",
+    "ProgramError",
+    "ProgramIssue",
+    "ProgramLibrary",
+    "ProgramMismatchError",
+    "ProgramReload",
+    "ProgramState",
+    "Progress",
+    "Stage",
+    "StepBackRule",
+    "UnknownProgramError",
+    "builtin_programs_dir",
+    "confirm_advance",
+    "decline_advance",
+    "evaluate",
+    "is_safety_abort",
+    "load_program",
+    "parse_program",
+    "streak_weeks",
+]
