@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from treadmilld.engine.profile import PROFILE_NAME_PATTERN
+from treadmilld.engine.profile_models import PROFILE_NAME_PATTERN
 
 # Effort and pain are reported on 0-10 scales (issue 15, item 5), so thresholds live there too.
 MAX_SCORE = 10
