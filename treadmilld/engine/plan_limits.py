@@ -40,16 +40,10 @@ def _clamp_speed(
     origin: str,
     out: list[PlanAdjustment],
 ) -> float:
-    cap = limits.max_speed_kmh(direction)
-    applied = min(max(limits.quantize_speed(value), limits.min_speed_kmh), cap)
-    return _noted(
-        out,
-        origin,
-        value,
-        applied,
-        cap=(cap, limits.max_speed_limit(direction)),
-        floor=(limits.min_speed_kmh, "min_speed_kmh"),
-    )
+    cap = (limits.max_speed_kmh(direction), limits.max_speed_limit(direction))
+    floor = (limits.min_speed_kmh, "min_speed_kmh")
+    applied = min(max(limits.quantize_speed(value), floor[0]), cap[0])
+    return _noted(out, origin, value, applied, cap=cap, floor=floor)
 
 
 def _clamp_incline(
@@ -63,17 +57,11 @@ def _clamp_incline(
         if value != 0:
             out.append(PlanAdjustment(origin, "incline_not_controllable", value, 0.0))
         return 0.0
-    cap = limits.max_incline_pct(direction)
-    applied = min(max(limits.quantize_incline(value), limits.min_incline_pct), cap)
-    applied = limits.quantize_incline(applied, toward=limits.min_incline_pct)
-    return _noted(
-        out,
-        origin,
-        value,
-        applied,
-        cap=(cap, limits.max_incline_limit(direction)),
-        floor=(limits.min_incline_pct, "min_incline_pct"),
-    )
+    cap = (limits.max_incline_pct(direction), limits.max_incline_limit(direction))
+    floor = (limits.min_incline_pct, "min_incline_pct")
+    applied = min(max(limits.quantize_incline(value), floor[0]), cap[0])
+    applied = limits.quantize_incline(applied, toward=floor[0])
+    return _noted(out, origin, value, applied, cap=cap, floor=floor)
 
 
 def apply_segment_limits(
