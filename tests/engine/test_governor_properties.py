@@ -2677,8 +2677,8 @@ def test_a_stop_to_a_standing_belt_does_not_restart_the_turn_count() -> None:
 # status), the workout aborts (belt_stopped) at 7 s and sends Stop, which the deck carries out
 # when it answers, at 8 s. The engine counted the next turn's standing from records after it
 # *sent* the Stop; records before the deck acts on a Stop may still show a belt under its Start.
-# It now counts again from the Stop's answer (`_halt_answered`), as the property does: the
-# backward Start waits a full 10 s from there.
+# It now counts again from the Stop's answer (`BeltStopper.halt_answered`), as the property
+# does: the backward Start waits a full 10 s from there.
 SAFETY_KEY_THEN_A_TURN_ON_A_SLOW_BELT_FIRST_DECK = Case(
     profile=_profile(
         "random",

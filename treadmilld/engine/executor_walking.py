@@ -8,7 +8,7 @@ from __future__ import annotations
 from treadmilld.engine.api import Direction, Phase
 from treadmilld.engine.executor_core import EPS, SkipSegment
 from treadmilld.engine.executor_turns import TurnSteps
-from treadmilld.engine.governor import ramp_window_s
+from treadmilld.engine.limit_clamps import ramp_window_s
 from treadmilld.engine.planner import PlanSegment, PlanStep, StepKind
 
 

@@ -165,6 +165,19 @@ class EffectiveLimits:
             return self.max_backward_incline_pct
         return self.max_forward_incline_pct
 
+    @staticmethod
+    def max_speed_limit(facing: Direction | None) -> str:
+        """The name of the limit `max_speed_kmh(facing)` applies, as adjustments and LimitApplied
+        events report it."""
+        return "max_backward_speed_kmh" if facing is Direction.BACKWARD else "max_forward_speed_kmh"
+
+    @staticmethod
+    def max_incline_limit(facing: Direction | None) -> str:
+        """The name of the limit `max_incline_pct(facing)` applies."""
+        if facing is Direction.BACKWARD:
+            return "max_backward_incline_pct"
+        return "max_forward_incline_pct"
+
     def quantize_speed(self, speed_kmh: float, *, toward: float | None = None) -> float:
         """Round to the treadmill's increment; with `toward`, never past the requested value
         away from `toward` (so rounding can never make a ramp step larger)."""
