@@ -8,5 +8,6 @@ from __future__ import annotations
 
 from treadmilld.history.export.fit import workout_to_fit
 from treadmilld.history.export.laps import WorkoutExportError
+from treadmilld.history.export.tcx import workout_to_tcx
 
-__all__ = ["WorkoutExportError", "workout_to_fit"]
+__all__ = ["WorkoutExportError", "workout_to_fit", "workout_to_tcx"]

@@ -100,6 +100,12 @@ def wall_time(record: WorkoutRecord, at_s: float) -> datetime:
     return record.started_at.astimezone(UTC) + timedelta(seconds=at_s)
 
 
+def iso_utc(instant: datetime) -> str:
+    """`instant` as ISO 8601 UTC with milliseconds, e.g. 2026-11-30T12:00:01.250Z."""
+    utc = instant.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
 # A heart rate every format can carry: FIT's uint8 keeps 255 for "invalid", TCX's positiveByte
 # starts at 1, and 0 is a strap with no reading.
 _HEART_RATE_RANGE = range(1, 255)
