@@ -69,7 +69,7 @@ class LinkReactions:
 
     async def _on_telemetry(self, event: TelemetryReceived) -> None:
         state = self._state
-        state.telemetry_at = event.at
+        state.telemetry_arrived(event.at)
         data = event.telemetry.data
         self._observer.on_record(data.instantaneous_speed_kmh, data.inclination_pct, event.at)
         if state.active:

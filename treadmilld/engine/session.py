@@ -128,6 +128,7 @@ class WorkoutSession:
         self._watch = SessionWatchdog(
             self._state,
             governor=self._governor,
+            observer=self._observer,
             clock=clock,
             judge_belt=self._reactions.judge_belt,
             abort=self._endings.abort,

@@ -50,6 +50,9 @@ class SessionState:
         self.outcome: str | None = None
         self.final_progress_pct: float | None = None
         self.telemetry_at: float | None = None
+        # Set whenever the no-data deadline moves (a record arrived, a workout started): the
+        # watchdog waits on it instead of looking on a timer.
+        self.deadline_moved = asyncio.Event()
 
     @property
     def active(self) -> bool:
@@ -61,6 +64,10 @@ class SessionState:
         if self.executor is not None and self.active:
             return self.executor.phase
         return self.phase
+
+    def telemetry_arrived(self, at: float) -> None:
+        self.telemetry_at = at
+        self.deadline_moved.set()
 
     def begin(
         self, plan: WorkoutPlan, executor: WorkoutExecutor, *, weight_kg: float, clinical: bool
@@ -76,6 +83,7 @@ class SessionState:
         self.final_progress_pct = None
         self.phase = Phase.RUNNING
         self.executor = executor
+        self.deadline_moved.set()
 
     def elapsed_s(self, until: float | None = None) -> float:
         """Workout time: from the start to now (or the end), time spent paused left out."""
