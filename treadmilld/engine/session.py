@@ -14,8 +14,9 @@ exactly as after an abort.
 The session is made of parts, each in its own module, sharing one `SessionState`:
 `link_reactions` (what each link event does), `workout_endings` (finish, stop, abort),
 `belt_stop` (the verified stop), `watchdog` (no data, the belt between records),
-`start_admission` (whether a start may run) and `session_snapshot` (what the session shows).
-This module wires them, runs their tasks, and takes the person's commands.
+`start_admission` (whether a start may run), `workout_commands` (the person's commands to a
+running workout) and `session_snapshot` (what the session shows). This module wires them, runs
+their tasks, starts workouts, stops the belt and shuts down.
 """
 
 from __future__ import annotations
