@@ -21,9 +21,9 @@ from treadmilld.ble.api import (
 )
 from treadmilld.engine.api import AbortReason, Direction
 from treadmilld.engine.belt import BeltObserver
-from treadmilld.engine.belt_stop import BeltStopper
 from treadmilld.engine.governor import SafetyGovernor
 from treadmilld.engine.session_state import SessionState
+from treadmilld.engine.verified_stop import BeltStopper
 from treadmilld.engine.workout_endings import WorkoutEndings
 from treadmilld.ftms import (
     ControlPermissionLost,

@@ -13,7 +13,7 @@ exactly as after an abort.
 
 The session is made of parts, each in its own module, sharing one `SessionState`:
 `link_reactions` (what each link event does), `workout_endings` (finish, stop, abort),
-`belt_stop` (the verified stop), `watchdog` (no data, the belt between records),
+`verified_stop` (the verified stop), `watchdog` (no data, the belt between records),
 `start_admission` (whether a start may run), `workout_commands` (the person's commands to a
 running workout) and `session_snapshot` (what the session shows). This module wires them, runs
 their tasks, starts workouts, stops the belt and shuts down.
@@ -44,7 +44,6 @@ from treadmilld.engine.api import (
     WorkoutStarted,
 )
 from treadmilld.engine.belt import BeltObserver
-from treadmilld.engine.belt_stop import BeltStopper
 from treadmilld.engine.executor import DEFAULT_TICK_S, WorkoutExecutor
 from treadmilld.engine.governor import EMERGENCY_STOP_TIMEOUT_S, LimitNotice, SafetyGovernor
 from treadmilld.engine.library import ProfileLibrary
@@ -54,6 +53,7 @@ from treadmilld.engine.planner import WorkoutPlan
 from treadmilld.engine.session_snapshot import build_snapshot, device_info
 from treadmilld.engine.session_state import SessionState
 from treadmilld.engine.start_admission import admit_start, check_body_weight
+from treadmilld.engine.verified_stop import BeltStopper
 from treadmilld.engine.watchdog import SessionWatchdog
 from treadmilld.engine.workout_endings import WorkoutEndings
 from treadmilld.runtime.clock import Clock

@@ -31,10 +31,10 @@ from treadmilld.engine.api import (
     WorkoutStopped,
 )
 from treadmilld.engine.belt import STANDSTILL_KMH, BeltObserver
-from treadmilld.engine.belt_stop import BeltStopper
 from treadmilld.engine.executor import WorkoutExecutor
 from treadmilld.engine.governor import BeltFaultError, GovernorRefusedError, SafetyGovernor
 from treadmilld.engine.session_state import SessionState
+from treadmilld.engine.verified_stop import BeltStopper
 from treadmilld.runtime.clock import Clock
 
 _log = structlog.get_logger(__name__)
