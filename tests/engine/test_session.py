@@ -307,6 +307,29 @@ async def test_no_data_aborts() -> None:
         assert not r.treadmill.running
 
 
+async def test_no_data_aborts_as_soon_as_the_silence_outlasts_the_timeout() -> None:
+    """The abort comes when the deck has been silent for `telemetry_timeout_s`, not at some
+    later look: 2.2 s falls between the records' whole seconds."""
+    limits = SafetyLimits(general=LimitSet(telemetry_timeout_s=2.2))
+    async with rig(lambda c: GoesSilentMidRun(c, silent_at=100.0), limits=limits) as r:
+        await r.session.start_profile("forward-walk")
+        await r.wait_for("workout_aborted")
+        aborted = r.recorder.of_type("workout_aborted")[0]
+        assert isinstance(aborted, WorkoutAborted)
+        assert aborted.reason is AbortReason.NO_DATA
+        last_record = max(s.at for s in r.treadmill.belt_trace if s.reported)
+        assert 2.2 < aborted.at - last_record <= 2.2 + 0.01, (last_record, aborted.at)
+
+
+async def test_a_deck_reporting_just_within_the_timeout_is_not_aborted() -> None:
+    """Records 2.9 s apart under the 3 s no-data timeout: the workout runs on."""
+    async with rig(lambda c: ObedientTreadmill(c, telemetry_interval_s=2.9)) as r:
+        await r.session.start_profile("forward-walk")
+        await asyncio.sleep(300.0)
+        assert r.recorder.of_type("workout_aborted") == []
+        assert r.session.snapshot().phase is Phase.RUNNING
+
+
 @pytest.mark.parametrize(
     ("cause", "text", "reason"),
     [
