@@ -16,6 +16,7 @@ from treadmilld.ble.api import (
     TreadmillCapabilities,
 )
 from treadmilld.engine.api import DeviceInfo, SessionEvent, SessionSnapshot, StopOutcome
+from treadmilld.engine.limits import ProfileLimits
 from treadmilld.ftms import (
     FitnessMachineFeature,
     MachineFeatures,
@@ -147,8 +148,14 @@ class DrivesItsBelt:
         self._done.set()
 
     async def start_profile(
-        self, profile: str, *, body_weight_kg: float | None = None, clinical: bool = False
+        self,
+        profile: str,
+        *,
+        body_weight_kg: float | None = None,
+        clinical: bool = False,
+        rider_limits: ProfileLimits | None = None,
     ) -> None:
+        del rider_limits  # a double: limits are the real session's business
         await self.link.start_belt()
 
     async def pause(self) -> None:

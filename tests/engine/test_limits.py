@@ -93,6 +93,28 @@ def test_a_profile_cannot_loosen_global_limits() -> None:
     assert effective.ramp_rate_kmh_per_s == 0.5
 
 
+def test_a_riders_personal_limits_tighten_and_never_loosen() -> None:
+    rider = ProfileLimits(
+        max_backward_speed_kmh=2.0,
+        max_forward_speed_kmh=12.0,  # looser than the configured 8: ignored
+        max_forward_incline_pct=0.0,  # a clinical program's first sessions: no incline
+        max_backward_incline_pct=0.0,
+        turn_pause_s=20.0,
+    )
+    effective = effective_limits(
+        SafetyLimits(),
+        clinical=False,
+        profile=ProfileLimits(max_backward_speed_kmh=3.0),
+        rider=rider,
+    )
+    assert effective.max_backward_speed_kmh == 2.0
+    assert effective.decided_by["max_backward_speed_kmh"] == "rider"
+    assert effective.max_forward_speed_kmh == 8.0
+    assert effective.max_incline_pct(Direction.FORWARD) == 0.0
+    assert effective.max_incline_pct(Direction.BACKWARD) == 0.0
+    assert effective.turn_pause_s == 20.0
+
+
 def test_jog_unlock_raises_the_backward_cap_to_the_jog_limit() -> None:
     unlocked = SafetyLimits(general=LimitSet(backward_jog_unlocked=True))
     assert effective_limits(unlocked, clinical=False).max_backward_speed_kmh == 7.0

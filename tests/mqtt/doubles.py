@@ -22,6 +22,7 @@ from treadmilld.engine.api import (
     WorkoutAborted,
     WorkoutStarted,
 )
+from treadmilld.engine.limits import ProfileLimits
 
 SPEED_RANGE = Range(minimum=0.5, maximum=16.0, increment=0.1)
 INCLINE_RANGE = Range(minimum=0.0, maximum=12.0, increment=0.5)
@@ -130,8 +131,14 @@ class RecordingTreadmill:
     # -- TreadmillController ------------------------------------------------------------
 
     async def start_profile(
-        self, profile: str, *, body_weight_kg: float | None = None, clinical: bool = False
+        self,
+        profile: str,
+        *,
+        body_weight_kg: float | None = None,
+        clinical: bool = False,
+        rider_limits: ProfileLimits | None = None,
     ) -> None:
+        del rider_limits  # a double: limits are the real session's business
         await self._record("start_profile", profile, body_weight_kg, clinical)
         self.change(phase=Phase.RUNNING, profile=profile, direction=Direction.BACKWARD)
         self.emit(

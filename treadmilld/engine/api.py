@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from treadmilld.engine.events import (
     LimitApplied,
@@ -52,6 +52,10 @@ from treadmilld.engine.snapshot import (
     Range,
     SessionSnapshot,
 )
+
+if TYPE_CHECKING:
+    # engine.limits imports this module's names; only the type is needed here.
+    from treadmilld.engine.limits import ProfileLimits
 
 __all__ = [
     "MAX_BODY_WEIGHT_KG",
@@ -140,7 +144,12 @@ class TreadmillController(Protocol):
         ...
 
     async def start_profile(
-        self, profile: str, *, body_weight_kg: float | None = None, clinical: bool = False
+        self,
+        profile: str,
+        *,
+        body_weight_kg: float | None = None,
+        clinical: bool = False,
+        rider_limits: ProfileLimits | None = None,
     ) -> None: ...
 
     async def pause(self) -> None: ...

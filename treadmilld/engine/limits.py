@@ -103,12 +103,14 @@ class SafetyLimits(BaseModel):
 
 
 class ProfileLimits(BaseModel):
-    """Limits a profile asks for; they can only tighten the global ones."""
+    """Limits a profile (or a rider: their personal limits) asks for; they can only tighten the
+    global ones."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_forward_speed_kmh: float | None = Field(default=None, gt=0)
     max_backward_speed_kmh: float | None = Field(default=None, gt=0)
+    max_forward_incline_pct: float | None = Field(default=None, ge=0)
     max_backward_incline_pct: float | None = Field(default=None, ge=0)
     ramp_rate_kmh_per_s: float | None = Field(default=None, gt=0)
     turn_pause_s: float | None = Field(default=None, gt=0)
@@ -228,9 +230,12 @@ def effective_limits(
     clinical: bool,
     profile: ProfileLimits | None = None,
     treadmill: TreadmillRanges | None = None,
+    rider: ProfileLimits | None = None,
 ) -> EffectiveLimits:
-    """The strictest of global config, clinical mode, the profile and the treadmill's range."""
+    """The strictest of global config, clinical mode, the profile, the rider's personal limits
+    and the treadmill's range."""
     profile = profile or ProfileLimits()
+    rider = rider or ProfileLimits()
     # Without a treadmill (planning for display) assume incline control exists.
     incline_controllable = treadmill is None or treadmill.incline is not None
     treadmill = treadmill or TreadmillRanges(speed=None, incline=None)
@@ -257,6 +262,7 @@ def effective_limits(
         [
             *from_sets("max_forward_speed_kmh"),
             ("profile", profile.max_forward_speed_kmh),
+            ("rider", rider.max_forward_speed_kmh),
             ("treadmill", tm_max_speed),
         ],
     )
@@ -266,13 +272,19 @@ def effective_limits(
         [
             *[(name, backward_speed(s)) for name, s in sets],
             ("profile", profile.max_backward_speed_kmh),
+            ("rider", rider.max_backward_speed_kmh),
             ("treadmill", tm_max_speed),
         ],
     )
     max_forward_incline = _strictest_max(
         decided,
         "max_forward_incline_pct",
-        [*from_sets("max_forward_incline_pct"), ("treadmill", tm_max_incline)],
+        [
+            *from_sets("max_forward_incline_pct"),
+            ("profile", profile.max_forward_incline_pct),
+            ("rider", rider.max_forward_incline_pct),
+            ("treadmill", tm_max_incline),
+        ],
     )
     max_backward_incline = _strictest_max(
         decided,
@@ -280,6 +292,7 @@ def effective_limits(
         [
             *from_sets("max_backward_incline_pct"),
             ("profile", profile.max_backward_incline_pct),
+            ("rider", rider.max_backward_incline_pct),
             ("treadmill", tm_max_incline),
         ],
     )
@@ -291,18 +304,30 @@ def effective_limits(
     ramp_rate = _strictest_max(
         decided,
         "ramp_rate_kmh_per_s",
-        [*from_sets("ramp_rate_kmh_per_s"), ("profile", profile.ramp_rate_kmh_per_s)],
+        [
+            *from_sets("ramp_rate_kmh_per_s"),
+            ("profile", profile.ramp_rate_kmh_per_s),
+            ("rider", rider.ramp_rate_kmh_per_s),
+        ],
     )
     turn_pause = _strictest_min(
         decided,
         "turn_pause_s",
-        [*from_sets("turn_pause_s"), ("profile", profile.turn_pause_s)],
+        [
+            *from_sets("turn_pause_s"),
+            ("profile", profile.turn_pause_s),
+            ("rider", rider.turn_pause_s),
+        ],
     )
     restart_speed = _strictest_max(decided, "restart_speed_kmh", from_sets("restart_speed_kmh"))
     max_backward_s = _strictest_max(
         decided,
         "max_backward_s",
-        [*from_sets("max_backward_s"), ("profile", profile.max_backward_s)],
+        [
+            *from_sets("max_backward_s"),
+            ("profile", profile.max_backward_s),
+            ("rider", rider.max_backward_s),
+        ],
     )
     min_backward_segment = _strictest_min(
         decided, "min_backward_segment_s", from_sets("min_backward_segment_s")
@@ -313,7 +338,11 @@ def effective_limits(
     telemetry_timeout = _strictest_max(
         decided, "telemetry_timeout_s", from_sets("telemetry_timeout_s")
     )
-    confirm = any(s.confirm_turns for _, s in sets) or bool(profile.confirm_turns)
+    confirm = (
+        any(s.confirm_turns for _, s in sets)
+        or bool(profile.confirm_turns)
+        or bool(rider.confirm_turns)
+    )
 
     min_speed = speed_range.minimum if speed_range else 0.1
     if min_speed > restart_speed + 1e-9:

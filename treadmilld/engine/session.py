@@ -47,7 +47,7 @@ from treadmilld.engine.belt import BeltObserver
 from treadmilld.engine.executor import DEFAULT_TICK_S, WorkoutExecutor
 from treadmilld.engine.governor import EMERGENCY_STOP_TIMEOUT_S, LimitNotice, SafetyGovernor
 from treadmilld.engine.library import ProfileLibrary
-from treadmilld.engine.limits import SafetyLimits
+from treadmilld.engine.limits import ProfileLimits, SafetyLimits
 from treadmilld.engine.link_reactions import LinkReactions
 from treadmilld.engine.planner import WorkoutPlan
 from treadmilld.engine.session_snapshot import build_snapshot, device_info
@@ -294,8 +294,16 @@ class WorkoutSession:
     # ------------------------------------------------------------------ commands
 
     async def start_profile(
-        self, profile: str, *, body_weight_kg: float | None = None, clinical: bool = False
+        self,
+        profile: str,
+        *,
+        body_weight_kg: float | None = None,
+        clinical: bool = False,
+        rider_limits: ProfileLimits | None = None,
     ) -> None:
+        """Start `profile`. `rider_limits`, a rider's personal limits (and their program's
+        rules for this session), tighten the configured ones like a profile's own; they can
+        never loosen them."""
         state = self._state
         admitted = admit_start(
             profile,
@@ -309,6 +317,7 @@ class WorkoutSession:
             governor=self._governor,
             observer=self._observer,
             stop_pending=self._stopper.pending,
+            rider_limits=rider_limits,
         )
         # Accepted: from here on, state changes.
         plan = admitted.plan

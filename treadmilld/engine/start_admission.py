@@ -20,6 +20,7 @@ from treadmilld.engine.library import ProfileLibrary, UnknownProfileError
 from treadmilld.engine.limits import (
     EffectiveLimits,
     LimitConflictError,
+    ProfileLimits,
     SafetyLimits,
     TreadmillRanges,
     effective_limits,
@@ -58,6 +59,7 @@ def admit_start(
     governor: SafetyGovernor,
     observer: BeltObserver,
     stop_pending: bool,
+    rider_limits: ProfileLimits | None = None,
 ) -> AdmittedStart:
     """The start as it would run, or `CommandRejectedError` saying why not. Changes nothing."""
     caps = link.capabilities
@@ -113,7 +115,11 @@ def admit_start(
     )
     try:
         effective = effective_limits(
-            limits, clinical=use_clinical, profile=chosen.limits, treadmill=ranges
+            limits,
+            clinical=use_clinical,
+            profile=chosen.limits,
+            treadmill=ranges,
+            rider=rider_limits,
         )
     except LimitConflictError as error:
         raise CommandRejectedError("limit_exceeded", str(error)) from None
