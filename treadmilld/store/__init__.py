@@ -1,37 +1,4 @@
 """Riders and workout history on a real database: SQLite (embedded, the default) or PostgreSQL
-(several Pis sharing one). The only package that imports SQLAlchemy and Alembic; docs/database.md.
+(several Pis sharing one). The only package that imports SQLAlchemy and Alembic; its public
+names are in `treadmilld.store.api`; docs/database.md.
 """
-
-from treadmilld.store.config import DatabaseSettings, database_url, sqlite_url, state_dir
-from treadmilld.store.engine import create_engine
-from treadmilld.store.errors import (
-    InvalidRecordError,
-    RiderExistsError,
-    SchemaTooNewError,
-    StoreError,
-    UnknownRiderError,
-    UnknownWorkoutError,
-    WorkoutExistsError,
-)
-from treadmilld.store.migrate import head_revision, schema_revision, upgrade_schema
-from treadmilld.store.repository import Store, open_store
-
-__all__ = [
-    "DatabaseSettings",
-    "InvalidRecordError",
-    "RiderExistsError",
-    "SchemaTooNewError",
-    "Store",
-    "StoreError",
-    "UnknownRiderError",
-    "UnknownWorkoutError",
-    "WorkoutExistsError",
-    "create_engine",
-    "database_url",
-    "head_revision",
-    "open_store",
-    "schema_revision",
-    "sqlite_url",
-    "state_dir",
-    "upgrade_schema",
-]

@@ -26,7 +26,7 @@ class DatabaseSettings(BaseModel):
     retention_days: int | None = Field(
         default=None,
         ge=1,
-        description="workouts older than this many days are deleted at start; unset: kept",
+        description="workouts that started more than this many days ago are deleted; unset: kept",
     )
 
 
