@@ -23,6 +23,11 @@ from treadmilld.store.api import (
 from treadmilld.store.schema import metadata
 
 
+# Typed as the column is, so each driver writes it its own way (not sqlite3's default datetime
+# adapter, deprecated since Python 3.12).
+_AT = sa.bindparam("at", type_=sa.DateTime(timezone=True))
+
+
 def _differences(connection: sa.Connection) -> list[object]:
     context = MigrationContext.configure(connection)
     return list(compare_metadata(context, metadata))
@@ -52,7 +57,7 @@ async def test_a_database_of_the_previous_schema_is_upgraded_with_its_history_ke
             sa.text(
                 "INSERT INTO riders (id, display_name, body_weight_kg, clinical, created_at, "
                 "updated_at) VALUES ('r-3', 'Three', 61.0, false, :at, :at)"
-            ),
+            ).bindparams(_AT),
             {"at": STARTED},
         )
         await connection.execute(
@@ -60,7 +65,7 @@ async def test_a_database_of_the_previous_schema_is_upgraded_with_its_history_ke
                 "INSERT INTO workouts (id, rider_id, treadmill_id, profile_name, started_at, "
                 "outcome, duration_s, distance_forward_m, distance_backward_m, kcal) VALUES "
                 "('w-old', 'r-3', 'tm01', 'p1-seed-steps', :at, 'finished', 600, 400, 120, 41)"
-            ),
+            ).bindparams(_AT),
             {"at": STARTED},
         )
         await connection.execute(
