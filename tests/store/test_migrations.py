@@ -22,7 +22,6 @@ from treadmilld.store.api import (
 )
 from treadmilld.store.schema import metadata
 
-
 # Typed as the column is, so each driver writes it its own way (not sqlite3's default datetime
 # adapter, deprecated since Python 3.12).
 _AT = sa.bindparam("at", type_=sa.DateTime(timezone=True))
