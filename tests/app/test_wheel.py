@@ -55,6 +55,9 @@ def test_the_daemon_wheel_leaves_the_broker_to_the_demo_extra(tmp_path: Path) ->
         requires = _requires(wheel)
     assert "treadmilld/app/demo.py" in names
     assert "treadmilld/mqtt/link.py" in names
+    # The store migrates on start from the scripts it carries (no alembic.ini, no checkout).
+    assert "treadmilld/store/migrations/env.py" in names
+    assert "treadmilld/store/migrations/versions/v0002_feedback.py" in names
     assert not [name for name in names if "broker" in name.split("/")[0]]
     assert not [name for name in names if "embedded_broker" in name]
     # Installed only with the demo's extras; amqtt only with the in-process fallback.

@@ -5,9 +5,10 @@
   because the journal stamps every line itself.
 - Anywhere else (a pipe, a file): logfmt (or JSON) with an ISO timestamp.
 
-The stdlib loggers of bleak, aiomqtt, bumble and amqtt go through the same renderer, so one
-line format reaches the journal. Context bound with `structlog.contextvars` (the supervisor
-binds `treadmill_id` in each treadmill's tasks) appears on every line logged in that task.
+The stdlib loggers of bleak, aiomqtt, bumble, amqtt and the database libraries go through the
+same renderer, so one line format reaches the journal. Context bound with
+`structlog.contextvars` (the supervisor binds `treadmill_id` in each treadmill's tasks) appears
+on every line logged in that task.
 """
 
 from __future__ import annotations
@@ -24,8 +25,20 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 # Libraries whose stdlib logs we route through our renderer, at `library_level` by default:
-# at INFO they narrate every GATT read and MQTT packet.
-LIBRARY_LOGGERS = ("bleak", "bleak_retry_connector", "aiomqtt", "paho", "bumble", "amqtt")
+# at INFO they narrate every GATT read and MQTT packet (and Alembic each migration step, which
+# the store logs itself as `database_schema_upgraded`).
+LIBRARY_LOGGERS = (
+    "bleak",
+    "bleak_retry_connector",
+    "aiomqtt",
+    "paho",
+    "bumble",
+    "amqtt",
+    "sqlalchemy",
+    "alembic",
+    "aiosqlite",
+    "asyncpg",
+)
 
 
 class LogFormat(StrEnum):

@@ -43,6 +43,7 @@ from treadmilld.ble.quirks import QuirksChoice
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
 from treadmilld.engine.limits import SafetyLimits
 from treadmilld.mqtt.config import MqttSettings
+from treadmilld.store.config import DatabaseSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/treadmilld/config.toml")
 CONFIG_PATH_ENV = "TREADMILLD_CONFIG"
@@ -210,6 +211,7 @@ class Settings(BaseSettings):
         default_factory=LinkSettings,
         description="Bluetooth timeouts, backoff and liveness, shared by every treadmill",
     )
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     shutdown_mode: ShutdownMode = Field(
         default=ShutdownMode.STOP,
         description="what happens to a moving belt when the daemon stops: stop or pause",

@@ -1,0 +1,1 @@
+"""Alembic migrations, run from code by `treadmilld.store.migrate` (no alembic.ini)."""
