@@ -50,7 +50,8 @@ from treadmilld.engine.api import (
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.profile import ProfileError, load_profile
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.link import IncomingMessage, MqttError, MqttLink, OutgoingMessage
+from treadmilld.mqtt.link import MqttError, MqttLink
+from treadmilld.mqtt.messages import IncomingMessage, OutgoingMessage
 
 _log = structlog.get_logger(__name__)
 
