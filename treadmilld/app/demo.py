@@ -22,6 +22,7 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from treadmilld.app.assembly import Assembly
+from treadmilld.app.config_problems import explain_problem
 from treadmilld.app.log_setup import LogFormat, LogLevel, configure_logging
 from treadmilld.app.run import run_daemon
 from treadmilld.app.sdnotify import SystemdNotifier
@@ -30,7 +31,6 @@ from treadmilld.app.settings import (
     LoggingSettings,
     Settings,
     TreadmillSettings,
-    explain_problem,
 )
 from treadmilld.app.supervisor import Supervisor
 from treadmilld.engine.api import (
