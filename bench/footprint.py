@@ -13,7 +13,7 @@ Issue 13's target for it: at most 60 MiB.
 
     uv run python bench/footprint.py [--quick] [--json] [--real-only]
 
-`--real-only` measures the real-treadmill figure alone (about 20 s).
+`--real-only` measures the real-treadmill figure alone (about 30 s).
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ def main() -> int:
     parser.add_argument(
         "--real-only",
         action="store_true",
-        help="only the daemon with a real-treadmill config (no simulator): about 20 s",
+        help="only the daemon with a real-treadmill config (no simulator): about 30 s",
     )
     args = parser.parse_args()
     warmup_s, window_s = (2.0, 6.0) if args.quick else (3.0, 12.0)
