@@ -39,8 +39,8 @@ from treadmilld.runtime.waiting import wait_all, wait_any, wait_for_on_clock
 CONNECT_WAIT_S = 60.0
 # How long the demo waits for the bridge's replies to its `request/start`.
 REPLY_WAIT_S = 20.0
-# The live view is redrawn on every session event and at least this often in between, so
-# progress and the turn countdown move smoothly (real time; a person is watching).
+# The live view is redrawn on every workout event it follows (segments, turns, the end) and at
+# least this often in between, so progress and the countdown move (real time: a person watches).
 REDRAW_EVERY_S = 0.25
 
 
