@@ -35,6 +35,14 @@ def rss_mib(pid: int) -> float:
     return resident_pages * _PAGE_KIB / 1024.0
 
 
+def peak_rss_mib(pid: int) -> float:
+    """The peak resident set size so far (VmHWM, proc(5)) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise ValueError(f"/proc/{pid}/status has no VmHWM line: is {pid} a user process?")
+
+
 def cpu_sample(pid: int) -> CpuSample:
     raw = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     # The command name (field 2) may contain spaces and parentheses: split after the last ')'.

@@ -3,10 +3,17 @@
 `treadmilld run` runs as a real subprocess (what systemd would run) with 1 and with 8 simulated
 treadmills, their Treadmill Data at 1 Hz and at 4 Hz, every treadmill walking a profile started
 over MQTT. The simulated treadmills live inside the daemon's process (Bumble on an in-memory
-link), so the figures include the simulator: a daemon driving real treadmills over BlueZ costs
-less than this.
+link), so those figures include the simulator.
 
-    uv run python bench/footprint.py [--quick] [--json]
+A daemon driving a real treadmill does not import the simulator: a further figure is its
+resident memory with a real-treadmill config (one `[[treadmills]]` with an address, no
+`simulated`), connected to the same mosquitto, after it has settled. On a machine without
+Bluetooth the link keeps retrying its scan, the daemon's steady state while a deck is away.
+Issue 13's target for it: at most 60 MiB.
+
+    uv run python bench/footprint.py [--quick] [--json] [--real-only]
+
+`--real-only` measures the real-treadmill figure alone (about 30 s).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pathlib import Path
 import aiomqtt
 from _broker import BrokerUnavailableError, RunningBroker, mosquitto
 from _mqtt_contract import BASE_TOPIC, PROFILE_FOR_BENCH, start_command
-from _process import cpu_sample, cpu_share_pct, notify_socket, rss_mib
+from _process import cpu_sample, cpu_share_pct, notify_socket, peak_rss_mib, rss_mib
 from _stats import Figure, Summary, argument_parser, emit, not_available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EVERY_S = 3.0
 # What `treadmilld run` with simulated treadmills needs.
 DAEMON_MODULES = ("treadmilld.app.run", "treadmilld.mqtt.bridge", "treadmilld_sim.fleet")
+# The real-treadmill config's deck: an address nobody has, so the link only ever scans.
+ABSENT_DECK_ADDRESS = "AA:BB:CC:DD:EE:01"
+REAL_INSTANCE = "footprint-real"
 
 
 class DaemonFailedError(RuntimeError):
@@ -86,6 +96,85 @@ def write_config(directory: Path, scenario: Scenario, broker: RunningBroker) -> 
     path = directory / "config.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def write_real_treadmill_config(directory: Path, broker: RunningBroker) -> Path:
+    """One real treadmill, found by its address; no simulator anywhere in the config."""
+    lines = [
+        "[[treadmills]]",
+        'id = "tm01"',
+        f'address = "{ABSENT_DECK_ADDRESS}"',
+        "",
+        "[mqtt]",
+        f'host = "{broker.host}"',
+        f"port = {broker.port}",
+        f'base_topic = "{BASE_TOPIC}"',
+        f'instance = "{REAL_INSTANCE}"',
+        f'client_id = "treadmilld-footprint-real-{os.getpid()}"',
+        "ha_discovery = true",
+        "",
+        "[logging]",
+        'format = "logfmt"',
+        'level = "info"',
+    ]
+    path = directory / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+async def _wait_bridge_online(broker: RunningBroker, instance: str, timeout_s: float) -> None:
+    """Until the daemon says `online` on its bridge state: connected to the broker and
+    subscribed, every task up."""
+    async with aiomqtt.Client(
+        broker.host, broker.port, identifier="bench-footprint-real"
+    ) as client:
+        await client.subscribe(f"{BASE_TOPIC}/bridge/{instance}/state")
+        async with asyncio.timeout(timeout_s):
+            async for message in client.messages:
+                if message.payload == b"online":
+                    return
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredReal:
+    rss_mib: list[float]
+    peak_rss_mib: float
+
+
+def measure_real_treadmill(broker: RunningBroker, settle_s: float, samples: int) -> MeasuredReal:
+    """The daemon with a real-treadmill config: VmRSS once a second after `settle_s` seconds
+    online, and VmHWM at the end."""
+    with (
+        tempfile.TemporaryDirectory(prefix="treadmilld-bench-footprint-real-") as tmp,
+        notify_socket() as notify,
+    ):
+        config = write_real_treadmill_config(Path(tmp), broker)
+        log_path = Path(tmp) / "daemon.log"
+        env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), PYTHONUNBUFFERED="1")
+        env.pop("JOURNAL_STREAM", None)
+        with log_path.open("wb") as log:
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "treadmilld", "run", "--config", str(config)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                if notify.wait_for("READY=1", timeout_s=30) is None or daemon.poll() is not None:
+                    raise DaemonFailedError(_failure(daemon, log_path, "never sent READY=1"))
+                asyncio.run(_wait_bridge_online(broker, REAL_INSTANCE, timeout_s=30))
+                time.sleep(settle_s)
+                rss: list[float] = []
+                for _ in range(samples):
+                    if daemon.poll() is not None:
+                        raise DaemonFailedError(_failure(daemon, log_path, "died while measured"))
+                    rss.append(rss_mib(daemon.pid))
+                    time.sleep(1.0)
+                peak = peak_rss_mib(daemon.pid)
+            finally:
+                _terminate(daemon)
+    return MeasuredReal(rss, peak)
 
 
 async def _wait_connected_and_start(
@@ -200,8 +289,14 @@ def _terminate(daemon: subprocess.Popen[bytes]) -> None:
 
 def main() -> int:
     parser = argument_parser(__doc__ or "")
+    parser.add_argument(
+        "--real-only",
+        action="store_true",
+        help="only the daemon with a real-treadmill config (no simulator): about 30 s",
+    )
     args = parser.parse_args()
     warmup_s, window_s = (2.0, 6.0) if args.quick else (3.0, 12.0)
+    settle_s, real_samples = (3.0, 3) if args.quick else (8.0, 5)
     for module in DAEMON_MODULES:
         if importlib.util.find_spec(module) is None:
             return not_available(f"{module} is not importable yet: no daemon to measure")
@@ -210,7 +305,19 @@ def main() -> int:
     cold: list[float] = []
     try:
         with mosquitto() as broker:
-            for scenario in scenarios:
+            real = measure_real_treadmill(broker, settle_s, real_samples)
+            figures.append(
+                Figure(
+                    "footprint",
+                    "resident memory, 1 real treadmill (no simulator)",
+                    "MiB",
+                    Summary.of(real.rss_mib),
+                    note=f"VmRSS each 1 s after {settle_s:g} s online, no Bluetooth here (the "
+                    f"link keeps scanning); peak VmHWM {real.peak_rss_mib:.1f} MiB; target "
+                    "<= 60 MiB (issue 13)",
+                )
+            )
+            for scenario in [] if args.real_only else scenarios:
                 measured = measure(scenario, broker, warmup_s, window_s)
                 cold.append(measured.cold_start_ms)
                 figures.append(
@@ -233,16 +340,17 @@ def main() -> int:
                 )
     except BrokerUnavailableError as exc:
         return not_available(str(exc))
-    figures.insert(
-        0,
-        Figure(
-            "footprint",
-            "cold start: spawn -> READY=1",
-            "ms",
-            Summary.of(cold),
-            note="python -m treadmilld run, 1-8 simulated treadmills",
-        ),
-    )
+    if cold:
+        figures.insert(
+            0,
+            Figure(
+                "footprint",
+                "cold start: spawn -> READY=1",
+                "ms",
+                Summary.of(cold),
+                note="python -m treadmilld run, 1-8 simulated treadmills",
+            ),
+        )
     emit(figures, as_json=args.json)
     return 0
 

@@ -13,6 +13,7 @@ from treadmilld.ble.api import (
     DeviceInformation,
     LinkEvent,
     Telemetry,
+    TelemetryReceived,
     TreadmillCapabilities,
 )
 from treadmilld.engine.api import DeviceInfo, SessionEvent, SessionSnapshot, StopOutcome
@@ -23,17 +24,30 @@ from treadmilld.ftms import (
     TargetSettingFeatures,
     TreadmillData,
 )
+from treadmilld.runtime.fanout import FanOut
 
 
 class ObedientLink:
-    """A treadmill that does what it is told at once and stays connected until closed."""
+    """A treadmill that does what it is told at once and stays connected until closed; every
+    change of its belt speed is reported as a Treadmill Data record, as a deck does."""
 
     def __init__(self, treadmill_id: str, *, moving_kmh: float = 0.0) -> None:
         self._id = treadmill_id
-        self.speed_kmh = moving_kmh
+        self._events: FanOut[LinkEvent] = FanOut(f"link-{treadmill_id}", maxsize=100)
+        self._speed_kmh = moving_kmh
         self.commands: list[str] = []
         self.closed = asyncio.Event()
         self.runs = 0
+
+    @property
+    def speed_kmh(self) -> float:
+        return self._speed_kmh
+
+    @speed_kmh.setter
+    def speed_kmh(self, value: float) -> None:
+        self._speed_kmh = value
+        record = TreadmillData(instantaneous_speed_kmh=value)
+        self._events.publish(TelemetryReceived(record, self.telemetry, at=0.0))
 
     @property
     def treadmill_id(self) -> str:
@@ -58,11 +72,8 @@ class ObedientLink:
     def telemetry(self) -> Telemetry:
         return Telemetry(TreadmillData(instantaneous_speed_kmh=self.speed_kmh), received_at=0.0)
 
-    async def events(self) -> AsyncIterator[LinkEvent]:
-        await self.closed.wait()
-        nothing: tuple[LinkEvent, ...] = ()
-        for event in nothing:  # an async generator that yields nothing and ends with the link
-            yield event
+    def events(self) -> AsyncIterator[LinkEvent]:
+        return self._events.subscribe()  # ends with the link
 
     async def run(self) -> None:
         self.runs += 1
@@ -71,6 +82,7 @@ class ObedientLink:
     async def close(self) -> None:
         self.commands.append("close")
         self.closed.set()
+        self._events.close()
 
     async def start_belt(self) -> None:
         self.commands.append("start")
@@ -225,6 +237,20 @@ class RecordingBridge:
         self.journal.append("offline published")
         self.speeds_at_close = [link.speed_kmh for link in self.links]
         self._closed.set()
+
+
+class FrozenClock:
+    """A `Clock` that stands still until the test moves `now_s`; its sleeps end only when
+    cancelled."""
+
+    def __init__(self, now_s: float) -> None:
+        self.now_s = now_s
+
+    def now(self) -> float:
+        return self.now_s
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
 
 
 class CrashingBridge(RecordingBridge):

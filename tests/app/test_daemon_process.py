@@ -189,6 +189,48 @@ async def test_an_unreachable_treadmill_never_holds_up_the_others(
     assert [r["treadmill_id"] for r in daemon.events("belt_stop_confirmed")] == ["sim01"]
 
 
+def imported_modules(stderr: list[str]) -> set[str]:
+    """The modules a process imported, from its `-X importtime` lines on stderr."""
+    return {
+        line.rsplit("|", 1)[1].strip() for line in stderr if line.startswith("import time:")
+    } - {"imported package"}
+
+
+async def test_a_real_treadmill_config_keeps_the_simulator_out_of_the_daemon(
+    tmp_path: Path, mqtt_broker: EmbeddedBroker
+) -> None:
+    # What a gym runs: a deck found by its address, nothing simulated. The simulator
+    # (treadmilld_sim, and Bumble under it) would cost the daemon memory it never uses.
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[treadmills]]\nid = "real01"\naddress = "AA:BB:CC:DD:EE:01"\n\n'
+        f'[mqtt]\nhost = "{mqtt_broker.host}"\nport = {mqtt_broker.port}\n'
+        f'base_topic = "{BASE}"\nclient_id = "treadmilld-test-{os.getpid()}"\n\n'
+        '[logging]\nformat = "json"\nlevel = "info"\n\n'
+        "[link]\nscan_timeout_s = 0.5\n[link.backoff]\ninitial_s = 0.2\nmaximum_s = 0.5\n",
+        encoding="utf-8",
+    )
+    importtime = {"PYTHONPROFILEIMPORTTIME": "1"}
+    async with (
+        Observer(mqtt_broker) as dashboard,
+        treadmilld("run", "--config", str(config), env=importtime) as daemon,
+    ):
+        await dashboard.subscribe(BRIDGE_STATE)
+        await dashboard.wait_for(BRIDGE_STATE, lambda m: m.text == "online", within_s=30)
+        # The link has tried the deck (and found no adapter here): whatever it imports on the
+        # way is imported by now.
+        async with asyncio.timeout(30):
+            while not daemon.events("connect_failed"):  # noqa: ASYNC110 - a log line has no event
+                await asyncio.sleep(0.05)
+        daemon.terminate()
+        code = await daemon.wait(30)
+    assert code == 0, daemon.output()
+    imported = imported_modules(daemon.stderr)
+    assert "treadmilld.ble.bleak_io" in imported  # the import list is the daemon's own
+    loaded = sorted(m for m in imported if m.split(".")[0] in ("treadmilld_sim", "bumble"))
+    assert loaded == []
+
+
 async def test_profile_files_are_reloaded_while_a_running_workout_keeps_its_plan(
     tmp_path: Path, mqtt_broker: EmbeddedBroker
 ) -> None:

@@ -38,8 +38,8 @@ from treadmilld.ftms import (
     ControlRequest,
     RequestControl,
 )
+from treadmilld.mqtt.broker_check import check_broker
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.link import check_broker
 from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
 
 T = TypeVar("T")

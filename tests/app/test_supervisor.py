@@ -8,12 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.app.doubles import (
     CrashesWhileRunning,
     CrashingBridge,
     DrivesItsBelt,
     FailsFirstRuns,
+    FrozenClock,
     HangsOnShutdown,
     ObedientLink,
     RecordingBridge,
@@ -153,7 +155,7 @@ async def test_ready_before_any_treadmill_connects_watchdog_pings_and_stopping(
 
 
 async def test_watchdog_is_withheld_while_a_session_stays_down() -> None:
-    now = [100.0]
+    clock = FrozenClock(100.0)
     link = ObedientLink("tm01")
     broken = CrashesWhileRunning(link)
     notifier = SystemdNotifier({"WATCHDOG_USEC": "30000000"})
@@ -162,15 +164,15 @@ async def test_watchdog_is_withheld_while_a_session_stays_down() -> None:
         None,
         notifier=notifier,
         restart=RestartPolicy(initial_s=5.0, maximum_s=5.0),
-        monotonic=lambda: now[0],
+        clock=clock,
     )
     async with asyncio.timeout(10):
         runner = asyncio.create_task(supervisor.run())
         await eventually(lambda: broken.runs == 1)
         assert supervisor.sessions_alive()  # just failed: give it a chance to recover
-        now[0] += 29.0
+        clock.now_s += 29.0
         assert supervisor.sessions_alive()
-        now[0] += 2.0  # down for longer than the 30 s watchdog interval
+        clock.now_s += 2.0  # down for longer than the 30 s watchdog interval
         assert not supervisor.sessions_alive()
         supervisor.request_stop()
         await runner
@@ -191,7 +193,12 @@ async def test_shutdown_waits_for_each_belt_to_read_zero() -> None:
     async with asyncio.timeout(10):
         runner = asyncio.create_task(supervisor.run())
         await eventually(lambda: journal == ["bridge running"])
-        supervisor.request_stop()
-        await runner
+        with capture_logs() as logs:
+            supervisor.request_stop()
+            await runner
     # `offline` went out only once the treadmill itself reported the belt standing still.
     assert bridge.speeds_at_close == [0.0]
+    # Confirmed by the treadmill's own reading, not given up on after the watch.
+    [confirmed] = [entry for entry in logs if entry["event"] == "belt_stop_confirmed"]
+    assert confirmed["speed_kmh"] == 0.0
+    assert not [entry for entry in logs if entry["event"] == "belt_still_moving"]

@@ -19,12 +19,7 @@ from tests.support.broker import secured_mosquitto
 from treadmilld.mqtt import config as mqtt_config
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.link import (
-    SESSION_TAKEN_OVER,
-    BrokerDroppedError,
-    MqttLink,
-    OutgoingMessage,
-)
+from treadmilld.mqtt.reconnect_policy import SESSION_TAKEN_OVER, ReconnectPolicy
 
 from .client import WAIT_S, Observer, Received, eventually
 from .doubles import RecordingTreadmill, StaticCatalog
@@ -218,19 +213,18 @@ async def test_a_shared_client_id_is_named_in_the_log_and_the_fight_slows_down(
 
 
 def test_session_taken_over_on_mqtt5_is_named_at_the_first_drop() -> None:
-    link = MqttLink(
-        MqttSettings(host="broker.lan", instance="pi-a", client_id="treadmilld", protocol="5"),
-        will=OutgoingMessage("treadmilld/bridge/pi-a/state", "offline", retain=True),
+    policy = ReconnectPolicy(
+        MqttSettings(host="broker.lan", instance="pi-a", client_id="treadmilld", protocol="5")
     )
     with capture_logs() as logs:
-        suspected = link._takeover_suspected(
-            BrokerDroppedError("connection lost", reason_code=SESSION_TAKEN_OVER), held_s=120.0
+        suspected = policy.takeover_suspected(
+            dropped_by_broker=True, reason_code=SESSION_TAKEN_OVER, held_s=120.0
         )
     assert suspected
     [entry] = events(logs, "mqtt_client_id_in_use")
     assert "0x8E" in entry["reason"]
     # A drop that is neither quick nor a takeover starts over.
-    assert not link._takeover_suspected(BrokerDroppedError("lost", reason_code=None), 120.0)
+    assert not policy.takeover_suspected(dropped_by_broker=True, reason_code=None, held_s=120.0)
 
 
 async def test_a_treadmill_id_served_by_two_instances_is_warned_about(

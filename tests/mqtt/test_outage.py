@@ -19,7 +19,8 @@ from treadmilld_broker import EmbeddedBroker
 from treadmilld.engine.api import SegmentSkipped
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.link import MqttLink, OutgoingMessage, reconnect_hint
+from treadmilld.mqtt.link import MqttLink, reconnect_hint
+from treadmilld.mqtt.messages import OutgoingMessage
 
 from .client import INSTANCE, Observer, eventually, running_bridge, running_bridge_unready
 from .doubles import RecordingTreadmill, StaticCatalog

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from treadmilld_broker import EmbeddedBroker
 
 from tests.support.broker import make_certificates, secured_mosquitto
-from treadmilld.mqtt import link
+from treadmilld.mqtt import connection_options
 from treadmilld.mqtt.broker_hints import STRICT_X509_HINT
 from treadmilld.mqtt.config import MqttSettings, MqttTlsSettings
 from treadmilld.mqtt.link import reconnect_hint
@@ -138,7 +138,7 @@ def _client_tls(ca: Path) -> ssl.SSLContext:
 def strict_daemon_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     """The daemon verifies the broker strictly, as it does on Python 3.13 (where
     `ssl.create_default_context` sets VERIFY_X509_STRICT), also on 3.11 and 3.12."""
-    make_context = link._tls_context
+    make_context = connection_options.tls_context
 
     def strict(settings: MqttSettings) -> ssl.SSLContext | None:
         context = make_context(settings)
@@ -146,7 +146,7 @@ def strict_daemon_tls(monkeypatch: pytest.MonkeyPatch) -> None:
             context.verify_flags |= ssl.VERIFY_X509_STRICT
         return context
 
-    monkeypatch.setattr(link, "_tls_context", strict)
+    monkeypatch.setattr(connection_options, "tls_context", strict)
 
 
 @PAHO_TLS_FAILURE_LEAK

@@ -8,7 +8,13 @@ import math
 import pytest
 
 from treadmilld.runtime.clock import LoopClock
-from treadmilld.runtime.waiting import sleep_until_set, until_set, wait_any, wait_for_on_clock
+from treadmilld.runtime.waiting import (
+    sleep_until_set,
+    until_set,
+    wait_all,
+    wait_any,
+    wait_for_on_clock,
+)
 
 # Virtual time jumps to each timer, plus a nanosecond so the timer is due (clock.py).
 EPSILON = 1e-6
@@ -172,3 +178,24 @@ async def test_a_deadline_is_fixed_when_the_wait_is_asked_for() -> None:
     clock.moved_s = 5.0
     assert not await waiting
     assert loop.time() - started < 1.0
+
+
+async def test_wait_all_returns_when_the_last_future_is_done() -> None:
+    clock = LoopClock()
+    started = clock.now()
+    quick = asyncio.ensure_future(asyncio.sleep(1.0))
+    slow = asyncio.ensure_future(asyncio.sleep(3.0))
+    assert await wait_all([quick, slow], seconds=10.0, clock=clock) == set()
+    assert clock.now() - started == pytest.approx(3.0, abs=EPSILON)
+
+
+async def test_wait_all_gives_back_what_is_still_pending_at_the_deadline_uncancelled() -> None:
+    clock = LoopClock()
+    started = clock.now()
+    quick = asyncio.ensure_future(asyncio.sleep(1.0))
+    late = asyncio.ensure_future(asyncio.sleep(30.0))
+    assert await wait_all([quick, late], seconds=10.0, clock=clock) == {late}
+    assert clock.now() - started == pytest.approx(10.0, abs=EPSILON)
+    assert quick.done()
+    assert not late.done()
+    late.cancel()

@@ -228,7 +228,7 @@ def broker_report(
 ) -> tuple[str, bool]:
     """Connect, subscribe and round-trip a message through the configured broker; the
     report section and whether every step worked."""
-    from treadmilld.mqtt.link import check_broker  # noqa: PLC0415 - aiomqtt only here
+    from treadmilld.mqtt.broker_check import check_broker  # noqa: PLC0415 - aiomqtt only here
 
     result = asyncio.run(check_broker(mqtt, timeout_s=timeout_s))
     lines = [f"Broker ({mqtt.url}, login {mqtt.username or 'none'})"]

@@ -17,13 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from treadmilld.app.config_problems import describe_problems
 from treadmilld.app.settings import (
     REPLAY_KEY,
     REPLAY_SESSION_KEY,
     ConfigError,
     Settings,
     TreadmillSettings,
-    describe_problems,
 )
 from treadmilld.ble.trace import Trace, TraceFormatError, load_trace
 

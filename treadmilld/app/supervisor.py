@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import random
 import signal
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -32,6 +31,8 @@ from treadmilld.app.settings import ShutdownMode
 from treadmilld.ble.api import ConnectionState, TreadmillLink
 from treadmilld.engine.api import Phase, TreadmillController
 from treadmilld.runtime.backoff import Backoff
+from treadmilld.runtime.clock import Clock, LoopClock
+from treadmilld.runtime.waiting import wait_all
 
 _log = structlog.get_logger(__name__)
 
@@ -68,7 +69,7 @@ class TreadmillUnit:
     treadmill_id: str
     link: TreadmillLink
     session: ManagedSession
-    # Monotonic time the session stopped running (crashed, backing off); None while it runs.
+    # Clock time the session stopped running (crashed, backing off); None while it runs.
     session_down_since: float | None = None
     session_failures: int = 0
     link_failures: int = 0
@@ -107,8 +108,9 @@ class Supervisor:
     # More named tasks that run as long as the daemon does (the profile folder watcher).
     # They handle their own expected errors; one that raises is a bug, like the bridge.
     services: Sequence[tuple[str, Callable[[], Awaitable[None]]]] = ()
-    # Wall-clock seconds for backoff, watchdog and shutdown budgets (injected by tests).
-    monotonic: Callable[[], float] = time.monotonic
+    # Backoff, watchdog and the stop budgets: real time (a `LoopClock`), also in the demo,
+    # whose sped-up clock is the engine's: the 3 s stop promise is in seconds a person lives.
+    clock: Clock = field(default_factory=LoopClock)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _backoff: Backoff = field(init=False)
     _stopping: bool = field(default=False, init=False)
@@ -128,7 +130,7 @@ class Supervisor:
     def request_stop(self, reason: str = "requested") -> None:
         if not self._stop.is_set():
             _log.info("stop_requested", reason=reason)
-            self._stop_requested_at = self.monotonic()
+            self._stop_requested_at = self.clock.now()
         self._stop.set()
 
     async def run(self) -> None:
@@ -177,7 +179,7 @@ class Supervisor:
     async def _keep_link_running(self, unit: TreadmillUnit) -> None:
         structlog.contextvars.bind_contextvars(treadmill_id=unit.treadmill_id)
         while not self.is_stopping():
-            started = self.monotonic()
+            started = self.clock.now()
             try:
                 await unit.link.run()
             except asyncio.CancelledError:
@@ -198,19 +200,19 @@ class Supervisor:
                 unit.link_failures = self._count_failure(unit.link_failures, started)
                 delay = self._restart_delay(unit.link_failures)
                 _log.warning("link_task_returned", retry_in_s=round(delay, 1))
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
     async def _keep_session_running(self, unit: TreadmillUnit) -> None:
         structlog.contextvars.bind_contextvars(treadmill_id=unit.treadmill_id)
         while not self.is_stopping():
-            started = self.monotonic()
+            started = self.clock.now()
             unit.session_down_since = None
             try:
                 await unit.session.run()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - one treadmill's failure stays its own
-                unit.session_down_since = self.monotonic()
+                unit.session_down_since = self.clock.now()
                 unit.session_failures = self._count_failure(unit.session_failures, started)
                 delay = self._restart_delay(unit.session_failures)
                 _log.error(
@@ -222,18 +224,18 @@ class Supervisor:
                 )
                 # Nobody drives this belt now: stop it before anything else.
                 await self._stop_belt_directly(unit, ShutdownMode.STOP)
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
             else:
                 if self.is_stopping():
                     return
-                unit.session_down_since = self.monotonic()
+                unit.session_down_since = self.clock.now()
                 unit.session_failures = self._count_failure(unit.session_failures, started)
                 delay = self._restart_delay(unit.session_failures)
                 _log.warning("session_task_returned", retry_in_s=round(delay, 1))
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
 
     def _count_failure(self, failures: int, started: float) -> int:
-        if self.monotonic() - started >= self.restart.healthy_after_s:
+        if self.clock.now() - started >= self.restart.healthy_after_s:
             return 1
         return failures + 1
 
@@ -260,7 +262,7 @@ class Supervisor:
         await self._stop_all_belts()
         _log.info(
             "belts_stop_commanded",
-            seconds_since_stop_request=round(self.monotonic() - self._stop_requested_at, 3),
+            seconds_since_stop_request=round(self.clock.now() - self._stop_requested_at, 3),
             budget_s=self.stop_budget_s,
         )
         await self._confirm_belts_stopped()
@@ -285,40 +287,61 @@ class Supervisor:
     async def _confirm_belts_stopped(self) -> None:
         """Watch the treadmills' own speed readings until every belt stands still (a deck
         decelerates over a few seconds), and say in the log what each one did."""
-        deadline = self.monotonic() + self.confirm_budget_s
-        waiting = list(self.units)
-        while waiting and self.monotonic() < deadline:
-            for unit in list(waiting):
-                if unit.link.capabilities is None:
-                    # Never connected in this run: we never moved this belt.
-                    _log.info("belt_never_connected", treadmill_id=unit.treadmill_id)
-                    waiting.remove(unit)
-                elif unit.link.connection_state is not ConnectionState.CONNECTED:
-                    _log.warning(
-                        "belt_state_unknown",
-                        treadmill_id=unit.treadmill_id,
-                        hint="the treadmill is not connected; check it stopped at the console",
-                    )
-                    waiting.remove(unit)
-                elif not unit.link.telemetry.belt_moving:
-                    _log.info(
-                        "belt_stop_confirmed",
-                        treadmill_id=unit.treadmill_id,
-                        speed_kmh=unit.link.telemetry.data.instantaneous_speed_kmh,
-                        seconds_since_stop_request=round(
-                            self.monotonic() - self._stop_requested_at, 3
-                        ),
-                    )
-                    waiting.remove(unit)
-            if waiting:
-                await asyncio.sleep(0.05)
-        for unit in waiting:
-            _log.critical(
-                "belt_still_moving",
+        watchers = {
+            unit.treadmill_id: asyncio.create_task(
+                self._confirm_belt_stopped(unit), name=f"confirm-stop:{unit.treadmill_id}"
+            )
+            for unit in self.units
+        }
+        try:
+            await wait_all(watchers.values(), seconds=self.confirm_budget_s, clock=self.clock)
+        finally:
+            for watcher in watchers.values():
+                watcher.cancel()
+            await asyncio.gather(*watchers.values(), return_exceptions=True)
+        for unit in self.units:
+            watcher = watchers[unit.treadmill_id]
+            if watcher.cancelled() or watcher.exception() is not None or not watcher.result():
+                _log.critical(
+                    "belt_still_moving",
+                    treadmill_id=unit.treadmill_id,
+                    speed_kmh=unit.link.telemetry.data.instantaneous_speed_kmh,
+                    hint="stop it at the console or pull the safety key",
+                )
+
+    async def _confirm_belt_stopped(self, unit: TreadmillUnit) -> bool:
+        """Wait for this treadmill's belt to stand still, judged again on each of its link's
+        events (every Treadmill Data record, a lost connection); False if the link closed
+        with the belt still moving."""
+        events = unit.link.events()  # subscribed before the first look: no reading is missed
+        if self._belt_settled(unit):
+            return True
+        async for _ in events:
+            if self._belt_settled(unit):
+                return True
+        return self._belt_settled(unit)
+
+    def _belt_settled(self, unit: TreadmillUnit) -> bool:
+        """Whether there is nothing more to wait for on this belt; logs what it did."""
+        if unit.link.capabilities is None:
+            # Never connected in this run: we never moved this belt.
+            _log.info("belt_never_connected", treadmill_id=unit.treadmill_id)
+        elif unit.link.connection_state is not ConnectionState.CONNECTED:
+            _log.warning(
+                "belt_state_unknown",
+                treadmill_id=unit.treadmill_id,
+                hint="the treadmill is not connected; check it stopped at the console",
+            )
+        elif not unit.link.telemetry.belt_moving:
+            _log.info(
+                "belt_stop_confirmed",
                 treadmill_id=unit.treadmill_id,
                 speed_kmh=unit.link.telemetry.data.instantaneous_speed_kmh,
-                hint="stop it at the console or pull the safety key",
+                seconds_since_stop_request=round(self.clock.now() - self._stop_requested_at, 3),
             )
+        else:
+            return False
+        return True
 
     async def _shut_down_session(self, unit: TreadmillUnit) -> None:
         log = _log.bind(treadmill_id=unit.treadmill_id)
@@ -373,7 +396,7 @@ class Supervisor:
         so systemd restarts the daemon.
         """
         interval = self.notifier.watchdog_interval_s or 30.0
-        now = self.monotonic()
+        now = self.clock.now()
         return all(
             unit.session_down_since is None or now - unit.session_down_since < interval
             for unit in self.units
@@ -389,7 +412,7 @@ class Supervisor:
                 self.notifier.watchdog()
             else:
                 _log.warning("watchdog_ping_withheld", hint="a treadmill session keeps failing")
-            await asyncio.sleep(interval / 2)
+            await self.clock.sleep(interval / 2)
 
     def _status_line(self) -> str:
         parts = []
@@ -406,7 +429,7 @@ class Supervisor:
     async def _report_status(self) -> None:
         last = ""
         while True:
-            await asyncio.sleep(self.status_interval_s)
+            await self.clock.sleep(self.status_interval_s)
             line = self._status_line()
             if line != last:
                 self.notifier.status(line)

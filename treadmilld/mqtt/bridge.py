@@ -28,7 +28,8 @@ from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.dispatch import TreadmillCommands
 from treadmilld.mqtt.fleet import Fleet
 from treadmilld.mqtt.inbound import Listener
-from treadmilld.mqtt.link import MqttLink, OutgoingMessage
+from treadmilld.mqtt.link import MqttLink
+from treadmilld.mqtt.messages import OutgoingMessage
 from treadmilld.mqtt.publisher import Publisher
 from treadmilld.mqtt.replies import Replies
 from treadmilld.mqtt.topics import Topics, is_valid_treadmill_id

@@ -19,7 +19,7 @@ from treadmilld.engine.api import (
     TreadmillController,
 )
 from treadmilld.mqtt.inbound_checks import refuse_retained
-from treadmilld.mqtt.link import IncomingMessage
+from treadmilld.mqtt.messages import IncomingMessage
 from treadmilld.mqtt.payloads import (
     BRIDGE_REQUEST_MODELS,
     PayloadError,

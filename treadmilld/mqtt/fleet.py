@@ -16,7 +16,8 @@ from collections.abc import Collection
 import structlog
 
 from treadmilld.mqtt.config import RESERVED_INSTANCE_NAMES
-from treadmilld.mqtt.link import IncomingMessage, MqttLink
+from treadmilld.mqtt.link import MqttLink
+from treadmilld.mqtt.messages import IncomingMessage
 from treadmilld.mqtt.payloads import transaction_of
 from treadmilld.mqtt.replies import Replies, Route
 from treadmilld.mqtt.topics import LEGACY_BRIDGE_LEAVES, Topics

@@ -15,7 +15,8 @@ from treadmilld.mqtt.commands import Command, EmergencyStop
 from treadmilld.mqtt.dispatch import TreadmillCommands
 from treadmilld.mqtt.fleet import Fleet
 from treadmilld.mqtt.inbound_checks import check_age, refuse_retained
-from treadmilld.mqtt.link import IncomingMessage, MqttLink
+from treadmilld.mqtt.link import MqttLink
+from treadmilld.mqtt.messages import IncomingMessage
 from treadmilld.mqtt.payloads import (
     TREADMILL_REQUESTS,
     PayloadError,

@@ -5,7 +5,7 @@ Pure: each raises `PayloadError` with the code the reply carries.
 
 from __future__ import annotations
 
-from treadmilld.mqtt.link import IncomingMessage
+from treadmilld.mqtt.messages import IncomingMessage
 from treadmilld.mqtt.payloads import PayloadError
 
 

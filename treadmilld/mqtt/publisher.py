@@ -26,7 +26,8 @@ import structlog
 from treadmilld.engine.api import ProfileCatalog, StateChanged, TreadmillController
 from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.discovery import discovery_config
-from treadmilld.mqtt.link import MqttLink, OutgoingMessage
+from treadmilld.mqtt.link import MqttLink
+from treadmilld.mqtt.messages import OutgoingMessage
 from treadmilld.mqtt.outgoing import availability, compact_json, event_payload
 from treadmilld.mqtt.payloads import (
     BRIDGE_REQUEST_MODELS,

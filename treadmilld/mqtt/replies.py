@@ -12,7 +12,8 @@ from typing import Any
 
 import structlog
 
-from treadmilld.mqtt.link import IncomingMessage, MqttLink
+from treadmilld.mqtt.link import MqttLink
+from treadmilld.mqtt.messages import IncomingMessage
 from treadmilld.mqtt.outgoing import compact_json, event_payload
 from treadmilld.mqtt.payloads import Transaction
 from treadmilld.mqtt.topics import Topics

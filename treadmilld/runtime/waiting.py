@@ -49,6 +49,19 @@ async def wait_any(
             helper.cancel()
 
 
+async def wait_all(
+    futures: Iterable[asyncio.Future[Any]], *, seconds: float, clock: Clock
+) -> set[asyncio.Future[Any]]:
+    """Wait until every one of `futures` is done or `seconds` of `clock` time have passed,
+    whichever comes first; the ones still pending. They are the caller's: never cancelled."""
+    deadline = clock.now() + seconds
+    pending = {future for future in futures if not future.done()}
+    while pending and (left := deadline - clock.now()) > 0:
+        await wait_any(futures=pending, seconds=left, clock=clock)
+        pending = {future for future in pending if not future.done()}
+    return pending
+
+
 async def _sleep_until(clock: Clock, deadline: float) -> None:
     """Sleep until `deadline` on `clock`. The deadline is fixed when the wait is asked for, not
     when this task first runs: a clock that moved in between (a test's hand-moved clock, a busy
