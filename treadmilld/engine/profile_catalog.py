@@ -8,10 +8,11 @@ import these from `treadmilld.engine.api`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from treadmilld.engine.refusal import RefusedError
+from treadmilld.engine.toml_files import FileIssue
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +42,9 @@ MAX_PROFILE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class ProfileIssue:
-    """One problem with one profile file: where, what, and how to fix it."""
-
-    file: str
-    field: str  # e.g. "segments[2].segments[0].speed_kmh", or "(toml)" for syntax errors
-    message: str
-    hint: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.field}: {self.message} (hint: {self.hint})"
-
-    def to_json_dict(self) -> dict[str, str]:
-        return asdict(self)
+class ProfileIssue(FileIssue):
+    """One problem with one profile file: where, what, and how to fix it. The `field` is as
+    written, e.g. "segments[2].segments[0].speed_kmh", or "(toml)" for syntax errors."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from treadmilld.engine.limits import (
     HARD_CAP_BACKWARD_JOG_KMH,
     ProfileLimits,
 )
+from treadmilld.engine.toml_files import FileProblemsError
 
 PROFILE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # Consumer decks top out around 20 km/h and -10..+40 % incline; anything beyond is a typo.
@@ -298,13 +299,10 @@ def _crossing(sizes: Sequence[float], limit: float) -> int:
     raise AssertionError("the total exceeds the limit, so some item crosses it")
 
 
-class ProfileError(ValueError):
+class ProfileError(FileProblemsError[ProfileIssue]):
     """A profile file is invalid; `issues` lists every problem found, each with a hint."""
 
-    def __init__(self, issues: Sequence[ProfileIssue]) -> None:
-        self.issues = tuple(issues)
-        lines = "\n".join(f"  {issue}" for issue in self.issues)
-        super().__init__(f"invalid profile ({len(self.issues)} problem(s)):\n{lines}")
+    noun = "profile"
 
 
 class ProfileTooLongError(ProfileError):

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import difflib
 import math
-import tomllib
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import ErrorDetails
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from treadmilld.engine.profile_models import PROFILE_NAME_PATTERN
+from treadmilld.engine.toml_files import FileIssue, FileProblemsError, TomlFormat
 
 # Effort and pain are reported on 0-10 scales (issue 15, item 5), so thresholds live there too.
 MAX_SCORE = 10
@@ -34,28 +33,15 @@ CLINICAL_NO_INCLINE_SESSIONS = 2
 
 
 @dataclass(frozen=True, slots=True)
-class ProgramIssue:
-    """One problem with one program file: where, what, and how to fix it."""
-
-    file: str
-    field: str  # e.g. "stages[2].advance.max_pain", or "(toml)" for syntax errors
-    message: str
-    hint: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.field}: {self.message} (hint: {self.hint})"
-
-    def to_json_dict(self) -> dict[str, str]:
-        return asdict(self)
+class ProgramIssue(FileIssue):
+    """One problem with one program file: where, what, and how to fix it. The `field` is as
+    written, e.g. "stages[2].advance.max_pain", or "(toml)" for syntax errors."""
 
 
-class ProgramError(ValueError):
+class ProgramError(FileProblemsError[ProgramIssue]):
     """A program file is invalid; `issues` lists every problem found, each with a hint."""
 
-    def __init__(self, issues: Sequence[ProgramIssue]) -> None:
-        self.issues = tuple(issues)
-        lines = "\n".join(f"  {issue}" for issue in self.issues)
-        super().__init__(f"invalid program ({len(self.issues)} problem(s)):\n{lines}")
+    noun = "program"
 
 
 class ProgramRulesError(ProgramError):
@@ -212,78 +198,22 @@ def profile_reference_issues(
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading, with every error of a file collected and explained.
+# Loading, with every error of a file collected and explained: `engine/toml_files.py` reads
+# programs as it reads profiles; `PROGRAM_FORMAT` holds what is a program's own.
 
-_MODELS_BY_KEY: dict[str, type[BaseModel]] = {
-    "stages": Stage,
-    "advance": AdvanceRule,
-    "step_back": StepBackRule,
-}
-
-_HINTS_BY_TYPE: dict[str, str] = {
-    "greater_than_equal": "bring the value inside the allowed range",
-    "less_than_equal": "bring the value inside the allowed range",
-    "int_parsing": "write a whole number without quotes",
-    "int_type": "write a whole number without quotes",
-    "int_from_float": "write a whole number without quotes",
-    "string_type": "write text in double quotes",
-    "bool_type": "write true or false",
-    "bool_parsing": "write true or false",
-    "list_type": 'write a list, e.g. ["first", "second"]',
-    "model_type": "write a table, e.g. [stages.advance] followed by its fields",
-    "string_pattern_mismatch": "use lowercase letters, digits and dashes, e.g. my-program",
-    "too_short": "it must not be empty",
-    "too_long": "shorten the list",
-    "string_too_short": "it must not be empty",
-    "string_too_long": "shorten the text",
-    "value_error": "see the message; docs/programs.md describes each rule",
-}
-
-
-def _field_path(loc: Sequence[int | str]) -> str:
-    parts: list[str] = []
-    for element in loc:
-        if isinstance(element, int):
-            parts.append(f"[{element}]")
-        else:
-            parts.append(f".{element}" if parts else element)
-    return "".join(parts) or "(program)"
-
-
-def _holder(loc: Sequence[int | str]) -> type[BaseModel]:
-    """The model that holds the last element of `loc`."""
-    model: type[BaseModel] = Program
-    for element in loc[:-1]:
-        if isinstance(element, str) and element in _MODELS_BY_KEY:
-            model = _MODELS_BY_KEY[element]
-    return model
-
-
-def _hint(error: ErrorDetails) -> str:
-    kind = error["type"]
-    loc = tuple(error["loc"])
-    name = str(loc[-1]) if loc else ""
-    if kind == "extra_forbidden":
-        allowed = sorted(_holder(loc).model_fields)
-        close = difflib.get_close_matches(name, allowed, n=1)
-        suggestion = f"did you mean `{close[0]}`? " if close else ""
-        return f"{suggestion}remove it or use one of: {', '.join(allowed)}"
-    if kind == "missing":
-        return f"add `{name} = ...` here (see docs/programs.md for its meaning)"
-    return _HINTS_BY_TYPE.get(kind, "see docs/programs.md")
-
-
-def _issues_from_validation(file: str, error: ValidationError) -> list[ProgramIssue]:
-    issues: list[ProgramIssue] = []
-    for detail in error.errors(include_url=False):
-        cause = detail.get("ctx", {}).get("error")
-        if isinstance(cause, ProgramRulesError):
-            # It already names each field; only the file was unknown to the model.
-            issues.extend(replace(issue, file=file) for issue in cause.issues)
-            continue
-        message = detail["msg"].removeprefix("Value error, ")
-        issues.append(ProgramIssue(file, _field_path(detail["loc"]), message, _hint(detail)))
-    return issues
+PROGRAM_FORMAT = TomlFormat(
+    root=Program,
+    issue=ProgramIssue,
+    error=ProgramError,
+    docs="docs/programs.md",
+    models_by_key={"stages": Stage, "advance": AdvanceRule, "step_back": StepBackRule},
+    hints={
+        "model_type": "write a table, e.g. [stages.advance] followed by its fields",
+        "string_pattern_mismatch": "use lowercase letters, digits and dashes, e.g. my-program",
+        "too_long": "shorten the list",
+        "string_too_long": "shorten the text",
+    },
+)
 
 
 def parse_program(
@@ -295,26 +225,8 @@ def parse_program(
 ) -> Program:
     """Parse and validate one program; raises `ProgramError` listing every problem. With
     `profile_names`, every stage's profile must be one of them."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ProgramError(
-            [ProgramIssue(file, "(toml)", str(error), "fix the TOML syntax at the place shown")]
-        ) from error
-    try:
-        program = Program.model_validate(raw)
-    except ValidationError as error:
-        raise ProgramError(_issues_from_validation(file, error)) from error
-    issues: list[ProgramIssue] = []
-    if expected_name is not None and program.name != expected_name:
-        issues.append(
-            ProgramIssue(
-                file,
-                "name",
-                f"name {program.name!r} differs from the file name {expected_name!r}",
-                f'rename the file to {program.name}.toml or set name = "{expected_name}"',
-            )
-        )
+    program = PROGRAM_FORMAT.parse(text, file=file)
+    issues = PROGRAM_FORMAT.misnamed(program.name, file=file, expected_name=expected_name)
     if profile_names is not None:
         issues.extend(profile_reference_issues(program, profile_names, file=file))
     if issues:
@@ -324,10 +236,5 @@ def parse_program(
 
 def load_program(path: Path, profile_names: Collection[str] | None = None) -> Program:
     """Load `path`; the program's name must match the file name (without `.toml`)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ProgramError(
-            [ProgramIssue(str(path), "(file)", str(error), "check the path and that it is UTF-8")]
-        ) from error
+    text = PROGRAM_FORMAT.read_text(path)
     return parse_program(text, file=str(path), expected_name=path.stem, profile_names=profile_names)
