@@ -11,7 +11,6 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from treadmilld.engine.profile import (
     parse_profile,
     profile_toml,
 )
+from treadmilld.engine.toml_folders import FolderRead, TomlFolders
 from treadmilld.runtime.clock import Clock
 
 _log = structlog.get_logger(__name__)
@@ -79,28 +79,8 @@ def check_profile_text(
     )
 
 
-def log_profile_problems(problems: Sequence[ProfileIssue], **context: object) -> None:
-    """One log line per problem, each with its file, field and fix."""
-    for problem in problems:
-        _log.warning(
-            "profile_invalid",
-            file=problem.file,
-            field=problem.field,
-            problem=problem.message,
-            hint=problem.hint,
-            **context,
-        )
-
-
 Fingerprint = tuple[tuple[str, int, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    profiles: dict[str, Profile]
-    by_path: dict[Path, Profile]  # every file's profile: its current or last good version
-    kept: tuple[str, ...]
-    issues: tuple[ProfileIssue, ...]
+_Loaded = FolderRead[Profile, ProfileIssue]
 
 
 class ProfileLibrary:
@@ -120,12 +100,20 @@ class ProfileLibrary:
         limits: SafetyLimits | None = None,
     ) -> None:
         self._limits = limits or SafetyLimits()
+        self._folders = TomlFolders(
+            noun="profile",
+            load=lambda path: check_profile_file(path, self._limits),
+            error=ProfileError,
+            name_of=lambda profile: profile.name,
+            missing_hint="create it, or fix profiles_dir in the config",
+            skipped="nothing: the file is skipped",
+        )
         self._builtin_dir = builtin_profiles_dir() if include_builtin else None
         self._user_dirs = [Path(d) for d in extra_dirs]
         self._fingerprint: Fingerprint = ()
         # Profiles given in code (`from_profiles`): no file, so every reload keeps them.
         self._given: dict[str, Profile] = {}
-        self._state = _Loaded({}, {}, (), ())
+        self._state: _Loaded = FolderRead({}, {}, (), ())
         self._builtin_names: frozenset[str] = frozenset()
         self._state = self._load(previous=None)
         if self._builtin_dir is not None:
@@ -141,7 +129,7 @@ class ProfileLibrary:
     ) -> ProfileLibrary:
         library = cls(include_builtin=False, limits=limits)
         library._given = {profile.name: profile for profile in profiles}
-        library._state.profiles.update(library._given)
+        library._state.by_name.update(library._given)
         return library
 
     # -- loading --------------------------------------------------------------------------
@@ -152,45 +140,17 @@ class ProfileLibrary:
     def _load(self, previous: _Loaded | None) -> _Loaded:
         # Fingerprint first: a file changed while we read is seen as changed at the next poll.
         self._fingerprint = self.fingerprint()
-        profiles: dict[str, Profile] = dict(self._given)
-        by_path: dict[Path, Profile] = {}
-        kept: list[str] = []
-        issues: list[ProfileIssue] = []
-        for directory in self._dirs():
-            if not directory.is_dir():
-                _log.warning(
-                    "profile_dir_missing",
-                    path=str(directory),
-                    hint="create it, or fix profiles_dir in the config",
-                )
-                continue
-            for path in sorted(directory.glob("*.toml")):
-                try:
-                    profile = check_profile_file(path, self._limits)
-                except ProfileError as error:
-                    issues.extend(error.issues)
-                    last_good = previous.by_path.get(path) if previous is not None else None
-                    log_profile_problems(
-                        error.issues,
-                        keeps=f"the last good version of {last_good.name}"
-                        if last_good is not None
-                        else "nothing: the file is skipped",
-                    )
-                    if last_good is None:
-                        continue
-                    profile = last_good
-                    kept.append(profile.name)
-                if profile.name in profiles:
-                    _log.info("profile_overridden", name=profile.name, path=str(path))
-                profiles[profile.name] = profile
-                by_path[path] = profile
-        return _Loaded(profiles, by_path, tuple(kept), tuple(issues))
+        return self._folders.read(
+            self._dirs(),
+            given=self._given,
+            last_good=previous.by_path if previous is not None else None,
+        )
 
     def reload(self) -> ProfileReload:
         """Read every directory again; the new set replaces the old one all at once."""
-        before = self._state.profiles
+        before = self._state.by_name
         self._state = self._load(previous=self._state)
-        after = self._state.profiles
+        after = self._state.by_name
         report = ProfileReload(
             profiles=tuple(sorted(after)),
             added=tuple(sorted(after.keys() - before.keys())),
@@ -371,11 +331,11 @@ class ProfileLibrary:
         return self._state.issues
 
     def names(self) -> list[str]:
-        return sorted(self._state.profiles)
+        return sorted(self._state.by_name)
 
     def get(self, name: str) -> Profile:
         try:
-            return self._state.profiles[name]
+            return self._state.by_name[name]
         except KeyError:
             known = ", ".join(self.names()) or "none"
             raise UnknownProfileError(

@@ -16,6 +16,7 @@ from pathlib import Path
 import structlog
 
 from treadmilld.engine.library import ProfileLibrary, builtin_profiles_dir
+from treadmilld.engine.toml_folders import TomlFolders
 from treadmilld.programs.program import Program, ProgramError, ProgramIssue, load_program
 
 _log = structlog.get_logger(__name__)
@@ -39,19 +40,6 @@ class ProgramReload:
     problems: tuple[ProgramIssue, ...]
 
 
-def log_program_problems(problems: Sequence[ProgramIssue]) -> None:
-    """One log line per problem, each with its file, field and fix."""
-    for problem in problems:
-        _log.warning(
-            "program_invalid",
-            file=problem.file,
-            field=problem.field,
-            problem=problem.message,
-            hint=problem.hint,
-            keeps="nothing: the program is skipped",
-        )
-
-
 class ProgramLibrary:
     """Programs by name. Later directories override earlier ones; invalid files (a bad field,
     or a stage naming a profile the profile library does not have) are skipped, logged
@@ -68,34 +56,25 @@ class ProgramLibrary:
         self._dirs = ([builtin_programs_dir()] if include_builtin else []) + [
             Path(directory) for directory in extra_dirs
         ]
+        self._folders = TomlFolders(
+            noun="program",
+            load=lambda path: load_program(path, self._profile_names),
+            error=ProgramError,
+            name_of=lambda program: program.name,
+            missing_hint="create it, or fix the programs folder in the config",
+            skipped="nothing: the program is skipped",
+        )
+        # The profile library's names as the current read began: each stage is checked on them.
+        self._profile_names: frozenset[str] = frozenset()
         self._programs: dict[str, Program] = {}
         self._issues: tuple[ProgramIssue, ...] = ()
         self._load()
 
     def _load(self) -> None:
-        profile_names = frozenset(self._profiles.names())
-        programs: dict[str, Program] = {}
-        issues: list[ProgramIssue] = []
-        for directory in self._dirs:
-            if not directory.is_dir():
-                _log.warning(
-                    "program_dir_missing",
-                    path=str(directory),
-                    hint="create it, or fix the programs folder in the config",
-                )
-                continue
-            for path in sorted(directory.glob("*.toml")):
-                try:
-                    program = load_program(path, profile_names)
-                except ProgramError as error:
-                    issues.extend(error.issues)
-                    log_program_problems(error.issues)
-                    continue
-                if program.name in programs:
-                    _log.info("program_overridden", name=program.name, path=str(path))
-                programs[program.name] = program
-        self._programs = programs
-        self._issues = tuple(issues)
+        self._profile_names = frozenset(self._profiles.names())
+        read = self._folders.read(self._dirs)
+        self._programs = read.by_name
+        self._issues = read.issues
 
     def reload(self) -> ProgramReload:
         """Read every directory again and check each program against the profile library as
