@@ -150,14 +150,12 @@ class ProfileLibrary:
         """Read every directory again; the new set replaces the old one all at once."""
         before = self._state.by_name
         self._state = self._load(previous=self._state)
-        after = self._state.by_name
+        changes = self._state.changes_since(before)
         report = ProfileReload(
-            profiles=tuple(sorted(after)),
-            added=tuple(sorted(after.keys() - before.keys())),
-            removed=tuple(sorted(before.keys() - after.keys())),
-            changed=tuple(
-                sorted(name for name in after.keys() & before.keys() if after[name] != before[name])
-            ),
+            profiles=changes.names,
+            added=changes.added,
+            removed=changes.removed,
+            changed=changes.changed,
             kept=self._state.kept,
             problems=self._state.issues,
         )

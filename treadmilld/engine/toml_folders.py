@@ -37,11 +37,33 @@ def log_file_problems(noun: str, problems: Sequence[FileIssue], **context: objec
 
 
 @dataclass(frozen=True, slots=True)
+class FolderChanges:
+    """What a read of the folders changed, by name, each sorted."""
+
+    names: tuple[str, ...]  # all there are now
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]  # there before and now, but different
+
+
+@dataclass(frozen=True, slots=True)
 class FolderRead(Generic[ItemT, IssueT]):
     by_name: dict[str, ItemT]
     by_path: dict[Path, ItemT]  # every file's item: its current or last good version
     kept: tuple[str, ...]  # names whose file is invalid now, kept in their last good version
     issues: tuple[IssueT, ...]
+
+    def changes_since(self, before: Mapping[str, ItemT]) -> FolderChanges:
+        """What changed since `before` (the previous read's `by_name`)."""
+        after = self.by_name
+        return FolderChanges(
+            names=tuple(sorted(after)),
+            added=tuple(sorted(after.keys() - before.keys())),
+            removed=tuple(sorted(before.keys() - after.keys())),
+            changed=tuple(
+                sorted(name for name in after.keys() & before.keys() if after[name] != before[name])
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)

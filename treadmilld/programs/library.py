@@ -16,7 +16,7 @@ from pathlib import Path
 import structlog
 
 from treadmilld.engine.library import ProfileLibrary, builtin_profiles_dir
-from treadmilld.engine.toml_folders import TomlFolders
+from treadmilld.engine.toml_folders import FolderRead, TomlFolders
 from treadmilld.programs.program import Program, ProgramError, ProgramIssue, load_program
 
 _log = structlog.get_logger(__name__)
@@ -66,27 +66,23 @@ class ProgramLibrary:
         )
         # The profile library's names as the current read began: each stage is checked on them.
         self._profile_names: frozenset[str] = frozenset()
-        self._programs: dict[str, Program] = {}
-        self._issues: tuple[ProgramIssue, ...] = ()
-        self._load()
+        self._state = self._read()
 
-    def _load(self) -> None:
+    def _read(self) -> FolderRead[Program, ProgramIssue]:
         self._profile_names = frozenset(self._profiles.names())
-        read = self._folders.read(self._dirs)
-        self._programs = read.by_name
-        self._issues = read.issues
+        return self._folders.read(self._dirs)
 
     def reload(self) -> ProgramReload:
         """Read every directory again and check each program against the profile library as
         it is now; the new set replaces the old one all at once."""
-        before = set(self._programs)
-        self._load()
-        after = set(self._programs)
+        before = self._state.by_name
+        self._state = self._read()
+        changes = self._state.changes_since(before)
         report = ProgramReload(
-            programs=tuple(sorted(after)),
-            added=tuple(sorted(after - before)),
-            removed=tuple(sorted(before - after)),
-            problems=self._issues,
+            programs=changes.names,
+            added=changes.added,
+            removed=changes.removed,
+            problems=self._state.issues,
         )
         _log.info(
             "programs_reloaded",
@@ -104,14 +100,14 @@ class ProgramLibrary:
 
     @property
     def issues(self) -> Sequence[ProgramIssue]:
-        return self._issues
+        return self._state.issues
 
     def names(self) -> list[str]:
-        return sorted(self._programs)
+        return sorted(self._state.by_name)
 
     def get(self, name: str) -> Program:
         try:
-            return self._programs[name]
+            return self._state.by_name[name]
         except KeyError:
             known = ", ".join(self.names()) or "none"
             raise UnknownProgramError(
