@@ -70,6 +70,25 @@ def _walking_executor(state: SessionState, what: str) -> WorkoutExecutor:
     return executor
 
 
+def _nudge(
+    state: SessionState,
+    what: str,
+    wanted: float,
+    target_for: Callable[[float], tuple[float, str | None]],
+    nudge: Callable[[WorkoutExecutor, float], None],
+    *,
+    on_limit: Callable[[LimitNotice], None],
+) -> float:
+    """`wanted` for the rest of the walking segment as far as the limits allow (`target_for`
+    says where it settles and which limit changed it); the target set."""
+    executor = _walking_executor(state, what)
+    target, limit = target_for(wanted)
+    if limit is not None:
+        on_limit(LimitNotice(limit, wanted, target))
+    nudge(executor, target)
+    return target
+
+
 def set_speed(
     state: SessionState,
     governor: SafetyGovernor,
@@ -83,12 +102,14 @@ def set_speed(
             "invalid_argument",
             f"speed must be above 0 km/h (use pause to stop), got {speed_kmh}",
         )
-    executor = _walking_executor(state, "speed")
-    target, limit = governor.speed_target_for(speed_kmh)
-    if limit is not None:
-        on_limit(LimitNotice(limit, speed_kmh, target))
-    executor.nudge_speed(target)
-    return target
+    return _nudge(
+        state,
+        "speed",
+        speed_kmh,
+        governor.speed_target_for,
+        WorkoutExecutor.nudge_speed,
+        on_limit=on_limit,
+    )
 
 
 def set_incline(
@@ -103,9 +124,11 @@ def set_incline(
         raise CommandRejectedError(
             "invalid_argument", f"incline must be a number, got {incline_pct}"
         )
-    executor = _walking_executor(state, "incline")
-    target, limit = governor.incline_target_for(incline_pct)
-    if limit is not None:
-        on_limit(LimitNotice(limit, incline_pct, target))
-    executor.nudge_incline(target)
-    return target
+    return _nudge(
+        state,
+        "incline",
+        incline_pct,
+        governor.incline_target_for,
+        WorkoutExecutor.nudge_incline,
+        on_limit=on_limit,
+    )
