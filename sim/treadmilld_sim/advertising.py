@@ -9,6 +9,7 @@ from bleak.uuids import normalize_uuid_16, normalize_uuid_str
 
 from treadmilld.ftms import (
     FTMS_SERVICE_UUID,
+    HEART_RATE_SERVICE_UUID,
     FtmsServiceData,
     MachineType,
     encode_ftms_service_data,
@@ -69,6 +70,17 @@ def build_advertising_data(
     payload += _ad_structure(_AD_COMPLETE_UUID16, _FTMS_SHORT)
     if with_service_data:
         payload += _service_data(swapped=service_data_swapped)
+    return payload + _name_structure(name, _LEGACY_ADVERTISING_MAX - len(payload))
+
+
+_HEART_RATE_SHORT = int(HEART_RATE_SERVICE_UUID[4:8], 16).to_bytes(2, "little")
+
+
+def build_strap_advertising_data(name: str) -> bytes:
+    """Flags, the 16-bit service list (0x180D) and the name: what a chest strap advertises (the
+    Heart Rate Profile v1.0 §3.1.1 asks a sensor to list the Heart Rate Service UUID)."""
+    payload = _ad_structure(_AD_FLAGS, bytes((_FLAGS_LE_GENERAL_DISCOVERABLE,)))
+    payload += _ad_structure(_AD_COMPLETE_UUID16, _HEART_RATE_SHORT)
     return payload + _name_structure(name, _LEGACY_ADVERTISING_MAX - len(payload))
 
 

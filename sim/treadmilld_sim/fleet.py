@@ -1,4 +1,5 @@
-"""Simulated treadmills on one in-process radio, and the bleak backends that reach them."""
+"""Simulated treadmills and heart-rate straps on one in-process radio, and the bleak backends
+that reach them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from treadmilld_sim.config import SimulatedTreadmillConfig, TreadmillFaults
 from treadmilld_sim.link import SimulatedRadio
 from treadmilld_sim.model import TreadmillModel
 from treadmilld_sim.server import ControlListener, FtmsGattServer, lose_link
+from treadmilld_sim.strap import SimulatedStrap
+from treadmilld_sim.strap_config import SimulatedStrapConfig
 
 _log = structlog.get_logger(__name__)
 
@@ -157,6 +160,7 @@ class SimulatedFleet:
         self.scanner_backend: type[BaseBleakScanner] = backends[0]
         self.client_backend: type[BaseBleakClient] = backends[1]
         self._treadmills: list[SimulatedTreadmill] = []
+        self._straps: list[SimulatedStrap] = []
 
     async def __aenter__(self) -> SimulatedFleet:
         return self
@@ -173,6 +177,10 @@ class SimulatedFleet:
     def treadmills(self) -> tuple[SimulatedTreadmill, ...]:
         return tuple(self._treadmills)
 
+    @property
+    def straps(self) -> tuple[SimulatedStrap, ...]:
+        return tuple(self._straps)
+
     def treadmill(self, name_or_address: str) -> SimulatedTreadmill:
         """Look a treadmill up by its name or address."""
         for treadmill in self._treadmills:
@@ -183,15 +191,7 @@ class SimulatedFleet:
     async def add(self, config: SimulatedTreadmillConfig | None = None) -> SimulatedTreadmill:
         """Switch on one more treadmill; it is advertising when this returns."""
         config = config if config is not None else SimulatedTreadmillConfig()
-        taken = {t.address for t in self._treadmills}
-        if config.address is not None and config.address in taken:
-            raise ValueError(
-                f"address {config.address} is already used by another simulated treadmill;"
-                " leave address unset to get a unique one"
-            )
-        address = config.address
-        while address is None or address in taken:
-            address = self.radio.next_peripheral_address()
+        address = self._free_address(config.address)
         device, controller = self.radio.new_device(config.name, address)
         treadmill = SimulatedTreadmill(
             device,
@@ -205,6 +205,56 @@ class SimulatedFleet:
         _log.info("sim_treadmill_added", treadmill=treadmill.name, address=address)
         return treadmill
 
+    def _free_address(self, wanted: str | None) -> str:
+        taken = {t.address for t in self._treadmills} | {s.address for s in self._straps}
+        if wanted is not None and wanted in taken:
+            raise ValueError(
+                f"address {wanted} is already used by another simulated device;"
+                " leave address unset to get a unique one"
+            )
+        address = wanted
+        while address is None or address in taken:
+            address = self.radio.next_peripheral_address()
+        return address
+
+    async def add_strap(
+        self,
+        config: SimulatedStrapConfig | None = None,
+        *,
+        treadmill: SimulatedTreadmill | None = None,
+    ) -> SimulatedStrap:
+        """Switch on a heart-rate strap; it is advertising when this returns.
+
+        Its wearer walks on `treadmill`, or else on the one `config.treadmill` names (a
+        `KeyError` if the fleet has none of that name), or else stands still.
+        """
+        config = config if config is not None else SimulatedStrapConfig()
+        if treadmill is None and config.treadmill is not None:
+            treadmill = self.treadmill(config.treadmill)
+        address = self._free_address(config.address)
+        device, controller = self.radio.new_device(config.name, address)
+        strap = SimulatedStrap(
+            device,
+            config,
+            address,
+            self.clock,
+            on_closed=lambda: self.radio.remove_controller(controller),
+        )
+        if treadmill is not None:
+            model = treadmill.model
+            strap.walk_on(lambda: (model.belt_speed_kmh, model.incline_pct))
+        await strap.power_on()
+        self._straps.append(strap)
+        _log.info(
+            "sim_strap_added",
+            strap=strap.name,
+            address=address,
+            treadmill=treadmill.name if treadmill is not None else None,
+        )
+        return strap
+
     async def close(self) -> None:
+        while self._straps:
+            await self._straps.pop().close()
         while self._treadmills:
             await self._treadmills.pop().close()

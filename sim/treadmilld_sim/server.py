@@ -113,7 +113,7 @@ async def lose_link(connection: Any) -> None:
         await connection.disconnect(reason=HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR)
 
 
-def _sig_uuid(full_uuid: str) -> Any:
+def sig_uuid(full_uuid: str) -> Any:
     """The codec's 128-bit SIG UUID as Bumble's 16-bit form (what real servers put in ATT);
     a vendor 128-bit UUID stays 128-bit."""
     if full_uuid.endswith("-0000-1000-8000-00805f9b34fb") and full_uuid.startswith("0000"):
@@ -121,7 +121,7 @@ def _sig_uuid(full_uuid: str) -> Any:
     return UUID(full_uuid)
 
 
-def _characteristic(
+def gatt_characteristic(
     uuid: str,
     properties: Characteristic.Properties,
     read: Callable[[], bytes] | None = None,
@@ -148,7 +148,7 @@ def _characteristic(
         read=(lambda _connection: read()) if read is not None else refuse_read,
         write=write if write is not None else refuse_write,
     )
-    return Characteristic(_sig_uuid(uuid), properties, permissions, value)
+    return Characteristic(sig_uuid(uuid), properties, permissions, value)
 
 
 def _control_point_properties(config: Any) -> Characteristic.Properties:
@@ -188,25 +188,31 @@ class FtmsGattServer:
 
         config = model.config
         read = Characteristic.Properties.READ
-        self.feature = _characteristic(FEATURE_UUID, read, lambda: encode_feature(model.feature))
-        self.treadmill_data = _characteristic(TREADMILL_DATA_UUID, Characteristic.Properties.NOTIFY)
-        self.training_status = _characteristic(
+        self.feature = gatt_characteristic(
+            FEATURE_UUID, read, lambda: encode_feature(model.feature)
+        )
+        self.treadmill_data = gatt_characteristic(
+            TREADMILL_DATA_UUID, Characteristic.Properties.NOTIFY
+        )
+        self.training_status = gatt_characteristic(
             TRAINING_STATUS_UUID,
             read | Characteristic.Properties.NOTIFY,
             lambda: encode_training_status(model.training_status),
         )
-        self.speed_range = _characteristic(
+        self.speed_range = gatt_characteristic(
             SPEED_RANGE_UUID, read, lambda: encode_speed_range(model.speed_range)
         )
-        self.inclination_range = _characteristic(
+        self.inclination_range = gatt_characteristic(
             INCLINATION_RANGE_UUID, read, lambda: encode_inclination_range(model.inclination_range)
         )
-        self.control_point = _characteristic(
+        self.control_point = gatt_characteristic(
             CONTROL_POINT_UUID,
             _control_point_properties(config),
             write=self._on_control_point_write,
         )
-        self.machine_status = _characteristic(MACHINE_STATUS_UUID, Characteristic.Properties.NOTIFY)
+        self.machine_status = gatt_characteristic(
+            MACHINE_STATUS_UUID, Characteristic.Properties.NOTIFY
+        )
         ftms = [
             self.feature,
             self.treadmill_data,
@@ -218,17 +224,17 @@ class FtmsGattServer:
         ]
         if config.vendor_unlock:
             ftms.append(
-                _characteristic(
+                gatt_characteristic(
                     KINGSMITH_UNLOCK_CHARACTERISTIC_UUID,
                     Characteristic.Properties.WRITE,
                     write=self._on_unlock_write,
                 )
             )
-        device.add_service(Service(_sig_uuid(FTMS_SERVICE_UUID), ftms))
+        device.add_service(Service(sig_uuid(FTMS_SERVICE_UUID), ftms))
 
         def text(uuid: str, value: str) -> Characteristic[bytes]:
             encoded = value.encode("utf-8")
-            return _characteristic(uuid, read, lambda: encoded)
+            return gatt_characteristic(uuid, read, lambda: encoded)
 
         information = [
             text(MANUFACTURER_NAME_UUID, config.manufacturer),
@@ -244,13 +250,13 @@ class FtmsGattServer:
             # The Urevo E1L sends its address as text ("5C:CE:21:8F:A4:47"), not the spec's
             # 8-byte binary (blak3r/treadspan urevo-E1L captures).
             information.append(text(SYSTEM_ID_UUID, address or "00:00:00:00:00:00"))
-        device.add_service(Service(_sig_uuid(DEVICE_INFORMATION_SERVICE_UUID), information))
+        device.add_service(Service(sig_uuid(DEVICE_INFORMATION_SERVICE_UUID), information))
         for vendor in config.vendor_services:
             device.add_service(
                 Service(
                     UUID.from_16_bits(vendor),
                     [
-                        _characteristic(
+                        gatt_characteristic(
                             uuid16(vendor + 1),
                             Characteristic.Properties.WRITE_WITHOUT_RESPONSE
                             | Characteristic.Properties.NOTIFY,

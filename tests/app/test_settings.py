@@ -269,3 +269,49 @@ def test_bridge_is_not_a_treadmill_id(tmp_path: Path) -> None:
     path = write(tmp_path, '[[treadmills]]\nid = "bridge"\naddress = "AA:BB:CC:DD:EE:01"\n')
     with pytest.raises(ConfigError, match=r"treadmills\[0\]\.id: 'bridge' cannot be a treadmill"):
         load_settings(path, environ={})
+
+
+def test_a_heart_rate_strap_is_assigned_to_a_treadmill(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[treadmills]]
+id = "tm01"
+address = "AA:BB:CC:DD:EE:01"
+heart_rate_strap = { address = "aa:bb:cc:dd:ee:99" }
+[[treadmills]]
+id = "tm02"
+name_match = "KS-"
+heart_rate_strap = { name_match = "Polar" }
+[strap_link]
+liveness_timeout_s = 8
+""",
+    )
+    settings, _ = load_settings(path, environ={})
+    first, second = (t.heart_rate_strap for t in settings.treadmills)
+    assert first is not None
+    assert first.target().address == "AA:BB:CC:DD:EE:99"
+    assert second is not None
+    assert second.target().name_contains == "Polar"
+    assert settings.strap_link.liveness_timeout_s == 8
+
+
+@pytest.mark.parametrize(
+    ("strap", "problem"),
+    [
+        ("{}", "exactly one of address, name_match or simulated"),
+        ('{ address = "AA:BB:CC:DD:EE:99", name_match = "H10" }', "found: address, name_match"),
+        ('{ address = "AA:BB:CC:DD:EE:01" }', "by no treadmill"),
+        ("{ simulated = {} }", "a simulated wearer can only walk on a simulated deck"),
+        ('{ address = "strap" }', "not a Bluetooth address"),
+    ],
+)
+def test_a_heart_rate_strap_that_cannot_be_used_is_refused(
+    tmp_path: Path, strap: str, problem: str
+) -> None:
+    path = write(
+        tmp_path,
+        f'[[treadmills]]\nid = "tm01"\naddress = "AA:BB:CC:DD:EE:01"\nheart_rate_strap = {strap}\n',
+    )
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(path, environ={})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from treadmilld.app.heart_rate_wiring import heart_rate_services
 from treadmilld.app.settings import ConfigError, Settings
 from treadmilld.app.simulation import (
     ReplaySpec,
@@ -222,6 +223,15 @@ async def assemble(
         except BridgeConfigError as error:
             raise ConfigError(str(error)) from None
         assembly = Assembly(units, bridge, library, fleet)
+        assembly.services.extend(
+            await heart_rate_services(
+                settings,
+                clock=clock,
+                sessions={unit.treadmill_id: unit.session for unit in units},
+                fleet=fleet,
+                decks=decks,
+            )
+        )
         if settings.profiles_dir is not None:
             assembly.services.append(("profiles-watch", profile_watcher(settings, library, bridge)))
         replays = {tid: spec for tid, spec in specs.items() if isinstance(spec, ReplaySpec)}

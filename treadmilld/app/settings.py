@@ -36,7 +36,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from treadmilld.app.config_problems import describe_problems
 from treadmilld.app.log_setup import LogFormat, LogLevel
-from treadmilld.ble.config import LinkSettings, TargetSelector
+from treadmilld.ble.config import LinkSettings, StrapLinkSettings, TargetSelector
 from treadmilld.ble.quirks import QuirksChoice
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
 from treadmilld.engine.limits import SafetyLimits
@@ -96,6 +96,63 @@ class LoggingSettings(BaseModel):
     )
 
 
+def _bluetooth_address(value: str | None) -> str | None:
+    """`value` as a normalised Bluetooth address (a MAC, or a UUID on macOS), or ValueError."""
+    if value is None:
+        return None
+    normalised = value.strip().upper().replace("-", ":") if len(value) <= 17 else value
+    normalised = normalised.strip().upper()
+    if not (_MAC_ADDRESS.match(normalised) or _UUID_ADDRESS.match(normalised)):
+        raise ValueError(
+            f"{value!r} is not a Bluetooth address; write it as AA:BB:CC:DD:EE:FF "
+            f"(`treadmilld scan` lists the treadmills nearby)"
+        )
+    return normalised
+
+
+class StrapSettings(BaseModel):
+    """The heart-rate strap worn on one treadmill: found by address or name, or simulated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = Field(
+        default=None, description="the strap's Bluetooth address (AA:BB:CC:DD:EE:FF)"
+    )
+    name_match: str | None = Field(
+        default=None,
+        description="connect to the first strap advertising the Heart Rate Service whose name "
+        "contains this",
+    )
+    simulated: dict[str, Any] | None = Field(
+        default=None,
+        description="a simulated strap (treadmilld-sim): keys of SimulatedStrapConfig; its "
+        "wearer walks on this treadmill's simulated deck",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address_is_bluetooth(cls, value: str | None) -> str | None:
+        return _bluetooth_address(value)
+
+    @model_validator(mode="after")
+    def _exactly_one_target(self) -> StrapSettings:
+        given = [k for k in ("address", "name_match", "simulated") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(
+                f"a heart_rate_strap needs exactly one of address, name_match or simulated "
+                f"(found: {found}); the strap's address is on its box or in the phone app "
+                "it pairs with"
+            )
+        return self
+
+    def target(self) -> TargetSelector:
+        """Which strap the link connects to (a simulated one: the address it is given)."""
+        if self.address is not None:
+            return TargetSelector(address=self.address)
+        return TargetSelector(name_contains=self.name_match)
+
+
 class TreadmillSettings(BaseModel):
     """One treadmill: found by address or name, or simulated."""
 
@@ -121,6 +178,11 @@ class TreadmillSettings(BaseModel):
         description="override the quirks picked from the advertised name: a quirk set name "
         "(fitshow, sunny, tm11gy, mph, jftm, kingsmith, standard) or a table of Quirks fields",
     )
+    heart_rate_strap: StrapSettings | None = Field(
+        default=None,
+        description="the heart-rate strap of whoever walks on this treadmill: "
+        "{ address = ... }, { name_match = ... } or { simulated = { ... } }",
+    )
 
     @field_validator("id")
     @classmethod
@@ -140,16 +202,7 @@ class TreadmillSettings(BaseModel):
     @field_validator("address")
     @classmethod
     def _address_is_bluetooth(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        normalised = value.strip().upper().replace("-", ":") if len(value) <= 17 else value
-        normalised = normalised.strip().upper()
-        if not (_MAC_ADDRESS.match(normalised) or _UUID_ADDRESS.match(normalised)):
-            raise ValueError(
-                f"{value!r} is not a Bluetooth address; write it as AA:BB:CC:DD:EE:FF "
-                f"(`treadmilld scan` lists the treadmills nearby)"
-            )
-        return normalised
+        return _bluetooth_address(value)
 
     @model_validator(mode="after")
     def _exactly_one_target(self) -> TreadmillSettings:
@@ -209,6 +262,10 @@ class Settings(BaseSettings):
         default_factory=LinkSettings,
         description="Bluetooth timeouts, backoff and liveness, shared by every treadmill",
     )
+    strap_link: StrapLinkSettings = Field(
+        default_factory=StrapLinkSettings,
+        description="Bluetooth timeouts, backoff and liveness, shared by every heart-rate strap",
+    )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     shutdown_mode: ShutdownMode = Field(
         default=ShutdownMode.STOP,
@@ -247,6 +304,22 @@ class Settings(BaseSettings):
         repeated = sorted({a for a in addresses if addresses.count(a) > 1})
         if repeated:
             problems.append(f"each address may be used by one treadmill; {repeated} repeat")
+        straps = [t.heart_rate_strap for t in self.treadmills if t.heart_rate_strap is not None]
+        strap_addresses = [s.address for s in straps if s.address is not None]
+        shared = sorted({a for a in strap_addresses if strap_addresses.count(a) > 1})
+        shared += sorted(set(strap_addresses) & set(addresses))
+        if shared:
+            problems.append(
+                f"each strap address may be used once, and by no treadmill; {shared} repeat"
+            )
+        for treadmill in self.treadmills:
+            strap = treadmill.heart_rate_strap
+            if strap is not None and strap.simulated is not None and treadmill.simulated is None:
+                problems.append(
+                    f"treadmill {treadmill.id!r} has a simulated heart_rate_strap but is a real "
+                    "treadmill: a simulated wearer can only walk on a simulated deck; give the "
+                    "strap's address or name_match instead"
+                )
         if self.clock_speedup != 1.0 and any(t.simulated is None for t in self.treadmills):
             problems.append(
                 "clock_speedup only works with simulated treadmills (a real belt does not "

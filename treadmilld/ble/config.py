@@ -17,7 +17,7 @@ from treadmilld.runtime.backoff import Backoff
 
 
 class TargetSelector(BaseModel):
-    """Which treadmill to connect to: by address, or by advertised name.
+    """Which treadmill (or heart-rate strap) to connect to: by address, or by advertised name.
 
     With an address, that device is used whatever it advertises. With a name match, the first
     device whose advertised name matches is used; it is confirmed as a treadmill after connecting
@@ -49,7 +49,7 @@ class TargetSelector(BaseModel):
     def _something_to_match(self) -> Self:
         if self.address is None and self.name_contains is None and self.name_regex is None:
             raise ValueError(
-                "a treadmill target needs an address, name_contains or name_regex; "
+                "a treadmill or strap target needs an address, name_contains or name_regex; "
                 "run `treadmilld scan` to see what is nearby"
             )
         return self
@@ -190,3 +190,31 @@ class LinkSettings(BaseModel):
         if isinstance(self.quirks, str):
             return quirks_by_name(self.quirks)
         return self.quirks
+
+
+class StrapLinkSettings(BaseModel):
+    """How one heart-rate strap link connects, watches and recovers (seconds on its clock).
+
+    The same rules as a treadmill's link: bounded scan and connect, capped jittered backoff,
+    and silence for `liveness_timeout_s` ends the connection.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scan_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long to look for the strap before retrying."
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="Bound on one whole connect step (all its attempts)."
+    )
+    connect_attempts: int = Field(
+        default=2, ge=1, le=10, description="Connect attempts per step (bleak-retry-connector)."
+    )
+    liveness_timeout_s: float = Field(
+        # A strap notifies about once a second (HRS v1.0 §3.1); five missed in a row is no
+        # passing glitch (design choice).
+        default=5.0,
+        gt=0,
+        description="No Heart Rate Measurement for this long means the strap link is dead.",
+    )
+    backoff: BackoffSettings = Field(default_factory=BackoffSettings)

@@ -1,4 +1,6 @@
-"""Sans-io codec for the Bluetooth Fitness Machine Service (FTMS v1.0.1) as a treadmill uses it.
+"""Sans-io codec for every GATT format the daemon speaks: the Bluetooth Fitness Machine Service
+(FTMS v1.0.1) as a treadmill uses it, and the Heart Rate Service's Heart Rate Measurement
+(HRS v1.0) as a chest strap sends it.
 
 Bytes in, frozen dataclasses out, and back; no asyncio, no bleak. `CodecError` is the only
 exception any function here raises.
@@ -43,6 +45,11 @@ from treadmilld.ftms.feature import (
     encode_inclination_range,
     encode_speed_range,
 )
+from treadmilld.ftms.heart_rate import (
+    HeartRateMeasurement,
+    decode_heart_rate_measurement,
+    encode_heart_rate_measurement,
+)
 from treadmilld.ftms.machine_status import (
     ControlPermissionLost,
     IndoorBikeSimulationParametersChanged,
@@ -85,6 +92,7 @@ from treadmilld.ftms.treadmill_data import (
     merge_treadmill_data,
 )
 from treadmilld.ftms.uuids import (
+    BODY_SENSOR_LOCATION_UUID,
     CCCD_UUID,
     CONTROL_POINT_UUID,
     DEVICE_INFORMATION_SERVICE_UUID,
@@ -92,6 +100,8 @@ from treadmilld.ftms.uuids import (
     FIRMWARE_REVISION_UUID,
     FTMS_SERVICE_UUID,
     HARDWARE_REVISION_UUID,
+    HEART_RATE_MEASUREMENT_UUID,
+    HEART_RATE_SERVICE_UUID,
     INCLINATION_RANGE_UUID,
     MACHINE_STATUS_UUID,
     MANUFACTURER_NAME_UUID,
@@ -105,6 +115,7 @@ from treadmilld.ftms.uuids import (
 )
 
 __all__ = [
+    "BODY_SENSOR_LOCATION_UUID",
     "CCCD_UUID",
     "CONTROL_POINT_UUID",
     "DEVICE_INFORMATION_SERVICE_UUID",
@@ -112,6 +123,8 @@ __all__ = [
     "FIRMWARE_REVISION_UUID",
     "FTMS_SERVICE_UUID",
     "HARDWARE_REVISION_UUID",
+    "HEART_RATE_MEASUREMENT_UUID",
+    "HEART_RATE_SERVICE_UUID",
     "INCLINATION_RANGE_UUID",
     "MACHINE_STATUS_UUID",
     "MANUFACTURER_NAME_UUID",
@@ -129,6 +142,7 @@ __all__ = [
     "ControlResponse",
     "FitnessMachineFeature",
     "FtmsServiceData",
+    "HeartRateMeasurement",
     "InclinationRange",
     "IndoorBikeSimulationParametersChanged",
     "MachineFeatures",
@@ -174,6 +188,7 @@ __all__ = [
     "decode_control_response",
     "decode_feature",
     "decode_ftms_service_data",
+    "decode_heart_rate_measurement",
     "decode_inclination_range",
     "decode_machine_status",
     "decode_speed_range",
@@ -183,6 +198,7 @@ __all__ = [
     "encode_control_response",
     "encode_feature",
     "encode_ftms_service_data",
+    "encode_heart_rate_measurement",
     "encode_inclination_range",
     "encode_machine_status",
     "encode_speed_range",

@@ -1,4 +1,5 @@
-"""Full 128-bit UUIDs (lowercase, as bleak and Bumble print them) of everything FTMS touches."""
+"""Full 128-bit UUIDs (lowercase, as bleak and Bumble print them) of every GATT service and
+characteristic the daemon speaks: FTMS, Device Information, the Heart Rate Service."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ SERIAL_NUMBER_UUID = uuid16(0x2A25)
 HARDWARE_REVISION_UUID = uuid16(0x2A27)
 FIRMWARE_REVISION_UUID = uuid16(0x2A26)
 SOFTWARE_REVISION_UUID = uuid16(0x2A28)
+
+# Heart Rate Service v1.0 (Bluetooth Assigned Numbers: service 0x180D; Heart Rate Measurement
+# 0x2A37, Body Sensor Location 0x2A38, Heart Rate Control Point 0x2A39).
+HEART_RATE_SERVICE_UUID = uuid16(0x180D)
+HEART_RATE_MEASUREMENT_UUID = uuid16(0x2A37)
+BODY_SENSOR_LOCATION_UUID = uuid16(0x2A38)
 
 # Client Characteristic Configuration Descriptor (Core Vol 3, Part G, §3.3.3.3).
 CCCD_UUID = uuid16(0x2902)
