@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from treadmilld.engine.events import (
+    HeartRateCeilingReached,
+    HeartRateMissing,
     LimitApplied,
     SegmentSkipped,
     SegmentStarted,
@@ -67,6 +69,8 @@ __all__ = [
     "CommandRejectedError",
     "DeviceInfo",
     "Direction",
+    "HeartRateCeilingReached",
+    "HeartRateMissing",
     "LimitApplied",
     "Phase",
     "ProfileCatalog",
