@@ -53,6 +53,7 @@ from treadmilld.engine.snapshot import (
     Phase,
     Range,
     SessionSnapshot,
+    ZonePosition,
 )
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ __all__ = [
     "WorkoutResumed",
     "WorkoutStarted",
     "WorkoutStopped",
+    "ZonePosition",
 ]
 
 # Body weights the calorie model takes (kg). Every way in (the configuration, MQTT, the

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from treadmilld.engine.heart_rate import HeartRateReading
+from treadmilld.engine.snapshot import ZonePosition
 
 # [D] Heart rate answers a change of load over tens of seconds (a step's effect shows after
 # about half a minute at walking intensities), so the controller waits 30 s after each change
@@ -47,15 +48,15 @@ class ZoneSetpoint:
     changed_at: float | None = None  # clock time of the controller's last change
 
 
-def zone_of(bpm: int | None, low_bpm: float, high_bpm: float) -> str | None:
-    """Where a heart rate lies against a zone: "below", "in" or "above" (None: no rate)."""
+def zone_of(bpm: int | None, low_bpm: float, high_bpm: float) -> ZonePosition | None:
+    """Where a heart rate lies against a zone (None: no heart rate)."""
     if bpm is None:
         return None
     if bpm < low_bpm:
-        return "below"
+        return ZonePosition.BELOW
     if bpm > high_bpm:
-        return "above"
-    return "in"
+        return ZonePosition.ABOVE
+    return ZonePosition.IN
 
 
 def decide(
@@ -72,9 +73,9 @@ def decide(
     if held.changed_at is not None and now - held.changed_at < MIN_INTERVAL_S - _EPS:
         return held
     where = zone_of(reading.bpm, bounds.low_bpm, bounds.high_bpm)
-    if where == "below":
+    if where is ZonePosition.BELOW:
         return _more_work(bounds, held, now, speed_may_change=speed_may_change)
-    if where == "above":
+    if where is ZonePosition.ABOVE:
         return _less_work(bounds, held, now, speed_may_change=speed_may_change)
     return held
 

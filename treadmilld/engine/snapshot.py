@@ -74,6 +74,14 @@ class BeltState(StrEnum):
     UNKNOWN = "unknown"  # no fresh data: not connected, or the deck went quiet
 
 
+class ZonePosition(StrEnum):
+    """Where the heart rate lies against a heart-rate-guided walk's zone."""
+
+    BELOW = "below"
+    IN = "in"
+    ABOVE = "above"
+
+
 @dataclass(frozen=True, slots=True)
 class Range:
     minimum: float
@@ -137,7 +145,7 @@ class SessionSnapshot:
     heart_rate_raw_bpm: int | None = None
     heart_rate_source: str | None = None
     heart_rate_ceiling_bpm: float | None = None
-    heart_rate_zone: str | None = None
+    heart_rate_zone: ZonePosition | None = None
     heart_rate_zone_low_bpm: float | None = None
     heart_rate_zone_high_bpm: float | None = None
 
