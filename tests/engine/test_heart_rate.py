@@ -350,3 +350,11 @@ def test_a_zone_segment_is_checked_like_any_other() -> None:
 def test_a_wrong_zone_segment_is_refused_with_a_hint(extra: str, says: str) -> None:
     with pytest.raises(ProfileError, match=says):
         parse_profile(ZONE.format(extra=extra), file="zone.toml")
+
+
+def test_a_profile_cannot_claim_a_riders_maximum_heart_rate() -> None:
+    text = ZONE.format(extra="").replace(
+        'sources = ["test"]', 'sources = ["test"]\n[limits]\nhr_max_bpm = 190'
+    )
+    with pytest.raises(ProfileError, match="hr_max_bpm is a rider's own"):
+        parse_profile(text, file="zone.toml")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -198,6 +199,41 @@ async def test_the_soft_ceiling_alone_holds_a_rider_below_the_hard_one() -> None
     assert any(
         isinstance(e, LimitApplied) and e.limit == "heart_rate_soft_bpm" for e in r.recorder.events
     )
+
+
+RAMPING_WALK = library(
+    """
+[[segments]]
+direction = "forward"
+duration_s = 400
+speed_kmh = 2.0
+ramp = { to_speed_kmh = 6.5 }
+"""
+)
+
+
+async def test_the_soft_ceiling_brings_the_speed_down_in_the_middle_of_a_ramp() -> None:
+    # 60 % of 180: hard ceiling 108 bpm, soft 98. The ramp from 2 to 6.5 km/h on the flat takes
+    # this rider past the soft ceiling before the ramp ends: with no incline to take away, the
+    # speed comes down at once, not at the ramp's end.
+    limits = ProfileLimits(hr_max_bpm=HR_MAX, max_heart_rate_pct=60)
+    async with strapped(limits, RAMPING_WALK) as (r, rider):
+        started = await r.wait_for_event(SegmentStarted)
+        await r.wait_until(started.at + 400)
+        writes = speed_writes(list(r.treadmill.writes))
+    soft_at = next(
+        s.at for s in rider.trace if s.sent is not None and s.sent > HR_MAX * 60 / 100 - 10
+    )
+    assert soft_at < started.at + 400
+    lowered = next(
+        later
+        for earlier, later in itertools.pairwise(writes)
+        if (later.value or 0) < (earlier.value or 0)
+    )
+    assert lowered.at <= soft_at + 1.0
+    # And it stays below where it was when the soft ceiling was crossed.
+    at_soft = [w.value or 0 for w in writes if w.at <= soft_at][-1]
+    assert all((w.value or 0) <= at_soft for w in writes if w.at > soft_at)
 
 
 CONTACT_WALK = library(

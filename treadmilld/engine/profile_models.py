@@ -226,6 +226,11 @@ class Profile(BaseModel):
             raise ProfileTooLongError(too_long)
         if not _moves(self.segments):
             raise ValueError("the profile only rests; add a forward or backward segment")
+        if self.limits.hr_max_bpm is not None:
+            raise ValueError(
+                "limits.hr_max_bpm is a rider's own maximum heart rate, not a profile's: remove "
+                "it and give a ceiling as max_heart_rate_pct or max_heart_rate_bpm"
+            )
         return self
 
     def expansion(self) -> Expansion:
