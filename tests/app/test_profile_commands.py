@@ -54,7 +54,7 @@ def test_show_of_an_unknown_profile_fails() -> None:
 def test_check_accepts_the_builtin_profiles() -> None:
     out = io.StringIO()
     assert check_profiles(out, [REPO_PROFILES]) == 0
-    assert "10 valid, 0 invalid" in out.getvalue()
+    assert "11 valid, 0 invalid" in out.getvalue()
 
 
 def test_check_reports_every_error_with_file_field_and_hint(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ CASES: dict[str, tuple[str, SafetyLimits]] = {
             "p6-backward-jog",
             "p7-post-op-knee",
             "forward-walk",
+            "hr-zone-retro",
         )
     },
     "p6-backward-jog.jog-unlocked": (

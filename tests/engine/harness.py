@@ -17,6 +17,7 @@ from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
 from .doubles import ObedientTreadmill
 
 T = TypeVar("T")
+E = TypeVar("E", bound=SessionEvent)
 
 # Bound on virtual seconds for one scenario: longer than any profile, so a hang (nothing ever
 # finishing) fails with a clear TimeoutError instead of pytest-timeout's process kill.
@@ -55,6 +56,11 @@ class Rig:
         async with asyncio.timeout(within_s):
             while len(self.recorder.of_type(kind)) < count:  # noqa: ASYNC110 - virtual time
                 await asyncio.sleep(0.25)
+
+    async def wait_for_event(self, kind: type[E], *, within_s: float = 3600.0) -> E:
+        """The first recorded event of class `kind`, waiting (in virtual time) for it."""
+        await self.wait_for(kind.type, within_s=within_s)
+        return next(e for e in self.recorder.events if isinstance(e, kind))
 
     async def wait_until(self, at: float) -> None:
         await asyncio.sleep(max(at - self.clock.now(), 0.0))

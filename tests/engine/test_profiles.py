@@ -31,6 +31,7 @@ BUILTIN = {
     "p6-backward-jog",
     "p7-post-op-knee",
     "forward-walk",
+    "hr-zone-retro",
 }
 
 GOOD = """
@@ -55,7 +56,7 @@ repeat = 2
 """
 
 
-def test_the_library_holds_p1_to_p7_and_a_forward_walk() -> None:
+def test_the_library_holds_p1_to_p7_a_forward_walk_and_a_heart_rate_zone_walk() -> None:
     library = ProfileLibrary()
     assert set(library.names()) == BUILTIN
     assert library.issues == ()

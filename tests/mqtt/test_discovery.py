@@ -91,6 +91,7 @@ async def test_device_config_describes_every_entity(mqtt_broker: EmbeddedBroker)
         "progress": "sensor",
         "calories": "sensor",
         "heart_rate": "sensor",
+        "heart_rate_zone": "sensor",
         "phase": "sensor",
         "direction": "sensor",
         "workout": "sensor",
@@ -127,6 +128,7 @@ async def test_device_config_describes_every_entity(mqtt_broker: EmbeddedBroker)
     assert components["phase"]["device_class"] == "enum"
     assert components["phase"]["options"] == [phase.value for phase in Phase]
     assert components["direction"]["options"] == ["forward", "backward", "rest"]
+    assert components["heart_rate_zone"]["options"] == ["below", "in", "above"]
     assert components["outcome"]["options"] == [
         "finished",
         "stopped",

@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from treadmilld.engine.events import (
+    HeartRateCeilingReached,
+    HeartRateMissing,
     LimitApplied,
     SegmentSkipped,
     SegmentStarted,
@@ -51,6 +53,7 @@ from treadmilld.engine.snapshot import (
     Phase,
     Range,
     SessionSnapshot,
+    ZonePosition,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +70,8 @@ __all__ = [
     "CommandRejectedError",
     "DeviceInfo",
     "Direction",
+    "HeartRateCeilingReached",
+    "HeartRateMissing",
     "LimitApplied",
     "Phase",
     "ProfileCatalog",
@@ -97,6 +102,7 @@ __all__ = [
     "WorkoutResumed",
     "WorkoutStarted",
     "WorkoutStopped",
+    "ZonePosition",
 ]
 
 # Body weights the calorie model takes (kg). Every way in (the configuration, MQTT, the

@@ -148,6 +148,26 @@ class LimitApplied(SessionEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HeartRateCeilingReached(SessionEvent):
+    """The filtered heart rate went above the hard ceiling: the workout pauses (ramp down,
+    Pause, measured standstill) and waits for the rider to resume; it never resumes by
+    itself."""
+
+    type: ClassVar[str] = "heart_rate_ceiling"
+    bpm: int
+    ceiling_bpm: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartRateMissing(SessionEvent):
+    """A workout that requires a heart rate had no valid one (strap contact lost, strap
+    silent, only rejected readings) for `missing_s`: it pauses as for the ceiling."""
+
+    type: ClassVar[str] = "heart_rate_missing"
+    missing_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StateChanged(SessionEvent):
     """The snapshot changed (telemetry, phase, connection...); publishers rate-limit these."""
 

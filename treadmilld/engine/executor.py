@@ -48,6 +48,7 @@ class WorkoutExecutor(WalkSteps):
         self.segment_index = index
         self._speed_override = None
         self._incline_override = None
+        self._zone_held = None
         self._segment_deadline = self._clock.now() + segment.duration_s
         paused = segment.kind is not SegmentKind.WALK
         self._event(

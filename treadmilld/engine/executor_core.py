@@ -24,6 +24,8 @@ from treadmilld.engine.api import (
     WorkoutResumed,
 )
 from treadmilld.engine.governor import SafetyGovernor
+from treadmilld.engine.heart_rate import HeartRateReading
+from treadmilld.engine.heart_rate_control import ZoneSetpoint
 from treadmilld.engine.planner import PlanSegment, SegmentKind, WorkoutPlan
 from treadmilld.runtime.clock import Clock
 from treadmilld.runtime.waiting import wait_any
@@ -56,8 +58,13 @@ class ExecutorCore:
         emit: Callable[[SessionEvent], None],
         on_change: Callable[[], None],
         tick_s: float = DEFAULT_TICK_S,
+        heart_rate: Callable[[], HeartRateReading | None] = lambda: None,
     ) -> None:
         self.plan = plan
+        # The filtered heart rate to steer a zone segment by (the session's sources).
+        self._heart_rate = heart_rate
+        # The zone controller's setpoints in the current heart-rate-guided walk, None elsewhere.
+        self._zone_held: ZoneSetpoint | None = None
         self._governor = governor
         self._clock = clock
         self._treadmill_id = treadmill_id

@@ -1,13 +1,15 @@
 """The walk on plan time: each step of a walk segment placed at `plan_origin + start_s`, a
 ramp's inner writes paced by the governor's answer-based allowance and its final speed written
-at the ramp's end, never before; the backward budget checked before every raise. One layer of
-`WorkoutExecutor` (see `engine/executor_core.py`)."""
+at the ramp's end, never before; the backward budget checked before every raise; a
+heart-rate-guided walk steered by the zone controller (`engine/heart_rate_control.py`) in its
+steady step, once a tick. One layer of `WorkoutExecutor` (see `engine/executor_core.py`)."""
 
 from __future__ import annotations
 
 from treadmilld.engine.api import Direction, Phase
 from treadmilld.engine.executor_core import EPS, SkipSegment
 from treadmilld.engine.executor_turns import TurnSteps
+from treadmilld.engine.heart_rate_control import ZoneBounds, ZoneSetpoint, decide, settle
 from treadmilld.engine.limit_clamps import ramp_window_s
 from treadmilld.engine.planner import PlanSegment, PlanStep, StepKind
 
@@ -30,6 +32,8 @@ class WalkSteps(TurnSteps):
         incline = step.from_incline_pct + (step.incline_pct - step.from_incline_pct) * fraction
         if step.duration_s <= 0:
             incline = step.incline_pct
+        if self._zone_held is not None and step.kind is StepKind.WALK:
+            speed, incline = self._zone_held.speed_kmh, self._zone_held.incline_pct
         if self._speed_override is not None and not last_ramp_down:
             speed = self._speed_override
         if self._incline_override is not None:
@@ -76,6 +80,9 @@ class WalkSteps(TurnSteps):
             now = self._clock.now()
             ending = now >= deadline - EPS
             tick = self._ramp_tick_s()
+            steering = segment.heart_rate_zone is not None and step.kind is StepKind.WALK
+            if steering and not ending:
+                self._steer(segment, step, now)
             speed, incline = self._setpoints(step, now, start, deadline, last_ramp_down)
             if not ending and self._inner_write_delays_the_end(step, speed, now, deadline):
                 # The ramp's final speed is reachable at its end from where the target is now,
@@ -88,17 +95,75 @@ class WalkSteps(TurnSteps):
             changing = await self._apply(speed, incline, segment)
             if ending:
                 return
-            wake_at = deadline
-            if changing or step.kind is StepKind.RAMP:
-                # The next ramp write when the governor allows a whole step again, counted from
-                # the last write's answer (its ramp allowance counts from there); the step's
-                # final value waits for the step's end.
-                wrote = governor.target_written_at > written_before
-                wake_at = min(deadline, (governor.target_written_at if wrote else now) + tick)
+            wake_at = self._next_look(step, deadline, now, written_before, changing=changing)
+            if steering:
+                wake_at = min(wake_at, now + tick)  # the zone controller looks once a tick
             budget_at = self._backward_budget_deadline(segment)
             if budget_at is not None:
                 wake_at = max(min(wake_at, budget_at), now + EPS)
             await self._sleep_until(wake_at)
+
+    def _next_look(
+        self, step: PlanStep, deadline: float, now: float, written_before: float, *, changing: bool
+    ) -> float:
+        """When the step is looked at again: at its end, or inside a ramp (or a governed change)
+        at the next ramp write, when the governor allows a whole step again, counted from the
+        last write's answer (its ramp allowance counts from there); the step's final value
+        waits for the step's end."""
+        if not (changing or step.kind is StepKind.RAMP):
+            return deadline
+        governor = self._governor
+        wrote = governor.target_written_at > written_before
+        return min(deadline, (governor.target_written_at if wrote else now) + self._ramp_tick_s())
+
+    def zone_bounds(self, segment: PlanSegment | None = None) -> ZoneBounds | None:
+        """The heart-rate zone (bpm) and bounds of `segment` (default: the current one), or
+        None when it is no heart-rate-guided walk or the rider's HRmax is unknown."""
+        segment = segment or self.segment
+        zone = segment.heart_rate_zone
+        limits = self._governor.limits
+        if zone is None or limits is None or limits.hr_max_bpm is None:
+            return None
+        return ZoneBounds(
+            low_bpm=limits.hr_max_bpm * zone.low_pct / 100.0,
+            high_bpm=limits.hr_max_bpm * zone.high_pct / 100.0,
+            min_speed_kmh=zone.min_speed_kmh,
+            max_speed_kmh=zone.max_speed_kmh,
+            min_incline_pct=max(limits.min_incline_pct, 0.0),
+            max_incline_pct=zone.max_incline_pct,
+        )
+
+    def _steer(self, segment: PlanSegment, step: PlanStep, now: float) -> None:
+        """One look of the zone controller in a zone walk's steady step; the speed may change
+        only while the belt walks (never in a turn: the executor is in none here)."""
+        bounds = self.zone_bounds(segment)
+        if bounds is None:
+            return
+        governor = self._governor
+        held = self._zone_held or ZoneSetpoint(step.speed_kmh, step.incline_pct)
+        decided = decide(
+            bounds,
+            held,
+            self._heart_rate(),
+            now,
+            speed_may_change=governor.belt_moving and self.phase is Phase.RUNNING,
+        )
+        # Where the governor lets them settle: the controller never asks beyond a limit.
+        settled = settle(
+            decided,
+            speed_kmh=governor.speed_target_for(decided.speed_kmh)[0],
+            incline_pct=governor.incline_target_for(decided.incline_pct)[0],
+        )
+        if settled != held and (
+            settled.speed_kmh != held.speed_kmh or settled.incline_pct != held.incline_pct
+        ):
+            self._log.info(
+                "zone_setpoint",
+                segment=segment.index,
+                speed_kmh=settled.speed_kmh,
+                incline_pct=settled.incline_pct,
+            )
+        self._zone_held = settled
 
     def _ramp_write_kmh(self) -> float:
         """How far one ramp write moves the speed: the ramp rate over one ramp tick, a whole

@@ -23,6 +23,10 @@ the strictest of config, clinical mode, profile and the treadmill's range):
   step on) is remembered across workouts and aborts;
 - incline: at most the maximum for the way the user faces;
 - backward budget: no start or speed-up backward once the session's backward time is used up;
+- heart rate: above the soft ceiling incline, then speed, are capped lower step by step (the
+  caps only ever lower a target, and the ramp brings the belt down to them); above the hard
+  ceiling, or with no valid heart rate for too long where one is required, a verdict the
+  session answers with the turn-safe pause (`heart_rate_guard`);
 - lock-out: after an abort nothing but stop/pause is accepted until `arm()` (a new workout).
 
 It also judges the measured belt against what it was told (`check_measured`): a belt that
@@ -39,7 +43,8 @@ every write here. Its parts each do one thing for it and decide nothing of their
 told and holds, how fast it answers), `turns` (which way the person faces, when a move is a
 turn), `target_writes`, `belt_start` and `belt_stop` (the writes of a target, a Start and a stop,
 in the order decks need), `belt_judge` (the measured belt against what it was told),
-`governor_outcomes` (refusals, verdicts, limit notices).
+`heart_rate_guard` (the heart-rate ceilings), `governor_outcomes` (refusals, verdicts, limit
+notices).
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ from treadmilld.engine.belt_start import BeltStarter
 from treadmilld.engine.belt_stop import EMERGENCY_STOP_TIMEOUT_S, BeltStopper
 from treadmilld.engine.control_state import ControlState
 from treadmilld.engine.governor_outcomes import BeltFaultError, GovernorRefusedError, LimitNotice
+from treadmilld.engine.heart_rate import HeartRateReading
+from treadmilld.engine.heart_rate_guard import HeartRateCheck, HeartRateGuard
 from treadmilld.engine.limit_clamps import incline_target_for, speed_target_for
 from treadmilld.engine.limits import EffectiveLimits
 from treadmilld.engine.target_writes import TargetWriter
@@ -103,6 +110,7 @@ class SafetyGovernor:
         self._starter = BeltStarter(link, clock, self.observer, self._lock, state)
         self._stopper = BeltStopper(link, clock, self.observer, state)
         self._writer = TargetWriter(link, clock, self.observer, state, self._notice)
+        self._heart = HeartRateGuard()
 
     # ----------------------------------------------------------------------------- state
 
@@ -185,10 +193,52 @@ class SafetyGovernor:
     def speed_target_for(self, speed_kmh: float) -> tuple[float, str | None]:
         """Where a requested speed would settle under the caps (ramping aside), and which
         limit changed it. For manual nudges, so the caller can report the real target."""
-        return speed_target_for(self._limits, self._turns.facing, speed_kmh)
+        capped = self._heart.cap_speed(speed_kmh)
+        target, limit = speed_target_for(self._limits, self._turns.facing, capped)
+        if limit is None and capped < speed_kmh - _EPS:
+            limit = "heart_rate_soft_bpm"
+        return target, limit
 
     def incline_target_for(self, incline_pct: float) -> tuple[float, str | None]:
-        return incline_target_for(self._limits, self._turns.facing, incline_pct)
+        capped = self._heart.cap_incline(incline_pct)
+        target, limit = incline_target_for(self._limits, self._turns.facing, capped)
+        if limit is None and capped < incline_pct - _EPS:
+            limit = "heart_rate_soft_bpm"
+        return target, limit
+
+    # ----------------------------------------------------------------------------- heart rate
+
+    def check_heart_rate(
+        self, reading: HeartRateReading | None, *, walking: bool
+    ) -> HeartRateCheck:
+        """Judge the filtered heart rate (None: no valid one now) while `walking` (a workout
+        drives the moving belt): the soft ceiling lowers the incline cap, then the speed cap,
+        one step at a time; a verdict asks for the turn-safe pause (the session's to give)."""
+        result = self._heart.check(
+            self._limits,
+            reading,
+            self._clock.now(),
+            walking=walking and self._locked_out is None and self._belt.moving,
+            speed_kmh=self._speed.kmh,
+            incline_pct=self._incline.asked if self._incline.pct is not None else None,
+        )
+        if result.eased or result.released:
+            self._log.info(
+                "heart_rate_caps",
+                bpm=reading.bpm if reading is not None else None,
+                speed_cap_kmh=self._heart.speed_cap_kmh,
+                incline_cap_pct=self._heart.incline_cap_pct,
+            )
+        return result
+
+    @property
+    def heart_rate_speed_cap_kmh(self) -> float | None:
+        """The speed cap the soft heart-rate ceiling holds now, or None."""
+        return self._heart.speed_cap_kmh
+
+    @property
+    def heart_rate_incline_cap_pct(self) -> float | None:
+        return self._heart.incline_cap_pct
 
     def standing_for_s(self) -> float:
         """How long the belt has been *measured* standing (0 while it moves or is unknown, and
@@ -241,6 +291,7 @@ class SafetyGovernor:
         self._locked_out = None
         self._belt.new_workout(self._clock.now())
         self._turns.new_workout()
+        self._heart.new_workout(self._clock.now())
 
     def lock_out(self, reason: str) -> None:
         """Refuse every moving write until the next `arm()`."""
@@ -337,7 +388,9 @@ class SafetyGovernor:
                     f"the {limits.max_backward_s:g} s of backward walking for this session are "
                     "used up",
                 )
-            return await self._starter.start(facing, limits)
+            started = await self._starter.start(facing, limits)
+            self._heart.walking_again(self._clock.now())
+            return started
 
     async def lower_incline_for_start(self, facing: Direction) -> None:
         """Get the standing belt ready for the Start now (before a countdown), so the Start
@@ -357,8 +410,11 @@ class SafetyGovernor:
                 raise GovernorRefusedError(
                     "belt_paused", "the belt is paused; start it before setting a speed"
                 )
+            capped = self._heart.cap_speed(speed_kmh)
+            if capped < speed_kmh - _EPS:
+                self._notice("heart_rate_soft_bpm", speed_kmh, capped)
             return await self._writer.speed(
-                limits, speed_kmh, backward_used_up=self.backward_remaining_s() <= _EPS
+                limits, capped, backward_used_up=self.backward_remaining_s() <= _EPS
             )
 
     async def set_incline(self, incline_pct: float) -> float:
@@ -366,7 +422,10 @@ class SafetyGovernor:
             raise GovernorRefusedError("incline", f"incline must be a number, got {incline_pct}")
         async with self._lock:
             limits = self._armed()
-            return await self._writer.incline(limits, incline_pct)
+            capped = self._heart.cap_incline(incline_pct)
+            if capped < incline_pct - _EPS:
+                self._notice("heart_rate_soft_bpm", incline_pct, capped)
+            return await self._writer.incline(limits, capped)
 
     # ----------------------------------------------------------------------------- stops
 

@@ -30,6 +30,12 @@ MIN_TURN_PAUSE_S = 10.0
 # Perturbation training provokes falls with 10.8 km/h per s (BMC Geriatrics 2020); routine
 # ramps must be more than 20x gentler, so anything above 0.5 km/h per s is refused.
 HARD_CAP_RAMP_KMH_PER_S = 0.5
+# Heart-rate ceilings as a share of the person's maximum heart rate (HRmax). ACSM's position
+# stand (Garber et al. 2011, Med Sci Sports Exerc 43:1334, Table 4) grades intensity by %HRmax:
+# moderate 64-76 %, vigorous 77-95 %, near-maximal from 96 %. The general ceiling, 90 %, lies in
+# the vigorous band, short of near-maximal [D]; the clinical one, 76 %, is the top of the
+# moderate band [D]. A ceiling above 95 % (near-maximal) is refused.
+HARD_CAP_HEART_RATE_PCT = 95.0
 
 
 class LimitSet(BaseModel):
@@ -58,6 +64,17 @@ class LimitSet(BaseModel):
     # Three missed records at FTMS's typical 1 Hz (FTMS §4.4.1); the KingSmith app also gives
     # up after 3 s without data (walkingpad-controller docs §2.5).
     telemetry_timeout_s: float = Field(default=3.0, gt=0, le=30.0)
+    # Heart-rate ceiling (the hard one: above it the workout pauses), as % of the person's
+    # HRmax (when it is known: a rider's) and in bpm (for everyone, when set).
+    max_heart_rate_pct: float = Field(default=90.0, gt=0, le=HARD_CAP_HEART_RATE_PCT)
+    max_heart_rate_bpm: int | None = Field(default=None, ge=60, le=230)
+    # [D] The soft ceiling lies this far below the hard one: above it the governor lowers the
+    # incline, then the speed, so the heart rate can settle before the hard ceiling pauses.
+    heart_rate_soft_margin_bpm: float = Field(default=10.0, ge=0, le=40.0)
+    # Pause a workout when no valid heart rate arrived for `heart_rate_missing_s`.
+    heart_rate_required: bool = False
+    # [D] three times the 5 s a reading stays fresh: a strap re-seating itself is not a stop.
+    heart_rate_missing_s: float = Field(default=15.0, ge=5.0, le=120.0)
 
     @model_validator(mode="after")
     def _jog_above_walk(self) -> LimitSet:
@@ -81,6 +98,7 @@ def _clinical_defaults() -> LimitSet:
         turn_pause_s=20.0,
         confirm_turns=True,
         min_backward_segment_s=30.0,
+        max_heart_rate_pct=76.0,
     )
 
 
@@ -116,6 +134,12 @@ class ProfileLimits(BaseModel):
     turn_pause_s: float | None = Field(default=None, gt=0)
     confirm_turns: bool | None = None
     max_backward_s: float | None = Field(default=None, gt=0)
+    # The person's maximum heart rate (HRmax): a rider's, measured or estimated by their
+    # clinician. Every % ceiling and heart-rate zone is a share of it.
+    hr_max_bpm: int | None = Field(default=None, ge=100, le=230)
+    max_heart_rate_pct: float | None = Field(default=None, gt=0, le=HARD_CAP_HEART_RATE_PCT)
+    max_heart_rate_bpm: int | None = Field(default=None, ge=60, le=230)
+    heart_rate_required: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +178,14 @@ class EffectiveLimits:
     min_incline_pct: float
     incline_increment_pct: float
     incline_controllable: bool
+    # Heart rate: the person's HRmax when known (a rider's), the hard ceiling (pause above it)
+    # and the soft one (ease the work above it), None when no source sets one; whether a
+    # workout pauses without a valid heart rate for `heart_rate_missing_s`.
+    hr_max_bpm: float | None = None
+    heart_rate_ceiling_bpm: float | None = None
+    heart_rate_soft_bpm: float | None = None
+    heart_rate_required: bool = False
+    heart_rate_missing_s: float = 15.0
     # Which source set each tightened value, e.g. {"max_backward_speed_kmh": "treadmill"}.
     decided_by: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
@@ -344,6 +376,43 @@ def effective_limits(
         or bool(rider.confirm_turns)
     )
 
+    hr_max = _strictest_max(
+        decided,
+        "hr_max_bpm",
+        [("profile", profile.hr_max_bpm), ("rider", rider.hr_max_bpm)],
+    )
+    hr_max_known = math.isfinite(hr_max)
+    heart_pct = _strictest_max(
+        decided,
+        "max_heart_rate_pct",
+        [
+            *from_sets("max_heart_rate_pct"),
+            ("profile", profile.max_heart_rate_pct),
+            ("rider", rider.max_heart_rate_pct),
+        ],
+    )
+    ceiling_candidates: list[tuple[str, float | None]] = [
+        (name, None if bpm is None else float(bpm))
+        for name, bpm in [
+            *[(name, s.max_heart_rate_bpm) for name, s in sets],
+            ("profile", profile.max_heart_rate_bpm),
+            ("rider", rider.max_heart_rate_bpm),
+        ]
+    ]
+    if hr_max_known:
+        # The % ceiling is decided by whichever source set the strictest %.
+        ceiling_candidates.append((decided["max_heart_rate_pct"], hr_max * heart_pct / 100.0))
+    heart_ceiling = _strictest_max(decided, "heart_rate_ceiling_bpm", ceiling_candidates)
+    heart_margin = max(s.heart_rate_soft_margin_bpm for _, s in sets)
+    heart_required = (
+        any(s.heart_rate_required for _, s in sets)
+        or bool(profile.heart_rate_required)
+        or bool(rider.heart_rate_required)
+    )
+    heart_missing = _strictest_max(
+        decided, "heart_rate_missing_s", from_sets("heart_rate_missing_s")
+    )
+
     min_speed = speed_range.minimum if speed_range else 0.1
     if min_speed > restart_speed + 1e-9:
         raise LimitConflictError(
@@ -376,6 +445,13 @@ def effective_limits(
         min_incline_pct=min_incline,
         incline_increment_pct=incline_increment,
         incline_controllable=incline_controllable,
+        hr_max_bpm=hr_max if hr_max_known else None,
+        heart_rate_ceiling_bpm=heart_ceiling if math.isfinite(heart_ceiling) else None,
+        heart_rate_soft_bpm=(
+            heart_ceiling - heart_margin if math.isfinite(heart_ceiling) else None
+        ),
+        heart_rate_required=heart_required,
+        heart_rate_missing_s=heart_missing,
         decided_by=decided,
     )
     # Rounding to the treadmill's increment must never lift a cap: quantize caps downwards.

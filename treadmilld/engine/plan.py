@@ -51,6 +51,18 @@ class PlanStep:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanZone:
+    """A heart-rate-guided segment's zone (% of HRmax) and the bounds its controller keeps,
+    already inside the limits the plan was made under."""
+
+    low_pct: float
+    high_pct: float
+    min_speed_kmh: float
+    max_speed_kmh: float
+    max_incline_pct: float
+
+
+@dataclass(frozen=True, slots=True)
 class PlanSegment:
     index: int
     kind: SegmentKind
@@ -63,6 +75,7 @@ class PlanSegment:
     origin: str  # where in the profile it comes from ("inserted turn" for turns)
     awaits_confirmation: bool
     steps: tuple[PlanStep, ...]
+    heart_rate_zone: PlanZone | None = None  # set on a heart-rate-guided walk
 
     @property
     def end_s(self) -> float:
@@ -140,6 +153,8 @@ class WorkoutPlan:
                     "cue": s.cue,
                     "origin": s.origin,
                     "awaits_confirmation": s.awaits_confirmation,
+                    # Only on heart-rate-guided walks (the other golden plans stay as they were).
+                    **_zone_json(s.heart_rate_zone),
                     "steps": [
                         {
                             "kind": st.kind.value,
@@ -157,6 +172,12 @@ class WorkoutPlan:
                 for s in self.segments
             ],
         }
+
+
+def _zone_json(zone: PlanZone | None) -> dict[str, Any]:
+    if zone is None:
+        return {}
+    return {"heart_rate_zone": {k: _r(v) for k, v in asdict(zone).items()}}
 
 
 def _r(value: float) -> float:

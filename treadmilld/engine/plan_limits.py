@@ -8,9 +8,9 @@ from dataclasses import replace
 
 from treadmilld.engine.api import Direction
 from treadmilld.engine.limits import EffectiveLimits
-from treadmilld.engine.plan import PlanAdjustment
+from treadmilld.engine.plan import PlanAdjustment, PlanZone
 from treadmilld.engine.plan_work import WorkItem
-from treadmilld.engine.profile import Profile
+from treadmilld.engine.profile import Profile, Segment
 
 _EPS = 1e-9
 
@@ -98,9 +98,40 @@ def apply_segment_limits(
                 to_incline,
                 seg.cue,
                 flat.origin,
+                zone=_zone(seg, speed, incline, limits, flat.origin, out),
             )
         )
     return work
+
+
+def _zone(  # noqa: PLR0917 - the segment, where it starts, and what _clamp_* need
+    seg: Segment,
+    speed: float,
+    incline: float,
+    limits: EffectiveLimits,
+    origin: str,
+    out: list[PlanAdjustment],
+) -> PlanZone | None:
+    """A zone segment's bounds inside the limits (never below where it starts)."""
+    if seg.heart_rate_zone is None:
+        return None
+    low_speed, high_speed = seg.zone_speed_bounds()
+    top_incline = seg.max_incline_pct if seg.max_incline_pct is not None else seg.incline_pct
+    low, high = seg.heart_rate_zone
+    return PlanZone(
+        low_pct=low,
+        high_pct=high,
+        min_speed_kmh=min(
+            _clamp_speed(low_speed, seg.direction, limits, f"{origin}.min_speed_kmh", out), speed
+        ),
+        max_speed_kmh=max(
+            _clamp_speed(high_speed, seg.direction, limits, f"{origin}.max_speed_kmh", out), speed
+        ),
+        max_incline_pct=max(
+            _clamp_incline(top_incline, seg.direction, limits, f"{origin}.max_incline_pct", out),
+            incline,
+        ),
+    )
 
 
 def apply_backward_bounds(

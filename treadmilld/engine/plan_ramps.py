@@ -134,4 +134,5 @@ def walk_segment(  # noqa: PLR0915 - one timeline, read top to bottom
         item.origin,
         awaits_confirmation=False,
         steps=tuple(steps),
+        heart_rate_zone=item.zone,
     )

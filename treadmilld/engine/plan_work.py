@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from treadmilld.engine.api import Direction
+from treadmilld.engine.plan import PlanZone
 
 
 @dataclass(slots=True)
@@ -21,6 +22,7 @@ class WorkItem:
     to_incline_pct: float | None
     cue: str | None
     origin: str
+    zone: PlanZone | None = None
 
 
 class PlanCursor:

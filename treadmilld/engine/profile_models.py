@@ -39,6 +39,11 @@ MIN_SEGMENT_INCLINE_PCT = -10.0
 MAX_SEGMENT_INCLINE_PCT = 40.0
 MAX_SEGMENT_S = 4 * 3600.0
 MAX_REPEAT = 100
+# A heart-rate zone is given in % of the rider's maximum heart rate (HRmax). ACSM grades
+# intensity from "very light" below 57 % to near-maximal from 96 % (Garber et al. 2011, Med Sci
+# Sports Exerc 43:1334, Table 4); a zone outside 40-95 % is a typo.
+MIN_ZONE_PCT = 40.0
+MAX_ZONE_PCT = 95.0
 
 # What a whole profile may unroll to. Nested repeat blocks multiply (100 x 100 x 100 would be a
 # million segments and seconds of CPU to unroll), so both are computed from the repeat counts
@@ -82,6 +87,14 @@ class Segment(BaseModel):
     incline_pct: float = Field(default=0.0, ge=MIN_SEGMENT_INCLINE_PCT, le=MAX_SEGMENT_INCLINE_PCT)
     ramp: Ramp | None = None
     cue: str | None = Field(default=None, min_length=1, max_length=200)
+    # Heart-rate guided: [low, high] in % of the rider's HRmax instead of a fixed speed. The
+    # walk starts at speed_kmh and incline_pct; the zone controller then moves the incline
+    # between 0 and max_incline_pct first, the speed between min_speed_kmh and max_speed_kmh
+    # second (both default to speed_kmh: incline only).
+    heart_rate_zone: tuple[float, float] | None = None
+    min_speed_kmh: float | None = Field(default=None, gt=0, le=MAX_SEGMENT_SPEED_KMH)
+    max_speed_kmh: float | None = Field(default=None, gt=0, le=MAX_SEGMENT_SPEED_KMH)
+    max_incline_pct: float | None = Field(default=None, ge=0, le=MAX_SEGMENT_INCLINE_PCT)
 
     @model_validator(mode="after")
     def _consistent(self) -> Segment:
@@ -90,15 +103,29 @@ class Segment(BaseModel):
                 raise ValueError(
                     "a rest segment pauses the belt: remove speed_kmh and ramp from it"
                 )
+            if self.heart_rate_zone is not None:
+                raise ValueError(
+                    "a rest segment pauses the belt and holds no heart-rate zone: remove "
+                    "heart_rate_zone from it"
+                )
             return self
+        self._zone_consistent()
         if self.speed_kmh <= 0:
             raise ValueError(
                 f"a {self.direction.value} segment needs speed_kmh above 0; "
                 'use direction = "rest" to pause the belt'
             )
         if self.direction is Direction.BACKWARD:
-            speeds = [self.speed_kmh, self.ramp.to_speed_kmh if self.ramp else None]
-            inclines = [self.incline_pct, self.ramp.to_incline_pct if self.ramp else None]
+            speeds = [
+                self.speed_kmh,
+                self.ramp.to_speed_kmh if self.ramp else None,
+                self.max_speed_kmh,
+            ]
+            inclines = [
+                self.incline_pct,
+                self.ramp.to_incline_pct if self.ramp else None,
+                self.max_incline_pct,
+            ]
             if any(s is not None and s > HARD_CAP_BACKWARD_JOG_KMH for s in speeds):
                 raise ValueError(
                     f"backward speed above the {HARD_CAP_BACKWARD_JOG_KMH:g} km/h hard cap; "
@@ -110,6 +137,43 @@ class Segment(BaseModel):
                     "lower incline_pct"
                 )
         return self
+
+    def _zone_consistent(self) -> None:
+        bounds = (self.min_speed_kmh, self.max_speed_kmh, self.max_incline_pct)
+        if self.heart_rate_zone is None:
+            if any(bound is not None for bound in bounds):
+                raise ValueError(
+                    "min_speed_kmh, max_speed_kmh and max_incline_pct bound a heart-rate "
+                    "zone: add heart_rate_zone = [low, high] or remove them"
+                )
+            return
+        low, high = self.heart_rate_zone
+        if not MIN_ZONE_PCT <= low < high <= MAX_ZONE_PCT:
+            raise ValueError(
+                f"heart_rate_zone [{low:g}, {high:g}] must be [low, high] in % of the rider's "
+                f"maximum heart rate, {MIN_ZONE_PCT:g} <= low < high <= {MAX_ZONE_PCT:g}"
+            )
+        if self.ramp is not None:
+            raise ValueError(
+                "a heart-rate zone segment is steered by the heart rate: remove its ramp"
+            )
+        lowest = self.min_speed_kmh if self.min_speed_kmh is not None else self.speed_kmh
+        highest = self.max_speed_kmh if self.max_speed_kmh is not None else self.speed_kmh
+        if not lowest <= self.speed_kmh <= highest:
+            raise ValueError(
+                "speed_kmh is where a zone segment starts: it must lie between min_speed_kmh "
+                "and max_speed_kmh"
+            )
+        if self.max_incline_pct is not None and self.incline_pct > self.max_incline_pct:
+            raise ValueError(
+                "incline_pct is where a zone segment starts: lower it to max_incline_pct or below"
+            )
+
+    def zone_speed_bounds(self) -> tuple[float, float]:
+        """The speeds a zone segment's controller may use (the start speed by default)."""
+        low = self.min_speed_kmh if self.min_speed_kmh is not None else self.speed_kmh
+        high = self.max_speed_kmh if self.max_speed_kmh is not None else self.speed_kmh
+        return low, high
 
 
 def _segment_kind(item: Any) -> str:
@@ -163,6 +227,11 @@ class Profile(BaseModel):
             raise ProfileTooLongError(too_long)
         if not _moves(self.segments):
             raise ValueError("the profile only rests; add a forward or backward segment")
+        if self.limits.hr_max_bpm is not None:
+            raise ValueError(
+                "limits.hr_max_bpm is a rider's own maximum heart rate, not a profile's: remove "
+                "it and give a ceiling as max_heart_rate_pct or max_heart_rate_bpm"
+            )
         return self
 
     def expansion(self) -> Expansion:

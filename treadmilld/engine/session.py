@@ -28,13 +28,21 @@ from typing import Any, Literal
 
 import structlog
 
-from treadmilld.ble.api import ConnectionState, LinkError, LinkEvent, TreadmillLink
+from treadmilld.ble.api import (
+    ConnectionState,
+    LinkError,
+    LinkEvent,
+    TelemetryReceived,
+    TreadmillLink,
+)
 from treadmilld.engine import workout_commands
 from treadmilld.engine.api import (
     AbortReason,
     BeltState,
     CommandRejectedError,
     DeviceInfo,
+    HeartRateCeilingReached,
+    HeartRateMissing,
     LimitApplied,
     Phase,
     SessionEvent,
@@ -46,6 +54,8 @@ from treadmilld.engine.api import (
 from treadmilld.engine.belt import BeltObserver
 from treadmilld.engine.executor import DEFAULT_TICK_S, WorkoutExecutor
 from treadmilld.engine.governor import EMERGENCY_STOP_TIMEOUT_S, LimitNotice, SafetyGovernor
+from treadmilld.engine.heart_rate import HeartRateReading, Rejection
+from treadmilld.engine.heart_rate_guard import HeartRateVerdict
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import ProfileLimits, SafetyLimits
 from treadmilld.engine.link_reactions import LinkReactions
@@ -264,7 +274,74 @@ class WorkoutSession:
     async def _consume(self, link_events: AsyncIterator[LinkEvent]) -> None:
         async for event in link_events:
             await self._reactions.react(event)
+            if isinstance(event, TelemetryReceived):
+                bpm = event.record.heart_rate_bpm
+                if bpm is not None:
+                    # The treadmill's own field (hand grips or a strap paired to the deck):
+                    # the fallback while no strap reading is fresh. It says nothing of contact.
+                    self._note_rejection(
+                        "treadmill",
+                        self._state.heart_rate.treadmill.feed(bpm, contact=None, at=event.at),
+                    )
+                # Checked on every record too: a strap gone silent sends nothing to check on.
+                self._check_heart_rate()
             self._changed()
+
+    # ------------------------------------------------------------------ heart rate
+
+    def heart_rate_received(self, bpm: int | None, contact: bool | None, at: float) -> None:
+        """A heart-rate strap's reading (Heart Rate Measurement): `bpm` None when it carried
+        none, `contact` None when the strap does not report skin contact, `at` clock time.
+        Filtered (range, contact, zero, spikes) before anything acts on it."""
+        self._note_rejection(
+            "strap", self._state.heart_rate.strap.feed(bpm, contact=contact, at=at)
+        )
+        self._check_heart_rate()
+        self._changed()
+
+    def _note_rejection(self, source: str, outcome: HeartRateReading | Rejection) -> None:
+        if isinstance(outcome, Rejection) and outcome is not Rejection.MISSING:
+            self._log.debug("heart_rate_rejected", source=source, reason=outcome.value)
+
+    def current_heart_rate(self) -> HeartRateReading | None:
+        """The filtered heart rate that counts now (strap while fresh, else the treadmill's)."""
+        return self._state.heart_rate_now()
+
+    def _check_heart_rate(self) -> None:
+        """The governor judges the heart rate; a verdict pauses the workout the turn-safe way
+        (the executor's pause cycle: ramp down, Pause, measured standstill) until the rider
+        resumes, with an event saying why."""
+        state = self._state
+        executor = state.executor
+        reading = self.current_heart_rate()
+        walking = (
+            state.active
+            and executor is not None
+            and executor.phase is Phase.RUNNING
+            and not executor.pause_pending
+        )
+        result = self._governor.check_heart_rate(reading, walking=walking)
+        if executor is None:
+            return
+        if result.eased or result.released:
+            executor.recheck()
+        if result.verdict is None:
+            return
+        limits = self._governor.limits
+        now = self._clock.now()
+        if result.verdict is HeartRateVerdict.CEILING and reading is not None and limits:
+            ceiling = limits.heart_rate_ceiling_bpm or 0.0
+            self._log.warning("heart_rate_ceiling", bpm=reading.bpm, ceiling_bpm=ceiling)
+            self._emit(
+                HeartRateCeilingReached(
+                    treadmill_id=self.treadmill_id, at=now, bpm=reading.bpm, ceiling_bpm=ceiling
+                )
+            )
+        else:
+            missing = limits.heart_rate_missing_s if limits else 0.0
+            self._log.warning("heart_rate_missing", missing_s=missing)
+            self._emit(HeartRateMissing(treadmill_id=self.treadmill_id, at=now, missing_s=missing))
+        executor.request_pause()
 
     async def shutdown(self, mode: Literal["stop", "pause"] = "stop") -> None:
         """Stop (or pause) the belt and end `run()`; the daemon calls it on exit. The belt is
@@ -332,6 +409,7 @@ class WorkoutSession:
             emit=self._emit,
             on_change=self._changed,
             tick_s=self._tick_s,
+            heart_rate=self.current_heart_rate,
         )
         state.begin(plan, executor, weight_kg=admitted.body_weight_kg, clinical=admitted.clinical)
         self._log.info(

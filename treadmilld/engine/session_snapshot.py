@@ -7,6 +7,7 @@ from treadmilld.ble.api import TreadmillCapabilities, TreadmillLink
 from treadmilld.engine.api import DeviceInfo, Direction, Phase, Range, SessionSnapshot
 from treadmilld.engine.belt import BeltObserver
 from treadmilld.engine.governor import SafetyGovernor
+from treadmilld.engine.heart_rate_control import zone_of
 from treadmilld.engine.session_state import ACTIVE_PHASES, SessionState
 
 
@@ -52,6 +53,10 @@ def build_snapshot(
     # still coasts down; a dashboard showing the last target then would be a lie.
     driving = phase is Phase.RUNNING and governor.belt_moving
     totals = state.totals
+    heart = state.heart_rate_now()
+    bpm = heart.bpm if heart is not None else None
+    zone = executor.zone_bounds() if active and executor is not None else None
+    limits = governor.limits
     return SessionSnapshot(
         treadmill_id=link.treadmill_id,
         connection=link.connection_state.value,
@@ -74,7 +79,7 @@ def build_snapshot(
         remaining_s=executor.remaining_s() if active and executor else None,
         backward_s=governor.backward_used_s() if plan else 0.0,
         calories_kcal=totals.calories_kcal,
-        heart_rate_bpm=data.heart_rate_bpm,
+        heart_rate_bpm=bpm,
         turn_countdown_s=executor.turn_countdown_s if active and executor else None,
         abort_reason=state.abort_reason if phase is Phase.ABORTED else None,
         # The weight in use: the workout's while one runs, else what the next start
@@ -88,6 +93,12 @@ def build_snapshot(
         incline_range=incline_range_of(caps),
         progress_pct=state.progress_pct(active=active),
         outcome=state.outcome,
+        heart_rate_raw_bpm=state.heart_rate_raw_bpm(),
+        heart_rate_source=heart.source.value if heart is not None else None,
+        heart_rate_ceiling_bpm=limits.heart_rate_ceiling_bpm if limits is not None else None,
+        heart_rate_zone=zone_of(bpm, zone.low_bpm, zone.high_bpm) if zone is not None else None,
+        heart_rate_zone_low_bpm=zone.low_bpm if zone is not None else None,
+        heart_rate_zone_high_bpm=zone.high_bpm if zone is not None else None,
     )
 
 

@@ -12,6 +12,7 @@ import asyncio
 from treadmilld.engine.api import AbortReason, Phase
 from treadmilld.engine.calories import WorkoutTotals
 from treadmilld.engine.executor import WorkoutExecutor
+from treadmilld.engine.heart_rate import HeartRateReading, HeartRateSources
 from treadmilld.engine.planner import WorkoutPlan
 from treadmilld.runtime.clock import Clock
 
@@ -53,6 +54,8 @@ class SessionState:
         # Set whenever the no-data deadline moves (a record arrived, a workout started): the
         # watchdog waits on it instead of looking on a timer.
         self.deadline_moved = asyncio.Event()
+        # The strap's and the treadmill's heart-rate readings, each filtered.
+        self.heart_rate = HeartRateSources()
 
     @property
     def active(self) -> bool:
@@ -64,6 +67,15 @@ class SessionState:
         if self.executor is not None and self.active:
             return self.executor.phase
         return self.phase
+
+    def heart_rate_now(self) -> HeartRateReading | None:
+        """The filtered heart rate that counts now (the strap's while fresh, else the
+        treadmill's), None when neither has a fresh valid reading."""
+        return self.heart_rate.current(self._clock.now())
+
+    def heart_rate_raw_bpm(self) -> int | None:
+        """The last value received from the source that counts, before any filter."""
+        return self.heart_rate.raw_bpm(self._clock.now())
 
     def telemetry_arrived(self, at: float) -> None:
         self.telemetry_at = at

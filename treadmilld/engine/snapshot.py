@@ -74,6 +74,14 @@ class BeltState(StrEnum):
     UNKNOWN = "unknown"  # no fresh data: not connected, or the deck went quiet
 
 
+class ZonePosition(StrEnum):
+    """Where the heart rate lies against a heart-rate-guided walk's zone."""
+
+    BELOW = "below"
+    IN = "in"
+    ABOVE = "above"
+
+
 @dataclass(frozen=True, slots=True)
 class Range:
     minimum: float
@@ -117,7 +125,7 @@ class SessionSnapshot:
     remaining_s: float | None
     backward_s: float
     calories_kcal: float
-    heart_rate_bpm: int | None
+    heart_rate_bpm: int | None  # filtered: the strap's while fresh, else the treadmill's
     turn_countdown_s: int | None
     abort_reason: AbortReason | None
     body_weight_kg: float
@@ -131,6 +139,15 @@ class SessionSnapshot:
     # How the last workout ended: "finished", "stopped" or an `AbortReason` value. None before
     # any workout; kept after the end until the next start clears it.
     outcome: str | None = None
+    # Heart rate: the last raw value of the source that counts (before the filter) and which
+    # source that is ("strap" or "treadmill"); the hard ceiling in force; in a heart-rate-guided
+    # walk its zone in bpm and where the filtered rate lies ("below", "in", "above").
+    heart_rate_raw_bpm: int | None = None
+    heart_rate_source: str | None = None
+    heart_rate_ceiling_bpm: float | None = None
+    heart_rate_zone: ZonePosition | None = None
+    heart_rate_zone_low_bpm: float | None = None
+    heart_rate_zone_high_bpm: float | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)

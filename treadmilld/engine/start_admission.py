@@ -136,4 +136,11 @@ def admit_start(
             f"({cuts}); raise max_backward_s or shorten min_backward_segment_s, or pick "
             "another profile",
         )
+    if effective.hr_max_bpm is None and any(s.heart_rate_zone for s in plan.segments):
+        # A zone in % of nobody's maximum heart rate cannot be held.
+        raise CommandRejectedError(
+            "invalid_argument",
+            f"profile {chosen.name!r} holds heart-rate zones in % of the rider's maximum heart "
+            "rate, and none is known; start it for a rider whose max heart rate is set",
+        )
     return AdmittedStart(plan=plan, limits=effective, body_weight_kg=weight, clinical=use_clinical)

@@ -32,6 +32,7 @@ from treadmilld.engine.api import (
     ProfileSummary,
     Range,
     SessionSnapshot,
+    ZonePosition,
 )
 
 _NOT_SLUG = re.compile(r"[^a-z0-9_]+")
@@ -73,6 +74,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "workout_resumed",
     "segment_skipped",
     "limit_applied",
+    "heart_rate_ceiling",
+    "heart_rate_missing",
     "workout_finished",
     "workout_stopped",
     "workout_aborted",
@@ -283,6 +286,15 @@ def discovery_config(
             unit_of_measurement="bpm",
             state_class="measurement",
             icon="mdi:heart-pulse",
+        ),
+        # Where the heart rate lies against a heart-rate-guided walk's zone (None elsewhere).
+        "heart_rate_zone": sensor(
+            "heart_rate_zone",
+            "Heart rate zone",
+            _value("heart_rate_zone"),
+            device_class="enum",
+            options=[position.value for position in ZonePosition],
+            icon="mdi:heart-settings",
         ),
         "phase": sensor(
             "phase",

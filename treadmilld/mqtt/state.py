@@ -24,6 +24,8 @@ _DECIMALS = {
     "progress_pct": 1,
     "body_weight_kg": 1,
 }
+# Whole beats per minute (the ceiling and a zone's bounds are a share of a maximum).
+_BPM = ("heart_rate_ceiling_bpm", "heart_rate_zone_low_bpm", "heart_rate_zone_high_bpm")
 # Whole metres.
 _METRES = ("distance_m", "distance_forward_m", "distance_backward_m")
 # Whole seconds. Time done is floored and time left is ceiled, as a stopwatch and a countdown
@@ -48,6 +50,10 @@ def display_state(snapshot: SessionSnapshot) -> dict[str, Any]:
             state[name] = _decimal(value, places)
     for name in _METRES:
         state[name] = round(state[name])
+    for name in _BPM:
+        value = state.get(name)
+        if value is not None:
+            state[name] = round(value)
     for name in _SECONDS_DONE:
         value = state.get(name)
         if value is not None:
