@@ -11,8 +11,11 @@ from typing import Any, TypeVar
 import structlog
 from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
 
+from tests.engine.sim_rig import sim_rig
 from treadmilld.app.heart_rate_wiring import HeartRateSink, heart_rate_services
 from treadmilld.app.settings import Settings
+from treadmilld.engine.api import Phase
+from treadmilld.engine.limits import ProfileLimits
 from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
 
 T = TypeVar("T")
@@ -123,3 +126,65 @@ def test_a_session_without_heart_rate_leaves_the_strap_running() -> None:
     assert "heart_rate_unused" in events
     assert "strap_connected" in events
     assert events.count("heart_rate") >= 5
+
+
+def test_a_strap_that_loses_contact_pauses_a_workout_that_requires_heart_rate() -> None:
+    """End to end over Bumble, in virtual time: the real session takes the simulated strap's
+    readings as its heart rate, walks the heart-rate profile, and pauses it (turn-safe, belt
+    measured standing) when the strap loses skin contact; it does not resume by itself."""
+
+    async def main() -> tuple[list[str], float | None, str | None, Phase, float]:
+        settings = Settings.model_validate(
+            {
+                "treadmills": [
+                    {
+                        "id": "tm1",
+                        "simulated": {"name": "SIM-TM01"},
+                        "heart_rate_strap": {"simulated": {"resting_bpm": 64}},
+                    }
+                ]
+            }
+        )
+        async with sim_rig(SimulatedTreadmillConfig(name="SIM-TM01"), sample_belt=False) as rig:
+            services = await heart_rate_services(
+                settings,
+                clock=rig.fleet.clock,
+                sessions={"tm1": rig.session},
+                fleet=rig.fleet,
+                decks={"tm1": rig.deck},
+            )
+            ((_, service),) = services
+            strap_task: asyncio.Future[None] = asyncio.ensure_future(service())
+            (strap,) = rig.fleet.straps
+            async with asyncio.timeout(WAIT_BOUND_S):
+                while rig.session.snapshot().heart_rate_bpm is None:  # noqa: ASYNC110 - virtual time
+                    await asyncio.sleep(1.0)
+            first = rig.session.snapshot()
+            await rig.session.start_profile(
+                "hr-zone-retro", rider_limits=ProfileLimits(hr_max_bpm=180)
+            )
+            await rig.wait_for("segment_started", count=2)
+            strap.faults.contact_lost = True
+            await rig.wait_for("heart_rate_missing")
+            await rig.wait_for("workout_paused")
+            await asyncio.sleep(120.0)  # the rider has not resumed: it stays paused
+            paused = rig.session.snapshot()
+            strap_task.cancel()
+            await asyncio.gather(strap_task, return_exceptions=True)
+            return (
+                [e.type for e in rig.events],
+                first.heart_rate_bpm,
+                first.heart_rate_source,
+                paused.phase,
+                rig.deck.model.belt_speed_kmh,
+            )
+
+    types, first_bpm, source, phase, belt_kmh = in_virtual_time(main)
+    assert first_bpm is not None
+    assert 55 <= first_bpm <= 75  # the simulated rider at rest (64 bpm resting)
+    assert source == "strap"
+    assert types.index("heart_rate_missing") < types.index("workout_paused")
+    assert "workout_aborted" not in types
+    assert "workout_resumed" not in types
+    assert phase is Phase.PAUSED
+    assert belt_kmh == 0.0
