@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.riders import WallClock, record_workout, rider_service
+from tests.support.riders import WallClock, quick_programs, record_workout, rider_service
 from treadmilld.engine.api import AbortReason
-from treadmilld.engine.limits import ProfileLimits
+from treadmilld.engine.library import ProfileLibrary
+from treadmilld.engine.limits import ProfileLimits, SafetyLimits
 from treadmilld.history.records import WorkoutOutcome
-from treadmilld.programs import Decision
+from treadmilld.programs import Decision, ProgramLibrary
 from treadmilld.riders.api import RiderChanges, RiderError, RiderFields
 from treadmilld.riders.service import RiderService
 from treadmilld.store.api import Store
@@ -292,3 +293,20 @@ async def test_a_workout_summary_shows_outcome_and_totals(
     with pytest.raises(RiderError) as unknown:
         await service.workout_summary("w-404")
     assert unknown.value.code == "unknown_workout"
+
+
+async def test_feedback_for_a_rider_whose_program_is_gone_is_refused_before_it_is_kept(
+    store: Store, tmp_path: Path, now: WallClock
+) -> None:
+    profiles = ProfileLibrary()
+    folder = quick_programs(tmp_path / "programs")
+    programs = ProgramLibrary(profiles, [folder])
+    service = RiderService(store, programs, profiles, SafetyLimits(), now=now)
+    await service.create(fields())
+    await record_workout(store, "w-1", rider_id="r-17", started_at=now.advance(hours=1))
+    (folder / "quick.toml").unlink()
+    programs.reload()
+    with pytest.raises(RiderError) as refused:
+        await service.feedback("w-1", effort=4, pain=1)
+    assert refused.value.code == "unknown_program"
+    assert (await store.get_workout("w-1")).feedback is None

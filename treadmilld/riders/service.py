@@ -332,6 +332,8 @@ class RiderService:
                 f"workout {workout_id!r} is still running; report effort and pain after it ends",
             )
         rider = await self.get(record.rider_id)
+        if rider.program_name is not None:
+            self._program(rider.program_name)  # refused before the feedback is written
         report = Feedback(effort=effort, pain=pain, reported_at=self._now())
         try:
             await self._store.add_feedback(workout_id, report)
