@@ -17,7 +17,7 @@ from treadmilld_broker import EmbeddedBroker
 from tests.engine.doubles import ObedientTreadmill
 from tests.engine.harness import rig
 from tests.support.riders import WallClock, rider_service
-from treadmilld.engine.api import WorkoutFinished
+from treadmilld.engine.api import WorkoutFinished, WorkoutStarted
 from treadmilld.engine.limits import ProfileLimits
 from treadmilld.history.recorder import WorkoutRecorder
 from treadmilld.riders.service import RiderService
@@ -25,7 +25,7 @@ from treadmilld.runtime.clock import LoopClock
 from treadmilld.store.api import Store, open_store, sqlite_url
 
 from .client import INSTANCE, Observer, eventually, running_bridge
-from .doubles import RecordingTreadmill
+from .doubles import RecordingTreadmill, RejectsEverything
 
 BASE = "treadmilld"
 BRIDGE = f"{BASE}/bridge/{INSTANCE}"
@@ -327,3 +327,52 @@ async def test_a_riders_personal_limit_caps_the_planned_speed(
             )
             assert segment.json()["speed_kmh"] == 2.5
             await app.request(f"{BASE}/tm01/request/stop")
+
+
+async def test_a_start_for_a_rider_on_set_and_a_refused_one_records_nobodys_workout(
+    mqtt_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """`set` takes `rider` with `start` only; when the engine refuses a rider's start, the
+    recorder is told the next workout is nobody's."""
+    async with await open_store(sqlite_url(tmp_path)) as store:
+        service = rider_service(store, tmp_path / "programs", WallClock())
+        treadmill = RejectsEverything("tm01")
+        recorder = WorkoutRecorder(treadmill, store, LoopClock())
+        recording = asyncio.create_task(recorder.run())
+        async with (
+            running_bridge(
+                mqtt_broker, {"tm01": treadmill}, riders=service, recorders={"tm01": recorder}
+            ),
+            Observer(mqtt_broker) as app,
+        ):
+            await app.subscribe(f"{BASE}/#")
+            await app.request(f"{REQUEST}/rider_create", {**RIDER, "program": "quick"})
+            mark = app.mark()
+            await app.publish(f"{BASE}/tm01/set", {"command": "start", "rider": "r-17"})
+            refused = await app.wait_for(
+                f"{BASE}/tm01/event", lambda m: m.json().get("type") == "error", after=mark
+            )
+            assert refused.json()["code"] == "control_not_permitted"  # the engine said no
+            mark = app.mark()
+            await app.publish(f"{BASE}/tm01/set", {"rider": "r-17"})
+            alone = await app.wait_for(
+                f"{BASE}/tm01/event", lambda m: m.json().get("type") == "error", after=mark
+            )
+            assert "rider only goes with command 'start'" in alone.json()["error"]
+            # The next workout on this treadmill (started without a rider) is nobody's.
+            treadmill.emit(
+                WorkoutStarted(
+                    treadmill_id="tm01",
+                    at=0.0,
+                    profile="p1-starter-a",
+                    clinical=False,
+                    body_weight_kg=70.0,
+                )
+            )
+            await eventually(lambda: recorder.workout_id is not None)
+            await recorder.drained()
+        recording.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recording
+        (workout,) = await store.list_workouts()
+        assert workout.rider_id is None
