@@ -310,3 +310,23 @@ async def test_feedback_for_a_rider_whose_program_is_gone_is_refused_before_it_i
         await service.feedback("w-1", effort=4, pain=1)
     assert refused.value.code == "unknown_program"
     assert (await store.get_workout("w-1")).feedback is None
+
+
+async def test_a_rider_is_not_deleted_while_their_workout_runs(
+    service: RiderService, store: Store, now: WallClock
+) -> None:
+    await service.create(fields())
+    await record_workout(
+        store,
+        "w-1",
+        rider_id="r-17",
+        started_at=now.advance(hours=1),
+        outcome=WorkoutOutcome.RUNNING,
+    )
+    with pytest.raises(RiderError) as refused:
+        await service.delete("r-17")
+    assert refused.value.code == "workout_running"
+    assert "w-1" in refused.value.message
+    assert [rider.rider_id for rider in await service.list_riders()] == ["r-17"]
+    await store.end_workout("w-1", WorkoutOutcome.STOPPED, None)
+    assert await service.delete("r-17") == 1

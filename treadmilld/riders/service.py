@@ -253,7 +253,22 @@ class RiderService:
         return await self._store.list_riders()
 
     async def delete(self, rider_id: str) -> int:
-        """The rider and their whole history, in one transaction; how many workouts went."""
+        """The rider and their whole history, in one transaction; how many workouts went.
+        Refused while one of their workouts runs (on any Pi sharing the database): its
+        recorder would go on writing to a workout that is gone."""
+        await self.get(rider_id)
+        running = [
+            record.workout_id
+            for record in await self._store.list_workouts(rider_id=rider_id, limit=HISTORY_LIMIT)
+            if record.outcome is WorkoutOutcome.RUNNING
+        ]
+        if running:
+            raise RiderError(
+                "workout_running",
+                f"rider {rider_id!r} has a workout running ({running[0]}); stop it, then "
+                "delete the rider (a workout a crash left running is marked interrupted at "
+                "the daemon's next start)",
+            )
         try:
             return await self._store.delete_rider(rider_id)
         except UnknownRiderError as error:
