@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(show)
     check_profiles = profile_commands.add_parser("check", help="validate profile files")
     check_profiles.add_argument("paths", nargs="+", type=Path)
+
+    from treadmilld.app.rider_commands import add_parser  # noqa: PLC0415
+
+    add_parser(commands)
     return parser
 
 
@@ -276,7 +280,14 @@ def _profiles(args: argparse.Namespace) -> int:
     return profiles_command(args)
 
 
+def _riders(args: argparse.Namespace) -> int:
+    from treadmilld.app.rider_commands import riders_command  # noqa: PLC0415
+
+    return riders_command(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "riders": _riders,
     "run": _run,
     "demo": _demo,
     "check-config": _check_config,

@@ -19,6 +19,8 @@ from treadmilld_broker import EmbeddedBroker
 from treadmilld.engine.api import ProfileCatalog, TreadmillController
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
+from treadmilld.mqtt.rider_requests import WorkoutRecorderSeam
+from treadmilld.riders.api import RiderDesk
 from treadmilld.runtime.clock import Clock
 
 from .doubles import StaticCatalog
@@ -254,6 +256,8 @@ async def running_bridge(
     clock: Clock | None = None,
     wall_time: Callable[[], float] | None = None,
     names: Mapping[str, str] | None = None,
+    riders: RiderDesk | None = None,
+    recorders: Mapping[str, WorkoutRecorderSeam] | None = None,
     **settings: Any,
 ) -> AsyncIterator[MqttBridge]:
     """A bridge connected, announced and subscribed. State is not rate-limited unless the
@@ -271,6 +275,8 @@ async def running_bridge(
         version="9.9.9",
         clock=clock,
         names=names,
+        riders=riders,
+        recorders=recorders,
         **extra,
     )
     task = asyncio.create_task(bridge.run(), name="mqtt-bridge")

@@ -62,6 +62,7 @@ class RecordingTreadmill:
                 self._snapshot, speed_range=SPEED_RANGE, incline_range=INCLINE_RANGE
             )
         self.calls: list[tuple[str, tuple[object, ...]]] = []
+        self.rider_limits: ProfileLimits | None = None  # the last start's
         self.started: list[str] = []  # non-emergency commands that began executing
         self._subscribers: list[asyncio.Queue[SessionEvent]] = []
         self.hold_commands = False
@@ -138,7 +139,8 @@ class RecordingTreadmill:
         clinical: bool = False,
         rider_limits: ProfileLimits | None = None,
     ) -> None:
-        del rider_limits  # a double: limits are the real session's business
+        # A double: limits are the real session's business; kept to show what was passed.
+        self.rider_limits = rider_limits
         await self._record("start_profile", profile, body_weight_kg, clinical)
         self.change(phase=Phase.RUNNING, profile=profile, direction=Direction.BACKWARD)
         self.emit(

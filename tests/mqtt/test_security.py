@@ -14,10 +14,12 @@ from structlog.testing import capture_logs
 from treadmilld_broker import EmbeddedBroker
 
 from tests.support.broker import make_certificates, secured_mosquitto
+from tests.support.riders import WallClock, rider_service
 from treadmilld.mqtt import connection_options
 from treadmilld.mqtt.broker_hints import STRICT_X509_HINT
 from treadmilld.mqtt.config import MqttSettings, MqttTlsSettings
 from treadmilld.mqtt.link import reconnect_hint
+from treadmilld.store.api import open_store, sqlite_url
 
 from .client import Observer, eventually, running_bridge, running_bridge_unready
 from .doubles import RecordingTreadmill
@@ -277,3 +279,54 @@ def test_other_certificate_failures_keep_the_ca_file_hint() -> None:
         "unable to get local issuer certificate (_ssl.c:1020)"
     )
     assert "mqtt.tls.ca_file" in reconnect_hint(settings, error)
+
+
+async def test_only_the_therapist_login_confirms_and_tablets_never_read_progress(
+    tmp_path: Path,
+) -> None:
+    """The gym ACL's rider rules: a `program_confirm` from the front desk never reaches the
+    daemon, the therapist's does; a treadmill's tablet never sees a rider's progress."""
+    users = {**USERS, "therapist": "pt-pw"}
+    async with (
+        await open_store(sqlite_url(tmp_path)) as store,
+        secured_mosquitto(tmp_path / "broker", users=users, acl=gym_acl()) as broker,
+        running_bridge(
+            broker,
+            {"tm01": RecordingTreadmill("tm01")},
+            username="treadmilld",
+            password="daemon-pw",
+            riders=rider_service(store, tmp_path / "programs", WallClock()),
+        ),
+        Observer(broker, username="frontdesk", password="desk-pw") as desk,
+        Observer(broker, username="therapist", password="pt-pw") as therapist,
+        Observer(broker, username="tm01", password="tm01-pw") as tablet,
+    ):
+        await tablet.subscribe(f"{BASE}/#")
+        await desk.subscribe(f"{BASE}/#")
+        await therapist.subscribe(f"{BASE}/bridge/+/response/#", f"{BASE}/riders/+/progress")
+        created = await desk.request(
+            f"{BASE}/bridge/test/request/rider_create",
+            {"rider_id": "r-17", "display_name": "Anna", "body_weight_kg": 64},
+        )
+        assert created["status"] == "ok", created
+        await desk.wait_for(f"{BASE}/riders/r-17/progress")
+        await therapist.wait_for(f"{BASE}/riders/r-17/progress")
+
+        confirm = {"rider_id": "r-17", "therapist": "pt-anna"}
+        await desk.publish(
+            f"{BASE}/bridge/test/request/program_confirm", {**confirm, "transaction": "desk"}
+        )
+        # The desk's next request follows its dropped one on the same connection: once it is
+        # answered, the confirm would have been answered before it, had it arrived.
+        assert (await desk.request(f"{BASE}/bridge/test/request/rider_list"))["status"] == "ok"
+        answered = await therapist.request(f"{BASE}/bridge/test/request/program_confirm", confirm)
+    # The therapist's confirm arrived (r-17 follows no program: nothing to confirm).
+    assert answered["code"] == "nothing_to_confirm"
+    assert (
+        desk.matching(
+            f"{BASE}/bridge/+/response/program_confirm", lambda m: m.json()["transaction"] == "desk"
+        )
+        == []
+    )
+    assert tablet.matching(f"{BASE}/riders/#") == []
+    assert tablet.matching(f"{BASE}/bridge/+/response/#") == []

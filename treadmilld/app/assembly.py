@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from treadmilld.app.heart_rate_wiring import heart_rate_services
+from treadmilld.app.rider_wiring import HistoryServiceSeam, bridge_rider_arguments
 from treadmilld.app.settings import ConfigError, Settings
 from treadmilld.app.simulation import (
     ReplaySpec,
@@ -210,6 +211,9 @@ async def assemble(
                 )
             session = make_session(link, settings, library, clock)
             units.append(TreadmillUnit(treadmill.id, link, session))
+        # The merge point for the history service (branch history-wiring): riders need its
+        # store, recorders and programs; None until it is built here.
+        history: HistoryServiceSeam | None = None
         try:
             bridge = MqttBridge(
                 settings.mqtt,
@@ -217,6 +221,7 @@ async def assemble(
                 library,
                 version=version,
                 names={t.id: t.display_name for t in settings.treadmills},
+                **bridge_rider_arguments(history, library, settings.limits),
                 # MQTT stays in wall time even when the demo speeds the profile clock up: rate
                 # limits and heartbeats are for the dashboards, which live in real time.
             )

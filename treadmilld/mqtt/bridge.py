@@ -32,7 +32,9 @@ from treadmilld.mqtt.link import MqttLink
 from treadmilld.mqtt.messages import OutgoingMessage
 from treadmilld.mqtt.publisher import Publisher
 from treadmilld.mqtt.replies import Replies
+from treadmilld.mqtt.rider_requests import RiderRequests, WorkoutRecorderSeam
 from treadmilld.mqtt.topics import Topics, is_valid_treadmill_id
+from treadmilld.riders.api import RiderDesk
 from treadmilld.runtime.clock import Clock, LoopClock
 
 _log = structlog.get_logger(__name__)
@@ -62,14 +64,18 @@ class MqttBridge:
         clock: Clock | None = None,
         wall_time: Callable[[], float] = time.time,
         names: Mapping[str, str] | None = None,
+        riders: RiderDesk | None = None,
+        recorders: Mapping[str, WorkoutRecorderSeam] | None = None,
     ) -> None:
         """`names`: each treadmill's display name (config `name`), for Home Assistant's
-        device; the id where none is given."""
+        device; the id where none is given. `riders` (the rider service) enables the rider
+        requests and starts for riders; `recorders`, each treadmill's workout recorder, are
+        told whose workout starts next."""
         for treadmill_id in controllers:
             if not is_valid_treadmill_id(treadmill_id):
                 raise BridgeConfigError(
                     f"treadmill id {treadmill_id!r} cannot be an MQTT topic level; use a slug "
-                    "like 'tm01' (no '/', '+', '#', spaces, and not 'bridge')"
+                    "like 'tm01' (no '/', '+', '#', spaces, and not 'bridge' or 'riders')"
                 )
         self._settings = settings
         self._topics = topics = Topics.of(settings)
@@ -94,6 +100,20 @@ class MqttBridge:
             selected_profile=lambda treadmill_id: self._commands[treadmill_id].selected_profile,
             offline=offline,
         )
+        self._riders = (
+            None
+            if riders is None
+            else RiderRequests(
+                riders,
+                self._link,
+                topics,
+                replies,
+                recorders=recorders or {},
+                ha_discovery=settings.ha_discovery,
+                version=version,
+            )
+        )
+        self._controllers = controllers
         self._commands = {
             treadmill_id: TreadmillCommands(
                 treadmill_id,
@@ -102,11 +122,18 @@ class MqttBridge:
                 replies=replies,
                 profiles_topic=topics.bridge("profiles"),
                 on_selection=partial(self._publisher.state_changed, treadmill_id),
+                riders=self._riders,
             )
             for treadmill_id, controller in controllers.items()
         }
         self._bridge_requests = BridgeRequests(
-            topics, catalog, self._publisher, replies, version=version, controllers=controllers
+            topics,
+            catalog,
+            self._publisher,
+            replies,
+            version=version,
+            controllers=controllers,
+            riders=self._riders,
         )
         self._listener = Listener(
             self._link,
@@ -149,6 +176,15 @@ class MqttBridge:
                 background.append(
                     group.create_task(commands.work(), name=f"mqtt-work-{treadmill_id}")
                 )
+                if self._riders is not None:
+                    background.append(
+                        group.create_task(
+                            self._riders.follow(treadmill_id, self._controllers[treadmill_id]),
+                            name=f"mqtt-riders-follow-{treadmill_id}",
+                        )
+                    )
+            if self._riders is not None:
+                background.append(group.create_task(self._riders.work(), name="mqtt-riders"))
             try:
                 await self._link.run(self._session)
             finally:
@@ -183,6 +219,8 @@ class MqttBridge:
             # `online` last: a client may send a command the moment it sees it, and that
             # command must find us subscribed.
             await self._publisher.publish_online()
+            if self._riders is not None:
+                self._riders.connected()
             self._subscribed.set()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._listener.listen(), name="mqtt-listen")

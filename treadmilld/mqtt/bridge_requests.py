@@ -29,6 +29,7 @@ from treadmilld.mqtt.payloads import (
 )
 from treadmilld.mqtt.publisher import Publisher
 from treadmilld.mqtt.replies import Replies, Route
+from treadmilld.mqtt.rider_requests import RiderRequests
 from treadmilld.mqtt.topics import Topics
 
 _log = structlog.get_logger(__name__)
@@ -61,8 +62,10 @@ class BridgeRequests:
         *,
         version: str,
         controllers: Mapping[str, TreadmillController],
+        riders: RiderRequests | None = None,
     ) -> None:
         self._topics = topics
+        self._riders = riders
         self._catalog = catalog
         self._publisher = publisher
         self._replies = replies
@@ -72,12 +75,22 @@ class BridgeRequests:
         self._profiles_lock = asyncio.Lock()
 
     async def handle(self, action: str, message: IncomingMessage) -> None:
+        if RiderRequests.handles(action) and self._riders is not None:
+            await self._riders.handle(action, message)  # queued for its own worker
+            return
         route = Route.of(
             message,
             treadmill_id=None,
             reply_topic=self._topics.bridge(f"response/{action}"),
             transaction=transaction_of(message.payload),
         )
+        if RiderRequests.handles(action):
+            await self._replies.refuse(
+                route,
+                "riders_unavailable",
+                f"{action}: this daemon keeps no riders; configure [database] (docs/database.md)",
+            )
+            return
         try:
             refuse_retained(message)
             if action == "upload_profile":

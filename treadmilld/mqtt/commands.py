@@ -15,12 +15,14 @@ from typing import ClassVar
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Start a profile: this one, or (None) the one selected with `SelectProfile`."""
+    """Start a profile: this one, or (None) the one selected with `SelectProfile`, or for a
+    rider their program's next session (their weight and limits apply)."""
 
     kind: ClassVar[str] = "start"
     profile: str | None = None
     body_weight_kg: float | None = None
     clinical: bool = False
+    rider: str | None = None  # pseudonymous rider id
 
 
 @dataclass(frozen=True, slots=True)

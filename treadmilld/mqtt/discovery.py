@@ -473,3 +473,58 @@ def _target_number(
         "command_topic": set_topic,
         "command_template": '{"' + command + '": {{ value }}}',
     }
+
+
+def rider_discovery_config(
+    *, base_topic: str, bridge_state_topic: str, rider_id: str, version: str
+) -> dict[str, Any]:
+    """A rider's progress as a Home Assistant device of its own, named by the pseudonymous id
+    (never the display name: discovery topics are readable by every dashboard). Its sensors
+    read `<base>/riders/<id>/progress`."""
+    node = node_id(base_topic, f"riders_{rider_id}")
+
+    def sensor(key: str, label: str, template: str, **options: Any) -> dict[str, Any]:
+        return {
+            "platform": "sensor",
+            "unique_id": f"{node}_{key}",
+            "default_entity_id": f"sensor.{node}_{key}",
+            "name": label,
+            "value_template": template,
+            **options,
+        }
+
+    sessions = {"state_class": "measurement", "icon": "mdi:calendar-check"}
+    return {
+        "device": {"identifiers": [node], "name": f"Rider {rider_id}", "model": "treadmilld rider"},
+        "origin": {"name": "treadmilld", "sw_version": version},
+        "availability": [{"topic": bridge_state_topic}],
+        "state_topic": f"{base_topic}/riders/{rider_id}/progress",
+        "qos": 1,
+        "components": {
+            "stage": sensor("stage", "Program stage", _value("stage"), icon="mdi:stairs-up"),
+            "sessions_this_week": sensor(
+                "sessions_this_week", "Sessions this week", _value("sessions_this_week"), **sessions
+            ),
+            "weekly_target": sensor(
+                "weekly_target", "Weekly target", _value("weekly_target"), **sessions
+            ),
+            "streak": sensor(
+                "streak",
+                "Streak",
+                _value("streak_weeks"),
+                unit_of_measurement="wk",
+                icon="mdi:fire",
+            ),
+            "next_profile": sensor(
+                "next_profile", "Next profile", _value("next_profile"), icon="mdi:walk"
+            ),
+            "last_workout_distance": sensor(
+                "last_workout_distance",
+                "Last workout distance",
+                "{{ value_json.last_workout.distance_m if value_json.last_workout else None }}",
+                device_class="distance",
+                unit_of_measurement="m",
+                suggested_display_precision=0,
+            ),
+        },
+    }

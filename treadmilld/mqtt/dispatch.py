@@ -38,6 +38,7 @@ from treadmilld.mqtt.commands import (
     Stop,
 )
 from treadmilld.mqtt.replies import Replies, Route
+from treadmilld.mqtt.rider_requests import RiderRequests
 
 _log = structlog.get_logger(__name__)
 
@@ -74,15 +75,18 @@ class TreadmillCommands:
         replies: Replies,
         profiles_topic: str,
         on_selection: Callable[[], None],
+        riders: RiderRequests | None = None,
     ) -> None:
         """`profiles_topic` is named in an unknown profile's error; `on_selection` is called
-        when the selected profile changes (it shows in the state)."""
+        when the selected profile changes (it shows in the state); `riders` prepares a start
+        for a rider (None: this daemon keeps no riders)."""
         self._id = treadmill_id
         self._controller = controller
         self._catalog = catalog
         self._replies = replies
         self._profiles_topic = profiles_topic
         self._on_selection = on_selection
+        self._riders = riders
         self._pending: deque[_Job] = deque()
         self._work_ready = asyncio.Event()
         self._emergency_stops: set[asyncio.Task[None]] = set()
@@ -185,6 +189,8 @@ class TreadmillCommands:
         return {}
 
     async def _start(self, command: Start) -> dict[str, Any]:
+        if command.rider is not None:
+            return await self._start_for_rider(command, command.rider)
         selection = self._selection
         profile = command.profile or (selection.profile if selection else None)
         if profile is None:
@@ -200,6 +206,29 @@ class TreadmillCommands:
             clinical = clinical or selection.clinical
         await self._controller.start_profile(profile, body_weight_kg=weight, clinical=clinical)
         return {"profile": profile}
+
+    async def _start_for_rider(self, command: Start, rider_id: str) -> dict[str, Any]:
+        """The rider's program's next session (or the profile given), their weight (or the
+        one given) and their personal limits; the selection is not used."""
+        if self._riders is None:
+            raise CommandRejectedError(
+                "riders_unavailable",
+                "this daemon keeps no riders; start with a profile, or configure [database]",
+            )
+        start = await self._riders.prepare_start(
+            self._id, rider_id, profile=command.profile, body_weight_kg=command.body_weight_kg
+        )
+        try:
+            await self._controller.start_profile(
+                start.profile,
+                body_weight_kg=start.body_weight_kg,
+                clinical=start.clinical or command.clinical,
+                rider_limits=start.rider_limits,
+            )
+        except BaseException:
+            self._riders.start_refused(self._id)
+            raise
+        return start.to_json_dict()
 
     def _select(self, command: SelectProfile) -> dict[str, Any]:
         known = [summary.name for summary in self._catalog.summaries()]

@@ -32,6 +32,14 @@ from treadmilld.mqtt.commands import (
     Start,
     argumentless_command,
 )
+from treadmilld.riders.api import (
+    RiderChanges,
+    RiderFields,
+    RiderId,
+    Score,
+    TherapistName,
+    WorkoutId,
+)
 
 CommandName = Literal["start", "pause", "resume", "stop", "emergency_stop", "skip", "confirm_turn"]
 COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
@@ -81,6 +89,9 @@ class SetPayload(_Envelope):
     profile: ProfileName | None = None
     body_weight_kg: BodyWeightKg | None = None
     clinical: StrictBool | None = None
+    rider: RiderId | None = Field(
+        default=None, description="start for this rider: their weight, limits, next session"
+    )
     speed_kmh: SpeedKmh | None = None
     incline_pct: InclinePct | None = None
 
@@ -93,6 +104,7 @@ class SetPayload(_Envelope):
             self.profile is not None
             or self.body_weight_kg is not None
             or (self.clinical is not None)
+            or self.rider is not None
         )
         if self.command is not None:
             if setpoints:
@@ -101,12 +113,16 @@ class SetPayload(_Envelope):
                 )
             if start_options and self.command != "start":
                 raise ValueError(
-                    "profile, body_weight_kg and clinical only go with command 'start'"
+                    "profile, body_weight_kg, clinical and rider only go with command 'start'"
                 )
         elif len(setpoints) > 1:
             raise ValueError("send speed_kmh and incline_pct as separate messages")
         elif setpoints and start_options:
             raise ValueError(f"send {setpoints[0]} in its own message, not with a profile")
+        elif self.rider is not None:
+            raise ValueError(
+                'rider only goes with command \'start\': {"command": "start", "rider": ...}'
+            )
         elif not setpoints and self.profile is None:
             if self.body_weight_kg is None:
                 raise ValueError(
@@ -123,6 +139,7 @@ class SetPayload(_Envelope):
                 profile=self.profile,
                 body_weight_kg=self.body_weight_kg,
                 clinical=bool(self.clinical),
+                rider=self.rider,
             )
         if self.command is not None and (named := argumentless_command(self.command)) is not None:
             return named
@@ -146,11 +163,13 @@ class EmptyRequest(_Envelope):
 
 
 class StartRequest(_Envelope):
-    """`request/start`: the profile may be omitted when one was selected via `set`."""
+    """`request/start`: the profile may be omitted when one was selected via `set`, or when
+    the start is for a rider on a program (their next session runs)."""
 
     profile: ProfileName | None = None
     body_weight_kg: BodyWeightKg | None = None
     clinical: StrictBool = False
+    rider: RiderId | None = None
 
 
 class SetSpeedRequest(_Envelope):
@@ -185,6 +204,61 @@ class UploadProfileRequest(_Envelope):
 
 class SetBodyWeightRequest(_Envelope):
     body_weight_kg: BodyWeightKg
+
+
+# Rider requests, `<base>/bridge/<instance>/request/<action>` (docs/mqtt.md, "Riders"). The
+# fields and their checks are the rider service's own (treadmilld.riders.api).
+
+
+class RiderCreateRequest(RiderFields, _Envelope):
+    """`rider_create`: a new rider."""
+
+
+class RiderUpdateRequest(RiderChanges, _Envelope):
+    """`rider_update`: the rider's id and only the fields to change."""
+
+    rider_id: RiderId
+
+
+class RiderIdRequest(_Envelope):
+    """`rider_get`, `rider_delete`, `rider_export`, `rider_progress`."""
+
+    rider_id: RiderId
+
+
+class FeedbackRequest(_Envelope):
+    """`feedback`: what the rider reports after a workout, each 0 to 10."""
+
+    workout_id: WorkoutId
+    effort: Score
+    pain: Score
+
+
+class ProgramConfirmRequest(_Envelope):
+    """`program_confirm`: a therapist confirms the advance a clinical program waits for."""
+
+    rider_id: RiderId
+    therapist: TherapistName
+
+
+class HistoryGetRequest(_Envelope):
+    """`history_get`: one workout's summary."""
+
+    workout_id: WorkoutId
+
+
+RIDER_REQUEST_MODELS: dict[str, type[_Envelope]] = {
+    "rider_create": RiderCreateRequest,
+    "rider_update": RiderUpdateRequest,
+    "rider_get": RiderIdRequest,
+    "rider_list": EmptyRequest,
+    "rider_delete": RiderIdRequest,
+    "rider_export": RiderIdRequest,
+    "rider_progress": RiderIdRequest,
+    "feedback": FeedbackRequest,
+    "program_confirm": ProgramConfirmRequest,
+    "history_get": HistoryGetRequest,
+}
 
 
 TREADMILL_REQUESTS: dict[str, type[_Envelope]] = {
@@ -227,6 +301,7 @@ def request_command(action: str, request: _Envelope) -> Command | None:
             profile=request.profile,
             body_weight_kg=request.body_weight_kg,
             clinical=request.clinical,
+            rider=request.rider,
         )
     if isinstance(request, SetSpeedRequest):
         return SetSpeed(request.speed_kmh)
@@ -350,10 +425,17 @@ __all__ = [
     "BRIDGE_REQUEST_MODELS",
     "COMMAND_NAMES",
     "PLAIN_SET_FIELDS",
+    "RIDER_REQUEST_MODELS",
     "TREADMILL_REQUESTS",
     "Command",
     "EmptyRequest",
+    "FeedbackRequest",
+    "HistoryGetRequest",
     "PayloadError",
+    "ProgramConfirmRequest",
+    "RiderCreateRequest",
+    "RiderIdRequest",
+    "RiderUpdateRequest",
     "SetBodyWeightRequest",
     "SetInclineRequest",
     "SetPayload",

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from treadmilld.mqtt.config import MqttSettings
 from treadmilld.mqtt.discovery import discovery_topic
 
-# A treadmill id is one topic level beside `bridge`.
-_RESERVED_IDS = frozenset({"bridge"})
+# A treadmill id is one topic level beside `bridge` and `riders` (`<base>/riders/<id>/...`).
+RIDERS_LEVEL = "riders"
+_RESERVED_IDS = frozenset({"bridge", RIDERS_LEVEL})
 _BAD_ID_CHARS = frozenset("/+#\x00 ")
 # MQTT 3.1.1 section 4.7: wildcards and NUL may not appear in a topic name.
 _BAD_TOPIC_CHARS = frozenset("+#\x00")
@@ -52,6 +53,13 @@ class Topics:
 
     def treadmill(self, treadmill_id: str, suffix: str) -> str:
         return f"{self.base}/{treadmill_id}/{suffix}"
+
+    def rider(self, rider_id: str, suffix: str) -> str:
+        """`<base>/riders/<rider_id>/<suffix>`: a rider's topics, by pseudonymous id only."""
+        return f"{self.base}/{RIDERS_LEVEL}/{rider_id}/{suffix}"
+
+    def rider_discovery(self, rider_id: str) -> str:
+        return discovery_topic(self.ha_discovery_prefix, self.base, f"{RIDERS_LEVEL}_{rider_id}")
 
     def discovery(self, treadmill_id: str) -> str:
         return discovery_topic(self.ha_discovery_prefix, self.base, treadmill_id)

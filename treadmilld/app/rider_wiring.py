@@ -1,0 +1,48 @@
+"""The rider service for the MQTT bridge, from the daemon's history service.
+
+The history service (the store, each treadmill's workout recorder and the program library,
+`treadmilld/app/history_service.py`) is built by the assembly; this module only turns it into
+the bridge's `riders` and `recorders` arguments, so wiring riders in is one call there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from treadmilld.engine.library import ProfileLibrary
+from treadmilld.engine.limits import SafetyLimits
+from treadmilld.mqtt.rider_requests import WorkoutRecorderSeam
+from treadmilld.programs import ProgramLibrary
+
+if TYPE_CHECKING:
+    from treadmilld.store.repository import Store
+
+
+class HistoryServiceSeam(Protocol):
+    """What riders need of the history service."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def recorders(self) -> Mapping[str, WorkoutRecorderSeam]: ...
+
+    @property
+    def programs(self) -> ProgramLibrary: ...
+
+
+def bridge_rider_arguments(
+    history: HistoryServiceSeam | None, profiles: ProfileLibrary, limits: SafetyLimits
+) -> dict[str, Any]:
+    """`MqttBridge`'s `riders` and `recorders` for a daemon keeping history; none without
+    (rider requests are then refused with `riders_unavailable`)."""
+    if history is None:
+        return {}
+    # Imported here: the store (SQLAlchemy) only in a daemon that keeps history.
+    from treadmilld.riders.service import RiderService  # noqa: PLC0415
+
+    return {
+        "riders": RiderService(history.store, history.programs, profiles, limits),
+        "recorders": history.recorders,
+    }

@@ -1,0 +1,504 @@
+"""`RiderService`: riders over the store, the programs and the configured limits.
+
+Every request is checked in full before anything is written (a bad field, a personal limit
+looser than the configured one, an unknown program or workout), so a refused request changes
+nothing. The progression engine is pure (treadmilld.programs.progression); this is where its
+result is kept: the rider's program state, as JSON in the store, with who confirmed each
+clinical advance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from treadmilld.engine.library import ProfileLibrary
+from treadmilld.engine.limits import LimitSet, ProfileLimits, SafetyLimits
+from treadmilld.history.recorder import RiderContext
+from treadmilld.history.records import Feedback, WorkoutOutcome, WorkoutRecord
+from treadmilld.history.riders import Rider
+from treadmilld.programs import (
+    Evaluation,
+    NothingToConfirmError,
+    PendingConfirm,
+    Program,
+    ProgramLibrary,
+    ProgramState,
+    Progress,
+    UnknownProgramError,
+    confirm_advance,
+    evaluate,
+)
+from treadmilld.riders.api import (
+    FeedbackResult,
+    RiderChanges,
+    RiderError,
+    RiderFields,
+    RiderStart,
+)
+from treadmilld.store.errors import (
+    InvalidRecordError,
+    RiderExistsError,
+    UnknownRiderError,
+    UnknownWorkoutError,
+)
+
+if TYPE_CHECKING:
+    from treadmilld.store.repository import Store
+
+_log = structlog.get_logger(__name__)
+
+# A rider's program history is read back this far (sessions, newest first): eight months of
+# four sessions a week, far more than any stage's window or a streak needs.
+HISTORY_LIMIT = 1000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- personal limits
+
+
+def _configured(limits: SafetyLimits, clinical: bool) -> list[tuple[str, LimitSet]]:
+    sets = [("limits.general", limits.general)]
+    if clinical:
+        sets.append(("limits.clinical", limits.clinical))
+    return sets
+
+
+def _backward_speed(limit_set: LimitSet) -> float:
+    if limit_set.backward_jog_unlocked:
+        return limit_set.max_backward_jog_speed_kmh
+    return limit_set.max_backward_speed_kmh
+
+
+def looser_than_configured(
+    personal: ProfileLimits, limits: SafetyLimits, *, clinical: bool
+) -> str | None:
+    """The first personal limit looser than a configured one that applies to this rider (the
+    general set, and the clinical set for a clinical rider), worded for the reply; None when
+    every personal limit is as strict or stricter. The engine would take the stricter anyway
+    (`effective_limits`), so a looser value could only mislead whoever set it: refused."""
+    for where, limit_set in _configured(limits, clinical=clinical):
+        caps: dict[str, float] = {
+            "max_forward_speed_kmh": limit_set.max_forward_speed_kmh,
+            "max_backward_speed_kmh": _backward_speed(limit_set),
+            "max_forward_incline_pct": limit_set.max_forward_incline_pct,
+            "max_backward_incline_pct": limit_set.max_backward_incline_pct,
+            "ramp_rate_kmh_per_s": limit_set.ramp_rate_kmh_per_s,
+            "max_backward_s": limit_set.max_backward_s,
+        }
+        for name, cap in caps.items():
+            value = getattr(personal, name)
+            if value is not None and value > cap:
+                return (
+                    f"limits.{name} {value:g} is looser than the configured {where}.{name} "
+                    f"{cap:g}; give {cap:g} or less (personal limits only tighten)"
+                )
+        # The turn pause is a floor: a shorter one is looser.
+        if personal.turn_pause_s is not None and personal.turn_pause_s < limit_set.turn_pause_s:
+            return (
+                f"limits.turn_pause_s {personal.turn_pause_s:g} is shorter than the configured "
+                f"{where}.turn_pause_s {limit_set.turn_pause_s:g}; give "
+                f"{limit_set.turn_pause_s:g} or more (personal limits only tighten)"
+            )
+        if personal.confirm_turns is False and limit_set.confirm_turns:
+            return (
+                f"limits.confirm_turns false is looser than the configured "
+                f"{where}.confirm_turns true; leave it out or set it true"
+            )
+    return None
+
+
+def with_incline_cap(limits: ProfileLimits | None, cap: float | None) -> ProfileLimits | None:
+    """The personal limits with a program's incline cap for this session (0 in a clinical
+    program's first sessions) on both ways; the stricter value wins."""
+    if cap is None:
+        return limits
+    base = limits or ProfileLimits()
+
+    def stricter(value: float | None) -> float:
+        return cap if value is None else min(value, cap)
+
+    return base.model_copy(
+        update={
+            "max_forward_incline_pct": stricter(base.max_forward_incline_pct),
+            "max_backward_incline_pct": stricter(base.max_backward_incline_pct),
+        }
+    )
+
+
+# ---------------------------------------------------------------- program state as JSON
+
+
+def _state_json(state: ProgramState, confirmations: list[dict[str, Any]]) -> dict[str, Any]:
+    pending = state.pending_confirm
+    return {
+        "program": state.program,
+        "stage": state.stage,
+        "started_at": state.started_at.isoformat(),
+        "stage_since": state.stage_since.isoformat(),
+        "pending_confirm": None
+        if pending is None
+        else {"to_stage": pending.to_stage, "since": pending.since.isoformat()},
+        "confirmations": confirmations,
+    }
+
+
+def _state_from(data: Mapping[str, Any]) -> ProgramState:
+    pending = data.get("pending_confirm")
+    return ProgramState(
+        program=str(data["program"]),
+        stage=int(data["stage"]),
+        started_at=datetime.fromisoformat(data["started_at"]),
+        stage_since=datetime.fromisoformat(data["stage_since"]),
+        pending_confirm=None
+        if not pending
+        else PendingConfirm(
+            to_stage=int(pending["to_stage"]), since=datetime.fromisoformat(pending["since"])
+        ),
+    )
+
+
+def _confirmations(data: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not data:
+        return []
+    return [dict(entry) for entry in data.get("confirmations", [])]
+
+
+# ---------------------------------------------------------------- the service
+
+
+class RiderService:
+    """Riders, their starts, feedback and progression (implements `RiderDesk`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        programs: ProgramLibrary,
+        profiles: ProfileLibrary,
+        limits: SafetyLimits,
+        *,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        """`now` is wall-clock UTC: program weeks and windows are calendar days a person
+        lives, not the engine's clock."""
+        self._store = store
+        self._programs = programs
+        self._profiles = profiles
+        self._limits = limits
+        self._now = now
+
+    # -- riders ----------------------------------------------------------------------
+
+    async def create(self, fields: RiderFields) -> Rider:
+        self._check_limits(fields.limits, clinical=fields.clinical)
+        program = self._program(fields.program) if fields.program is not None else None
+        rider = Rider(
+            rider_id=fields.rider_id,
+            display_name=fields.display_name,
+            body_weight_kg=fields.body_weight_kg,
+            max_heart_rate_bpm=fields.max_heart_rate_bpm,
+            clinical=fields.clinical,
+            limits=fields.limits,
+            program_name=program.name if program else None,
+            program_state=_state_json(ProgramState.begin(program, self._now()), [])
+            if program
+            else None,
+        )
+        try:
+            await self._store.create_rider(rider)
+        except RiderExistsError as error:
+            raise RiderError("rider_exists", str(error)) from None
+        except InvalidRecordError as error:
+            raise RiderError("invalid_rider", str(error)) from None
+        return rider
+
+    async def update(self, rider_id: str, changes: RiderChanges) -> Rider:
+        rider = await self.get(rider_id)
+        given = changes.given()
+        values: dict[str, Any] = {}
+        for name in ("display_name", "body_weight_kg", "clinical"):
+            if name in given:
+                value = getattr(changes, name)
+                if value is None:
+                    raise RiderError(
+                        "invalid_payload", f"{name} cannot be null; give a value or leave it out"
+                    )
+                values[name] = value
+        if "max_heart_rate_bpm" in given:
+            values["max_heart_rate_bpm"] = changes.max_heart_rate_bpm
+        if "limits" in given:
+            limits = changes.limits
+            values["limits"] = limits if limits and limits.model_dump(exclude_none=True) else None
+        updated = replace(rider, **values)
+        self._check_limits(updated.limits, clinical=updated.clinical)
+        if "program" in given and changes.program != rider.program_name:
+            updated = self._with_program(updated, changes.program)
+        await self._store.update_rider(updated)
+        return updated
+
+    async def get(self, rider_id: str) -> Rider:
+        try:
+            return await self._store.get_rider(rider_id)
+        except UnknownRiderError as error:
+            raise RiderError("unknown_rider", str(error)) from None
+
+    async def list_riders(self) -> list[Rider]:
+        return await self._store.list_riders()
+
+    async def delete(self, rider_id: str) -> int:
+        """The rider and their whole history, in one transaction; how many workouts went.
+        Refused while one of their workouts runs (on any Pi sharing the database): its
+        recorder would go on writing to a workout that is gone."""
+        await self.get(rider_id)
+        running = [
+            record.workout_id
+            for record in await self._store.list_workouts(rider_id=rider_id, limit=HISTORY_LIMIT)
+            if record.outcome is WorkoutOutcome.RUNNING
+        ]
+        if running:
+            raise RiderError(
+                "workout_running",
+                f"rider {rider_id!r} has a workout running ({running[0]}); stop it, then "
+                "delete the rider (a workout a crash left running is marked interrupted at "
+                "the daemon's next start)",
+            )
+        try:
+            return await self._store.delete_rider(rider_id)
+        except UnknownRiderError as error:
+            raise RiderError("unknown_rider", str(error)) from None
+
+    async def export(self, rider_id: str) -> dict[str, Any]:
+        try:
+            return await self._store.export_rider(rider_id)
+        except UnknownRiderError as error:
+            raise RiderError("unknown_rider", str(error)) from None
+
+    async def assign_program(self, rider_id: str, program: str | None) -> Rider:
+        """Begin `program` at its first stage (None: follow no program)."""
+        return await self.update(rider_id, RiderChanges(program=program))
+
+    # -- starting --------------------------------------------------------------------
+
+    async def start_for(
+        self, rider_id: str, *, profile: str | None = None, body_weight_kg: float | None = None
+    ) -> RiderStart:
+        """What a start for the rider runs: the program's next session (or `profile`), their
+        weight (or `body_weight_kg`), clinical when they or their program are, and their
+        personal limits with the program's cap for this session."""
+        rider = await self.get(rider_id)
+        if profile is not None and profile not in self._profiles.names():
+            raise RiderError(
+                "unknown_profile",
+                f"no profile {profile!r}; leave `profile` out to run the rider's next session, "
+                "or see the bridge's profiles topic",
+            )
+        evaluation = await self._evaluation(rider)
+        program = self._program(rider.program_name) if evaluation is not None else None
+        next_session = evaluation.next_session if evaluation is not None else None
+        if profile is None:
+            if next_session is None:
+                raise RiderError(
+                    "profile_required",
+                    f"rider {rider_id!r} follows no program: give a profile with the start, or "
+                    "assign a program (rider_update with `program`)",
+                )
+            profile = next_session.profile
+        # A workout counts toward the program only when it is the stage's own profile.
+        counts = next_session is not None and profile == next_session.profile
+        context = RiderContext(
+            rider_id=rider_id,
+            program_name=next_session.program if counts and next_session else None,
+            program_stage=next_session.stage if counts and next_session else None,
+        )
+        return RiderStart(
+            rider_id=rider_id,
+            profile=profile,
+            body_weight_kg=body_weight_kg if body_weight_kg is not None else rider.body_weight_kg,
+            clinical=rider.clinical or (program is not None and program.clinical),
+            # The program's incline cap applies to any profile the rider runs in those first
+            # sessions, not only the stage's own.
+            rider_limits=with_incline_cap(
+                rider.limits, next_session.max_incline_pct if next_session else None
+            ),
+            context=context,
+            next_session=next_session,
+        )
+
+    # -- after a workout ---------------------------------------------------------------
+
+    async def feedback(self, workout_id: str, *, effort: int, pain: int) -> FeedbackResult:
+        record = await self._workout(workout_id)
+        if record.rider_id is None:
+            raise RiderError(
+                "no_rider",
+                f"workout {workout_id!r} was not started for a rider; feedback is kept only "
+                'for a rider\'s workouts (start with {"command": "start", "rider": ...})',
+            )
+        if record.outcome is WorkoutOutcome.RUNNING:
+            raise RiderError(
+                "workout_running",
+                f"workout {workout_id!r} is still running; report effort and pain after it ends",
+            )
+        rider = await self.get(record.rider_id)
+        if rider.program_name is not None:
+            self._program(rider.program_name)  # refused before the feedback is written
+        report = Feedback(effort=effort, pain=pain, reported_at=self._now())
+        try:
+            await self._store.add_feedback(workout_id, report)
+        except InvalidRecordError as error:
+            raise RiderError("invalid_payload", str(error)) from None
+        _log.info("rider_feedback_recorded", rider_id=rider.rider_id, workout_id=workout_id)
+        evaluation = await self._evaluation(rider, store=True)
+        return FeedbackResult(
+            rider_id=rider.rider_id,
+            workout_id=workout_id,
+            decision=evaluation.decision if evaluation else None,
+            reason=evaluation.reason if evaluation else None,
+            next_session=evaluation.next_session if evaluation else None,
+            progress=evaluation.progress if evaluation else None,
+        )
+
+    async def confirm(self, rider_id: str, *, therapist: str) -> Progress:
+        """A therapist confirms the advance a clinical program waits for; who and when are kept
+        in the rider's program state."""
+        rider = await self.get(rider_id)
+        evaluation = await self._evaluation(rider, store=True)
+        if evaluation is None or rider.program_name is None:
+            raise RiderError(
+                "nothing_to_confirm", f"rider {rider_id!r} follows no program: nothing to confirm"
+            )
+        rider = await self.get(rider_id)  # with the state just stored
+        program = self._program(rider.program_name)
+        now = self._now()
+        try:
+            confirmed = confirm_advance(program, evaluation.state, at=now)
+        except NothingToConfirmError as error:
+            raise RiderError("nothing_to_confirm", str(error)) from None
+        confirmations = [
+            *_confirmations(rider.program_state),
+            {"to_stage": confirmed.stage, "therapist": therapist, "at": now.isoformat()},
+        ]
+        await self._store.update_rider(
+            replace(rider, program_state=_state_json(confirmed, confirmations))
+        )
+        _log.info("program_advance_confirmed", rider_id=rider_id, stage=confirmed.stage)
+        history = await self._history(rider.rider_id, confirmed)
+        return evaluate(program, confirmed, history, now).progress
+
+    async def progress(self, rider_id: str) -> Progress | None:
+        """The rider's progress now (None without a program). A workout that ended since the
+        last look may move the stage (a safety abort steps back): the new state is kept."""
+        rider = await self.get(rider_id)
+        evaluation = await self._evaluation(rider, store=True)
+        return evaluation.progress if evaluation else None
+
+    async def workout_summary(self, workout_id: str) -> dict[str, Any]:
+        """A workout without its samples: planned against done per segment, outcome, totals,
+        feedback (`history_get`)."""
+        record = await self._workout(workout_id)
+        summary = record.summary
+        return {
+            "workout_id": record.workout_id,
+            "treadmill_id": record.treadmill_id,
+            "rider": record.rider_id,
+            "profile": record.profile_name,
+            "started_at": record.started_at.isoformat(),
+            "outcome": record.outcome.value,
+            "abort_reason": record.abort_reason.value if record.abort_reason else None,
+            "abort_detail": record.abort_detail,
+            "program": record.program_name,
+            "program_stage": record.program_stage,
+            "totals": None
+            if summary is None
+            else {
+                "duration_s": round(summary.duration_s, 1),
+                "distance_forward_m": round(summary.distance_forward_m, 1),
+                "distance_backward_m": round(summary.distance_backward_m, 1),
+                "kcal": round(summary.kcal, 1),
+            },
+            "segments": [
+                {
+                    "index": segment.index,
+                    "direction": segment.direction.value,
+                    "planned_duration_s": segment.planned_duration_s,
+                    "planned_speed_kmh": segment.planned_speed_kmh,
+                    "planned_incline_pct": segment.planned_incline_pct,
+                    "done_duration_s": None
+                    if segment.ended_at_s is None
+                    else round(segment.ended_at_s - segment.started_at_s, 1),
+                    "distance_m": round(segment.distance_m, 1),
+                    "completed": segment.completed,
+                }
+                for segment in record.segments
+            ],
+            "feedback": None
+            if record.feedback is None
+            else {"effort": record.feedback.effort, "pain": record.feedback.pain},
+        }
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _check_limits(self, personal: ProfileLimits | None, *, clinical: bool) -> None:
+        if personal is None:
+            return
+        looser = looser_than_configured(personal, self._limits, clinical=clinical)
+        if looser is not None:
+            raise RiderError("limits_looser_than_configured", looser)
+
+    def _program(self, name: str | None) -> Program:
+        if name is None:
+            raise RiderError("unknown_program", "no program given")
+        try:
+            return self._programs.get(name)
+        except UnknownProgramError as error:
+            raise RiderError("unknown_program", str(error)) from None
+
+    def _with_program(self, rider: Rider, name: str | None) -> Rider:
+        if name is None:
+            return replace(rider, program_name=None, program_state=None)
+        program = self._program(name)
+        state = ProgramState.begin(program, self._now())
+        return replace(rider, program_name=program.name, program_state=_state_json(state, []))
+
+    async def _workout(self, workout_id: str) -> WorkoutRecord:
+        try:
+            return await self._store.get_workout(workout_id)
+        except UnknownWorkoutError as error:
+            raise RiderError("unknown_workout", str(error)) from None
+
+    async def _history(self, rider_id: str, state: ProgramState) -> list[WorkoutRecord]:
+        records = await self._store.list_workouts(
+            rider_id=rider_id, since=state.started_at, limit=HISTORY_LIMIT
+        )
+        return list(reversed(records))  # oldest first, newest last, as evaluate reads them
+
+    async def _evaluation(self, rider: Rider, *, store: bool = False) -> Evaluation | None:
+        """The progression engine on the rider's history now; with `store`, a changed program
+        state is kept. None when the rider follows no program."""
+        if rider.program_name is None:
+            return None
+        program = self._program(rider.program_name)
+        now = self._now()
+        if rider.program_state and rider.program_state.get("program") == program.name:
+            state = _state_from(rider.program_state)
+        else:
+            state = ProgramState.begin(program, now)
+        history = await self._history(rider.rider_id, state)
+        evaluation = evaluate(program, state, history, now)
+        if store and evaluation.state != state:
+            stored = _state_json(evaluation.state, _confirmations(rider.program_state))
+            await self._store.update_rider(replace(rider, program_state=stored))
+            _log.info(
+                "rider_program_state_changed",
+                rider_id=rider.rider_id,
+                decision=evaluation.decision.value,
+                stage=evaluation.state.stage,
+            )
+        return evaluation
