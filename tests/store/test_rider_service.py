@@ -111,6 +111,15 @@ async def test_a_start_for_a_rider_runs_their_next_session_with_their_weight_and
     assert other.context.program_name is None
 
 
+async def test_a_start_for_a_rider_carries_their_maximum_heart_rate(
+    service: RiderService,
+) -> None:
+    """Every % heart-rate ceiling and zone of the workout is a share of the rider's maximum."""
+    await service.create(fields(max_heart_rate_bpm=172, limits={"max_backward_speed_kmh": 2.0}))
+    start = await service.start_for("r-17")
+    assert start.rider_limits == ProfileLimits(max_backward_speed_kmh=2.0, hr_max_bpm=172)
+
+
 async def test_a_clinical_program_starts_clinical_without_incline_in_its_first_two_sessions(
     service: RiderService, store: Store, now: WallClock
 ) -> None:

@@ -38,6 +38,14 @@ HARD_CAP_RAMP_KMH_PER_S = 0.5
 HARD_CAP_HEART_RATE_PCT = 95.0
 
 
+# The bounds of a person's maximum heart rate (HRmax) anywhere treadmilld takes one (a rider's,
+# the limits'): the one place they are written. [D] design choice: 100 bpm is below any adult's
+# age-predicted HRmax (Tanaka et al. 2001: 208 - 0.7 x age, 145 at 90 years) and leaves room for
+# beta-blocked patients; 230 is above any measured adult HRmax.
+MIN_HR_MAX_BPM = 100
+MAX_HR_MAX_BPM = 230
+
+
 class LimitSet(BaseModel):
     """One set of limits. Values may be made stricter than the defaults, never looser than the
     hard caps above."""
@@ -136,7 +144,7 @@ class ProfileLimits(BaseModel):
     max_backward_s: float | None = Field(default=None, gt=0)
     # The person's maximum heart rate (HRmax): a rider's, measured or estimated by their
     # clinician. Every % ceiling and heart-rate zone is a share of it.
-    hr_max_bpm: int | None = Field(default=None, ge=100, le=230)
+    hr_max_bpm: int | None = Field(default=None, ge=MIN_HR_MAX_BPM, le=MAX_HR_MAX_BPM)
     max_heart_rate_pct: float | None = Field(default=None, gt=0, le=HARD_CAP_HEART_RATE_PCT)
     max_heart_rate_bpm: int | None = Field(default=None, ge=60, le=230)
     heart_rate_required: bool | None = None

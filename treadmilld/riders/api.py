@@ -11,16 +11,13 @@ from typing import Annotated, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
-from treadmilld.engine.limits import ProfileLimits
+from treadmilld.engine.limits import MAX_HR_MAX_BPM, MIN_HR_MAX_BPM, ProfileLimits
 from treadmilld.history.recorder import RiderContext
 from treadmilld.history.riders import RIDER_ID_PATTERN, Rider
 from treadmilld.programs.progression import Decision, NextSession, Progress
 
-# Heart rate bounds are sanity bounds, not physiology: they catch a typo (1800 for 180). The
-# lowest age-predicted maximum (208 - 0.7 x age, Tanaka et al. 2001, JACC 37:153) at 110 years
-# is about 131; 100 leaves room for beta-blocked riders whose measured maximum is lower.
-MIN_MAX_HEART_RATE_BPM = 100
-MAX_MAX_HEART_RATE_BPM = 230
+# A rider's maximum heart rate takes the engine's bounds (engine.limits MIN/MAX_HR_MAX_BPM):
+# sanity bounds that catch a typo (1800 for 180), written once for riders and limits alike.
 DISPLAY_NAME_MAX = 64  # what a dashboard tile shows; not a place for notes
 
 RiderId = Annotated[str, Field(pattern=RIDER_ID_PATTERN.pattern)]
@@ -28,7 +25,7 @@ DisplayName = Annotated[str, Field(min_length=1, max_length=DISPLAY_NAME_MAX)]
 BodyWeight = Annotated[
     float, Field(strict=True, ge=MIN_BODY_WEIGHT_KG, le=MAX_BODY_WEIGHT_KG, allow_inf_nan=False)
 ]
-MaxHeartRate = Annotated[StrictInt, Field(ge=MIN_MAX_HEART_RATE_BPM, le=MAX_MAX_HEART_RATE_BPM)]
+MaxHeartRate = Annotated[StrictInt, Field(ge=MIN_HR_MAX_BPM, le=MAX_HR_MAX_BPM)]
 ProgramName = Annotated[str, Field(min_length=1, max_length=100)]
 Score = Annotated[StrictInt, Field(ge=0, le=10)]  # effort and pain, 0 to 10 (issue 15)
 WorkoutId = Annotated[str, Field(min_length=1, max_length=64)]

@@ -133,6 +133,16 @@ def with_incline_cap(limits: ProfileLimits | None, cap: float | None) -> Profile
     )
 
 
+def with_heart_rate_max(
+    limits: ProfileLimits | None, hr_max_bpm: int | None
+) -> ProfileLimits | None:
+    """The personal limits with the rider's maximum heart rate: every % heart-rate ceiling and
+    zone of the workout is a share of it (the governor's heart-rate limits)."""
+    if hr_max_bpm is None:
+        return limits
+    return (limits or ProfileLimits()).model_copy(update={"hr_max_bpm": hr_max_bpm})
+
+
 # ---------------------------------------------------------------- program state as JSON
 
 
@@ -324,8 +334,11 @@ class RiderService:
             clinical=rider.clinical or (program is not None and program.clinical),
             # The program's incline cap applies to any profile the rider runs in those first
             # sessions, not only the stage's own.
-            rider_limits=with_incline_cap(
-                rider.limits, next_session.max_incline_pct if next_session else None
+            rider_limits=with_heart_rate_max(
+                with_incline_cap(
+                    rider.limits, next_session.max_incline_pct if next_session else None
+                ),
+                rider.max_heart_rate_bpm,
             ),
             context=context,
             next_session=next_session,
