@@ -299,7 +299,7 @@ async def _connected(controller: TreadmillController) -> None:
 
 def render_line(snapshot: SessionSnapshot) -> str:
     """One treadmill's live line: progress, phase, direction, measured values, countdown,
-    distances and calories."""
+    distances, calories and, when there is one, the heart rate and where it is in the zone."""
     progress = _progress(snapshot)
     bar_width = 20
     filled = round(progress * bar_width)
@@ -315,11 +315,15 @@ def render_line(snapshot: SessionSnapshot) -> str:
     countdown = (
         f"  turn in {snapshot.turn_countdown_s}" if snapshot.turn_countdown_s is not None else ""
     )
+    heart = ""
+    if snapshot.heart_rate_bpm is not None:
+        zone = f" {snapshot.heart_rate_zone.value} zone" if snapshot.heart_rate_zone else ""
+        heart = f"  HR {snapshot.heart_rate_bpm:.0f}{zone}"
     return (
         f"{snapshot.treadmill_id} [{bar}] {progress * 100:3.0f}% {mm_ss(snapshot.elapsed_s)} "
         f"{snapshot.phase.value:<9} {direction:<8} {speed} {incline} {segment} "
         f"fwd {snapshot.distance_forward_m:5.0f} m  back {snapshot.distance_backward_m:4.0f} m  "
-        f"{snapshot.calories_kcal:5.1f} kcal{countdown}"
+        f"{snapshot.calories_kcal:5.1f} kcal{heart}{countdown}"
     )
 
 
