@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from treadmilld.app.history_service import HistoryService, open_history
 from treadmilld.app.settings import ConfigError, Settings
 from treadmilld.app.simulation import (
     ReplaySpec,
@@ -32,6 +33,7 @@ from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import LimitSet
 from treadmilld.engine.session import WorkoutSession
 from treadmilld.mqtt.bridge import BridgeConfigError, MqttBridge
+from treadmilld.programs.library import ProgramLibrary
 from treadmilld.runtime.clock import Clock, LoopClock, ScaledClock
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ class Assembly:
     bridge: ManagedBridge | None
     library: ProfileLibrary
     fleet: SimulatedFleet | None = None
+    # The database, the recorders and the programs (None only in tests that build parts).
+    history: HistoryService | None = None
     # Named tasks for the supervisor beside the treadmills and the bridge.
     services: list[tuple[str, Callable[[], Awaitable[None]]]] = dataclasses.field(
         default_factory=list
@@ -160,13 +164,30 @@ def traced_backend(
 
 @contextlib.asynccontextmanager
 async def assemble(
-    settings: Settings, *, clock: Clock, version: str, trace: TraceOptions | None = None
+    settings: Settings,
+    *,
+    clock: Clock,
+    version: str,
+    trace: TraceOptions | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[Assembly]:
-    """Links, sessions and the bridge for `settings`; the simulator, if any, is torn down on
-    exit (after the supervisor has closed the links), and so are the trace files, if any."""
+    """Links, sessions, the bridge and history for `settings`; the simulator, if any, is torn
+    down on exit (after the supervisor has closed the links), and so are the trace files, if
+    any; the database is closed last. `database_url` overrides `[database] url` (the demo's
+    temporary database)."""
     settings = real_time_tolerances(settings)
     library = profile_library(settings)
     async with contextlib.AsyncExitStack() as stack:
+        # First: a database that cannot be used ends the start before any deck is touched.
+        history = await stack.enter_async_context(
+            open_history(
+                settings.database,
+                [t.id for t in settings.treadmills],
+                programs=ProgramLibrary(library),
+                clock=clock,
+                url=database_url,
+            )
+        )
         fleet: SimulatedFleet | None = None
         # Each simulated treadmill's deck: a SimulatedTreadmill, or a ReplayedDeck.
         decks: dict[str, Any] = {}
@@ -221,7 +242,8 @@ async def assemble(
             )
         except BridgeConfigError as error:
             raise ConfigError(str(error)) from None
-        assembly = Assembly(units, bridge, library, fleet)
+        history.record(unit.session for unit in units)
+        assembly = Assembly(units, bridge, library, fleet, history=history)
         if settings.profiles_dir is not None:
             assembly.services.append(("profiles-watch", profile_watcher(settings, library, bridge)))
         replays = {tid: spec for tid, spec in specs.items() if isinstance(spec, ReplaySpec)}
