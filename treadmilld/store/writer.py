@@ -10,8 +10,9 @@ else (the CLI, riders, reading back, migrations) is `Store`'s. Both write the ta
 `SCHEMA_REVISION` is checked against the migrations.
 
 Opening checks the schema revision with one plain query; only when it is not the one this
-code writes (an empty database, an older or a newer schema) does it load Alembic and migrate
-through `open_store`, which raises SchemaTooNewError for a newer one.
+code writes (an empty database, an older or a newer schema) does it migrate, through
+`open_store` in a child process (`store/upgrade.py`), whose refusal of a newer schema comes
+back as SchemaTooNewError.
 
 Every call commits before it returns, like `Store`'s; connectivity failures raise
 HistoryUnavailableError, so the recorder retries.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import sys
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -33,6 +35,7 @@ import structlog
 
 from treadmilld.engine.api import AbortReason
 from treadmilld.history.records import (
+    HistoryUnavailableError,
     PhaseChange,
     Sample,
     SegmentRecord,
@@ -41,7 +44,7 @@ from treadmilld.history.records import (
     WorkoutSummary,
 )
 from treadmilld.store.availability import reachability
-from treadmilld.store.errors import InvalidRecordError, StoreError
+from treadmilld.store.errors import InvalidRecordError, SchemaTooNewError, StoreError
 
 if TYPE_CHECKING:
     import asyncpg
@@ -270,11 +273,7 @@ async def open_history_writer(url: str) -> HistoryWriter:
 async def _migrate_if_needed(backend: _Backend, url: str) -> None:
     if await backend.revision() == SCHEMA_REVISION:
         return
-    # Alembic and SQLAlchemy are loaded only here: a first start or an upgrade.
-    from treadmilld.store.repository import open_store  # noqa: PLC0415
-
-    store = await open_store(url)
-    await store.close()
+    await _migrate_in_child(url, backend.where)
     found = await backend.revision()
     if found != SCHEMA_REVISION:
         raise StoreError(
@@ -282,6 +281,35 @@ async def _migrate_if_needed(backend: _Backend, url: str) -> None:
             f"treadmilld writes {SCHEMA_REVISION!r}: its migrations and writer disagree; report "
             "this as a treadmilld bug"
         )
+
+
+async def _migrate_in_child(url: str, where: str) -> None:
+    """Migrate through `Store` in a child process (store/upgrade.py): Alembic and SQLAlchemy
+    never load into the daemon. Its exit status becomes the error `open_store` would raise."""
+    from treadmilld.store import upgrade  # noqa: PLC0415 - its constants only
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "treadmilld.store.upgrade",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await child.communicate(f"{url}\n".encode())
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    message = lines[-1] if lines else f"the migration exited with status {child.returncode}"
+    if child.returncode == upgrade.EXIT_MIGRATED:
+        _log.info("database_migrated", database=where)
+        return
+    if child.returncode == upgrade.EXIT_SCHEMA_TOO_NEW:
+        raise SchemaTooNewError(message)
+    if child.returncode == upgrade.EXIT_UNREACHABLE:
+        raise HistoryUnavailableError(message)
+    raise StoreError(
+        f"migrating the database at {where} failed: {message}; run "
+        "`treadmilld history list` to see the whole error"
+    )
 
 
 _SAMPLE_INSERT = (
