@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from treadmilld_broker import EmbeddedBroker
 
@@ -48,7 +49,7 @@ def _config(tmp_path: Path, broker: EmbeddedBroker, database: Path) -> Path:
     return path
 
 
-def _query(database: Path, sql: str) -> list[tuple[object, ...]]:
+def _query(database: Path, sql: str) -> list[tuple[Any, ...]]:
     """What a reader beside the daemon sees (committed rows only)."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
         return connection.execute(sql).fetchall()
