@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -22,6 +23,7 @@ from tests.history.test_fit_export import check_matches_record as check_fit
 from tests.history.test_fit_export import decode as decode_fit
 from tests.history.test_tcx_export import check_matches_record as check_tcx
 from tests.history.test_tcx_export import valid_activity
+from tests.history.workouts import interval_workout
 from tests.store.real_time import RealTimeLoop, WritesInRealTime, real_time_loop
 from tests.support.postgres import PostgresServer
 from treadmilld.engine.api import Direction
@@ -148,6 +150,33 @@ def test_a_database_stopped_mid_workout_and_started_again_has_the_whole_history(
     assert failed, "the writes during the outage should have failed and been retried"
     assert "reachable" in failed[0]["action"]
     _check_whole(record, segments)
+
+
+async def test_every_treadmill_writes_through_one_writer_at_once(
+    store: Store, database_url: str
+) -> None:
+    """The daemon's recorders share one writer: eight workouts written at the same moments
+    land whole, none refused."""
+    writer = await open_history_writer(database_url)
+
+    async def workout(index: int) -> None:
+        record = replace(
+            interval_workout(), workout_id=f"w-{index}", treadmill_id=f"tm{index}", samples=()
+        )
+        await writer.begin_workout(replace(record, segments=()))
+        for sample in interval_workout().samples:
+            await writer.append_samples(record.workout_id, [sample])
+        await writer.end_workout(record.workout_id, WorkoutOutcome.STOPPED, record.summary)
+
+    try:
+        await asyncio.gather(*(workout(index) for index in range(8)))
+    finally:
+        await writer.close()
+    expected = [s.at_s for s in interval_workout().samples]
+    for index in range(8):
+        stored = await store.get_workout(f"w-{index}")
+        assert stored.outcome is WorkoutOutcome.STOPPED
+        assert [s.at_s for s in stored.samples] == expected
 
 
 async def test_an_unreachable_database_is_history_unavailable_with_what_to_check() -> None:

@@ -83,6 +83,14 @@ class _Backend(Protocol):
     async def close(self) -> None: ...
 
 
+def _closed(cursor: sqlite3.Cursor) -> sqlite3.Cursor:
+    """The cursor, closed: its statement goes back to the connection's cache now. A cursor left
+    open (handed back to the event loop as a result) keeps the cached statement busy, and the
+    next call with the same SQL then fails with "bad parameter or other API misuse"."""
+    cursor.close()
+    return cursor
+
+
 class _SqliteBackend:
     """sqlite3 on one worker thread: the connection is only ever used from that thread."""
 
@@ -122,7 +130,9 @@ class _SqliteBackend:
     async def revision(self) -> str | None:
         def read(connection: sqlite3.Connection) -> str | None:
             try:
-                row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+                cursor = connection.execute("SELECT version_num FROM alembic_version")
+                row = cursor.fetchone()
+                cursor.close()
             except sqlite3.OperationalError as error:
                 if "no such table" in str(error):
                     return None
@@ -133,16 +143,21 @@ class _SqliteBackend:
         return result
 
     async def execute(self, sql: str, *params: Any) -> int:
-        rowcount: int = await self._call(lambda c: c.execute(sql, params).rowcount)
+        rowcount: int = await self._call(lambda c: _closed(c.execute(sql, params)).rowcount)
         return rowcount
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._call(lambda c: c.executemany(sql, rows))
+        await self._call(lambda c: _closed(c.executemany(sql, rows)))
 
     async def fetch_column(self, sql: str, *params: Any) -> list[Any]:
-        rows: list[Any] = await self._call(
-            lambda c: [row[0] for row in c.execute(sql, params).fetchall()]
-        )
+        def fetch(connection: sqlite3.Connection) -> list[Any]:
+            cursor = connection.execute(sql, params)
+            try:
+                return [row[0] for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+
+        rows: list[Any] = await self._call(fetch)
         return rows
 
     def timestamp(self, value: datetime) -> Any:
@@ -165,12 +180,15 @@ def _numbered(sql: str) -> str:
 
 
 class _PostgresBackend:
-    """One asyncpg connection, opened again after it is lost."""
+    """One asyncpg connection, opened again after it is lost. Every treadmill's recorder
+    writes through it, one call at a time (asyncpg refuses a second operation while one is in
+    progress on a connection)."""
 
     def __init__(self, dsn: str, where: str) -> None:
         self.where = where
         self._dsn = dsn
         self._connection: asyncpg.Connection | None = None
+        self._turn = asyncio.Lock()
 
     async def _connected(self) -> asyncpg.Connection:
         import asyncpg  # noqa: PLC0415 - only a PostgreSQL url needs it
@@ -190,14 +208,15 @@ class _PostgresBackend:
 
     @contextlib.asynccontextmanager
     async def _using(self) -> Any:
-        try:
-            with reachability(self.where):
-                yield await self._connected()
-        except Exception:
-            # Whatever went wrong, the next call starts from a fresh connection: asyncpg's
-            # connection may be mid-protocol after a timeout.
-            await self._drop()
-            raise
+        async with self._turn:
+            try:
+                with reachability(self.where):
+                    yield await self._connected()
+            except Exception:
+                # Whatever went wrong, the next call starts from a fresh connection: asyncpg's
+                # connection may be mid-protocol after a timeout.
+                await self._drop()
+                raise
 
     async def revision(self) -> str | None:
         async with self._using() as connection:
