@@ -3,7 +3,7 @@ database's own driver (the stdlib's sqlite3 on one worker thread, asyncpg for Po
 without SQLAlchemy.
 
 Why a second path beside `Store`: issue 13 holds the daemon to 60 MiB resident, and SQLAlchemy
-alone adds about 14 MiB to it (docs/performance.md). The writer covers what `treadmilld run`
+alone adds about 14 MiB to it (docs/database.md). The writer covers what `treadmilld run`
 does to history (a workout's rows as it runs, `interrupted` at start, retention); everything
 else (the CLI, riders, reading back, migrations) is `Store`'s. Both write the tables of
 `schema.py`, the tests read what this writes through `Store` on both databases, and
