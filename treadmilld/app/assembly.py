@@ -6,6 +6,7 @@ configured, so a gym's install never needs Bumble.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from treadmilld.app.history_service import HistoryService, open_history
+from treadmilld.app.history_service import HistoryService, close_when_done, start_history
 from treadmilld.app.settings import ConfigError, Settings
 from treadmilld.app.simulation import (
     ReplaySpec,
@@ -178,16 +179,19 @@ async def assemble(
     settings = real_time_tolerances(settings)
     library = profile_library(settings)
     async with contextlib.AsyncExitStack() as stack:
-        # First: a database that cannot be used ends the start before any deck is touched.
-        history = await stack.enter_async_context(
-            open_history(
+        # The database opens (a first start migrates it in a child process, seconds) while
+        # the simulator starts; it is awaited before any deck is driven, and closed last.
+        history_opening = asyncio.create_task(
+            start_history(
                 settings.database,
                 [t.id for t in settings.treadmills],
                 programs=ProgramLibrary(library),
                 clock=clock,
                 url=database_url,
-            )
+            ),
+            name="history-open",
         )
+        stack.push_async_callback(close_when_done, history_opening)
         fleet: SimulatedFleet | None = None
         # Each simulated treadmill's deck: a SimulatedTreadmill, or a ReplayedDeck.
         decks: dict[str, Any] = {}
@@ -203,6 +207,7 @@ async def assemble(
             )
             fleet = started
             decks = await start_simulated_decks(stack, started, specs)
+        history = await history_opening
         units: list[TreadmillUnit] = []
         for treadmill in settings.treadmills:
             link_settings = treadmill.link_settings(settings.link)

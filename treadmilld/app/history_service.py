@@ -138,17 +138,17 @@ class HistoryService:
         await self.writer.close()
 
 
-@contextlib.asynccontextmanager
-async def open_history(
+async def start_history(
     database: DatabaseSettings,
     treadmill_ids: Iterable[str],
     *,
     programs: ProgramLibrary,
     clock: Clock,
     url: str | None = None,
-) -> AsyncIterator[HistoryService]:
+) -> HistoryService:
     """The database opened (and migrated), this daemon's workouts left `running` marked
-    `interrupted`; closed on exit. `url` overrides the settings' (the demo's temporary file).
+    `interrupted`; the caller closes it. `url` overrides the settings' (the demo's temporary
+    file).
 
     Raises ConfigError for a schema newer than this treadmilld or an unusable URL, and
     DatabaseUnreachableError when the database does not answer."""
@@ -173,7 +173,37 @@ async def open_history(
     )
     try:
         interrupted = await writer.mark_interrupted_on_start(list(treadmill_ids))
-        _log.info("history_opened", database=writer.where, interrupted=len(interrupted))
+    except BaseException:
+        await service.close()
+        raise
+    _log.info("history_opened", database=writer.where, interrupted=len(interrupted))
+    return service
+
+
+@contextlib.asynccontextmanager
+async def open_history(
+    database: DatabaseSettings,
+    treadmill_ids: Iterable[str],
+    *,
+    programs: ProgramLibrary,
+    clock: Clock,
+    url: str | None = None,
+) -> AsyncIterator[HistoryService]:
+    """`start_history`, closed on exit."""
+    service = await start_history(database, treadmill_ids, programs=programs, clock=clock, url=url)
+    try:
         yield service
     finally:
         await service.close()
+
+
+async def close_when_done(opening: asyncio.Task[HistoryService]) -> None:
+    """For an exit stack: the history opened by `opening` closed, or its opening cancelled if
+    it is still under way (the start failed elsewhere first)."""
+    if not opening.done():
+        opening.cancel()
+    try:
+        service = await opening
+    except BaseException:  # noqa: BLE001 - its error, if any, was the caller's to see
+        return
+    await service.close()
