@@ -1,9 +1,10 @@
 """Run every bench script, collect the figures, write docs/performance.md.
 
-Our own scripts (`estop`, `timewarp`, `footprint`, `timeliness`, `state_rate`) print JSON
-with `--json`. The codec and simulator scripts belong to other parts and print readable lines:
-those are parsed as well as their wording allows (a line with a median, or with a value and a
-unit), and their raw output is always kept in the document so nothing they said is lost.
+Our own scripts (`estop`, `timewarp`, `footprint`, `timeliness`, `history`, `state_rate`)
+print JSON with `--json`. The codec and simulator scripts belong to other parts and print
+readable lines: those are parsed as well as their wording allows (a line with a median, or
+with a value and a unit), and their raw output is always kept in the document so nothing they
+said is lost.
 
 Exit status: 0 when every script ran (or said it could not measure because a part is missing,
 exit 77: listed as "not measured"); 1 when any script failed or timed out.
@@ -50,6 +51,7 @@ SCRIPTS = (
     Script("timewarp", speaks_json=True, timeout_s=60),
     Script("estop", speaks_json=True, timeout_s=150),
     Script("timeliness", speaks_json=True, timeout_s=90),
+    Script("history", speaks_json=True, timeout_s=150),
     Script("footprint", speaks_json=True, timeout_s=150),
     Script("state_rate", speaks_json=True, timeout_s=150),
 )
@@ -259,6 +261,12 @@ def render(outcomes: list[Outcome], *, quick: bool) -> str:
         " treadmill minus the workout's start plus the ramp's planned end (negative = early,"
         " by up to one engine tick). The first ramp, which includes starting the belt, is"
         " reported apart.",
+        "- **history**: setpoint lateness as in timeliness, without and with every workout"
+        " recorded (`WorkoutRecorder` through the daemon's `HistoryWriter` into SQLite, WAL,"
+        " synchronous=FULL), and their ratio; a 45-minute interval workout run in virtual time"
+        " on the simulator with its recorder's writes taken down, then made in order on a real"
+        " SQLite file: each write's wall time (one a second in the daemon) and the total; that"
+        " file's growth per workout hour.",
         "- **state_rate**: the whole daemon in one process, in real time, against a throwaway"
         " mosquitto, with 8 simulated treadmills sending Treadmill Data at 1 Hz: 4 connected and"
         " idle, 4 walking the built-in `forward-walk` (the window opens 3 s after every one of"

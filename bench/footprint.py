@@ -151,6 +151,9 @@ def measure_real_treadmill(broker: RunningBroker, settle_s: float, samples: int)
         config = write_real_treadmill_config(Path(tmp), broker)
         log_path = Path(tmp) / "daemon.log"
         env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), PYTHONUNBUFFERED="1")
+        # History in the daemon's SQLite default, inside this run's folder (as systemd's
+        # StateDirectory= would give it), not /var/lib/treadmilld.
+        env["STATE_DIRECTORY"] = tmp
         env.pop("JOURNAL_STREAM", None)
         with log_path.open("wb") as log:
             daemon = subprocess.Popen(
@@ -237,6 +240,9 @@ def measure(
         config = write_config(Path(tmp), scenario, broker)
         log_path = Path(tmp) / "daemon.log"
         env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), PYTHONUNBUFFERED="1")
+        # History in the daemon's SQLite default, inside this run's folder (as systemd's
+        # StateDirectory= would give it), not /var/lib/treadmilld.
+        env["STATE_DIRECTORY"] = tmp
         env.pop("JOURNAL_STREAM", None)
         with log_path.open("wb") as log:
             spawned = time.monotonic()

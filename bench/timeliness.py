@@ -23,10 +23,16 @@ import asyncio
 import importlib.util
 import sys
 import tempfile
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from _stats import Figure, Summary, argument_parser, emit, not_available, quiet_logs
+
+if TYPE_CHECKING:
+    from treadmilld.engine.session import WorkoutSession
+    from treadmilld.runtime.clock import Clock
 
 REQUIRED = ("treadmilld_sim", "treadmilld.ble.client", "treadmilld.engine.session")
 TREADMILLS = 8
@@ -71,7 +77,13 @@ class Treadmill:
     planned: list[tuple[float, float]] = field(default_factory=list)
 
 
-async def measure(seconds: float, profiles_dir: Path) -> tuple[list[float], list[float], int]:
+async def measure(
+    seconds: float,
+    profiles_dir: Path,
+    beside: Callable[[WorkoutSession, Clock], Coroutine[Any, Any, None]] | None = None,
+) -> tuple[list[float], list[float], int]:
+    """`beside(session, clock)`, when given, runs alongside each session (bench/history.py
+    records every workout with it)."""
     from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
 
     from treadmilld.ble.api import LinkConnected
@@ -122,6 +134,8 @@ async def measure(seconds: float, profiles_dir: Path) -> tuple[list[float], list
             session_events = session.events()
             background.append(group.create_task(link.run()))
             background.append(group.create_task(session.run()))
+            if beside is not None:  # its first step (subscribing) runs while the link connects
+                background.append(group.create_task(beside(session, clock)))
             async for link_event in link_events:
                 if isinstance(link_event, LinkConnected):
                     break

@@ -29,6 +29,16 @@ elif os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
     settings.load_profile("ci")
 
 
+@pytest.fixture(autouse=True)
+def _state_directory(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daemon keeps its SQLite history in $STATE_DIRECTORY (treadmilld/store/config.py):
+    # every test's daemon, in process or a child, gets a folder of its own, never
+    # /var/lib/treadmilld.
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path_factory.mktemp("state")))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     # Options must be declared in the root conftest; tests/reliability reads this one.
     parser.addoption(

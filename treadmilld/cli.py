@@ -183,7 +183,52 @@ def build_parser() -> argparse.ArgumentParser:
     from treadmilld.app.rider_commands import add_parser  # noqa: PLC0415
 
     add_parser(commands)
+    _add_history(commands, with_config)
     return parser
+
+
+def _add_history(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    history = commands.add_parser(
+        "history",
+        help="recorded workouts: list, show, export (FIT, TCX, CSV), prune",
+        description="Workouts the daemon recorded, from the database in [database] (SQLite "
+        "in the state directory unless url is set); see docs/history.md.",
+    )
+    history_commands = history.add_subparsers(dest="history_command", metavar="ACTION")
+    history_list = history_commands.add_parser("list", help="the newest workouts first")
+    history_list.add_argument("--rider", metavar="ID", default=None, help="only this rider's")
+    history_list.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="at most N workouts (20)"
+    )
+    with_config(history_list)
+    history_show = history_commands.add_parser(
+        "show", help="a workout: summary, segments planned vs done, aborts"
+    )
+    history_show.add_argument("id", metavar="ID", help="a workout id (`history list` shows them)")
+    with_config(history_show)
+    history_export = history_commands.add_parser(
+        "export", help="a workout as a FIT, TCX or CSV file"
+    )
+    history_export.add_argument("id", metavar="ID", help="a workout id")
+    history_export.add_argument(
+        "--format", choices=["fit", "tcx", "csv"], required=True, help="the file's format"
+    )
+    history_export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write to FILE (default: the id and the format's suffix, e.g. w-1a2b.fit)",
+    )
+    with_config(history_export)
+    history_prune = history_commands.add_parser(
+        "prune", help="delete workouts older than [database] retention_days, now"
+    )
+    with_config(history_prune)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,6 +331,16 @@ def _riders(args: argparse.Namespace) -> int:
     return riders_command(args)
 
 
+def _history(args: argparse.Namespace) -> int:
+    if args.history_command is None:
+        build_parser().parse_args(["history", "--help"])
+    if getattr(args, "limit", 1) < 1:
+        build_parser().error("history list --limit: give 1 or more")
+    from treadmilld.app.history_commands import history_command  # noqa: PLC0415
+
+    return history_command(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "riders": _riders,
     "run": _run,
@@ -294,4 +349,5 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "scan": _scan,
     "diagnose": _diagnose,
     "profiles": _profiles,
+    "history": _history,
 }

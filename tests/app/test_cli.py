@@ -99,7 +99,9 @@ async def test_bad_simulated_table_names_the_field(tmp_path: Path) -> None:
     assert "treadmills[0].simulated.max_speed_kmh" in "".join(daemon.stderr)
 
 
-async def test_demo_runs_a_profile_to_its_summary(mqtt_broker: EmbeddedBroker) -> None:
+async def test_demo_runs_a_profile_to_its_summary(
+    mqtt_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
     code, demo = await run_to_end(
         "demo",
         "--profile",
@@ -131,6 +133,18 @@ async def test_demo_runs_a_profile_to_its_summary(mqtt_broker: EmbeddedBroker) -
         assert f"{treadmill}  segment 1/5: forward 0:20 at 3 km/h" in output
         assert f"{treadmill}  segment 3/5: backward 0:15 at 2 km/h" in output
         assert f"{treadmill}  segment 5/5: forward" in output
+    # The last line names the recorded workouts and how to export one; doing what it says
+    # gives the file.
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("history: workout w-"), last
+    command = last.split("`")[1]
+    assignment, program, *arguments = command.split()
+    assert program == "treadmilld"
+    variable, url = assignment.split("=", 1)
+    target = tmp_path / "demo.fit"
+    code, export = await run_to_end(*arguments, "-o", str(target), env={variable: url})
+    assert code == 0, export.output()
+    assert target.read_bytes()[8:12] == b".FIT"  # the FIT file header's data type
 
 
 async def test_scan_lists_simulated_treadmills() -> None:

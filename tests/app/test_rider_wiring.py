@@ -17,11 +17,17 @@ from treadmilld.store.api import Store, open_store, sqlite_url
 
 @dataclass
 class History:
-    """The history service as riders see it: its store, recorders and programs."""
+    """The history service as riders see it: its store (opened on first use, counted),
+    recorders and programs."""
 
-    store: Store
+    opened_store: Store
     programs: ProgramLibrary
     recorders: Mapping[str, WorkoutRecorderSeam] = field(default_factory=dict)
+    opened: int = 0
+
+    async def store(self) -> Store:
+        self.opened += 1
+        return self.opened_store
 
 
 async def test_riders_work_on_the_history_services_store_and_none_without_one(
@@ -33,7 +39,10 @@ async def test_riders_work_on_the_history_services_store_and_none_without_one(
         history = History(store, ProgramLibrary(profiles))
         arguments = bridge_rider_arguments(history, profiles, SafetyLimits())
         assert arguments["recorders"] is history.recorders
+        # The store (SQLAlchemy) is opened when riders are first asked for, not before.
+        assert history.opened == 0
         await arguments["riders"].create(
             RiderFields(rider_id="r-17", display_name="Anna", body_weight_kg=64.0)
         )
         assert [rider.rider_id for rider in await store.list_riders()] == ["r-17"]
+        assert history.opened >= 1

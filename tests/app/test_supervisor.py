@@ -202,3 +202,62 @@ async def test_shutdown_waits_for_each_belt_to_read_zero() -> None:
     [confirmed] = [entry for entry in logs if entry["event"] == "belt_stop_confirmed"]
     assert confirmed["speed_kmh"] == 0.0
     assert not [entry for entry in logs if entry["event"] == "belt_still_moving"]
+
+
+async def test_a_failing_history_task_restarts_and_never_stops_a_belt() -> None:
+    link = ObedientLink("tm01", moving_kmh=3.0)
+    session = DrivesItsBelt(link)
+    attempts: list[int] = []
+
+    async def recorder_that_fails_twice() -> None:
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise RuntimeError("history bug (test)")
+        await asyncio.Event().wait()
+
+    supervisor = Supervisor(
+        [unit(session)],
+        None,
+        restart=QUICK_RESTART,
+        history_tasks=[("history:tm01", recorder_that_fails_twice)],
+    )
+    with capture_logs() as logs:
+        async with asyncio.timeout(10):
+            runner = asyncio.create_task(supervisor.run())
+            await eventually(lambda: len(attempts) == 3)
+            assert link.speed_kmh == 3.0  # the belt walked on throughout
+            assert link.commands == []
+            supervisor.request_stop()
+            await runner
+    failures = [line for line in logs if line["event"] == "history_task_failed"]
+    assert [line["task"] for line in failures] == ["history:tm01", "history:tm01"]
+    assert link.commands == ["stop", "close"]
+
+
+async def test_history_is_drained_after_the_belts_stand_and_never_holds_up_the_stop() -> None:
+    link = ObedientLink("tm01", moving_kmh=3.0)
+    session = DrivesItsBelt(link)
+    speeds_when_drained: list[float] = []
+
+    async def drain_that_never_ends() -> None:
+        speeds_when_drained.append(link.speed_kmh)
+        await asyncio.Event().wait()  # a database that does not answer
+
+    supervisor = Supervisor(
+        [unit(session)],
+        None,
+        restart=QUICK_RESTART,
+        history_drain=drain_that_never_ends,
+        history_drain_budget_s=0.2,
+    )
+    with capture_logs() as logs:
+        async with asyncio.timeout(10):
+            runner = asyncio.create_task(supervisor.run())
+            await eventually(lambda: session.runs == 1)
+            supervisor.request_stop()
+            await runner
+    assert speeds_when_drained == [0.0]  # the belt was stopped first
+    assert link.commands == ["stop", "close"]
+    assert [line["event"] for line in logs if line["event"] == "history_not_drained"] == [
+        "history_not_drained"
+    ]

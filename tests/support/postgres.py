@@ -134,6 +134,19 @@ class PostgresServer:
     def stop(self) -> None:
         self._run(self._server_command("pg_ctl", "stop", "-m", "fast", "-D", str(self._data)))
 
+    def start_again(self) -> None:
+        """After `stop`: the same server, its databases and port, running again."""
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            self._server_command(
+                "pg_ctl", "start", "-w", "-t", "30", "-D", str(self._data),
+                "-l", str(self.root / "server.log"), "-o", options,
+            )
+        )  # fmt: skip
+
     def create_database(self) -> str:
         """A new empty database; its SQLAlchemy URL."""
         name = f"test_{next(self._names)}"

@@ -6,6 +6,7 @@ configured, so a gym's install never needs Bumble.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from treadmilld.app.heart_rate_wiring import heart_rate_services
-from treadmilld.app.rider_wiring import HistoryServiceSeam, bridge_rider_arguments
+from treadmilld.app.history_service import HistoryService, close_when_done, start_history
+from treadmilld.app.rider_wiring import bridge_rider_arguments
 from treadmilld.app.settings import ConfigError, Settings
 from treadmilld.app.simulation import (
     ReplaySpec,
@@ -34,6 +36,7 @@ from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import LimitSet
 from treadmilld.engine.session import WorkoutSession
 from treadmilld.mqtt.bridge import BridgeConfigError, MqttBridge
+from treadmilld.programs.library import ProgramLibrary
 from treadmilld.runtime.clock import Clock, LoopClock, ScaledClock
 
 if TYPE_CHECKING:
@@ -54,6 +57,8 @@ class Assembly:
     bridge: ManagedBridge | None
     library: ProfileLibrary
     fleet: SimulatedFleet | None = None
+    # The database, the recorders and the programs (None only in tests that build parts).
+    history: HistoryService | None = None
     # Named tasks for the supervisor beside the treadmills and the bridge.
     services: list[tuple[str, Callable[[], Awaitable[None]]]] = dataclasses.field(
         default_factory=list
@@ -162,13 +167,33 @@ def traced_backend(
 
 @contextlib.asynccontextmanager
 async def assemble(
-    settings: Settings, *, clock: Clock, version: str, trace: TraceOptions | None = None
+    settings: Settings,
+    *,
+    clock: Clock,
+    version: str,
+    trace: TraceOptions | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[Assembly]:
-    """Links, sessions and the bridge for `settings`; the simulator, if any, is torn down on
-    exit (after the supervisor has closed the links), and so are the trace files, if any."""
+    """Links, sessions, the bridge and history for `settings`; the simulator, if any, is torn
+    down on exit (after the supervisor has closed the links), and so are the trace files, if
+    any; the database is closed last. `database_url` overrides `[database] url` (the demo's
+    temporary database)."""
     settings = real_time_tolerances(settings)
     library = profile_library(settings)
     async with contextlib.AsyncExitStack() as stack:
+        # The database opens (a first start migrates it in a child process, seconds) while
+        # the simulator starts; it is awaited before any deck is driven, and closed last.
+        history_opening = asyncio.create_task(
+            start_history(
+                settings.database,
+                [t.id for t in settings.treadmills],
+                programs=ProgramLibrary(library),
+                clock=clock,
+                url=database_url,
+            ),
+            name="history-open",
+        )
+        stack.push_async_callback(close_when_done, history_opening)
         fleet: SimulatedFleet | None = None
         # Each simulated treadmill's deck: a SimulatedTreadmill, or a ReplayedDeck.
         decks: dict[str, Any] = {}
@@ -184,6 +209,7 @@ async def assemble(
             )
             fleet = started
             decks = await start_simulated_decks(stack, started, specs)
+        history = await history_opening
         units: list[TreadmillUnit] = []
         for treadmill in settings.treadmills:
             link_settings = treadmill.link_settings(settings.link)
@@ -211,9 +237,6 @@ async def assemble(
                 )
             session = make_session(link, settings, library, clock)
             units.append(TreadmillUnit(treadmill.id, link, session))
-        # The merge point for the history service (branch history-wiring): riders need its
-        # store, recorders and programs; None until it is built here.
-        history: HistoryServiceSeam | None = None
         try:
             bridge = MqttBridge(
                 settings.mqtt,
@@ -227,7 +250,8 @@ async def assemble(
             )
         except BridgeConfigError as error:
             raise ConfigError(str(error)) from None
-        assembly = Assembly(units, bridge, library, fleet)
+        history.record(unit.session for unit in units)
+        assembly = Assembly(units, bridge, library, fleet, history=history)
         assembly.services.extend(
             await heart_rate_services(
                 settings,

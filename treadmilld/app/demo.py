@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -21,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 from treadmilld.app.assembly import Assembly
 from treadmilld.app.config_problems import explain_problem
 from treadmilld.app.demo_driver import DemoDriver, DemoFailedError, mm_ss
+from treadmilld.app.history_service import HistoryService
 from treadmilld.app.log_setup import LogFormat, LogLevel, configure_logging
 from treadmilld.app.run import run_daemon
 from treadmilld.app.sdnotify import SystemdNotifier
@@ -34,6 +36,7 @@ from treadmilld.app.supervisor import Supervisor
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.profile import ProfileError, load_profile
 from treadmilld.mqtt.config import MqttSettings
+from treadmilld.store.config import DATABASE_FILE_NAME
 
 _log = structlog.get_logger(__name__)
 
@@ -225,11 +228,42 @@ async def _demo(
             keep_running=options.keep_running,
         )
 
+        histories: list[HistoryService] = []
+
         def attach(assembly: Assembly, supervisor: Supervisor) -> None:
             driver.attach(assembly, supervisor)
+            if assembly.history is not None:
+                histories.append(assembly.history)
 
+        # The history goes to `[database] url` when set (TREADMILLD_DATABASE__URL), else to a
+        # database of the demo's own in the temporary folder, left there to export from.
+        database = None
+        if settings.database.url is None:
+            folder = Path(tempfile.mkdtemp(prefix="treadmilld-demo-"))
+            database = f"sqlite:///{folder / DATABASE_FILE_NAME}"
         # No systemd here, whatever the environment says.
-        await run_daemon(settings, notifier=SystemdNotifier({}), on_assembled=attach)
+        await run_daemon(
+            settings, notifier=SystemdNotifier({}), on_assembled=attach, database_url=database
+        )
+        recorded = [
+            r.last_workout_id
+            for history in histories
+            for r in history.recorders.values()
+            if r.last_workout_id is not None
+        ]
         if driver.failure is not None:
             raise DemoFailedError(driver.failure)
+        out.write(_history_line(recorded, database))
         return 0 if driver.all_finished() else 1
+
+
+def _history_line(recorded: list[str], database: str | None) -> str:
+    """One line: where the workouts went and how to export one."""
+    if not recorded:
+        return "history: no workout was recorded\n"
+    env = f"TREADMILLD_DATABASE__URL={database} " if database is not None else ""
+    ids = ", ".join(recorded)
+    return (
+        f"history: workout {ids} recorded; export it with "
+        f"`{env}treadmilld history export {recorded[0]} --format fit`\n"
+    )

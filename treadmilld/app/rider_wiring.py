@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 class HistoryServiceSeam(Protocol):
     """What riders need of the history service."""
 
-    @property
-    def store(self) -> Store: ...
+    async def store(self) -> Store:
+        """The store, opened on first use (it loads SQLAlchemy)."""
+        ...
 
     @property
     def recorders(self) -> Mapping[str, WorkoutRecorderSeam]: ...

@@ -12,6 +12,7 @@ import structlog
 
 from treadmilld import __version__
 from treadmilld.app.assembly import Assembly, TraceOptions, assemble, clock_for
+from treadmilld.app.history_service import DatabaseUnreachableError
 from treadmilld.app.log_setup import configure_logging
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ConfigError, Settings, load_settings, redacted
@@ -70,6 +71,12 @@ def run_command(
         asyncio.run(run_daemon(settings, trace=trace_options))
     except ConfigError:
         raise
+    except DatabaseUnreachableError as error:
+        # Exit 1: systemd starts the daemon again after RestartSec, by which time a database
+        # that was restarting answers.
+        _log.critical("database_unreachable", error=str(error))
+        sys.stderr.write(f"treadmilld: {error}\n")
+        return EXIT_FAILURE
     except Exception as error:  # noqa: BLE001 - reported, then exit 1 for systemd
         # A crash ends the process non-zero so systemd restarts it; the belts were stopped
         # by the supervisor before the error got here.
@@ -84,16 +91,22 @@ async def run_daemon(
     notifier: SystemdNotifier | None = None,
     on_assembled: Callable[[Assembly, Supervisor], Awaitable[None] | None] | None = None,
     trace: TraceOptions | None = None,
+    database_url: str | None = None,
 ) -> None:
     """Assemble every part from `settings` and supervise it until stopped."""
     clock = clock_for(settings)
-    async with assemble(settings, clock=clock, version=__version__, trace=trace) as assembly:
+    async with assemble(
+        settings, clock=clock, version=__version__, trace=trace, database_url=database_url
+    ) as assembly:
+        history = assembly.history
         supervisor = Supervisor(
             assembly.units,
             assembly.bridge,
             notifier=notifier or SystemdNotifier(),
             shutdown_mode=settings.shutdown_mode,
             services=assembly.services,
+            history_tasks=history.tasks() if history is not None else (),
+            history_drain=history.drained if history is not None else None,
         )
         if on_assembled is not None:
             result = on_assembled(assembly, supervisor)

@@ -10,6 +10,10 @@ Failure policy:
   pauses every moving belt within `stop_budget_s` (3 s), watches each belt stand still, then
   closes the bridge (final state, availability and bridge `offline`), closes the links and
   returns normally (exit code 0).
+- History (one recorder per treadmill, the daily retention) runs in tasks of its own that
+  log and restart with backoff when they fail: history never stops a belt. At shutdown the
+  recorders get `history_drain_budget_s` to write what they hold, once the belts are stopped
+  and confirmed, never before.
 - READY=1 goes to systemd once the tasks are up, without waiting for any treadmill; WATCHDOG=1
   pings only while every treadmill session is alive.
 """
@@ -108,6 +112,12 @@ class Supervisor:
     # More named tasks that run as long as the daemon does (the profile folder watcher).
     # They handle their own expected errors; one that raises is a bug, like the bridge.
     services: Sequence[tuple[str, Callable[[], Awaitable[None]]]] = ()
+    # History's named tasks (the recorders, retention): restarted when they fail, never fatal.
+    history_tasks: Sequence[tuple[str, Callable[[], Awaitable[None]]]] = ()
+    # Writes what the recorders still hold (the workouts' endings); awaited at shutdown after
+    # the belts, for at most `history_drain_budget_s`.
+    history_drain: Callable[[], Awaitable[None]] | None = None
+    history_drain_budget_s: float = 2.0
     # Backoff, watchdog and the stop budgets: real time (a `LoopClock`), also in the demo,
     # whose sped-up clock is the engine's: the 3 s stop promise is in seconds a person lives.
     clock: Clock = field(default_factory=LoopClock)
@@ -161,6 +171,8 @@ class Supervisor:
                 start("mqtt", self._fatal_on_error("mqtt", self.bridge.run))
             for name, service in self.services:
                 start(name, self._fatal_on_error(name, service))
+            for name, body in self.history_tasks:
+                start(name, self._keep_history_running(name, body))
             # Let every task take its first step before telling systemd we are up.
             await asyncio.sleep(0)
             self.notifier.ready(self._status_line())
@@ -234,6 +246,34 @@ class Supervisor:
                 _log.warning("session_task_returned", retry_in_s=round(delay, 1))
                 await self.clock.sleep(delay)
 
+    async def _keep_history_running(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        """A history task: its failure is logged and it starts again; the belts go on."""
+        failures = 0
+        while not self.is_stopping():
+            started = self.clock.now()
+            try:
+                await body()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - history never stops a belt
+                failures = self._count_failure(failures, started)
+                delay = self._restart_delay(failures)
+                _log.error(
+                    "history_task_failed",
+                    task=name,
+                    error=repr(error),
+                    retry_in_s=round(delay, 1),
+                    hint="workouts go on; history is missing until it restarts by itself",
+                    exc_info=error,
+                )
+            else:
+                if self.is_stopping():
+                    return
+                failures = self._count_failure(failures, started)
+                delay = self._restart_delay(failures)
+                _log.warning("history_task_returned", task=name, retry_in_s=round(delay, 1))
+            await self.clock.sleep(delay)
+
     def _count_failure(self, failures: int, started: float) -> int:
         if self.clock.now() - started >= self.restart.healthy_after_s:
             return 1
@@ -274,8 +314,26 @@ class Supervisor:
                 _log.warning("mqtt_close_timed_out", hint="the broker publishes our Will instead")
             except Exception as error:  # noqa: BLE001 - shutting down; report and carry on
                 _log.warning("mqtt_close_failed", error=repr(error))
+        await self._drain_history()
         await asyncio.gather(*(self._close_link(unit) for unit in self.units))
         _log.info("daemon_stopped")
+
+    async def _drain_history(self) -> None:
+        """The recorders write the workouts' endings; bounded, as the belts stand already."""
+        if self.history_drain is None:
+            return
+        try:
+            async with asyncio.timeout(self.history_drain_budget_s):
+                await self.history_drain()
+        except TimeoutError:
+            _log.warning(
+                "history_not_drained",
+                budget_s=self.history_drain_budget_s,
+                hint="the database did not answer in time; the next start marks the workouts "
+                "still running `interrupted`",
+            )
+        except Exception as error:  # noqa: BLE001 - shutting down; report and carry on
+            _log.warning("history_drain_failed", error=repr(error))
 
     async def _stop_all_belts(self) -> None:
         """Every session stops (or pauses) its belt, all at once, within the stop budget."""

@@ -9,7 +9,7 @@ clinical advance.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -189,20 +189,28 @@ class RiderService:
 
     def __init__(
         self,
-        store: Store,
+        store: Store | Callable[[], Awaitable[Store]],
         programs: ProgramLibrary,
         profiles: ProfileLibrary,
         limits: SafetyLimits,
         *,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
-        """`now` is wall-clock UTC: program weeks and windows are calendar days a person
-        lives, not the engine's clock."""
-        self._store = store
+        """`store` is the store, or how to open it on first use (the daemon's history service:
+        the store loads SQLAlchemy, so a daemon whose riders are never asked for does not).
+        `now` is wall-clock UTC: program weeks and windows are calendar days a person lives,
+        not the engine's clock."""
+        self._store_or_opener = store
         self._programs = programs
         self._profiles = profiles
         self._limits = limits
         self._now = now
+
+    async def _db(self) -> Store:
+        store = self._store_or_opener
+        if callable(store):
+            return await store()
+        return store
 
     # -- riders ----------------------------------------------------------------------
 
@@ -222,7 +230,7 @@ class RiderService:
             else None,
         )
         try:
-            await self._store.create_rider(rider)
+            await (await self._db()).create_rider(rider)
         except RiderExistsError as error:
             raise RiderError("rider_exists", str(error)) from None
         except InvalidRecordError as error:
@@ -250,17 +258,17 @@ class RiderService:
         self._check_limits(updated.limits, clinical=updated.clinical)
         if "program" in given and changes.program != rider.program_name:
             updated = self._with_program(updated, changes.program)
-        await self._store.update_rider(updated)
+        await (await self._db()).update_rider(updated)
         return updated
 
     async def get(self, rider_id: str) -> Rider:
         try:
-            return await self._store.get_rider(rider_id)
+            return await (await self._db()).get_rider(rider_id)
         except UnknownRiderError as error:
             raise RiderError("unknown_rider", str(error)) from None
 
     async def list_riders(self) -> list[Rider]:
-        return await self._store.list_riders()
+        return await (await self._db()).list_riders()
 
     async def delete(self, rider_id: str) -> int:
         """The rider and their whole history, in one transaction; how many workouts went.
@@ -269,7 +277,9 @@ class RiderService:
         await self.get(rider_id)
         running = [
             record.workout_id
-            for record in await self._store.list_workouts(rider_id=rider_id, limit=HISTORY_LIMIT)
+            for record in await (await self._db()).list_workouts(
+                rider_id=rider_id, limit=HISTORY_LIMIT
+            )
             if record.outcome is WorkoutOutcome.RUNNING
         ]
         if running:
@@ -280,13 +290,13 @@ class RiderService:
                 "the daemon's next start)",
             )
         try:
-            return await self._store.delete_rider(rider_id)
+            return await (await self._db()).delete_rider(rider_id)
         except UnknownRiderError as error:
             raise RiderError("unknown_rider", str(error)) from None
 
     async def export(self, rider_id: str) -> dict[str, Any]:
         try:
-            return await self._store.export_rider(rider_id)
+            return await (await self._db()).export_rider(rider_id)
         except UnknownRiderError as error:
             raise RiderError("unknown_rider", str(error)) from None
 
@@ -364,7 +374,7 @@ class RiderService:
             self._program(rider.program_name)  # refused before the feedback is written
         report = Feedback(effort=effort, pain=pain, reported_at=self._now())
         try:
-            await self._store.add_feedback(workout_id, report)
+            await (await self._db()).add_feedback(workout_id, report)
         except InvalidRecordError as error:
             raise RiderError("invalid_payload", str(error)) from None
         _log.info("rider_feedback_recorded", rider_id=rider.rider_id, workout_id=workout_id)
@@ -398,7 +408,7 @@ class RiderService:
             *_confirmations(rider.program_state),
             {"to_stage": confirmed.stage, "therapist": therapist, "at": now.isoformat()},
         ]
-        await self._store.update_rider(
+        await (await self._db()).update_rider(
             replace(rider, program_state=_state_json(confirmed, confirmations))
         )
         _log.info("program_advance_confirmed", rider_id=rider_id, stage=confirmed.stage)
@@ -482,12 +492,12 @@ class RiderService:
 
     async def _workout(self, workout_id: str) -> WorkoutRecord:
         try:
-            return await self._store.get_workout(workout_id)
+            return await (await self._db()).get_workout(workout_id)
         except UnknownWorkoutError as error:
             raise RiderError("unknown_workout", str(error)) from None
 
     async def _history(self, rider_id: str, state: ProgramState) -> list[WorkoutRecord]:
-        records = await self._store.list_workouts(
+        records = await (await self._db()).list_workouts(
             rider_id=rider_id, since=state.started_at, limit=HISTORY_LIMIT
         )
         return list(reversed(records))  # oldest first, newest last, as evaluate reads them
@@ -507,7 +517,7 @@ class RiderService:
         evaluation = evaluate(program, state, history, now)
         if store and evaluation.state != state:
             stored = _state_json(evaluation.state, _confirmations(rider.program_state))
-            await self._store.update_rider(replace(rider, program_state=stored))
+            await (await self._db()).update_rider(replace(rider, program_state=stored))
             _log.info(
                 "rider_program_state_changed",
                 rider_id=rider.rider_id,

@@ -8,9 +8,10 @@ workout `interrupted` (`mark_interrupted_on_start`) with every sample written be
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from types import TracebackType
@@ -32,6 +33,7 @@ from treadmilld.history.records import (
     WorkoutSummary,
 )
 from treadmilld.history.riders import RIDER_ID_PATTERN, Rider
+from treadmilld.store.availability import reachability
 from treadmilld.store.engine import create_engine
 from treadmilld.store.errors import (
     InvalidRecordError,
@@ -61,11 +63,13 @@ FEEDBACK_RANGE = range(11)  # effort and pain are each reported 0 to 10 (issue 1
 async def open_store(url: str, *, wall_time: Callable[[], float] = time.time) -> Store:
     """Open the database at `url`, migrating its schema to the newest this treadmilld knows.
 
-    Raises SchemaTooNewError when a newer treadmilld migrated it. `wall_time` (seconds since
-    the epoch) stamps riders' created/updated times."""
+    Raises SchemaTooNewError when a newer treadmilld migrated it, HistoryUnavailableError when
+    the database cannot be reached. `wall_time` (seconds since the epoch) stamps riders'
+    created/updated times."""
     engine = create_engine(url)
     try:
-        await upgrade_schema(engine)
+        with reachability(engine.url.render_as_string(hide_password=True)):
+            await upgrade_schema(engine)
     except BaseException:
         await engine.dispose()
         raise
@@ -73,9 +77,27 @@ async def open_store(url: str, *, wall_time: Callable[[], float] = time.time) ->
 
 
 class Store:
+    """Every method raises HistoryUnavailableError (treadmilld.history.records) when the
+    database cannot be reached (connection refused or lost, a server restarting, SQLite's file
+    locked or its disk gone), so a caller may try again; every other error is its own."""
+
     def __init__(self, engine: AsyncEngine, *, wall_time: Callable[[], float] = time.time) -> None:
         self._engine = engine
         self._wall_time = wall_time
+        self._where = engine.url.render_as_string(hide_password=True)
+
+    @contextlib.asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction, committed on leaving; connectivity failures as HistoryUnavailable."""
+        with reachability(self._where):
+            async with self._engine.begin() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        with reachability(self._where):
+            async with self._engine.connect() as conn:
+                yield conn
 
     @property
     def engine(self) -> AsyncEngine:
@@ -103,7 +125,7 @@ class Store:
     async def create_rider(self, rider: Rider) -> None:
         _check_rider(rider)
         now = self._now()
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             if await _rider_exists(conn, rider.rider_id):
                 raise RiderExistsError(
                     f"rider {rider.rider_id!r} exists already; change it with an update, or "
@@ -117,7 +139,7 @@ class Store:
     async def update_rider(self, rider: Rider) -> None:
         """Replace every field of the rider with `rider`'s."""
         _check_rider(rider)
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(
                 sa.update(riders)
                 .where(riders.c.id == rider.rider_id)
@@ -128,7 +150,7 @@ class Store:
         _log.info("rider_updated", rider_id=rider.rider_id)
 
     async def get_rider(self, rider_id: str) -> Rider:
-        async with self._engine.connect() as conn:
+        async with self._connect() as conn:
             query = sa.select(riders).where(riders.c.id == rider_id)
             row = (await conn.execute(query)).mappings().first()
         if row is None:
@@ -136,14 +158,14 @@ class Store:
         return _rider_from(row)
 
     async def list_riders(self) -> list[Rider]:
-        async with self._engine.connect() as conn:
+        async with self._connect() as conn:
             rows = await conn.execute(sa.select(riders).order_by(riders.c.id))
             return [_rider_from(row) for row in rows.mappings()]
 
     async def delete_rider(self, rider_id: str) -> int:
         """Delete the rider and their whole history (workouts, samples, feedback) in one
         transaction; returns how many workouts went."""
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             gone = await conn.execute(sa.delete(workouts).where(workouts.c.rider_id == rider_id))
             result = await conn.execute(sa.delete(riders).where(riders.c.id == rider_id))
             if result.rowcount == 0:
@@ -153,7 +175,7 @@ class Store:
 
     async def export_rider(self, rider_id: str) -> dict[str, Any]:
         """Everything stored about the rider, as plain JSON values (a data-subject export)."""
-        async with self._engine.connect() as conn:
+        async with self._connect() as conn:
             query = sa.select(riders).where(riders.c.id == rider_id)
             rider = (await conn.execute(query)).mappings().first()
             if rider is None:
@@ -184,7 +206,7 @@ class Store:
             raise InvalidRecordError(
                 f"workout id {record.workout_id!r}: give 1 to {WORKOUT_ID_LENGTH} characters"
             )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             if record.rider_id is not None and not await _rider_exists(conn, record.rider_id):
                 raise _unknown_rider(record.rider_id)
             if await _workout_exists(conn, record.workout_id):
@@ -204,18 +226,18 @@ class Store:
     async def append_samples(self, workout_id: str, batch: Sequence[Sample]) -> None:
         if not batch:
             return
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await _require_workout(conn, workout_id)
             await conn.execute(sa.insert(samples), [_sample_row(workout_id, s) for s in batch])
 
     async def add_segment(self, workout_id: str, segment: SegmentRecord) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await _require_workout(conn, workout_id)
             await conn.execute(sa.insert(segments).values(_segment_row(workout_id, segment)))
 
     async def update_segment(self, workout_id: str, segment: SegmentRecord) -> None:
         """Replace the stored segment of the same index (its end, distance, completion)."""
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(
                 sa.update(segments)
                 .where(segments.c.workout_id == workout_id, segments.c.idx == segment.index)
@@ -228,7 +250,7 @@ class Store:
                 )
 
     async def add_phase(self, workout_id: str, phase: PhaseChange) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await _require_workout(conn, workout_id)
             await conn.execute(
                 sa.insert(phases).values(workout_id=workout_id, at_s=phase.at_s, phase=phase.phase)
@@ -243,7 +265,7 @@ class Store:
         abort_reason: AbortReason | None = None,
         abort_detail: str | None = None,
     ) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(
                 sa.update(workouts)
                 .where(workouts.c.id == workout_id)
@@ -273,7 +295,7 @@ class Store:
             workouts.c.outcome == WorkoutOutcome.RUNNING.value,
             workouts.c.treadmill_id.in_(list(treadmill_ids)),
         )
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             ids = list((await conn.scalars(sa.select(workouts.c.id).where(running))).all())
             if ids:
                 await conn.execute(
@@ -289,7 +311,7 @@ class Store:
 
     async def get_workout(self, workout_id: str) -> WorkoutRecord:
         """The whole workout: segments, samples, phases, summary and feedback."""
-        async with self._engine.connect() as conn:
+        async with self._connect() as conn:
             return await _read_workout(conn, workout_id)
 
     async def list_workouts(
@@ -311,7 +333,7 @@ class Store:
             query = query.where(workouts.c.rider_id == rider_id)
         if since is not None:
             query = query.where(workouts.c.started_at >= since)
-        async with self._engine.connect() as conn:
+        async with self._connect() as conn:
             rows = await conn.execute(query)
             return [_workout_from(row, _feedback_from(row)) for row in rows.mappings()]
 
@@ -322,7 +344,7 @@ class Store:
         for name, value in (("effort", report.effort), ("pain", report.pain)):
             if value not in FEEDBACK_RANGE:
                 raise InvalidRecordError(f"{name} {value!r}: report a whole number from 0 to 10")
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             await _require_workout(conn, workout_id)
             await conn.execute(sa.delete(feedback).where(feedback.c.workout_id == workout_id))
             await conn.execute(
@@ -343,7 +365,7 @@ class Store:
                 "or more, or no retention to keep everything"
             )
         cutoff = (now if now is not None else self._now()) - timedelta(days=older_than_days)
-        async with self._engine.begin() as conn:
+        async with self._begin() as conn:
             result = await conn.execute(
                 sa.delete(workouts).where(
                     workouts.c.started_at < cutoff,
