@@ -29,6 +29,9 @@ class History:
         self.opened += 1
         return self.opened_store
 
+    async def any_riders(self) -> bool:
+        return bool(await self.opened_store.list_riders())
+
 
 async def test_riders_work_on_the_history_services_store_and_none_without_one(
     tmp_path: Path,
@@ -39,7 +42,9 @@ async def test_riders_work_on_the_history_services_store_and_none_without_one(
         history = History(store, ProgramLibrary(profiles))
         arguments = bridge_rider_arguments(history, profiles, SafetyLimits())
         assert arguments["recorders"] is history.recorders
-        # The store (SQLAlchemy) is opened when riders are first asked for, not before.
+        # The store (SQLAlchemy) is opened when riders are first asked for, not before, and
+        # listing riders where there are none (every broker connect does) does not open it.
+        assert await arguments["riders"].list_riders() == []
         assert history.opened == 0
         await arguments["riders"].create(
             RiderFields(rider_id="r-17", display_name="Anna", body_weight_kg=64.0)

@@ -121,6 +121,10 @@ class HistoryService:
                 )
             await self._retention_clock.sleep(RETENTION_INTERVAL_S)
 
+    async def any_riders(self) -> bool:
+        """Whether the database holds a rider, in plain SQL (no SQLAlchemy)."""
+        return await self.writer.any_riders()
+
     async def store(self) -> Store:
         """The full store (riders, reading history), opened on first use and kept. It loads
         SQLAlchemy: about 14 MiB more resident memory from then on."""

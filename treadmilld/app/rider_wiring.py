@@ -26,6 +26,10 @@ class HistoryServiceSeam(Protocol):
         """The store, opened on first use (it loads SQLAlchemy)."""
         ...
 
+    async def any_riders(self) -> bool:
+        """Whether there is any rider, without opening the store."""
+        ...
+
     @property
     def recorders(self) -> Mapping[str, WorkoutRecorderSeam]: ...
 
@@ -44,6 +48,8 @@ def bridge_rider_arguments(
     from treadmilld.riders.service import RiderService  # noqa: PLC0415
 
     return {
-        "riders": RiderService(history.store, history.programs, profiles, limits),
+        "riders": RiderService(
+            history.store, history.programs, profiles, limits, any_riders=history.any_riders
+        ),
         "recorders": history.recorders,
     }

@@ -195,12 +195,16 @@ class RiderService:
         limits: SafetyLimits,
         *,
         now: Callable[[], datetime] = utc_now,
+        any_riders: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         """`store` is the store, or how to open it on first use (the daemon's history service:
         the store loads SQLAlchemy, so a daemon whose riders are never asked for does not).
         `now` is wall-clock UTC: program weeks and windows are calendar days a person lives,
         not the engine's clock."""
         self._store_or_opener = store
+        # A cheap look (plain SQL) whether there is any rider at all: listing no riders then
+        # opens no store (the daemon republishes every rider's progress on each connect).
+        self._any_riders = any_riders
         self._programs = programs
         self._profiles = profiles
         self._limits = limits
@@ -268,6 +272,8 @@ class RiderService:
             raise RiderError("unknown_rider", str(error)) from None
 
     async def list_riders(self) -> list[Rider]:
+        if self._any_riders is not None and not await self._any_riders():
+            return []
         return await (await self._db()).list_riders()
 
     async def delete(self, rider_id: str) -> int:

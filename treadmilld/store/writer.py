@@ -470,6 +470,11 @@ class HistoryWriter:
                 f"no workout {workout_id!r} to end; it was never begun (or retention deleted it)"
             )
 
+    async def any_riders(self) -> bool:
+        """Whether the database holds a rider: a daemon whose gym keeps none never needs the
+        full store (SQLAlchemy, about 14 MiB) for riders."""
+        return bool(await self._backend.fetch_column("SELECT id FROM riders LIMIT 1"))
+
     async def mark_interrupted_on_start(self, treadmill_ids: Collection[str]) -> list[str]:
         """Every RUNNING workout of these treadmills becomes INTERRUPTED (this daemon died
         under it); another Pi's running workouts on a shared database are left alone."""
