@@ -15,8 +15,10 @@ The session is made of parts, each in its own module, sharing one `SessionState`
 `link_reactions` (what each link event does), `workout_endings` (finish, stop, abort),
 `verified_stop` (the verified stop), `watchdog` (no data, the belt between records),
 `start_admission` (whether a start may run), `workout_commands` (the person's commands to a
-running workout) and `session_snapshot` (what the session shows). This module wires them, runs
-their tasks, starts workouts, stops the belt and shuts down.
+running workout), `session_heart_rate` (heart-rate readings in, judged by the governor, a
+verdict answered with the turn-safe pause), `session_snapshot` (what the session shows) and
+`session_publishing` (its events to subscribers). This module wires them, runs their tasks,
+starts workouts, stops the belt and shuts down.
 """
 
 from __future__ import annotations
@@ -41,25 +43,22 @@ from treadmilld.engine.api import (
     BeltState,
     CommandRejectedError,
     DeviceInfo,
-    HeartRateCeilingReached,
-    HeartRateMissing,
-    LimitApplied,
     Phase,
     SessionEvent,
     SessionSnapshot,
-    StateChanged,
     StopOutcome,
     WorkoutStarted,
 )
 from treadmilld.engine.belt import BeltObserver
 from treadmilld.engine.executor import DEFAULT_TICK_S, WorkoutExecutor
-from treadmilld.engine.governor import EMERGENCY_STOP_TIMEOUT_S, LimitNotice, SafetyGovernor
-from treadmilld.engine.heart_rate import HeartRateReading, Rejection
-from treadmilld.engine.heart_rate_guard import HeartRateVerdict
+from treadmilld.engine.governor import EMERGENCY_STOP_TIMEOUT_S, SafetyGovernor
+from treadmilld.engine.heart_rate import HeartRateReading
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import ProfileLimits, SafetyLimits
 from treadmilld.engine.link_reactions import LinkReactions
 from treadmilld.engine.planner import WorkoutPlan
+from treadmilld.engine.session_heart_rate import HeartRateIntake
+from treadmilld.engine.session_publishing import SessionPublisher
 from treadmilld.engine.session_snapshot import build_snapshot, device_info
 from treadmilld.engine.session_state import SessionState
 from treadmilld.engine.start_admission import admit_start, check_body_weight
@@ -67,14 +66,9 @@ from treadmilld.engine.verified_stop import BeltStopper
 from treadmilld.engine.watchdog import SessionWatchdog
 from treadmilld.engine.workout_endings import WorkoutEndings
 from treadmilld.runtime.clock import Clock
-from treadmilld.runtime.fanout import FanOut
 from treadmilld.runtime.waiting import wait_any
 
 _log = structlog.get_logger(__name__)
-
-# Events kept per subscriber before the oldest are dropped (a stalled reader loses old news,
-# never blocks the engine; runtime/fanout.py has the policy).
-SUBSCRIBER_QUEUE_SIZE = 1000
 
 
 class WorkoutSession:
@@ -98,14 +92,12 @@ class WorkoutSession:
         self._tick_s = tick_s
         self._state = SessionState(clock, default_body_weight_kg=default_body_weight_kg)
         self._observer = BeltObserver(clock)
+        # Events out: subscribers, state changes, limit notices (`session_publishing`).
+        self._publisher = SessionPublisher(link.treadmill_id, clock, self.snapshot)
         self._governor = SafetyGovernor(
-            link, clock, observer=self._observer, on_limit=self._on_limit
-        )
-        self._subscribers: FanOut[SessionEvent] = FanOut(
-            f"session {link.treadmill_id}", maxsize=SUBSCRIBER_QUEUE_SIZE
+            link, clock, observer=self._observer, on_limit=self._publisher.limit_applied
         )
         self._closed = asyncio.Event()
-        self._last_limit_notice: LimitNotice | None = None
         # The session's TaskGroup while `run()` runs: the executor and stop tasks live in it.
         self._tasks: asyncio.TaskGroup | None = None
         self._stopper = BeltStopper(
@@ -113,7 +105,7 @@ class WorkoutSession:
             governor=self._governor,
             observer=self._observer,
             clock=clock,
-            emit=self._emit,
+            emit=self._publisher.emit,
             spawn=lambda work: self._spawn(
                 self._guarded("verified_stop", work), f"stop-{link.treadmill_id}"
             ),
@@ -125,8 +117,8 @@ class WorkoutSession:
             observer=self._observer,
             stopper=self._stopper,
             clock=clock,
-            emit=self._emit,
-            changed=self._changed,
+            emit=self._publisher.emit,
+            changed=self._publisher.changed,
         )
         self._reactions = LinkReactions(
             self._state,
@@ -143,6 +135,13 @@ class WorkoutSession:
             clock=clock,
             judge_belt=self._reactions.judge_belt,
             abort=self._endings.abort,
+        )
+        self._heart_rate = HeartRateIntake(
+            self._state,
+            treadmill_id=link.treadmill_id,
+            governor=self._governor,
+            clock=clock,
+            emit=self._publisher.emit,
         )
 
     # ------------------------------------------------------------------ seam: state
@@ -179,34 +178,7 @@ class WorkoutSession:
         return device_info(self._link)
 
     def events(self) -> AsyncIterator[SessionEvent]:
-        return self._subscribers.subscribe()
-
-    def _emit(self, event: SessionEvent) -> None:
-        self._subscribers.publish(event)
-
-    def _changed(self) -> None:
-        self._emit(
-            StateChanged(
-                treadmill_id=self.treadmill_id, at=self._clock.now(), snapshot=self.snapshot()
-            )
-        )
-
-    def _on_limit(self, notice: LimitNotice) -> None:
-        if notice == self._last_limit_notice:
-            return
-        self._last_limit_notice = notice
-        self._log.info(
-            "limit_applied", limit=notice.limit, requested=notice.requested, applied=notice.applied
-        )
-        self._emit(
-            LimitApplied(
-                treadmill_id=self.treadmill_id,
-                at=self._clock.now(),
-                limit=notice.limit,
-                requested=notice.requested,
-                applied=notice.applied,
-            )
-        )
+        return self._publisher.subscribe()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -275,17 +247,8 @@ class WorkoutSession:
         async for event in link_events:
             await self._reactions.react(event)
             if isinstance(event, TelemetryReceived):
-                bpm = event.record.heart_rate_bpm
-                if bpm is not None:
-                    # The treadmill's own field (hand grips or a strap paired to the deck):
-                    # the fallback while no strap reading is fresh. It says nothing of contact.
-                    self._note_rejection(
-                        "treadmill",
-                        self._state.heart_rate.treadmill.feed(bpm, contact=None, at=event.at),
-                    )
-                # Checked on every record too: a strap gone silent sends nothing to check on.
-                self._check_heart_rate()
-            self._changed()
+                self._heart_rate.telemetry(event)
+            self._publisher.changed()
 
     # ------------------------------------------------------------------ heart rate
 
@@ -293,55 +256,12 @@ class WorkoutSession:
         """A heart-rate strap's reading (Heart Rate Measurement): `bpm` None when it carried
         none, `contact` None when the strap does not report skin contact, `at` clock time.
         Filtered (range, contact, zero, spikes) before anything acts on it."""
-        self._note_rejection(
-            "strap", self._state.heart_rate.strap.feed(bpm, contact=contact, at=at)
-        )
-        self._check_heart_rate()
-        self._changed()
-
-    def _note_rejection(self, source: str, outcome: HeartRateReading | Rejection) -> None:
-        if isinstance(outcome, Rejection) and outcome is not Rejection.MISSING:
-            self._log.debug("heart_rate_rejected", source=source, reason=outcome.value)
+        self._heart_rate.strap_reading(bpm, contact, at)
+        self._publisher.changed()
 
     def current_heart_rate(self) -> HeartRateReading | None:
         """The filtered heart rate that counts now (strap while fresh, else the treadmill's)."""
-        return self._state.heart_rate_now()
-
-    def _check_heart_rate(self) -> None:
-        """The governor judges the heart rate; a verdict pauses the workout the turn-safe way
-        (the executor's pause cycle: ramp down, Pause, measured standstill) until the rider
-        resumes, with an event saying why."""
-        state = self._state
-        executor = state.executor
-        reading = self.current_heart_rate()
-        walking = (
-            state.active
-            and executor is not None
-            and executor.phase is Phase.RUNNING
-            and not executor.pause_pending
-        )
-        result = self._governor.check_heart_rate(reading, walking=walking)
-        if executor is None:
-            return
-        if result.eased or result.released:
-            executor.recheck()
-        if result.verdict is None:
-            return
-        limits = self._governor.limits
-        now = self._clock.now()
-        if result.verdict is HeartRateVerdict.CEILING and reading is not None and limits:
-            ceiling = limits.heart_rate_ceiling_bpm or 0.0
-            self._log.warning("heart_rate_ceiling", bpm=reading.bpm, ceiling_bpm=ceiling)
-            self._emit(
-                HeartRateCeilingReached(
-                    treadmill_id=self.treadmill_id, at=now, bpm=reading.bpm, ceiling_bpm=ceiling
-                )
-            )
-        else:
-            missing = limits.heart_rate_missing_s if limits else 0.0
-            self._log.warning("heart_rate_missing", missing_s=missing)
-            self._emit(HeartRateMissing(treadmill_id=self.treadmill_id, at=now, missing_s=missing))
-        executor.request_pause()
+        return self._heart_rate.current()
 
     async def shutdown(self, mode: Literal["stop", "pause"] = "stop") -> None:
         """Stop (or pause) the belt and end `run()`; the daemon calls it on exit. The belt is
@@ -361,12 +281,12 @@ class WorkoutSession:
                     await self._governor.stop_attempt()
             except LinkError as error:
                 self._log.warning("shutdown_stop_failed", error=str(error))
-        self._changed()
+        self._publisher.changed()
         if stop_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await stop_task
         self._closed.set()
-        self._subscribers.end_subscriptions()
+        self._publisher.end()
 
     # ------------------------------------------------------------------ commands
 
@@ -400,14 +320,14 @@ class WorkoutSession:
         plan = admitted.plan
         self._stopper.new_workout()
         self._governor.arm(admitted.limits)
-        self._last_limit_notice = None
+        self._publisher.new_workout()
         executor = WorkoutExecutor(
             plan,
             self._governor,
             self._clock,
             treadmill_id=self.treadmill_id,
-            emit=self._emit,
-            on_change=self._changed,
+            emit=self._publisher.emit,
+            on_change=self._publisher.changed,
             tick_s=self._tick_s,
             heart_rate=self.current_heart_rate,
         )
@@ -419,7 +339,7 @@ class WorkoutSession:
             total_s=plan.total_s,
             backward_s=plan.backward_s,
         )
-        self._emit(
+        self._publisher.emit(
             WorkoutStarted(
                 treadmill_id=self.treadmill_id,
                 at=self._clock.now(),
@@ -431,7 +351,7 @@ class WorkoutSession:
         state.executor_task = self._spawn(
             self._endings.drive(executor), f"workout-{self.treadmill_id}"
         )
-        self._changed()
+        self._publisher.changed()
 
     async def pause(self) -> None:
         workout_commands.pause(self._state)
@@ -447,12 +367,12 @@ class WorkoutSession:
 
     async def set_speed(self, speed_kmh: float) -> float:
         return workout_commands.set_speed(
-            self._state, self._governor, speed_kmh, on_limit=self._on_limit
+            self._state, self._governor, speed_kmh, on_limit=self._publisher.limit_applied
         )
 
     async def set_incline(self, incline_pct: float) -> float:
         return workout_commands.set_incline(
-            self._state, self._governor, incline_pct, on_limit=self._on_limit
+            self._state, self._governor, incline_pct, on_limit=self._publisher.limit_applied
         )
 
     async def set_body_weight(self, body_weight_kg: float) -> None:
@@ -463,7 +383,7 @@ class WorkoutSession:
         if self._state.active:
             self._state.totals.body_weight_kg = body_weight_kg
         self._log.info("body_weight_set", body_weight_kg=body_weight_kg)
-        self._changed()
+        self._publisher.changed()
 
     async def stop(self) -> None:
         state = self._state
