@@ -426,3 +426,14 @@ class Supervisor:
             if line != last:
                 self.notifier.status(line)
                 last = line
+
+
+__all__ = [
+    "STOP_BUDGET_S",
+    "STOP_SIGNALS",
+    "ManagedBridge",
+    "ManagedSession",
+    "RestartPolicy",
+    "Supervisor",
+    "TreadmillUnit",
+]
