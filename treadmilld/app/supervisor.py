@@ -13,7 +13,7 @@ Failure policy:
 - History (one recorder per treadmill, the daily retention) runs in tasks of its own that
   log and restart with backoff when they fail: history never stops a belt. At shutdown the
   recorders get `history_drain_budget_s` to write what they hold, once the belts are stopped
-  and confirmed, never before.
+  and confirmed, never before (treadmilld/app/history_tasks.py).
 - READY=1 goes to systemd once the tasks are up, without waiting for any treadmill; WATCHDOG=1
   pings only while every treadmill session is alive.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -30,11 +29,12 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
+from treadmilld.app.history_tasks import drain_history, keep_history_running
+from treadmilld.app.restarts import RestartPolicy, Restarts
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ShutdownMode
 from treadmilld.ble.api import ConnectionState, TreadmillLink
 from treadmilld.engine.api import Phase, TreadmillController
-from treadmilld.runtime.backoff import Backoff
 from treadmilld.runtime.clock import Clock, LoopClock
 from treadmilld.runtime.waiting import wait_all
 
@@ -79,23 +79,6 @@ class TreadmillUnit:
     link_failures: int = 0
 
 
-@dataclass(frozen=True)
-class RestartPolicy:
-    """Capped, jittered exponential backoff for a treadmill's failing task."""
-
-    initial_s: float = 1.0
-    maximum_s: float = 30.0
-    # A task that ran this long without failing starts again from `initial_s`.
-    healthy_after_s: float = 60.0
-
-    def backoff(self, rng: random.Random | None = None) -> Backoff:
-        """Doubling delays from `initial_s` up to `maximum_s`; jitter (x0.8 to x1.2) keeps
-        several treadmills from retrying in lockstep."""
-        return Backoff(
-            initial_s=self.initial_s, maximum_s=self.maximum_s, jitter=(0.8, 1.2), rng=rng
-        )
-
-
 @dataclass
 class Supervisor:
     units: Sequence[TreadmillUnit]
@@ -122,17 +105,13 @@ class Supervisor:
     # whose sped-up clock is the engine's: the 3 s stop promise is in seconds a person lives.
     clock: Clock = field(default_factory=LoopClock)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
-    _backoff: Backoff = field(init=False)
+    _restarts: Restarts = field(init=False)
     _stopping: bool = field(default=False, init=False)
     _belts_stopped: bool = field(default=False, init=False)
     _stop_requested_at: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
-        self._backoff = self.restart.backoff()
-
-    def _restart_delay(self, failures: int) -> float:
-        """The wait before a restart after `failures` failures in a row (1: the first)."""
-        return self._backoff.delay(failures - 1)
+        self._restarts = Restarts(self.restart, self.clock)
 
     def is_stopping(self) -> bool:
         return self._stopping
@@ -172,7 +151,12 @@ class Supervisor:
             for name, service in self.services:
                 start(name, self._fatal_on_error(name, service))
             for name, body in self.history_tasks:
-                start(name, self._keep_history_running(name, body))
+                start(
+                    name,
+                    keep_history_running(
+                        name, body, restarts=self._restarts, is_stopping=self.is_stopping
+                    ),
+                )
             # Let every task take its first step before telling systemd we are up.
             await asyncio.sleep(0)
             self.notifier.ready(self._status_line())
@@ -197,8 +181,8 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - one treadmill's failure stays its own
-                unit.link_failures = self._count_failure(unit.link_failures, started)
-                delay = self._restart_delay(unit.link_failures)
+                unit.link_failures = self._restarts.count_failure(unit.link_failures, started)
+                delay = self._restarts.delay(unit.link_failures)
                 _log.error(
                     "link_task_failed",
                     error=repr(error),
@@ -209,8 +193,8 @@ class Supervisor:
             else:
                 if self.is_stopping():
                     return
-                unit.link_failures = self._count_failure(unit.link_failures, started)
-                delay = self._restart_delay(unit.link_failures)
+                unit.link_failures = self._restarts.count_failure(unit.link_failures, started)
+                delay = self._restarts.delay(unit.link_failures)
                 _log.warning("link_task_returned", retry_in_s=round(delay, 1))
             await self.clock.sleep(delay)
 
@@ -225,8 +209,8 @@ class Supervisor:
                 raise
             except Exception as error:  # noqa: BLE001 - one treadmill's failure stays its own
                 unit.session_down_since = self.clock.now()
-                unit.session_failures = self._count_failure(unit.session_failures, started)
-                delay = self._restart_delay(unit.session_failures)
+                unit.session_failures = self._restarts.count_failure(unit.session_failures, started)
+                delay = self._restarts.delay(unit.session_failures)
                 _log.error(
                     "session_task_failed",
                     error=repr(error),
@@ -241,43 +225,10 @@ class Supervisor:
                 if self.is_stopping():
                     return
                 unit.session_down_since = self.clock.now()
-                unit.session_failures = self._count_failure(unit.session_failures, started)
-                delay = self._restart_delay(unit.session_failures)
+                unit.session_failures = self._restarts.count_failure(unit.session_failures, started)
+                delay = self._restarts.delay(unit.session_failures)
                 _log.warning("session_task_returned", retry_in_s=round(delay, 1))
                 await self.clock.sleep(delay)
-
-    async def _keep_history_running(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
-        """A history task: its failure is logged and it starts again; the belts go on."""
-        failures = 0
-        while not self.is_stopping():
-            started = self.clock.now()
-            try:
-                await body()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 - history never stops a belt
-                failures = self._count_failure(failures, started)
-                delay = self._restart_delay(failures)
-                _log.error(
-                    "history_task_failed",
-                    task=name,
-                    error=repr(error),
-                    retry_in_s=round(delay, 1),
-                    hint="workouts go on; history is missing until it restarts by itself",
-                    exc_info=error,
-                )
-            else:
-                if self.is_stopping():
-                    return
-                failures = self._count_failure(failures, started)
-                delay = self._restart_delay(failures)
-                _log.warning("history_task_returned", task=name, retry_in_s=round(delay, 1))
-            await self.clock.sleep(delay)
-
-    def _count_failure(self, failures: int, started: float) -> int:
-        if self.clock.now() - started >= self.restart.healthy_after_s:
-            return 1
-        return failures + 1
 
     # -- everything else failing is a bug: stop the belts, then crash ----------------------
 
@@ -314,26 +265,9 @@ class Supervisor:
                 _log.warning("mqtt_close_timed_out", hint="the broker publishes our Will instead")
             except Exception as error:  # noqa: BLE001 - shutting down; report and carry on
                 _log.warning("mqtt_close_failed", error=repr(error))
-        await self._drain_history()
+        await drain_history(self.history_drain, self.history_drain_budget_s)
         await asyncio.gather(*(self._close_link(unit) for unit in self.units))
         _log.info("daemon_stopped")
-
-    async def _drain_history(self) -> None:
-        """The recorders write the workouts' endings; bounded, as the belts stand already."""
-        if self.history_drain is None:
-            return
-        try:
-            async with asyncio.timeout(self.history_drain_budget_s):
-                await self.history_drain()
-        except TimeoutError:
-            _log.warning(
-                "history_not_drained",
-                budget_s=self.history_drain_budget_s,
-                hint="the database did not answer in time; the next start marks the workouts "
-                "still running `interrupted`",
-            )
-        except Exception as error:  # noqa: BLE001 - shutting down; report and carry on
-            _log.warning("history_drain_failed", error=repr(error))
 
     async def _stop_all_belts(self) -> None:
         """Every session stops (or pauses) its belt, all at once, within the stop budget."""
@@ -492,3 +426,14 @@ class Supervisor:
             if line != last:
                 self.notifier.status(line)
                 last = line
+
+
+__all__ = [
+    "STOP_BUDGET_S",
+    "STOP_SIGNALS",
+    "ManagedBridge",
+    "ManagedSession",
+    "RestartPolicy",
+    "Supervisor",
+    "TreadmillUnit",
+]

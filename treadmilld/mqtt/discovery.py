@@ -1,5 +1,9 @@
 """Home Assistant MQTT device discovery: one retained config per treadmill.
 
+A rider's progress device is in treadmilld.mqtt.rider_discovery (`rider_discovery_config`,
+importable from here too); the object ids and field templates both use are in
+treadmilld.mqtt.discovery_parts.
+
 Device-based discovery (`<prefix>/device/<object_id>/config`) with an `origin` block and a
 `components` map; entity ids are suggested with `default_entity_id` (HA 2025.10 deprecated
 `object_id`, core PR #151775). Entity mapping and units follow HA's `sensor/const.py`.
@@ -17,7 +21,6 @@ treadmill offers; read in one place, it shows at a glance what Home Assistant ge
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,8 +37,8 @@ from treadmilld.engine.api import (
     SessionSnapshot,
     ZonePosition,
 )
-
-_NOT_SLUG = re.compile(r"[^a-z0-9_]+")
+from treadmilld.mqtt.discovery_parts import node_id, value_template
+from treadmilld.mqtt.rider_discovery import rider_discovery_config
 
 # Phases with a workout under way (the select shows the running profile, not the selection).
 _ACTIVE = [
@@ -88,17 +91,8 @@ EVENT_TYPES: tuple[str, ...] = (
 OUTCOMES: tuple[str, ...] = ("finished", "stopped", *(reason.value for reason in AbortReason))
 
 
-def node_id(base_topic: str, treadmill_id: str) -> str:
-    """A discovery object id unique per site: `treadmilld_tm01`, `gym_north_treadmilld_tm01`."""
-    return _NOT_SLUG.sub("_", f"{base_topic}_{treadmill_id}".lower()).strip("_")
-
-
 def discovery_topic(prefix: str, base_topic: str, treadmill_id: str) -> str:
     return f"{prefix}/device/{node_id(base_topic, treadmill_id)}/config"
-
-
-def _value(field: str) -> str:
-    return "{{ value_json." + field + " }}"
 
 
 def _jinja_literal(mapping: dict[str, str]) -> str:
@@ -178,7 +172,7 @@ def discovery_config(
         return sensor(
             key,
             label,
-            _value(field),
+            value_template(field),
             device_class="duration",
             unit_of_measurement="s",
             suggested_display_precision=0,
@@ -189,7 +183,7 @@ def discovery_config(
         return sensor(
             key,
             label,
-            _value(field),
+            value_template(field),
             device_class="distance",
             unit_of_measurement="m",
             state_class="total_increasing",
@@ -235,7 +229,7 @@ def discovery_config(
         "speed": sensor(
             "speed",
             "Speed",
-            _value("speed_kmh"),
+            value_template("speed_kmh"),
             device_class="speed",
             unit_of_measurement="km/h",
             state_class="measurement",
@@ -244,7 +238,7 @@ def discovery_config(
         "incline": sensor(
             "incline",
             "Incline",
-            _value("incline_pct"),
+            value_template("incline_pct"),
             unit_of_measurement="%",
             state_class="measurement",
             icon="mdi:slope-uphill",
@@ -264,7 +258,7 @@ def discovery_config(
         "progress": sensor(
             "progress",
             "Progress",
-            _value("progress_pct"),
+            value_template("progress_pct"),
             unit_of_measurement="%",
             suggested_display_precision=0,
             icon="mdi:progress-clock",
@@ -273,7 +267,7 @@ def discovery_config(
         "calories": sensor(
             "calories",
             "Calories",
-            _value("calories_kcal"),
+            value_template("calories_kcal"),
             unit_of_measurement="kcal",
             state_class="total_increasing",
             suggested_display_precision=0,
@@ -282,7 +276,7 @@ def discovery_config(
         "heart_rate": sensor(
             "heart_rate",
             "Heart rate",
-            _value("heart_rate_bpm"),
+            value_template("heart_rate_bpm"),
             unit_of_measurement="bpm",
             state_class="measurement",
             icon="mdi:heart-pulse",
@@ -291,7 +285,7 @@ def discovery_config(
         "heart_rate_zone": sensor(
             "heart_rate_zone",
             "Heart rate zone",
-            _value("heart_rate_zone"),
+            value_template("heart_rate_zone"),
             device_class="enum",
             options=[position.value for position in ZonePosition],
             icon="mdi:heart-settings",
@@ -299,20 +293,20 @@ def discovery_config(
         "phase": sensor(
             "phase",
             "Phase",
-            _value("phase"),
+            value_template("phase"),
             device_class="enum",
             options=[phase.value for phase in Phase],
         ),
         "direction": sensor(
             "direction",
             "Direction",
-            _value("direction"),
+            value_template("direction"),
             device_class="enum",
             options=[direction.value for direction in Direction],
             icon="mdi:swap-vertical",
         ),
         "workout": sensor(
-            "workout", "Workout", _value("profile_title"), icon="mdi:format-list-numbered"
+            "workout", "Workout", value_template("profile_title"), icon="mdi:format-list-numbered"
         ),
         "segment": sensor(
             "segment",
@@ -326,7 +320,7 @@ def discovery_config(
             ),
             icon="mdi:counter",
         ),
-        "cue": sensor("cue", "Cue", _value("segment_cue"), icon="mdi:bullhorn"),
+        "cue": sensor("cue", "Cue", value_template("segment_cue"), icon="mdi:bullhorn"),
         "segment_remaining": seconds(
             "segment_remaining", "Segment time left", "segment_remaining_s", icon="mdi:timer"
         ),
@@ -336,7 +330,7 @@ def discovery_config(
         "outcome": sensor(
             "outcome",
             "Last result",
-            _value("outcome"),
+            value_template("outcome"),
             device_class="enum",
             options=list(OUTCOMES),
             icon="mdi:flag-checkered",
@@ -344,7 +338,7 @@ def discovery_config(
         "belt": sensor(
             "belt",
             "Belt",
-            _value("belt"),
+            value_template("belt"),
             device_class="enum",
             options=[belt.value for belt in BeltState],
             icon="mdi:walk",
@@ -373,7 +367,7 @@ def discovery_config(
             max=MAX_BODY_WEIGHT_KG,
             step=0.5,
             mode="box",
-            value_template=_value("body_weight_kg"),
+            value_template=value_template("body_weight_kg"),
             command_topic=set_topic,
             command_template='{"body_weight_kg": {{ value }}}',
             entity_category="config",
@@ -468,63 +462,19 @@ def _target_number(
         "max": bounds.maximum,
         "step": bounds.increment,
         "mode": mode,
-        "value_template": _value(field),
+        "value_template": value_template(field),
         "payload_reset": "None",
         "command_topic": set_topic,
         "command_template": '{"' + command + '": {{ value }}}',
     }
 
 
-def rider_discovery_config(
-    *, base_topic: str, bridge_state_topic: str, rider_id: str, version: str
-) -> dict[str, Any]:
-    """A rider's progress as a Home Assistant device of its own, named by the pseudonymous id
-    (never the display name: discovery topics are readable by every dashboard). Its sensors
-    read `<base>/riders/<id>/progress`."""
-    node = node_id(base_topic, f"riders_{rider_id}")
-
-    def sensor(key: str, label: str, template: str, **options: Any) -> dict[str, Any]:
-        return {
-            "platform": "sensor",
-            "unique_id": f"{node}_{key}",
-            "default_entity_id": f"sensor.{node}_{key}",
-            "name": label,
-            "value_template": template,
-            **options,
-        }
-
-    sessions = {"state_class": "measurement", "icon": "mdi:calendar-check"}
-    return {
-        "device": {"identifiers": [node], "name": f"Rider {rider_id}", "model": "treadmilld rider"},
-        "origin": {"name": "treadmilld", "sw_version": version},
-        "availability": [{"topic": bridge_state_topic}],
-        "state_topic": f"{base_topic}/riders/{rider_id}/progress",
-        "qos": 1,
-        "components": {
-            "stage": sensor("stage", "Program stage", _value("stage"), icon="mdi:stairs-up"),
-            "sessions_this_week": sensor(
-                "sessions_this_week", "Sessions this week", _value("sessions_this_week"), **sessions
-            ),
-            "weekly_target": sensor(
-                "weekly_target", "Weekly target", _value("weekly_target"), **sessions
-            ),
-            "streak": sensor(
-                "streak",
-                "Streak",
-                _value("streak_weeks"),
-                unit_of_measurement="wk",
-                icon="mdi:fire",
-            ),
-            "next_profile": sensor(
-                "next_profile", "Next profile", _value("next_profile"), icon="mdi:walk"
-            ),
-            "last_workout_distance": sensor(
-                "last_workout_distance",
-                "Last workout distance",
-                "{{ value_json.last_workout.distance_m if value_json.last_workout else None }}",
-                device_class="distance",
-                unit_of_measurement="m",
-                suggested_display_precision=0,
-            ),
-        },
-    }
+__all__ = [
+    "EVENT_TYPES",
+    "OUTCOMES",
+    "discovery_config",
+    "discovery_topic",
+    "node_id",
+    "profile_options",
+    "rider_discovery_config",
+]

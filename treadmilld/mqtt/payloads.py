@@ -2,25 +2,16 @@
 
 A payload that fails here gets an error reply and changes nothing. Each valid payload maps
 to exactly one `Command`, so a message can never half-apply (e.g. speed set, incline
-refused); the commands themselves are in treadmilld.mqtt.commands.
+refused); the commands themselves are in treadmilld.mqtt.commands. The envelope and the
+parsing every payload shares are in treadmilld.mqtt.payload_parsing, the rider requests' models
+in treadmilld.mqtt.rider_payloads; both are importable from here too.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    Strict,
-    StrictBool,
-    ValidationError,
-    model_validator,
-)
+from pydantic import Field, Strict, StrictBool, ValidationError, model_validator
 
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
 from treadmilld.mqtt.commands import (
@@ -32,14 +23,28 @@ from treadmilld.mqtt.commands import (
     Start,
     argumentless_command,
 )
-from treadmilld.riders.api import (
-    RiderChanges,
-    RiderFields,
-    RiderId,
-    Score,
-    TherapistName,
-    WorkoutId,
+from treadmilld.mqtt.payload_parsing import (
+    EmptyRequest,
+    Envelope,
+    PayloadError,
+    Transaction,
+    command_age_s,
+    describe_validation_error,
+    json_object,
+    parse_request,
+    refuse_empty,
+    transaction_of,
 )
+from treadmilld.mqtt.rider_payloads import (
+    RIDER_REQUEST_MODELS,
+    FeedbackRequest,
+    HistoryGetRequest,
+    ProgramConfirmRequest,
+    RiderCreateRequest,
+    RiderIdRequest,
+    RiderUpdateRequest,
+)
+from treadmilld.riders.api import RiderId
 
 CommandName = Literal["start", "pause", "resume", "stop", "emergency_stop", "skip", "confirm_turn"]
 COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
@@ -54,34 +59,9 @@ BodyWeightKg = Annotated[
     float, Strict(), Field(ge=MIN_BODY_WEIGHT_KG, le=MAX_BODY_WEIGHT_KG, allow_inf_nan=False)
 ]
 ProfileName = Annotated[str, Field(min_length=1, max_length=100)]
-Transaction = str | int
 
 
-class PayloadError(ValueError):
-    """A payload that cannot be accepted; `code` is the machine-readable reason."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class _Envelope(BaseModel):
-    """Fields every command and request may carry."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    transaction: Transaction | None = Field(
-        default=None, description="echoed in the reply so a client can match it"
-    )
-    ts: AwareDatetime | None = Field(
-        default=None,
-        description="when the client sent it (epoch seconds or ISO 8601 with zone); "
-        "older than mqtt.max_command_age_s is refused",
-    )
-
-
-class SetPayload(_Envelope):
+class SetPayload(Envelope):
     """`<base>/<id>/set`: exactly one of a command, a profile selection, one setpoint or the
     body weight (`{"body_weight_kg": 80}` alone: the weight used from now on)."""
 
@@ -157,12 +137,7 @@ class SetPayload(_Envelope):
         raise PayloadError("invalid_payload", "nothing to do")
 
 
-class EmptyRequest(_Envelope):
-    """A request that takes no arguments (pause, stop, health_check, ...): the payload is
-    `{}` or just the envelope fields. An empty payload is refused before this model."""
-
-
-class StartRequest(_Envelope):
+class StartRequest(Envelope):
     """`request/start`: the profile may be omitted when one was selected via `set`, or when
     the start is for a rider on a program (their next session runs)."""
 
@@ -172,15 +147,15 @@ class StartRequest(_Envelope):
     rider: RiderId | None = None
 
 
-class SetSpeedRequest(_Envelope):
+class SetSpeedRequest(Envelope):
     speed_kmh: SpeedKmh
 
 
-class SetInclineRequest(_Envelope):
+class SetInclineRequest(Envelope):
     incline_pct: InclinePct
 
 
-class UploadProfileRequest(_Envelope):
+class UploadProfileRequest(Envelope):
     """`bridge/<instance>/request/upload_profile`: one profile, as the TOML text of a profile
     file or as the same profile as a JSON object (docs/profiles.md)."""
 
@@ -202,66 +177,11 @@ class UploadProfileRequest(_Envelope):
         return self
 
 
-class SetBodyWeightRequest(_Envelope):
+class SetBodyWeightRequest(Envelope):
     body_weight_kg: BodyWeightKg
 
 
-# Rider requests, `<base>/bridge/<instance>/request/<action>` (docs/mqtt.md, "Riders"). The
-# fields and their checks are the rider service's own (treadmilld.riders.api).
-
-
-class RiderCreateRequest(RiderFields, _Envelope):
-    """`rider_create`: a new rider."""
-
-
-class RiderUpdateRequest(RiderChanges, _Envelope):
-    """`rider_update`: the rider's id and only the fields to change."""
-
-    rider_id: RiderId
-
-
-class RiderIdRequest(_Envelope):
-    """`rider_get`, `rider_delete`, `rider_export`, `rider_progress`."""
-
-    rider_id: RiderId
-
-
-class FeedbackRequest(_Envelope):
-    """`feedback`: what the rider reports after a workout, each 0 to 10."""
-
-    workout_id: WorkoutId
-    effort: Score
-    pain: Score
-
-
-class ProgramConfirmRequest(_Envelope):
-    """`program_confirm`: a therapist confirms the advance a clinical program waits for."""
-
-    rider_id: RiderId
-    therapist: TherapistName
-
-
-class HistoryGetRequest(_Envelope):
-    """`history_get`: one workout's summary."""
-
-    workout_id: WorkoutId
-
-
-RIDER_REQUEST_MODELS: dict[str, type[_Envelope]] = {
-    "rider_create": RiderCreateRequest,
-    "rider_update": RiderUpdateRequest,
-    "rider_get": RiderIdRequest,
-    "rider_list": EmptyRequest,
-    "rider_delete": RiderIdRequest,
-    "rider_export": RiderIdRequest,
-    "rider_progress": RiderIdRequest,
-    "feedback": FeedbackRequest,
-    "program_confirm": ProgramConfirmRequest,
-    "history_get": HistoryGetRequest,
-}
-
-
-TREADMILL_REQUESTS: dict[str, type[_Envelope]] = {
+TREADMILL_REQUESTS: dict[str, type[Envelope]] = {
     "start": StartRequest,
     "pause": EmptyRequest,
     "resume": EmptyRequest,
@@ -294,7 +214,7 @@ PLAIN_SET_FIELDS: tuple[str, ...] = (
 )
 
 
-def request_command(action: str, request: _Envelope) -> Command | None:
+def request_command(action: str, request: Envelope) -> Command | None:
     """The command a treadmill request stands for (None for read-only requests)."""
     if isinstance(request, StartRequest):
         return Start(
@@ -312,57 +232,8 @@ def request_command(action: str, request: _Envelope) -> Command | None:
     return argumentless_command(action)
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One readable line: `speed_kmh: Input should be less than or equal to 40`."""
-    parts = []
-    for item in error.errors(include_url=False):
-        where = ".".join(str(piece) for piece in item["loc"]) or "payload"
-        message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)
-
-
-def _refuse_empty(raw: bytes, where: str) -> None:
-    """An empty message is how a retained message is cleared (and what some tools send for
-    "no arguments"): it is never taken as a command."""
-    if not raw.strip():
-        raise PayloadError(
-            "empty_payload",
-            f"empty payload on {where}: nothing was done (an empty message is how a retained "
-            "message is cleared, never a command); send a JSON object, at least {}",
-        )
-
-
-def _json_object(raw: bytes, where: str) -> dict[str, Any]:
-    _refuse_empty(raw, where)
-    try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PayloadError(
-            "invalid_json", f"payload is not JSON ({error}); send an object"
-        ) from None
-    if not isinstance(value, dict):
-        raise PayloadError(
-            "invalid_payload", f"payload must be a JSON object, got {type(value).__name__}"
-        )
-    return value
-
-
-def transaction_of(raw: bytes) -> Transaction | None:
-    """The `transaction` of a payload, best effort, so even a refusal can echo it."""
-    try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if isinstance(value, dict):
-        transaction = value.get("transaction")
-        if isinstance(transaction, str | int) and not isinstance(transaction, bool):
-            return transaction
-    return None
-
-
 def parse_set(raw: bytes) -> SetPayload:
-    data = _json_object(raw, "set")
+    data = json_object(raw, "set")
     try:
         return SetPayload.model_validate(data)
     except ValidationError as error:
@@ -376,7 +247,7 @@ def parse_plain_set(field: str, raw: bytes) -> SetPayload:
             "unknown_field",
             f"set/{field} is not a settable field; use one of: {', '.join(PLAIN_SET_FIELDS)}",
         )
-    _refuse_empty(raw, f"set/{field}")
+    refuse_empty(raw, f"set/{field}")
     try:
         text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
@@ -395,28 +266,7 @@ def parse_plain_set(field: str, raw: bytes) -> SetPayload:
         raise PayloadError("invalid_payload", describe_validation_error(error)) from None
 
 
-def parse_request(action: str, raw: bytes, known: dict[str, type[_Envelope]]) -> _Envelope:
-    model = known.get(action)
-    if model is None:
-        raise PayloadError(
-            "unknown_action",
-            f"no request {action!r}; known requests: {', '.join(sorted(known))}",
-        )
-    data = _json_object(raw, f"request/{action}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise PayloadError("invalid_payload", describe_validation_error(error)) from None
-
-
-def command_age_s(sent: datetime | None, now_epoch_s: float) -> float | None:
-    """Seconds since the client stamped the command (negative = stamped in the future)."""
-    if sent is None:
-        return None
-    return now_epoch_s - sent.timestamp()
-
-
-BRIDGE_REQUEST_MODELS: dict[str, type[_Envelope]] = {
+BRIDGE_REQUEST_MODELS: dict[str, type[Envelope]] = {
     **dict.fromkeys(BRIDGE_REQUESTS, EmptyRequest),
     "upload_profile": UploadProfileRequest,
 }
@@ -441,6 +291,7 @@ __all__ = [
     "SetPayload",
     "SetSpeedRequest",
     "StartRequest",
+    "Transaction",
     "UploadProfileRequest",
     "command_age_s",
     "describe_validation_error",
