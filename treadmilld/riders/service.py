@@ -3,13 +3,13 @@
 Every request is checked in full before anything is written (a bad field, a personal limit
 looser than the configured one, an unknown program or workout), so a refused request changes
 nothing. The progression engine is pure (treadmilld.programs.progression); this is where its
-result is kept: the rider's program state, as JSON in the store, with who confirmed each
-clinical advance.
+result is kept: the rider's program state, as JSON in the store (program_state.py), with who
+confirmed each clinical advance. Personal limits are checked in personal_limits.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from treadmilld.engine.library import ProfileLibrary
-from treadmilld.engine.limits import LimitSet, ProfileLimits, SafetyLimits
+from treadmilld.engine.limits import ProfileLimits, SafetyLimits
 from treadmilld.history.recorder import RiderContext
 from treadmilld.history.records import Feedback, WorkoutOutcome, WorkoutRecord
 from treadmilld.history.riders import Rider
 from treadmilld.programs import (
     Evaluation,
     NothingToConfirmError,
-    PendingConfirm,
     Program,
     ProgramLibrary,
     ProgramState,
@@ -40,6 +39,12 @@ from treadmilld.riders.api import (
     RiderFields,
     RiderStart,
 )
+from treadmilld.riders.personal_limits import (
+    looser_than_configured,
+    with_heart_rate_max,
+    with_incline_cap,
+)
+from treadmilld.riders.program_state import recorded_confirmations, state_from, state_json
 from treadmilld.store.errors import (
     InvalidRecordError,
     RiderExistsError,
@@ -59,129 +64,6 @@ HISTORY_LIMIT = 1000
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-# ---------------------------------------------------------------- personal limits
-
-
-def _configured(limits: SafetyLimits, clinical: bool) -> list[tuple[str, LimitSet]]:
-    sets = [("limits.general", limits.general)]
-    if clinical:
-        sets.append(("limits.clinical", limits.clinical))
-    return sets
-
-
-def _backward_speed(limit_set: LimitSet) -> float:
-    if limit_set.backward_jog_unlocked:
-        return limit_set.max_backward_jog_speed_kmh
-    return limit_set.max_backward_speed_kmh
-
-
-def looser_than_configured(
-    personal: ProfileLimits, limits: SafetyLimits, *, clinical: bool
-) -> str | None:
-    """The first personal limit looser than a configured one that applies to this rider (the
-    general set, and the clinical set for a clinical rider), worded for the reply; None when
-    every personal limit is as strict or stricter. The engine would take the stricter anyway
-    (`effective_limits`), so a looser value could only mislead whoever set it: refused."""
-    for where, limit_set in _configured(limits, clinical=clinical):
-        caps: dict[str, float] = {
-            "max_forward_speed_kmh": limit_set.max_forward_speed_kmh,
-            "max_backward_speed_kmh": _backward_speed(limit_set),
-            "max_forward_incline_pct": limit_set.max_forward_incline_pct,
-            "max_backward_incline_pct": limit_set.max_backward_incline_pct,
-            "ramp_rate_kmh_per_s": limit_set.ramp_rate_kmh_per_s,
-            "max_backward_s": limit_set.max_backward_s,
-        }
-        for name, cap in caps.items():
-            value = getattr(personal, name)
-            if value is not None and value > cap:
-                return (
-                    f"limits.{name} {value:g} is looser than the configured {where}.{name} "
-                    f"{cap:g}; give {cap:g} or less (personal limits only tighten)"
-                )
-        # The turn pause is a floor: a shorter one is looser.
-        if personal.turn_pause_s is not None and personal.turn_pause_s < limit_set.turn_pause_s:
-            return (
-                f"limits.turn_pause_s {personal.turn_pause_s:g} is shorter than the configured "
-                f"{where}.turn_pause_s {limit_set.turn_pause_s:g}; give "
-                f"{limit_set.turn_pause_s:g} or more (personal limits only tighten)"
-            )
-        if personal.confirm_turns is False and limit_set.confirm_turns:
-            return (
-                f"limits.confirm_turns false is looser than the configured "
-                f"{where}.confirm_turns true; leave it out or set it true"
-            )
-    return None
-
-
-def with_incline_cap(limits: ProfileLimits | None, cap: float | None) -> ProfileLimits | None:
-    """The personal limits with a program's incline cap for this session (0 in a clinical
-    program's first sessions) on both ways; the stricter value wins."""
-    if cap is None:
-        return limits
-    base = limits or ProfileLimits()
-
-    def stricter(value: float | None) -> float:
-        return cap if value is None else min(value, cap)
-
-    return base.model_copy(
-        update={
-            "max_forward_incline_pct": stricter(base.max_forward_incline_pct),
-            "max_backward_incline_pct": stricter(base.max_backward_incline_pct),
-        }
-    )
-
-
-def with_heart_rate_max(
-    limits: ProfileLimits | None, hr_max_bpm: int | None
-) -> ProfileLimits | None:
-    """The personal limits with the rider's maximum heart rate: every % heart-rate ceiling and
-    zone of the workout is a share of it (the governor's heart-rate limits)."""
-    if hr_max_bpm is None:
-        return limits
-    return (limits or ProfileLimits()).model_copy(update={"hr_max_bpm": hr_max_bpm})
-
-
-# ---------------------------------------------------------------- program state as JSON
-
-
-def _state_json(state: ProgramState, confirmations: list[dict[str, Any]]) -> dict[str, Any]:
-    pending = state.pending_confirm
-    return {
-        "program": state.program,
-        "stage": state.stage,
-        "started_at": state.started_at.isoformat(),
-        "stage_since": state.stage_since.isoformat(),
-        "pending_confirm": None
-        if pending is None
-        else {"to_stage": pending.to_stage, "since": pending.since.isoformat()},
-        "confirmations": confirmations,
-    }
-
-
-def _state_from(data: Mapping[str, Any]) -> ProgramState:
-    pending = data.get("pending_confirm")
-    return ProgramState(
-        program=str(data["program"]),
-        stage=int(data["stage"]),
-        started_at=datetime.fromisoformat(data["started_at"]),
-        stage_since=datetime.fromisoformat(data["stage_since"]),
-        pending_confirm=None
-        if not pending
-        else PendingConfirm(
-            to_stage=int(pending["to_stage"]), since=datetime.fromisoformat(pending["since"])
-        ),
-    )
-
-
-def _confirmations(data: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    if not data:
-        return []
-    return [dict(entry) for entry in data.get("confirmations", [])]
-
-
-# ---------------------------------------------------------------- the service
 
 
 class RiderService:
@@ -229,7 +111,7 @@ class RiderService:
             clinical=fields.clinical,
             limits=fields.limits,
             program_name=program.name if program else None,
-            program_state=_state_json(ProgramState.begin(program, self._now()), [])
+            program_state=state_json(ProgramState.begin(program, self._now()), [])
             if program
             else None,
         )
@@ -411,11 +293,11 @@ class RiderService:
         except NothingToConfirmError as error:
             raise RiderError("nothing_to_confirm", str(error)) from None
         confirmations = [
-            *_confirmations(rider.program_state),
+            *recorded_confirmations(rider.program_state),
             {"to_stage": confirmed.stage, "therapist": therapist, "at": now.isoformat()},
         ]
         await (await self._db()).update_rider(
-            replace(rider, program_state=_state_json(confirmed, confirmations))
+            replace(rider, program_state=state_json(confirmed, confirmations))
         )
         _log.info("program_advance_confirmed", rider_id=rider_id, stage=confirmed.stage)
         history = await self._history(rider.rider_id, confirmed)
@@ -494,7 +376,7 @@ class RiderService:
             return replace(rider, program_name=None, program_state=None)
         program = self._program(name)
         state = ProgramState.begin(program, self._now())
-        return replace(rider, program_name=program.name, program_state=_state_json(state, []))
+        return replace(rider, program_name=program.name, program_state=state_json(state, []))
 
     async def _workout(self, workout_id: str) -> WorkoutRecord:
         try:
@@ -516,13 +398,13 @@ class RiderService:
         program = self._program(rider.program_name)
         now = self._now()
         if rider.program_state and rider.program_state.get("program") == program.name:
-            state = _state_from(rider.program_state)
+            state = state_from(rider.program_state)
         else:
             state = ProgramState.begin(program, now)
         history = await self._history(rider.rider_id, state)
         evaluation = evaluate(program, state, history, now)
         if store and evaluation.state != state:
-            stored = _state_json(evaluation.state, _confirmations(rider.program_state))
+            stored = state_json(evaluation.state, recorded_confirmations(rider.program_state))
             await (await self._db()).update_rider(replace(rider, program_state=stored))
             _log.info(
                 "rider_program_state_changed",

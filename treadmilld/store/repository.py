@@ -9,11 +9,9 @@ workout `interrupted` (`mark_interrupted_on_start`) with every sample written be
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import Enum
 from types import TracebackType
 from typing import Any, Self
 
@@ -21,8 +19,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from treadmilld.engine.api import AbortReason, Direction
-from treadmilld.engine.limits import ProfileLimits
+from treadmilld.engine.api import AbortReason
 from treadmilld.history.records import (
     Feedback,
     PhaseChange,
@@ -39,10 +36,25 @@ from treadmilld.store.errors import (
     InvalidRecordError,
     RiderExistsError,
     UnknownRiderError,
-    UnknownWorkoutError,
     WorkoutExistsError,
 )
-from treadmilld.store.migrate import head_revision, upgrade_schema
+from treadmilld.store.export import rider_export
+from treadmilld.store.migrate import upgrade_schema
+from treadmilld.store.rows import (
+    feedback_from,
+    feedback_row,
+    insert_workout_children,
+    phase_row,
+    read_workout,
+    rider_from,
+    rider_row,
+    sample_row,
+    segment_row,
+    summary_row,
+    unknown_workout,
+    workout_from,
+    workout_row,
+)
 from treadmilld.store.schema import (
     WORKOUT_ID_LENGTH,
     feedback,
@@ -55,8 +67,6 @@ from treadmilld.store.schema import (
 
 _log = structlog.get_logger(__name__)
 
-EXPORT_FORMAT = "treadmilld-rider-export"
-EXPORT_VERSION = 1
 FEEDBACK_RANGE = range(11)  # effort and pain are each reported 0 to 10 (issue 15)
 
 
@@ -132,7 +142,7 @@ class Store:
                     "choose another id"
                 )
             await conn.execute(
-                sa.insert(riders).values(**_rider_row(rider), created_at=now, updated_at=now)
+                sa.insert(riders).values(**rider_row(rider), created_at=now, updated_at=now)
             )
         _log.info("rider_created", rider_id=rider.rider_id)
 
@@ -143,7 +153,7 @@ class Store:
             result = await conn.execute(
                 sa.update(riders)
                 .where(riders.c.id == rider.rider_id)
-                .values(**_rider_row(rider), updated_at=self._now())
+                .values(**rider_row(rider), updated_at=self._now())
             )
             if result.rowcount == 0:
                 raise _unknown_rider(rider.rider_id)
@@ -155,12 +165,12 @@ class Store:
             row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise _unknown_rider(rider_id)
-        return _rider_from(row)
+        return rider_from(row)
 
     async def list_riders(self) -> list[Rider]:
         async with self._connect() as conn:
             rows = await conn.execute(sa.select(riders).order_by(riders.c.id))
-            return [_rider_from(row) for row in rows.mappings()]
+            return [rider_from(row) for row in rows.mappings()]
 
     async def delete_rider(self, rider_id: str) -> int:
         """Delete the rider and their whole history (workouts, samples, feedback) in one
@@ -185,18 +195,8 @@ class Store:
                 .where(workouts.c.rider_id == rider_id)
                 .order_by(workouts.c.started_at, workouts.c.id)
             )
-            records = [await _read_workout(conn, workout_id) for workout_id in ids.all()]
-        return {
-            "format": EXPORT_FORMAT,
-            "version": EXPORT_VERSION,
-            "schema_revision": head_revision(),
-            "rider": {
-                **_jsonable(_rider_from(rider)),
-                "created_at": rider["created_at"].isoformat(),
-                "updated_at": rider["updated_at"].isoformat(),
-            },
-            "workouts": [_jsonable(record) for record in records],
-        }
+            records = [await read_workout(conn, workout_id) for workout_id in ids.all()]
+        return rider_export(rider, records)
 
     # Workouts, written as they run
 
@@ -213,8 +213,8 @@ class Store:
                 raise WorkoutExistsError(
                     f"workout {record.workout_id!r} exists already; give each workout a new id"
                 )
-            await conn.execute(sa.insert(workouts).values(**_workout_row(record)))
-            await _insert_children(conn, record)
+            await conn.execute(sa.insert(workouts).values(**workout_row(record)))
+            await insert_workout_children(conn, record)
         _log.info(
             "workout_recording_started",
             workout_id=record.workout_id,
@@ -228,12 +228,12 @@ class Store:
             return
         async with self._begin() as conn:
             await _require_workout(conn, workout_id)
-            await conn.execute(sa.insert(samples), [_sample_row(workout_id, s) for s in batch])
+            await conn.execute(sa.insert(samples), [sample_row(workout_id, s) for s in batch])
 
     async def add_segment(self, workout_id: str, segment: SegmentRecord) -> None:
         async with self._begin() as conn:
             await _require_workout(conn, workout_id)
-            await conn.execute(sa.insert(segments).values(_segment_row(workout_id, segment)))
+            await conn.execute(sa.insert(segments).values(segment_row(workout_id, segment)))
 
     async def update_segment(self, workout_id: str, segment: SegmentRecord) -> None:
         """Replace the stored segment of the same index (its end, distance, completion)."""
@@ -241,7 +241,7 @@ class Store:
             result = await conn.execute(
                 sa.update(segments)
                 .where(segments.c.workout_id == workout_id, segments.c.idx == segment.index)
-                .values(_segment_row(workout_id, segment))
+                .values(segment_row(workout_id, segment))
             )
             if result.rowcount == 0:
                 await _require_workout(conn, workout_id)
@@ -252,9 +252,7 @@ class Store:
     async def add_phase(self, workout_id: str, phase: PhaseChange) -> None:
         async with self._begin() as conn:
             await _require_workout(conn, workout_id)
-            await conn.execute(
-                sa.insert(phases).values(workout_id=workout_id, at_s=phase.at_s, phase=phase.phase)
-            )
+            await conn.execute(sa.insert(phases).values(phase_row(workout_id, phase)))
 
     async def end_workout(
         self,
@@ -273,11 +271,11 @@ class Store:
                     outcome=outcome.value,
                     abort_reason=None if abort_reason is None else abort_reason.value,
                     abort_detail=abort_detail,
-                    **_summary_row(summary),
+                    **summary_row(summary),
                 )
             )
             if result.rowcount == 0:
-                raise _unknown_workout(workout_id)
+                raise unknown_workout(workout_id)
         _log.info(
             "workout_recording_ended",
             workout_id=workout_id,
@@ -312,7 +310,7 @@ class Store:
     async def get_workout(self, workout_id: str) -> WorkoutRecord:
         """The whole workout: segments, samples, phases, summary and feedback."""
         async with self._connect() as conn:
-            return await _read_workout(conn, workout_id)
+            return await read_workout(conn, workout_id)
 
     async def list_workouts(
         self,
@@ -335,7 +333,7 @@ class Store:
             query = query.where(workouts.c.started_at >= since)
         async with self._connect() as conn:
             rows = await conn.execute(query)
-            return [_workout_from(row, _feedback_from(row)) for row in rows.mappings()]
+            return [workout_from(row, feedback_from(row)) for row in rows.mappings()]
 
     # After a workout
 
@@ -347,14 +345,7 @@ class Store:
         async with self._begin() as conn:
             await _require_workout(conn, workout_id)
             await conn.execute(sa.delete(feedback).where(feedback.c.workout_id == workout_id))
-            await conn.execute(
-                sa.insert(feedback).values(
-                    workout_id=workout_id,
-                    effort=report.effort,
-                    pain=report.pain,
-                    reported_at=report.reported_at,
-                )
-            )
+            await conn.execute(sa.insert(feedback).values(feedback_row(workout_id, report)))
 
     async def apply_retention(self, older_than_days: int, *, now: datetime | None = None) -> int:
         """Delete workouts (and all they hold) that started more than `older_than_days` days
@@ -381,7 +372,7 @@ class Store:
         return result.rowcount
 
 
-# Rows and records
+# Checks several methods share
 
 
 def _check_rider(rider: Rider) -> None:
@@ -390,201 +381,6 @@ def _check_rider(rider: Rider) -> None:
             f"rider id {rider.rider_id!r}: use 1 to 32 lowercase letters, digits, '-' or '_' "
             "(a pseudonym like 'r-17', never a name: it is an MQTT topic level)"
         )
-
-
-def _rider_row(rider: Rider) -> dict[str, Any]:
-    return {
-        "id": rider.rider_id,
-        "display_name": rider.display_name,
-        "body_weight_kg": rider.body_weight_kg,
-        "max_heart_rate_bpm": rider.max_heart_rate_bpm,
-        "clinical": rider.clinical,
-        "limits": None if rider.limits is None else rider.limits.model_dump(exclude_none=True),
-        "program_name": rider.program_name,
-        "program_state": None if rider.program_state is None else dict(rider.program_state),
-    }
-
-
-def _rider_from(row: sa.RowMapping) -> Rider:
-    return Rider(
-        rider_id=row["id"],
-        display_name=row["display_name"],
-        body_weight_kg=row["body_weight_kg"],
-        max_heart_rate_bpm=row["max_heart_rate_bpm"],
-        clinical=row["clinical"],
-        limits=None if row["limits"] is None else ProfileLimits.model_validate(row["limits"]),
-        program_name=row["program_name"],
-        program_state=row["program_state"],
-    )
-
-
-def _summary_row(summary: WorkoutSummary | None) -> dict[str, float | None]:
-    return {
-        "duration_s": None if summary is None else summary.duration_s,
-        "distance_forward_m": None if summary is None else summary.distance_forward_m,
-        "distance_backward_m": None if summary is None else summary.distance_backward_m,
-        "kcal": None if summary is None else summary.kcal,
-    }
-
-
-def _workout_row(record: WorkoutRecord) -> dict[str, Any]:
-    return {
-        "id": record.workout_id,
-        "rider_id": record.rider_id,
-        "treadmill_id": record.treadmill_id,
-        "profile_name": record.profile_name,
-        "started_at": record.started_at,
-        "outcome": record.outcome.value,
-        "abort_reason": None if record.abort_reason is None else record.abort_reason.value,
-        "abort_detail": record.abort_detail,
-        "program_name": record.program_name,
-        "program_stage": record.program_stage,
-        **_summary_row(record.summary),
-    }
-
-
-def _workout_from(
-    row: sa.RowMapping,
-    report: Feedback | None,
-    segment_records: Iterable[SegmentRecord] = (),
-    sample_records: Iterable[Sample] = (),
-    phase_records: Iterable[PhaseChange] = (),
-) -> WorkoutRecord:
-    summary = None
-    if row["duration_s"] is not None:
-        summary = WorkoutSummary(
-            duration_s=row["duration_s"],
-            distance_forward_m=row["distance_forward_m"],
-            distance_backward_m=row["distance_backward_m"],
-            kcal=row["kcal"],
-        )
-    reason = row["abort_reason"]
-    return WorkoutRecord(
-        workout_id=row["id"],
-        treadmill_id=row["treadmill_id"],
-        profile_name=row["profile_name"],
-        started_at=row["started_at"],
-        outcome=WorkoutOutcome(row["outcome"]),
-        rider_id=row["rider_id"],
-        abort_reason=None if reason is None else AbortReason(reason),
-        abort_detail=row["abort_detail"],
-        segments=tuple(segment_records),
-        samples=tuple(sample_records),
-        phases=tuple(phase_records),
-        summary=summary,
-        feedback=report,
-        program_name=row["program_name"],
-        program_stage=row["program_stage"],
-    )
-
-
-def _feedback_from(row: sa.RowMapping) -> Feedback | None:
-    if row["effort"] is None:
-        return None
-    return Feedback(effort=row["effort"], pain=row["pain"], reported_at=row["reported_at"])
-
-
-def _sample_row(workout_id: str, sample: Sample) -> dict[str, Any]:
-    return {
-        "workout_id": workout_id,
-        "at_s": sample.at_s,
-        "speed_kmh": sample.speed_kmh,
-        "incline_pct": sample.incline_pct,
-        "direction": sample.direction.value,
-        "distance_forward_m": sample.distance_forward_m,
-        "distance_backward_m": sample.distance_backward_m,
-        "heart_rate_bpm": sample.heart_rate_bpm,
-    }
-
-
-def _segment_row(workout_id: str, segment: SegmentRecord) -> dict[str, Any]:
-    return {
-        "workout_id": workout_id,
-        "idx": segment.index,
-        "direction": segment.direction.value,
-        "planned_duration_s": segment.planned_duration_s,
-        "planned_speed_kmh": segment.planned_speed_kmh,
-        "planned_incline_pct": segment.planned_incline_pct,
-        "started_at_s": segment.started_at_s,
-        "ended_at_s": segment.ended_at_s,
-        "distance_m": segment.distance_m,
-        "completed": segment.completed,
-    }
-
-
-async def _insert_children(conn: AsyncConnection, record: WorkoutRecord) -> None:
-    workout_id = record.workout_id
-    if record.segments:
-        await conn.execute(
-            sa.insert(segments), [_segment_row(workout_id, s) for s in record.segments]
-        )
-    if record.samples:
-        await conn.execute(sa.insert(samples), [_sample_row(workout_id, s) for s in record.samples])
-    if record.phases:
-        await conn.execute(
-            sa.insert(phases),
-            [{"workout_id": workout_id, "at_s": p.at_s, "phase": p.phase} for p in record.phases],
-        )
-    if record.feedback is not None:
-        await conn.execute(
-            sa.insert(feedback).values(
-                workout_id=workout_id,
-                effort=record.feedback.effort,
-                pain=record.feedback.pain,
-                reported_at=record.feedback.reported_at,
-            )
-        )
-
-
-async def _read_workout(conn: AsyncConnection, workout_id: str) -> WorkoutRecord:
-    query = (
-        sa.select(workouts, feedback.c.effort, feedback.c.pain, feedback.c.reported_at)
-        .outerjoin(feedback, feedback.c.workout_id == workouts.c.id)
-        .where(workouts.c.id == workout_id)
-    )
-    row = (await conn.execute(query)).mappings().first()
-    if row is None:
-        raise _unknown_workout(workout_id)
-    segment_rows = await conn.execute(
-        sa.select(segments).where(segments.c.workout_id == workout_id).order_by(segments.c.idx)
-    )
-    sample_rows = await conn.execute(
-        sa.select(samples).where(samples.c.workout_id == workout_id).order_by(samples.c.at_s)
-    )
-    phase_rows = await conn.execute(
-        sa.select(phases).where(phases.c.workout_id == workout_id).order_by(phases.c.id)
-    )
-    return _workout_from(
-        row,
-        _feedback_from(row),
-        segment_records=[
-            SegmentRecord(
-                index=s.idx,
-                direction=Direction(s.direction),
-                planned_duration_s=s.planned_duration_s,
-                planned_speed_kmh=s.planned_speed_kmh,
-                planned_incline_pct=s.planned_incline_pct,
-                started_at_s=s.started_at_s,
-                ended_at_s=s.ended_at_s,
-                distance_m=s.distance_m,
-                completed=s.completed,
-            )
-            for s in segment_rows
-        ],
-        sample_records=[
-            Sample(
-                at_s=s.at_s,
-                speed_kmh=s.speed_kmh,
-                incline_pct=s.incline_pct,
-                direction=Direction(s.direction),
-                distance_forward_m=s.distance_forward_m,
-                distance_backward_m=s.distance_backward_m,
-                heart_rate_bpm=s.heart_rate_bpm,
-            )
-            for s in sample_rows
-        ],
-        phase_records=[PhaseChange(at_s=p.at_s, phase=p.phase) for p in phase_rows],
-    )
 
 
 async def _rider_exists(conn: AsyncConnection, rider_id: str) -> bool:
@@ -599,33 +395,8 @@ async def _workout_exists(conn: AsyncConnection, workout_id: str) -> bool:
 
 async def _require_workout(conn: AsyncConnection, workout_id: str) -> None:
     if not await _workout_exists(conn, workout_id):
-        raise _unknown_workout(workout_id)
+        raise unknown_workout(workout_id)
 
 
 def _unknown_rider(rider_id: str) -> UnknownRiderError:
     return UnknownRiderError(f"no rider {rider_id!r}; create the rider first, or check the id")
-
-
-def _unknown_workout(workout_id: str) -> UnknownWorkoutError:
-    return UnknownWorkoutError(
-        f"no workout {workout_id!r}; begin it first, or check the id (retention may have "
-        "deleted an old one)"
-    )
-
-
-def _jsonable(value: Any) -> Any:  # noqa: PLR0911 (one return per kind of value)
-    """A record as plain JSON values: dataclasses and pydantic models as objects, enums by
-    value, datetimes in ISO 8601."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, ProfileLimits):
-        return value.model_dump(exclude_none=True)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value

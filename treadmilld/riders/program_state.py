@@ -1,0 +1,46 @@
+"""A rider's program state as the JSON the store keeps (`Rider.program_state`): the
+progression engine's `ProgramState`, plus who confirmed each clinical advance and when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from treadmilld.programs import PendingConfirm, ProgramState
+
+
+def state_json(state: ProgramState, confirmations: list[dict[str, Any]]) -> dict[str, Any]:
+    pending = state.pending_confirm
+    return {
+        "program": state.program,
+        "stage": state.stage,
+        "started_at": state.started_at.isoformat(),
+        "stage_since": state.stage_since.isoformat(),
+        "pending_confirm": None
+        if pending is None
+        else {"to_stage": pending.to_stage, "since": pending.since.isoformat()},
+        "confirmations": confirmations,
+    }
+
+
+def state_from(data: Mapping[str, Any]) -> ProgramState:
+    pending = data.get("pending_confirm")
+    return ProgramState(
+        program=str(data["program"]),
+        stage=int(data["stage"]),
+        started_at=datetime.fromisoformat(data["started_at"]),
+        stage_since=datetime.fromisoformat(data["stage_since"]),
+        pending_confirm=None
+        if not pending
+        else PendingConfirm(
+            to_stage=int(pending["to_stage"]), since=datetime.fromisoformat(pending["since"])
+        ),
+    )
+
+
+def recorded_confirmations(data: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not data:
+        return []
+    return [dict(entry) for entry in data.get("confirmations", [])]
