@@ -73,7 +73,9 @@ async def rig(
     limits: SafetyLimits | None = None,
     library: ProfileLibrary | None = None,
     body_weight_kg: float = 70.0,
+    within_s: float = SCENARIO_TIMEOUT_S,
 ) -> AsyncIterator[Rig]:
+    """`within_s`: the scenario's bound in virtual seconds (weeks of workouts need more)."""
     clock = LoopClock()
     treadmill = make_treadmill(clock)
     session = WorkoutSession(
@@ -96,7 +98,7 @@ async def rig(
     link_task = asyncio.create_task(treadmill.run())
     await asyncio.sleep(0)  # let the session subscribe before the link connects
     try:
-        async with asyncio.timeout(SCENARIO_TIMEOUT_S):
+        async with asyncio.timeout(within_s):
             yield Rig(treadmill, session, recorder, clock)
     finally:
         await session.shutdown()

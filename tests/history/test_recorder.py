@@ -44,6 +44,10 @@ class KeepsEverything:
         return record.workout_id
 
     async def append_samples(self, workout_id: str, batch: Sequence[Sample]) -> None:
+        # The store keys samples by their instant: a second sample at the same `at_s` is
+        # refused there (and its whole batch with it).
+        instants = {sample.at_s for sample in self.samples[workout_id]}
+        assert not instants & {sample.at_s for sample in batch}, "two samples at one instant"
         self.samples[workout_id].extend(batch)
         self.sample_batches += 1
 

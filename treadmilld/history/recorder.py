@@ -121,6 +121,9 @@ class _PendingSample:
 class _Workout:
     workout_id: str
     started_at_clock: float
+    # The last sample's time: one sample per instant (the store keys samples by it), so the
+    # ending's sample is not written again when a tick of the sampler fell on the same instant.
+    last_sample_at_s: float | None = None
     segment: SegmentRecord | None = None
     forward_at_segment_start: float = 0.0
     backward_at_segment_start: float = 0.0
@@ -270,9 +273,12 @@ class WorkoutRecorder:
         self._wake.set()
 
     def _queue_sample(self, sample: Sample) -> None:
+        assert self._workout is not None
+        if self._workout.last_sample_at_s == sample.at_s:
+            return
+        self._workout.last_sample_at_s = sample.at_s
         if self._pending_samples >= MAX_PENDING_SAMPLES:
             self._drop_oldest_sample()
-        assert self._workout is not None
         self._pending.append(_PendingSample(self._workout.workout_id, sample))
         self._pending_samples += 1
         self._wake.set()
