@@ -10,7 +10,6 @@ a person should check; the connection is let go first.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 from collections.abc import Callable
@@ -20,11 +19,16 @@ import structlog
 
 from treadmilld.ble.api import DeviceInformation, TreadmillCapabilities
 from treadmilld.ble.config import LinkSettings, TargetSelector
+from treadmilld.ble.device_connect import (
+    NO_ADAPTER_HINT,
+    ConnectHints,
+    DeviceConnectError,
+    find_and_connect,
+)
 from treadmilld.ble.discovery import is_target
 from treadmilld.ble.gatt import (
     PROPERTY_WRITE,
     PROPERTY_WRITE_WITHOUT_RESPONSE,
-    ConnectFailedError,
     GattBackend,
     GattConnection,
     GattError,
@@ -76,7 +80,8 @@ HINT_NOT_TREADMILL: Final = (
     "the device exposes no Treadmill Data (0x2ACD), so it is not an FTMS treadmill; "
     "check the configured address or name"
 )
-HINT_NO_ADAPTER: Final = "is Bluetooth available (adapter present and powered, BlueZ running)?"
+HINT_NO_ADAPTER: Final = NO_ADAPTER_HINT
+_HINTS = ConnectHints(no_adapter=HINT_NO_ADAPTER, not_found=HINT_NOT_FOUND, connect=HINT_CONNECT)
 HINT_ILLUSTRATIVE_TABLE: Final = (
     "this incline table is an illustration picked by the advertised name; set the deck's own "
     "table (percent per index) as quirks.incline_table, or its inclines will be wrong"
@@ -129,37 +134,21 @@ class ConnectionOpener:
         `ConnectStepError` if any step fails."""
         settings = self._settings
         try:
-            found = await self._gatt.find(
-                lambda adv: is_target(adv, self._target), settings.scan_timeout_s
+            device = await find_and_connect(
+                self._gatt,
+                lambda adv: is_target(adv, self._target),
+                looking_for=f"treadmill with {self._target.describe()}",
+                scan_timeout_s=settings.scan_timeout_s,
+                connect_timeout_s=settings.connect_timeout_s,
+                connect_attempts=settings.connect_attempts,
+                clock=self._clock,
+                hints=_HINTS,
+                on_late_connection=self._release_late_connection,
             )
-        except GattError as error:
-            raise ConnectStepError(str(error), HINT_NO_ADAPTER) from error
-        if found is None:
-            raise ConnectStepError(
-                f"no treadmill with {self._target.describe()} heard within "
-                f"{settings.scan_timeout_s:g} s",
-                HINT_NOT_FOUND,
-            )
-        address = found.advertisement.address
-        name = found.advertisement.name
-        disconnected = asyncio.Event()
-        try:
-            connection = await wait_for_on_clock(
-                self._gatt.connect(
-                    found, attempts=settings.connect_attempts, on_disconnect=disconnected.set
-                ),
-                settings.connect_timeout_s,
-                self._clock,
-                on_late_result=self._release_late_connection,
-            )
-        except TimeoutError:
-            raise ConnectStepError(
-                f"connecting to {name or address} ({address}) took longer than "
-                f"{settings.connect_timeout_s:g} s",
-                HINT_CONNECT,
-            ) from None
-        except ConnectFailedError as error:
-            raise ConnectStepError(str(error), HINT_CONNECT) from error
+        except DeviceConnectError as error:
+            raise ConnectStepError(str(error), error.hint) from error.__cause__
+        connection, address, name = device.connection, device.address, device.name
+        disconnected = device.disconnected
         now = self._clock.now()
         session = LinkSession(
             connection=connection,

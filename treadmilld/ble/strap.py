@@ -22,9 +22,14 @@ import structlog
 
 from treadmilld.ble.api import ConnectionState, LinkLostCause
 from treadmilld.ble.config import ReconnectBackoff, StrapLinkSettings, TargetSelector
+from treadmilld.ble.device_connect import (
+    NO_ADAPTER_HINT,
+    ConnectHints,
+    DeviceConnectError,
+    find_and_connect,
+)
 from treadmilld.ble.gatt import (
     Advertisement,
-    ConnectFailedError,
     GattBackend,
     GattConnection,
     GattError,
@@ -60,7 +65,8 @@ HINT_NOT_A_STRAP: Final = (
     "the device has no Heart Rate Measurement (0x2A37), so it is not a heart-rate strap; "
     "check the configured address or name"
 )
-HINT_NO_ADAPTER: Final = "is Bluetooth available (adapter present and powered, BlueZ running)?"
+HINT_NO_ADAPTER: Final = NO_ADAPTER_HINT
+_HINTS = ConnectHints(no_adapter=HINT_NO_ADAPTER, not_found=HINT_NOT_FOUND, connect=HINT_CONNECT)
 
 # Events queued per subscriber before the oldest reading is dropped: over ten minutes of
 # readings at 1 Hz, so only a stalled reader meets it.
@@ -270,37 +276,21 @@ class BleHeartRateStrap:
     async def _open(self) -> _StrapSession:
         settings = self._settings
         try:
-            found = await self._gatt.find(
-                lambda adv: is_strap_target(adv, self._target), settings.scan_timeout_s
+            device = await find_and_connect(
+                self._gatt,
+                lambda adv: is_strap_target(adv, self._target),
+                looking_for=f"heart-rate strap with {self._target.describe()}",
+                scan_timeout_s=settings.scan_timeout_s,
+                connect_timeout_s=settings.connect_timeout_s,
+                connect_attempts=settings.connect_attempts,
+                clock=self._clock,
+                hints=_HINTS,
+                on_late_connection=self._release_late_connection,
             )
-        except GattError as error:
-            raise StrapConnectError(str(error), HINT_NO_ADAPTER) from error
-        if found is None:
-            raise StrapConnectError(
-                f"no heart-rate strap with {self._target.describe()} heard within "
-                f"{settings.scan_timeout_s:g} s",
-                HINT_NOT_FOUND,
-            )
-        address = found.advertisement.address
-        name = found.advertisement.name
-        disconnected = asyncio.Event()
-        try:
-            connection = await wait_for_on_clock(
-                self._gatt.connect(
-                    found, attempts=settings.connect_attempts, on_disconnect=disconnected.set
-                ),
-                settings.connect_timeout_s,
-                self._clock,
-                on_late_result=self._release_late_connection,
-            )
-        except TimeoutError:
-            raise StrapConnectError(
-                f"connecting to {name or address} ({address}) took longer than "
-                f"{settings.connect_timeout_s:g} s",
-                HINT_CONNECT,
-            ) from None
-        except ConnectFailedError as error:
-            raise StrapConnectError(str(error), HINT_CONNECT) from error
+        except DeviceConnectError as error:
+            raise StrapConnectError(str(error), error.hint) from error.__cause__
+        connection, address, name = device.connection, device.address, device.name
+        disconnected = device.disconnected
         now = self._clock.now()
         session = _StrapSession(
             connection=connection,
