@@ -86,8 +86,13 @@ class WalkSteps(TurnSteps):
             speed, incline = self._setpoints(step, now, start, deadline, last_ramp_down)
             if not ending and self._inner_write_delays_the_end(step, speed, now, deadline):
                 # The ramp's final speed is reachable at its end from where the target is now,
-                # and this inner write would leave too little time after it for that.
-                await self._sleep_until(deadline)
+                # and this inner write would leave too little time after it for that. The wait
+                # still ends early at the backward budget's deadline, as every wait here does.
+                budget_at = self._backward_budget_deadline(segment)
+                wake_at = (
+                    deadline if budget_at is None else max(min(deadline, budget_at), now + EPS)
+                )
+                await self._sleep_until(wake_at)
                 continue
             if speed > (governor.target_speed_kmh or 0.0):
                 self._check_backward_budget(segment, next_kmh=self._next_write_kmh(speed))
