@@ -94,6 +94,27 @@ def test_a_refused_change_says_why_and_changes_nothing(
     assert "unknown_rider" in capsys.readouterr().err
 
 
+def test_a_riders_own_strap_is_set_shown_exported_and_forgotten(
+    config: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    add = ["add", "r-17", "--name", "Anna", "--weight", "64"]
+    assert riders(config, *add, "--strap-address", "a0:9e:1a:4b:3c:2d") == 0
+    assert "HR strap      address A0:9E:1A:4B:3C:2D" in capsys.readouterr().out
+    exported = tmp_path / "r-17.json"
+    assert riders(config, "export", "r-17", "-o", str(exported)) == 0
+    rider = json.loads(exported.read_text(encoding="utf-8"))["rider"]
+    assert rider["heart_rate_strap"] == {"address": "A0:9E:1A:4B:3C:2D", "name_match": None}
+    assert riders(config, "set", "r-17", "--strap-name", "Polar H10 4B3C2D") == 0
+    assert "HR strap      name containing 'Polar H10 4B3C2D'" in capsys.readouterr().out
+    # Not an address: refused, saying how to write one, and the strap is kept.
+    assert riders(config, "set", "r-17", "--strap-address", "polar") == 2
+    assert "AA:BB:CC:DD:EE:FF" in capsys.readouterr().err
+    assert riders(config, "show", "r-17") == 0
+    assert "name containing 'Polar H10 4B3C2D'" in capsys.readouterr().out
+    assert riders(config, "set", "r-17", "--no-strap") == 0
+    assert "HR strap      -" in capsys.readouterr().out
+
+
 def test_feedback_prints_the_next_session_and_a_confirm_needs_something_to_confirm(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,6 +19,7 @@ from treadmilld_broker import EmbeddedBroker
 from treadmilld.engine.api import ProfileCatalog, TreadmillController
 from treadmilld.mqtt.bridge import MqttBridge
 from treadmilld.mqtt.config import MqttSettings
+from treadmilld.mqtt.dispatch import StrapAssignment
 from treadmilld.mqtt.rider_requests import WorkoutRecorderSeam
 from treadmilld.riders.api import RiderDesk
 from treadmilld.runtime.clock import Clock
@@ -258,6 +259,7 @@ async def running_bridge(
     names: Mapping[str, str] | None = None,
     riders: RiderDesk | None = None,
     recorders: Mapping[str, WorkoutRecorderSeam] | None = None,
+    straps: Mapping[str, StrapAssignment] | None = None,
     **settings: Any,
 ) -> AsyncIterator[MqttBridge]:
     """A bridge connected, announced and subscribed. State is not rate-limited unless the
@@ -277,6 +279,7 @@ async def running_bridge(
         names=names,
         riders=riders,
         recorders=recorders,
+        straps=straps,
         **extra,
     )
     task = asyncio.create_task(bridge.run(), name="mqtt-bridge")

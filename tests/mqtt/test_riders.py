@@ -20,6 +20,7 @@ from tests.support.riders import WallClock, rider_service
 from treadmilld.engine.api import WorkoutFinished, WorkoutStarted
 from treadmilld.engine.limits import ProfileLimits
 from treadmilld.history.recorder import WorkoutRecorder
+from treadmilld.history.riders import StrapChoice
 from treadmilld.riders.service import RiderService
 from treadmilld.runtime.clock import LoopClock
 from treadmilld.store.api import Store, open_store, sqlite_url
@@ -208,6 +209,19 @@ async def test_a_clinical_program_waits_for_the_therapists_confirm(
             "limits_looser_than_configured",
         ),
         ("rider_update", {"rider_id": "r-17", "program": "nope"}, "unknown_program"),
+        (
+            "rider_update",
+            {"rider_id": "r-17", "heart_rate_strap": {"address": "not-a-strap"}},
+            "invalid_payload",
+        ),
+        (
+            "rider_update",
+            {
+                "rider_id": "r-17",
+                "heart_rate_strap": {"address": "AA:BB:CC:DD:EE:FF", "name_match": "H10"},
+            },
+            "invalid_payload",
+        ),
         ("rider_delete", {"rider_id": "r-99"}, "unknown_rider"),
         ("feedback", {"workout_id": "w-none", "effort": 3, "pain": 11}, "invalid_payload"),
         ("feedback", {"workout_id": "w-none", "effort": 3, "pain": 1}, "unknown_workout"),
@@ -300,6 +314,80 @@ async def test_without_a_database_rider_requests_and_rider_starts_are_refused(
         assert treadmill.calls == []
 
 
+class RemembersStraps:
+    """The daemon's strap switch as the bridge sees it: every strap a start named."""
+
+    def __init__(self) -> None:
+        self.assigned: list[StrapChoice | None] = []
+
+    def assign(self, strap: StrapChoice | None) -> None:
+        self.assigned.append(strap)
+
+    def last(self) -> StrapChoice | None:
+        return self.assigned[-1]
+
+
+async def test_a_riders_own_strap_is_what_their_workout_hears_unless_the_start_names_one(
+    mqtt_broker: EmbeddedBroker, gym: Gym
+) -> None:
+    straps = RemembersStraps()
+    async with (
+        running_bridge(
+            mqtt_broker,
+            {"tm01": gym.treadmill},
+            riders=gym.service,
+            recorders={"tm01": gym.recorder},
+            straps={"tm01": straps},
+        ),
+        Observer(mqtt_broker) as app,
+    ):
+        await app.subscribe(f"{BASE}/#")
+        created = await app.request(
+            f"{REQUEST}/rider_create",
+            {**RIDER, "program": "quick", "heart_rate_strap": {"address": "aa-bb-cc-dd-ee-17"}},
+        )
+        assert created["status"] == "ok", created
+        own = {"address": "AA:BB:CC:DD:EE:17"}  # written the way the radio reports it
+        assert created["data"]["heart_rate_strap"] == own
+
+        started = await start_for_rider(app, gym)
+        assert started["data"]["heart_rate_strap"] == own
+        assert straps.assigned == [StrapChoice(address="AA:BB:CC:DD:EE:17")]
+        await finish_workout(gym)
+
+        # A strap handed out at the desk, for this workout only.
+        desk = {"name_match": "H10 DESK-3"}
+        started = await app.request(
+            f"{BASE}/tm01/request/start", {"rider": "r-17", "heart_rate_strap": desk}
+        )
+        assert started["data"]["heart_rate_strap"] == desk
+        assert straps.last() == StrapChoice(name_match="H10 DESK-3")
+        await finish_workout(gym)
+
+        # Without a rider: the treadmill's own strap.
+        started = await app.request(f"{BASE}/tm01/request/start", {"profile": "hill_30"})
+        assert started["status"] == "ok", started
+        assert started["data"]["heart_rate_strap"] is None
+        assert straps.last() is None
+
+        # A strap that is no Bluetooth address: an error naming the fix, nothing started.
+        calls = len(gym.treadmill.calls)
+        bad = await app.request(
+            f"{BASE}/tm01/request/start", {"rider": "r-17", "heart_rate_strap": {"address": "7"}}
+        )
+        assert bad["code"] == "invalid_payload"
+        assert "AA:BB:CC:DD:EE:FF" in bad["error"]
+        assert len(gym.treadmill.calls) == calls
+        assert len(straps.assigned) == 3
+
+        # The rider forgets their strap: later starts hear the treadmill's.
+        updated = await app.request(
+            f"{REQUEST}/rider_update", {"rider_id": "r-17", "heart_rate_strap": None}
+        )
+        assert updated["data"]["heart_rate_strap"] is None
+        assert (await gym.store.get_rider("r-17")).heart_rate_strap is None
+
+
 async def test_a_riders_personal_limit_caps_the_planned_speed(
     mqtt_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -339,9 +427,14 @@ async def test_a_start_for_a_rider_on_set_and_a_refused_one_records_nobodys_work
         treadmill = RejectsEverything("tm01")
         recorder = WorkoutRecorder(treadmill, store, LoopClock())
         recording = asyncio.create_task(recorder.run())
+        straps = RemembersStraps()
         async with (
             running_bridge(
-                mqtt_broker, {"tm01": treadmill}, riders=service, recorders={"tm01": recorder}
+                mqtt_broker,
+                {"tm01": treadmill},
+                riders=service,
+                recorders={"tm01": recorder},
+                straps={"tm01": straps},
             ),
             Observer(mqtt_broker) as app,
         ):
@@ -353,6 +446,7 @@ async def test_a_start_for_a_rider_on_set_and_a_refused_one_records_nobodys_work
                 f"{BASE}/tm01/event", lambda m: m.json().get("type") == "error", after=mark
             )
             assert refused.json()["code"] == "control_not_permitted"  # the engine said no
+            assert straps.assigned == []  # a refused start changes no strap
             mark = app.mark()
             await app.publish(f"{BASE}/tm01/set", {"rider": "r-17"})
             alone = await app.wait_for(

@@ -3,6 +3,7 @@ data kept, and never from a revision newer than this code knows."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 
 from tests.store.records import STARTED
 from treadmilld.history.records import Feedback, WorkoutOutcome
+from treadmilld.history.riders import StrapChoice
 from treadmilld.store.api import (
     SchemaTooNewError,
     create_engine,
@@ -36,14 +38,14 @@ async def test_an_empty_database_gets_the_newest_schema_the_tables_describe(
     database_url: str,
 ) -> None:
     async with await open_store(database_url) as store:
-        assert await schema_revision(store.engine) == head_revision() == "0002"
+        assert await schema_revision(store.engine) == head_revision() == "0003"
         async with store.engine.connect() as connection:
             # The migrations build exactly what schema.py declares: a column or index added
             # to one and not the other shows here.
             assert await connection.run_sync(_differences) == []
     # Opening again finds nothing to do.
     async with await open_store(database_url) as store:
-        assert await schema_revision(store.engine) == "0002"
+        assert await schema_revision(store.engine) == "0003"
 
 
 async def test_a_database_of_the_previous_schema_is_upgraded_with_its_history_kept(
@@ -77,7 +79,7 @@ async def test_a_database_of_the_previous_schema_is_upgraded_with_its_history_ke
     await engine.dispose()
 
     async with await open_store(database_url) as store:
-        assert await schema_revision(store.engine) == "0002"
+        assert await schema_revision(store.engine) == "0003"
         assert (await store.get_rider("r-3")).body_weight_kg == 61.0
         old = await store.get_workout("w-old")
         assert old.outcome is WorkoutOutcome.FINISHED
@@ -89,6 +91,11 @@ async def test_a_database_of_the_previous_schema_is_upgraded_with_its_history_ke
         report = Feedback(effort=4, pain=1, reported_at=datetime(2026, 3, 2, 9, tzinfo=UTC))
         await store.add_feedback("w-old", report)
         assert (await store.get_workout("w-old")).feedback == report
+        # What 0003 added: a rider from before wears no strap of their own, and can be given one.
+        rider = await store.get_rider("r-3")
+        assert rider.heart_rate_strap is None
+        await store.update_rider(replace(rider, heart_rate_strap=StrapChoice(name_match="H10")))
+        assert (await store.get_rider("r-3")).heart_rate_strap == StrapChoice(name_match="H10")
 
 
 async def test_a_schema_newer_than_this_code_is_refused_with_what_to_do(

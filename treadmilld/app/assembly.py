@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from treadmilld.app.heart_rate_wiring import heart_rate_services
+from treadmilld.app.heart_rate_wiring import heart_rate_wiring
 from treadmilld.app.history_service import HistoryService, close_when_done, start_history
 from treadmilld.app.rider_wiring import bridge_rider_arguments
 from treadmilld.app.settings import ConfigError, Settings
@@ -237,6 +237,13 @@ async def assemble(
                 )
             session = make_session(link, settings, library, clock)
             units.append(TreadmillUnit(treadmill.id, link, session))
+        strap_wiring = await heart_rate_wiring(
+            settings,
+            clock=clock,
+            sessions={unit.treadmill_id: unit.session for unit in units},
+            fleet=fleet,
+            decks=decks,
+        )
         try:
             bridge = MqttBridge(
                 settings.mqtt,
@@ -245,6 +252,7 @@ async def assemble(
                 version=version,
                 names={t.id: t.display_name for t in settings.treadmills},
                 **bridge_rider_arguments(history, library, settings.limits),
+                straps=strap_wiring.switches,
                 # MQTT stays in wall time even when the demo speeds the profile clock up: rate
                 # limits and heartbeats are for the dashboards, which live in real time.
             )
@@ -252,15 +260,7 @@ async def assemble(
             raise ConfigError(str(error)) from None
         history.record(unit.session for unit in units)
         assembly = Assembly(units, bridge, library, fleet, history=history)
-        assembly.services.extend(
-            await heart_rate_services(
-                settings,
-                clock=clock,
-                sessions={unit.treadmill_id: unit.session for unit in units},
-                fleet=fleet,
-                decks=decks,
-            )
-        )
+        assembly.services.extend(strap_wiring.services)
         if settings.profiles_dir is not None:
             assembly.services.append(("profiles-watch", profile_watcher(settings, library, bridge)))
         replays = {tid: spec for tid, spec in specs.items() if isinstance(spec, ReplaySpec)}

@@ -1,20 +1,21 @@
-"""Heart-rate straps wired to the workout sessions: one strap link per treadmill that has a
-`heart_rate_strap`, its readings handed to that treadmill's session.
+"""Heart-rate straps wired to the workout sessions: one `StrapSwitch` per treadmill, running
+the link of the strap its workouts hear (the configured `heart_rate_strap`, or for one workout
+the strap a start names: the rider's own), its readings handed to that treadmill's session.
 
 The session takes them through `HeartRateSink` (`WorkoutSession.heart_rate_received`): a
 reading as `(bpm, contact, at)`, and a lost strap as `(None, None, at)`, so the engine knows
-the heart rate is gone rather than merely steady. A session without that method yet gets
-nothing; the strap still runs and its readings are logged at debug, and a warning says so once.
+the heart rate is gone rather than merely steady.
 
 Simulated straps (`heart_rate_strap = { simulated = {...} }`) are switched on here, on the same
-fleet as the simulated treadmills, worn by the rider of the treadmill they belong to.
+fleet as the simulated treadmills, worn by the rider of the treadmill they belong to. A rider's
+strap on a simulated treadmill is looked for in the simulated world too.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -22,21 +23,14 @@ from pydantic import ValidationError
 from treadmilld.app.config_problems import describe_problems
 from treadmilld.app.settings import ConfigError, Settings, TreadmillSettings
 from treadmilld.app.simulation import import_simulator
+from treadmilld.app.strap_switch import HeartRateSink, StrapSwitch, strap_service
 from treadmilld.ble.config import StrapLinkSettings, TargetSelector
 from treadmilld.ble.strap import BleHeartRateStrap
-from treadmilld.ble.strap_api import HeartRateReceived, HeartRateStrap, StrapLost
 from treadmilld.runtime.clock import Clock
 
 _log = structlog.get_logger(__name__)
 
 Service = tuple[str, Callable[[], Awaitable[None]]]
-
-
-@runtime_checkable
-class HeartRateSink(Protocol):
-    """What takes a treadmill's heart rate: the engine's `WorkoutSession`."""
-
-    def heart_rate_received(self, bpm: int | None, contact: bool | None, at: float) -> None: ...
 
 
 def strap_link_settings(settings: Settings) -> StrapLinkSettings:
@@ -77,6 +71,98 @@ def simulated_strap_config(index: int, treadmill: TreadmillSettings, deck_name: 
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class HeartRateWiring:
+    """Each treadmill's strap switch (MQTT starts name a rider's strap through it) and the
+    supervisor services that run them."""
+
+    switches: dict[str, StrapSwitch]
+    services: list[Service]
+
+
+async def heart_rate_wiring(
+    settings: Settings,
+    *,
+    clock: Clock,
+    sessions: Mapping[str, object],
+    fleet: Any = None,
+    decks: Mapping[str, Any] | None = None,
+) -> HeartRateWiring:
+    """A strap switch for every treadmill in `sessions`, its readings handed to
+    `sessions[treadmill id]`. Simulated straps are added to `fleet` (closed with it)."""
+    decks = decks or {}
+    link_settings = strap_link_settings(settings)
+    switches: dict[str, StrapSwitch] = {}
+    for index, treadmill in enumerate(settings.treadmills):
+        if treadmill.id not in sessions:
+            continue
+        simulated_world: dict[str, Any] = {}
+        if treadmill.simulated is not None and fleet is not None:
+            simulated_world = {
+                "scanner_backend": fleet.scanner_backend,
+                "client_backend": fleet.client_backend,
+            }
+        configured, configured_world = await _configured_strap(
+            index, treadmill, fleet, decks, simulated_world
+        )
+
+        def open_link(
+            target: TargetSelector,
+            worn_by_rider: bool,
+            *,
+            treadmill_id: str = treadmill.id,
+            configured_world: dict[str, Any] = configured_world,
+            simulated_world: dict[str, Any] = simulated_world,
+        ) -> BleHeartRateStrap:
+            backends = simulated_world if worn_by_rider else configured_world
+            return BleHeartRateStrap(
+                f"{treadmill_id}-hr", target, link_settings, clock=clock, **backends
+            )
+
+        switches[treadmill.id] = StrapSwitch(
+            treadmill.id,
+            configured=configured,
+            open_link=open_link,
+            session=sessions[treadmill.id],
+        )
+        if configured is not None:
+            _log.info("strap_assembled", treadmill_id=treadmill.id, target=configured.describe())
+    return HeartRateWiring(
+        switches=switches,
+        services=[(f"strap:{tid}", strap_service(switch)) for tid, switch in switches.items()],
+    )
+
+
+async def _configured_strap(
+    index: int,
+    treadmill: TreadmillSettings,
+    fleet: Any,
+    decks: Mapping[str, Any],
+    simulated_world: dict[str, Any],
+) -> tuple[TargetSelector | None, dict[str, Any]]:
+    """The treadmill's configured strap (a simulated one added to `fleet` now) and the bleak
+    backends its link uses (none: the platform's radio)."""
+    strap_settings = treadmill.heart_rate_strap
+    if strap_settings is None:
+        return None, {}
+    if strap_settings.simulated is None:
+        return strap_settings.target(), {}
+    if fleet is None:
+        raise ConfigError(
+            f"treadmill {treadmill.id!r}: a simulated heart_rate_strap needs the treadmill "
+            "simulated too"
+        )
+    deck: Any = decks.get(treadmill.id)
+    # A replayed deck has no model, so no rider for the strap to follow.
+    deck_name = deck.name if getattr(deck, "model", None) is not None else None
+    strap = await fleet.add_strap(simulated_strap_config(index, treadmill, deck_name))
+    world = simulated_world or {
+        "scanner_backend": fleet.scanner_backend,
+        "client_backend": fleet.client_backend,
+    }
+    return TargetSelector(address=strap.address), world
+
+
 async def heart_rate_services(
     settings: Settings,
     *,
@@ -85,81 +171,18 @@ async def heart_rate_services(
     fleet: Any = None,
     decks: Mapping[str, Any] | None = None,
 ) -> list[Service]:
-    """One supervisor service per treadmill with a strap: the strap link running, its readings
-    handed to `sessions[treadmill id]`. Simulated straps are added to `fleet` (closed with it)."""
-    decks = decks or {}
-    link_settings = strap_link_settings(settings)
-    services: list[Service] = []
-    for index, treadmill in enumerate(settings.treadmills):
-        strap_settings = treadmill.heart_rate_strap
-        if strap_settings is None:
-            continue
-        backends: dict[str, Any] = {}
-        target = strap_settings.target() if strap_settings.simulated is None else None
-        if strap_settings.simulated is not None:
-            if fleet is None:
-                raise ConfigError(
-                    f"treadmill {treadmill.id!r}: a simulated heart_rate_strap needs the "
-                    "treadmill simulated too"
-                )
-            deck: Any = decks.get(treadmill.id)
-            # A replayed deck has no model, so no rider for the strap to follow.
-            deck_name = deck.name if getattr(deck, "model", None) is not None else None
-            config = simulated_strap_config(index, treadmill, deck_name)
-            strap = await fleet.add_strap(config)
-            target = TargetSelector(address=strap.address)
-            backends = {
-                "scanner_backend": fleet.scanner_backend,
-                "client_backend": fleet.client_backend,
-            }
-        assert target is not None
-        link = BleHeartRateStrap(
-            f"{treadmill.id}-hr", target, link_settings, clock=clock, **backends
-        )
-        sink = sessions.get(treadmill.id)
-        services.append((f"strap:{treadmill.id}", strap_service(link, sink)))
-        _log.info("strap_assembled", treadmill_id=treadmill.id, target=target.describe())
-    return services
+    """The services of `heart_rate_wiring` alone (one per treadmill in `sessions`)."""
+    wiring = await heart_rate_wiring(
+        settings, clock=clock, sessions=sessions, fleet=fleet, decks=decks
+    )
+    return wiring.services
 
 
-def strap_service(strap: HeartRateStrap, sink: object) -> Callable[[], Awaitable[None]]:
-    """Run `strap` and hand its readings to `sink` until cancelled."""
-
-    async def run() -> None:
-        events = strap.events()
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(strap.run(), name=f"{strap.strap_id}-run")
-                group.create_task(forward(strap.strap_id, events, sink))
-        finally:
-            await strap.close()
-
-    return run
-
-
-async def forward(strap_id: str, events: AsyncIterator[object], sink: object) -> None:
-    """Each reading to `sink.heart_rate_received(bpm, contact, at)`; a lost strap as
-    `(None, None, at)`. A sink that raises is logged and kept: a strap never stops a belt."""
-    receiver = sink if isinstance(sink, HeartRateSink) else None
-    if receiver is None:
-        _log.warning(
-            "heart_rate_unused",
-            strap_id=strap_id,
-            hint="this build's workout session takes no heart rate yet; readings are only "
-            "logged (at debug)",
-        )
-    async for event in events:
-        match event:
-            case HeartRateReceived(bpm=bpm, contact=contact, at=at):
-                reading: tuple[int | None, bool | None, float] = (bpm, contact, at)
-            case StrapLost(at=at):
-                reading = (None, None, at)
-            case _:
-                continue
-        if receiver is None:
-            _log.debug("heart_rate", strap_id=strap_id, bpm=reading[0], contact=reading[1])
-            continue
-        try:
-            receiver.heart_rate_received(*reading)
-        except Exception:  # noqa: BLE001 - a reading refused must not end the strap's service
-            _log.exception("heart_rate_not_taken", strap_id=strap_id)
+__all__ = [
+    "HeartRateSink",
+    "HeartRateWiring",
+    "heart_rate_services",
+    "heart_rate_wiring",
+    "simulated_strap_config",
+    "strap_link_settings",
+]

@@ -79,6 +79,24 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help="a personal limit, e.g. max_backward_speed_kmh=2.0 (repeatable); never looser "
             "than the configured limits",
         )
+        strap = sub.add_mutually_exclusive_group()
+        strap.add_argument(
+            "--strap-address",
+            default=None,
+            metavar="AA:BB:CC:DD:EE:FF",
+            help="the heart-rate strap the rider wears, connected for their workouts "
+            "(`treadmilld scan` lists straps)",
+        )
+        strap.add_argument(
+            "--strap-name",
+            default=None,
+            metavar="TEXT",
+            help="the rider's strap, by a part of its advertised name, e.g. 'H10 4A3B2C'",
+        )
+        if not new:
+            strap.add_argument(
+                "--no-strap", action="store_true", help="forget the rider's own strap"
+            )
 
     add = action("add", "add a rider")
     add.add_argument("rider_id", metavar="ID", help="pseudonymous id, e.g. r-17 (never a name)")
@@ -141,6 +159,12 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         values["program"] = args.program
     if getattr(args, "no_program", False):
         values["program"] = None
+    if args.strap_address is not None:
+        values["heart_rate_strap"] = {"address": args.strap_address}
+    if args.strap_name is not None:
+        values["heart_rate_strap"] = {"name_match": args.strap_name}
+    if getattr(args, "no_strap", False):
+        values["heart_rate_strap"] = None
     return values
 
 
@@ -152,6 +176,7 @@ def _rider_text(rider: Rider) -> str:
         f"  body weight   {rider.body_weight_kg:g} kg",
         f"  max HR        {rider.max_heart_rate_bpm or '-'}",
         f"  clinical      {'yes' if rider.clinical else 'no'}",
+        f"  HR strap      {rider.heart_rate_strap.describe() if rider.heart_rate_strap else '-'}",
         "  limits        "
         + (", ".join(f"{name}={value}" for name, value in limits.items()) or "the configured ones"),
         f"  program       {rider.program_name or '-'}"

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from treadmilld.ble.config import LinkSettings, TargetSelector
+from treadmilld.ble.config import LinkSettings, TargetSelector, bluetooth_address
 from treadmilld.ble.quirks import QuirksChoice
 
 # An id becomes an MQTT topic level and a log field: lowercase, digits, '-' and '_' only, so it
@@ -17,9 +17,6 @@ from treadmilld.ble.quirks import QuirksChoice
 _TREADMILL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 # The topic level of the daemon's own bridge topics (`<base>/bridge/<instance>/...`).
 RESERVED_TREADMILL_ID = "bridge"
-# BlueZ addresses are MACs; macOS (CoreBluetooth) gives per-host UUIDs instead.
-_MAC_ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
-_UUID_ADDRESS = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
 
 # Keys of a treadmill's `simulated` table that make it a recorded deck replayed from a trace
 # (docs/capture.md) rather than a deck model; treadmilld.app.simulation reads them.
@@ -28,17 +25,7 @@ REPLAY_SESSION_KEY = "replay_session"
 
 
 def _bluetooth_address(value: str | None) -> str | None:
-    """`value` as a normalised Bluetooth address (a MAC, or a UUID on macOS), or ValueError."""
-    if value is None:
-        return None
-    normalised = value.strip().upper().replace("-", ":") if len(value) <= 17 else value
-    normalised = normalised.strip().upper()
-    if not (_MAC_ADDRESS.match(normalised) or _UUID_ADDRESS.match(normalised)):
-        raise ValueError(
-            f"{value!r} is not a Bluetooth address; write it as AA:BB:CC:DD:EE:FF "
-            f"(`treadmilld scan` lists the treadmills nearby)"
-        )
-    return normalised
+    return None if value is None else bluetooth_address(value)
 
 
 class StrapSettings(BaseModel):

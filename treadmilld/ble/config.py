@@ -15,6 +15,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from treadmilld.ble.quirks import Quirks, QuirksChoice, quirks_by_name, quirks_for_name
 from treadmilld.runtime.backoff import Backoff
 
+# BlueZ addresses are MACs; macOS (CoreBluetooth) gives per-host UUIDs instead.
+_MAC_ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
+_UUID_ADDRESS = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
+
+
+def bluetooth_address(value: str) -> str:
+    """`value` as a normalised Bluetooth address (a MAC in upper case with colons, or a UUID on
+    macOS), or ValueError saying how to write one. Treadmills, straps in the config and riders'
+    straps are all checked here."""
+    normalised = value.strip().upper().replace("-", ":") if len(value) <= 17 else value
+    normalised = normalised.strip().upper()
+    if not (_MAC_ADDRESS.match(normalised) or _UUID_ADDRESS.match(normalised)):
+        raise ValueError(
+            f"{value!r} is not a Bluetooth address; write it as AA:BB:CC:DD:EE:FF "
+            f"(`treadmilld scan` lists the treadmills and straps nearby)"
+        )
+    return normalised
+
 
 class TargetSelector(BaseModel):
     """Which treadmill (or heart-rate strap) to connect to: by address, or by advertised name.

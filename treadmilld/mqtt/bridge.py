@@ -25,7 +25,7 @@ import structlog
 from treadmilld.engine.api import ProfileCatalog, ProfileReload, TreadmillController
 from treadmilld.mqtt.bridge_requests import BridgeRequests
 from treadmilld.mqtt.config import MqttSettings
-from treadmilld.mqtt.dispatch import TreadmillCommands
+from treadmilld.mqtt.dispatch import StrapAssignment, TreadmillCommands
 from treadmilld.mqtt.fleet import Fleet
 from treadmilld.mqtt.inbound import Listener
 from treadmilld.mqtt.link import MqttLink
@@ -66,11 +66,13 @@ class MqttBridge:
         names: Mapping[str, str] | None = None,
         riders: RiderDesk | None = None,
         recorders: Mapping[str, WorkoutRecorderSeam] | None = None,
+        straps: Mapping[str, StrapAssignment] | None = None,
     ) -> None:
         """`names`: each treadmill's display name (config `name`), for Home Assistant's
         device; the id where none is given. `riders` (the rider service) enables the rider
         requests and starts for riders; `recorders`, each treadmill's workout recorder, are
-        told whose workout starts next."""
+        told whose workout starts next; `straps`, each treadmill's strap switch, which strap a
+        started workout hears."""
         for treadmill_id in controllers:
             if not is_valid_treadmill_id(treadmill_id):
                 raise BridgeConfigError(
@@ -123,6 +125,7 @@ class MqttBridge:
                 profiles_topic=topics.bridge("profiles"),
                 on_selection=partial(self._publisher.state_changed, treadmill_id),
                 riders=self._riders,
+                strap=(straps or {}).get(treadmill_id),
             )
             for treadmill_id, controller in controllers.items()
         }

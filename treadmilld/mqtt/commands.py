@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from treadmilld.history.riders import StrapChoice
+
 # One frozen dataclass per action. `kind` names it in logs and replies: the `command` value
 # a client sends, or the request that stands for it.
 
@@ -23,6 +25,8 @@ class Start:
     body_weight_kg: float | None = None
     clinical: bool = False
     rider: str | None = None  # pseudonymous rider id
+    # The strap to connect for this workout (None: the rider's own, else the treadmill's).
+    heart_rate_strap: StrapChoice | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import Any, Protocol, assert_never
 
 import structlog
 
@@ -22,6 +22,7 @@ from treadmilld.engine.api import (
     StopOutcome,
     TreadmillController,
 )
+from treadmilld.history.riders import StrapChoice
 from treadmilld.mqtt.commands import (
     Command,
     ConfirmTurn,
@@ -44,6 +45,14 @@ _log = structlog.get_logger(__name__)
 
 # The error code of an emergency stop the treadmill did not confirm (StopOutcome.NOT_CONFIRMED).
 STOP_NOT_CONFIRMED = "stop_not_confirmed"
+
+
+class StrapAssignment(Protocol):
+    """Which heart-rate strap a treadmill's workout hears (the daemon's strap switch)."""
+
+    def assign(self, strap: StrapChoice | None) -> None:
+        """The workout just accepted hears `strap` until it ends (None: the treadmill's own)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +85,12 @@ class TreadmillCommands:
         profiles_topic: str,
         on_selection: Callable[[], None],
         riders: RiderRequests | None = None,
+        strap: StrapAssignment | None = None,
     ) -> None:
         """`profiles_topic` is named in an unknown profile's error; `on_selection` is called
         when the selected profile changes (it shows in the state); `riders` prepares a start
-        for a rider (None: this daemon keeps no riders)."""
+        for a rider (None: this daemon keeps no riders); `strap` is told which strap a
+        started workout hears (None: starts cannot name one)."""
         self._id = treadmill_id
         self._controller = controller
         self._catalog = catalog
@@ -87,6 +98,7 @@ class TreadmillCommands:
         self._profiles_topic = profiles_topic
         self._on_selection = on_selection
         self._riders = riders
+        self._strap = strap
         self._pending: deque[_Job] = deque()
         self._work_ready = asyncio.Event()
         self._emergency_stops: set[asyncio.Task[None]] = set()
@@ -189,6 +201,12 @@ class TreadmillCommands:
         return {}
 
     async def _start(self, command: Start) -> dict[str, Any]:
+        if command.heart_rate_strap is not None and self._strap is None:
+            raise CommandRejectedError(
+                "straps_unavailable",
+                "this daemon cannot connect heart-rate straps for a start; leave "
+                "heart_rate_strap out",
+            )
         if command.rider is not None:
             return await self._start_for_rider(command, command.rider)
         selection = self._selection
@@ -205,7 +223,7 @@ class TreadmillCommands:
             weight = weight if weight is not None else selection.body_weight_kg
             clinical = clinical or selection.clinical
         await self._controller.start_profile(profile, body_weight_kg=weight, clinical=clinical)
-        return {"profile": profile}
+        return {"profile": profile, **self._wear(command.heart_rate_strap)}
 
     async def _start_for_rider(self, command: Start, rider_id: str) -> dict[str, Any]:
         """The rider's program's next session (or the profile given), their weight (or the
@@ -228,7 +246,16 @@ class TreadmillCommands:
         except BaseException:
             self._riders.start_refused(self._id)
             raise
-        return start.to_json_dict()
+        strap = command.heart_rate_strap or start.heart_rate_strap
+        return {**start.to_json_dict(), **self._wear(strap)}
+
+    def _wear(self, strap: StrapChoice | None) -> dict[str, Any]:
+        """The accepted workout hears `strap` (None: the treadmill's own); the reply says so.
+        Told only after the session accepted the start: a refused one changes no strap."""
+        if self._strap is None:
+            return {}
+        self._strap.assign(strap)
+        return {"heart_rate_strap": strap.to_json() if strap is not None else None}
 
     def _select(self, command: SelectProfile) -> dict[str, Any]:
         known = [summary.name for summary in self._catalog.summaries()]

@@ -44,7 +44,7 @@ from treadmilld.mqtt.rider_payloads import (
     RiderIdRequest,
     RiderUpdateRequest,
 )
-from treadmilld.riders.api import RiderId
+from treadmilld.riders.api import RiderId, StrapFields
 
 CommandName = Literal["start", "pause", "resume", "stop", "emergency_stop", "skip", "confirm_turn"]
 COMMAND_NAMES: tuple[str, ...] = get_args(CommandName)
@@ -72,6 +72,9 @@ class SetPayload(Envelope):
     rider: RiderId | None = Field(
         default=None, description="start for this rider: their weight, limits, next session"
     )
+    heart_rate_strap: StrapFields | None = Field(
+        default=None, description="the strap the rider wears for this workout (start only)"
+    )
     speed_kmh: SpeedKmh | None = None
     incline_pct: InclinePct | None = None
 
@@ -85,6 +88,7 @@ class SetPayload(Envelope):
             or self.body_weight_kg is not None
             or (self.clinical is not None)
             or self.rider is not None
+            or self.heart_rate_strap is not None
         )
         if self.command is not None:
             if setpoints:
@@ -93,15 +97,17 @@ class SetPayload(Envelope):
                 )
             if start_options and self.command != "start":
                 raise ValueError(
-                    "profile, body_weight_kg, clinical and rider only go with command 'start'"
+                    "profile, body_weight_kg, clinical, rider and heart_rate_strap only go with "
+                    "command 'start'"
                 )
         elif len(setpoints) > 1:
             raise ValueError("send speed_kmh and incline_pct as separate messages")
         elif setpoints and start_options:
             raise ValueError(f"send {setpoints[0]} in its own message, not with a profile")
-        elif self.rider is not None:
+        elif self.rider is not None or self.heart_rate_strap is not None:
+            given = "rider" if self.rider is not None else "heart_rate_strap"
             raise ValueError(
-                'rider only goes with command \'start\': {"command": "start", "rider": ...}'
+                f'{given} only goes with command \'start\': {{"command": "start", "{given}": ...}}'
             )
         elif not setpoints and self.profile is None:
             if self.body_weight_kg is None:
@@ -120,6 +126,7 @@ class SetPayload(Envelope):
                 body_weight_kg=self.body_weight_kg,
                 clinical=bool(self.clinical),
                 rider=self.rider,
+                heart_rate_strap=self.heart_rate_strap.choice() if self.heart_rate_strap else None,
             )
         if self.command is not None and (named := argumentless_command(self.command)) is not None:
             return named
@@ -145,6 +152,11 @@ class StartRequest(Envelope):
     body_weight_kg: BodyWeightKg | None = None
     clinical: StrictBool = False
     rider: RiderId | None = None
+    heart_rate_strap: StrapFields | None = Field(
+        default=None,
+        description="the strap the rider wears for this workout, in place of the rider's own "
+        "or the treadmill's",
+    )
 
 
 class SetSpeedRequest(Envelope):
@@ -222,6 +234,9 @@ def request_command(action: str, request: Envelope) -> Command | None:
             body_weight_kg=request.body_weight_kg,
             clinical=request.clinical,
             rider=request.rider,
+            heart_rate_strap=request.heart_rate_strap.choice()
+            if request.heart_rate_strap
+            else None,
         )
     if isinstance(request, SetSpeedRequest):
         return SetSpeed(request.speed_kmh)

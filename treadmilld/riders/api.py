@@ -8,17 +8,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
+from treadmilld.ble.config import bluetooth_address
 from treadmilld.engine.api import MAX_BODY_WEIGHT_KG, MIN_BODY_WEIGHT_KG
 from treadmilld.engine.limits import MAX_HR_MAX_BPM, MIN_HR_MAX_BPM, ProfileLimits
 from treadmilld.history.recorder import RiderContext
-from treadmilld.history.riders import RIDER_ID_PATTERN, Rider
+from treadmilld.history.riders import RIDER_ID_PATTERN, Rider, StrapChoice
 from treadmilld.programs.progression import Decision, NextSession, Progress
 
 # A rider's maximum heart rate takes the engine's bounds (engine.limits MIN/MAX_HR_MAX_BPM):
 # sanity bounds that catch a typo (1800 for 180), written once for riders and limits alike.
 DISPLAY_NAME_MAX = 64  # what a dashboard tile shows; not a place for notes
+# Advertised names fit a BLE advertisement (at most 29 bytes of name in a legacy one).
+STRAP_NAME_MAX = 29
 
 RiderId = Annotated[str, Field(pattern=RIDER_ID_PATTERN.pattern)]
 DisplayName = Annotated[str, Field(min_length=1, max_length=DISPLAY_NAME_MAX)]
@@ -42,6 +53,36 @@ class RiderError(Exception):
         self.message = message
 
 
+class StrapFields(BaseModel):
+    """A heart-rate strap as a rider record or a start names it: exactly one of its Bluetooth
+    address or a part of the name it advertises (case-insensitive)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = Field(default=None, description="AA:BB:CC:DD:EE:FF (a UUID on macOS)")
+    name_match: Annotated[str, Field(min_length=1, max_length=STRAP_NAME_MAX)] | None = Field(
+        default=None, description="a part of the strap's advertised name, e.g. 'H10 4A3B2C'"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address_is_bluetooth(cls, value: str | None) -> str | None:
+        return None if value is None else bluetooth_address(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StrapFields:
+        if (self.address is None) == (self.name_match is None):
+            raise ValueError(
+                "a heart_rate_strap needs exactly one of address or name_match, e.g. "
+                '{"address": "AA:BB:CC:DD:EE:FF"} or {"name_match": "H10 4A3B2C"} (`treadmilld '
+                "scan` lists the straps nearby)"
+            )
+        return self
+
+    def choice(self) -> StrapChoice:
+        return StrapChoice(address=self.address, name_match=self.name_match)
+
+
 class RiderFields(BaseModel):
     """A new rider, as MQTT's `rider_create` and `treadmilld riders add` give it."""
 
@@ -56,12 +97,16 @@ class RiderFields(BaseModel):
         default=None, description="personal limits; never looser than the configured ones"
     )
     program: ProgramName | None = Field(default=None, description="the program to follow")
+    heart_rate_strap: StrapFields | None = Field(
+        default=None,
+        description="the strap the rider wears: connected for their workouts on any treadmill",
+    )
 
 
 class RiderChanges(BaseModel):
     """What `rider_update` changes: only the fields given. `limits` replaces the personal limits
     as a whole ({} clears them); `program` set to another program begins it at its first stage,
-    set to null leaves the program."""
+    set to null leaves the program; `heart_rate_strap` set to null forgets the rider's strap."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,6 +116,7 @@ class RiderChanges(BaseModel):
     clinical: StrictBool | None = None
     limits: ProfileLimits | None = None
     program: ProgramName | None = None
+    heart_rate_strap: StrapFields | None = None  # null: the rider wears no strap of their own
 
     def given(self) -> set[str]:
         """The fields the request named, null included (`program: null` leaves the program)."""
@@ -88,6 +134,8 @@ class RiderStart:
     rider_limits: ProfileLimits | None
     context: RiderContext
     next_session: NextSession | None  # None when the rider follows no program
+    # The strap to connect for this workout: the rider's own (None: the treadmill's).
+    heart_rate_strap: StrapChoice | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -162,6 +210,7 @@ def rider_json(rider: Rider) -> dict[str, Any]:
         "limits": rider.limits.model_dump(exclude_none=True) if rider.limits else None,
         "program": rider.program_name,
         "program_state": dict(rider.program_state) if rider.program_state else None,
+        "heart_rate_strap": rider.heart_rate_strap.to_json() if rider.heart_rate_strap else None,
     }
 
 
@@ -239,6 +288,7 @@ __all__ = [
     "RiderError",
     "RiderFields",
     "RiderStart",
+    "StrapFields",
     "feedback_json",
     "next_session_json",
     "progress_json",

@@ -114,6 +114,7 @@ class RiderService:
             program_state=state_json(ProgramState.begin(program, self._now()), [])
             if program
             else None,
+            heart_rate_strap=fields.heart_rate_strap.choice() if fields.heart_rate_strap else None,
         )
         try:
             await (await self._db()).create_rider(rider)
@@ -137,6 +138,9 @@ class RiderService:
                 values[name] = value
         if "max_heart_rate_bpm" in given:
             values["max_heart_rate_bpm"] = changes.max_heart_rate_bpm
+        if "heart_rate_strap" in given:
+            strap = changes.heart_rate_strap
+            values["heart_rate_strap"] = strap.choice() if strap is not None else None
         if "limits" in given:
             limits = changes.limits
             values["limits"] = limits if limits and limits.model_dump(exclude_none=True) else None
@@ -240,6 +244,7 @@ class RiderService:
             ),
             context=context,
             next_session=next_session,
+            heart_rate_strap=rider.heart_rate_strap,
         )
 
     # -- after a workout ---------------------------------------------------------------

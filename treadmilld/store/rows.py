@@ -25,7 +25,7 @@ from treadmilld.history.records import (
     WorkoutRecord,
     WorkoutSummary,
 )
-from treadmilld.history.riders import Rider
+from treadmilld.history.riders import Rider, StrapChoice
 from treadmilld.store.errors import UnknownWorkoutError
 from treadmilld.store.schema import feedback, phases, samples, segments, workouts
 
@@ -40,6 +40,9 @@ def rider_row(rider: Rider) -> dict[str, Any]:
         "limits": None if rider.limits is None else rider.limits.model_dump(exclude_none=True),
         "program_name": rider.program_name,
         "program_state": None if rider.program_state is None else dict(rider.program_state),
+        "heart_rate_strap": None
+        if rider.heart_rate_strap is None
+        else rider.heart_rate_strap.to_json(),
     }
 
 
@@ -53,6 +56,9 @@ def rider_from(row: sa.RowMapping) -> Rider:
         limits=None if row["limits"] is None else ProfileLimits.model_validate(row["limits"]),
         program_name=row["program_name"],
         program_state=row["program_state"],
+        heart_rate_strap=None
+        if row["heart_rate_strap"] is None
+        else StrapChoice.from_json(row["heart_rate_strap"]),
     )
 
 

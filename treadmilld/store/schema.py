@@ -67,6 +67,8 @@ riders = sa.Table(
     sa.Column("program_state", sa.JSON, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # 0003: the strap the rider wears, {"address": ...} or {"name_match": ...}.
+    sa.Column("heart_rate_strap", sa.JSON, nullable=True),
 )
 
 workouts = sa.Table(

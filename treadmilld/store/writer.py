@@ -47,7 +47,7 @@ _log = structlog.get_logger(__name__)
 
 # The newest migration in migrations/versions/ (tests/store/test_writer.py checks it against
 # Alembic's head): the schema the statements below are written for.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 # Same as store/engine.py's, for the same reasons (SQLite "PRAGMA busy_timeout").
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
