@@ -99,6 +99,35 @@ async def test_bad_simulated_table_names_the_field(tmp_path: Path) -> None:
     assert "treadmills[0].simulated.max_speed_kmh" in "".join(daemon.stderr)
 
 
+@pytest.mark.parametrize(
+    ("command", "strap", "field", "says"),
+    [
+        # A misspelt key: refused with the key it was probably meant to be.
+        ("check-config", "resting_bmp = 60", "resting_bmp", "did you mean 'resting_bpm'?"),
+        ("run", "resting_bmp = 60", "resting_bmp", "did you mean 'resting_bpm'?"),
+        # A value out of range: refused with the bound.
+        ("check-config", "max_bpm = 500", "max_bpm", "less than or equal to 230 (got 500)"),
+    ],
+)
+async def test_bad_simulated_strap_table_is_refused_before_starting_naming_the_field(
+    tmp_path: Path, command: str, strap: str, field: str, says: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[treadmills]]\nid = "sim01"\nsimulated = {}\n'
+        f"heart_rate_strap = {{ simulated = {{ {strap} }} }}\n",
+        encoding="utf-8",
+    )
+    code, daemon = await run_to_end(command, "--config", str(config))
+    assert code == 2, daemon.output()
+    error = "".join(daemon.stderr)
+    assert "configuration error" in error
+    assert f"treadmills[0].heart_rate_strap.simulated.{field}: " in error
+    assert says in error
+    assert "daemon_starting" not in daemon.output()
+    assert daemon.stdout == []
+
+
 async def test_demo_runs_a_profile_to_its_summary(
     mqtt_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
