@@ -176,12 +176,23 @@ async def test_demo_runs_a_profile_to_its_summary(
     assert target.read_bytes()[8:12] == b".FIT"  # the FIT file header's data type
 
 
-async def test_scan_lists_simulated_treadmills() -> None:
+async def test_scan_lists_simulated_treadmills_and_their_straps_in_two_tables() -> None:
     code, scan = await run_to_end("scan", "--sim", "3", "--timeout", "1")
     assert code == 0, scan.output()
-    rows = [line for line in "".join(scan.stdout).splitlines() if line.startswith("F")]
-    assert len(rows) == 3
-    assert all("treadmill" in row and "yes" in row for row in rows)
+    output = "".join(scan.stdout)
+    treadmills, straps = output.split("Heart-rate straps (Heart Rate Service, 0x180D)\n")
+    assert treadmills.startswith("Treadmills (FTMS)\n")
+    treadmill_rows = [line.split() for line in treadmills.splitlines() if "SIM-" in line]
+    assert [row[1] for row in treadmill_rows] == ["SIM-TM01", "SIM-TM02", "SIM-TM03"]
+    assert all(row[-2:] == ["treadmill", "yes"] for row in treadmill_rows)
+    strap_rows = [line.split() for line in straps.splitlines() if "SIM-" in line]
+    assert [row[1] for row in strap_rows] == ["SIM-HR01", "SIM-HR02", "SIM-HR03"]
+    # Each strap's own address, none of them a treadmill's.
+    addresses = {row[0] for row in strap_rows}
+    assert len(addresses) == 3
+    assert not addresses & {row[0] for row in treadmill_rows}
+    assert 'heart_rate_strap = { address = "..." }' in straps
+    assert "[[treadmills]]" in straps
 
 
 async def test_diagnose_anonymises_addresses(tmp_path: Path, mqtt_broker: EmbeddedBroker) -> None:
