@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(check)
 
-    scan = commands.add_parser("scan", help="list FTMS treadmills nearby")
+    scan = commands.add_parser(
+        "scan", help="list FTMS treadmills and heart-rate straps nearby (one scan)"
+    )
     scan.add_argument("--timeout", type=float, default=5.0, metavar="S", help="listen S seconds")
     scan.add_argument(
         "--sim",
@@ -131,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         const=2,
         default=None,
         metavar="N",
-        help="scan N simulated treadmills instead of the radio (default 2)",
+        help="scan N simulated treadmills, each with its rider's heart-rate strap, instead of "
+        "the radio (default 2)",
     )
 
     diagnose = commands.add_parser(

@@ -99,6 +99,35 @@ async def test_bad_simulated_table_names_the_field(tmp_path: Path) -> None:
     assert "treadmills[0].simulated.max_speed_kmh" in "".join(daemon.stderr)
 
 
+@pytest.mark.parametrize(
+    ("command", "strap", "field", "says"),
+    [
+        # A misspelt key: refused with the key it was probably meant to be.
+        ("check-config", "resting_bmp = 60", "resting_bmp", "did you mean 'resting_bpm'?"),
+        ("run", "resting_bmp = 60", "resting_bmp", "did you mean 'resting_bpm'?"),
+        # A value out of range: refused with the bound.
+        ("check-config", "max_bpm = 500", "max_bpm", "less than or equal to 230 (got 500)"),
+    ],
+)
+async def test_bad_simulated_strap_table_is_refused_before_starting_naming_the_field(
+    tmp_path: Path, command: str, strap: str, field: str, says: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[treadmills]]\nid = "sim01"\nsimulated = {}\n'
+        f"heart_rate_strap = {{ simulated = {{ {strap} }} }}\n",
+        encoding="utf-8",
+    )
+    code, daemon = await run_to_end(command, "--config", str(config))
+    assert code == 2, daemon.output()
+    error = "".join(daemon.stderr)
+    assert "configuration error" in error
+    assert f"treadmills[0].heart_rate_strap.simulated.{field}: " in error
+    assert says in error
+    assert "daemon_starting" not in daemon.output()
+    assert daemon.stdout == []
+
+
 async def test_demo_runs_a_profile_to_its_summary(
     mqtt_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -147,12 +176,23 @@ async def test_demo_runs_a_profile_to_its_summary(
     assert target.read_bytes()[8:12] == b".FIT"  # the FIT file header's data type
 
 
-async def test_scan_lists_simulated_treadmills() -> None:
+async def test_scan_lists_simulated_treadmills_and_their_straps_in_two_tables() -> None:
     code, scan = await run_to_end("scan", "--sim", "3", "--timeout", "1")
     assert code == 0, scan.output()
-    rows = [line for line in "".join(scan.stdout).splitlines() if line.startswith("F")]
-    assert len(rows) == 3
-    assert all("treadmill" in row and "yes" in row for row in rows)
+    output = "".join(scan.stdout)
+    treadmills, straps = output.split("Heart-rate straps (Heart Rate Service, 0x180D)\n")
+    assert treadmills.startswith("Treadmills (FTMS)\n")
+    treadmill_rows = [line.split() for line in treadmills.splitlines() if "SIM-" in line]
+    assert [row[1] for row in treadmill_rows] == ["SIM-TM01", "SIM-TM02", "SIM-TM03"]
+    assert all(row[-2:] == ["treadmill", "yes"] for row in treadmill_rows)
+    strap_rows = [line.split() for line in straps.splitlines() if "SIM-" in line]
+    assert [row[1] for row in strap_rows] == ["SIM-HR01", "SIM-HR02", "SIM-HR03"]
+    # Each strap's own address, none of them a treadmill's.
+    addresses = {row[0] for row in strap_rows}
+    assert len(addresses) == 3
+    assert not addresses & {row[0] for row in treadmill_rows}
+    assert 'heart_rate_strap = { address = "..." }' in straps
+    assert "[[treadmills]]" in straps
 
 
 async def test_diagnose_anonymises_addresses(tmp_path: Path, mqtt_broker: EmbeddedBroker) -> None:

@@ -8,12 +8,14 @@ import asyncio
 from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any, TypeVar
 
+import pytest
 import structlog
 from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
 
 from tests.engine.sim_rig import sim_rig
 from treadmilld.app.heart_rate_wiring import HeartRateSink, heart_rate_services
-from treadmilld.app.settings import Settings
+from treadmilld.app.settings import ConfigError, Settings
+from treadmilld.app.simulation import check_simulated
 from treadmilld.engine.api import Phase
 from treadmilld.engine.limits import ProfileLimits
 from treadmilld.runtime.clock import LoopClock, VirtualTimeEventLoop
@@ -188,3 +190,32 @@ def test_a_strap_that_loses_contact_pauses_a_workout_that_requires_heart_rate() 
     assert "workout_resumed" not in types
     assert phase is Phase.PAUSED
     assert belt_kmh == 0.0
+
+
+@pytest.mark.parametrize(
+    ("treadmill", "field", "says"),
+    [
+        # A wearer on a deck that is not there would crash the daemon as it assembles.
+        (
+            {
+                "id": "sim01",
+                "simulated": {"name": "SIM-TM01"},
+                "heart_rate_strap": {"simulated": {"treadmill": "SIM-TM09"}},
+            },
+            "treadmills[0].heart_rate_strap.simulated.treadmill: 'SIM-TM09'",
+            "the simulated decks: 'SIM-TM01'",
+        ),
+    ],
+)
+def test_a_strap_table_run_could_not_start_is_refused_by_the_config_check(
+    treadmill: dict[str, Any], field: str, says: str
+) -> None:
+    settings = Settings.model_validate({"treadmills": [treadmill]})
+    with pytest.raises(ConfigError) as refused:
+        check_simulated(settings)
+    assert field in str(refused.value)
+    assert says in str(refused.value)
+
+
+def test_a_simulated_strap_on_its_simulated_deck_passes_the_config_check() -> None:
+    check_simulated(settings_with_simulated_strap())

@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from treadmilld.ble.api import ControlNotPermittedError, ControlRejectedError, LinkError
 from treadmilld.ble.config import BackoffSettings, LinkSettings, ReconnectBackoff, TargetSelector
 from treadmilld.ble.control import clamp_to_range, rejection_error, speed_to_write
-from treadmilld.ble.discovery import classify, is_target
+from treadmilld.ble.discovery import classify, is_target, nearby_heard
 from treadmilld.ble.gatt import Advertisement
 from treadmilld.ble.quirks import KM_PER_MILE, STANDARD, Quirks, SpeedUnit, quirks_for_name
 from treadmilld.ftms import (
     FTMS_SERVICE_UUID,
+    HEART_RATE_SERVICE_UUID,
     FtmsServiceData,
     MachineType,
     ResultCode,
@@ -247,6 +248,23 @@ def test_a_treadmill_is_recognised_by_its_service_data() -> None:
 
 def test_an_ftms_bike_is_not_a_treadmill() -> None:
     assert classify(advertisement(service_data=ftms_data(MachineType(1 << 5)))) is None
+
+
+def test_one_scan_lists_treadmills_and_straps_and_a_treadmill_with_a_pulse_only_as_one() -> None:
+    deck_with_pulse = Advertisement(
+        address="C0:00:00:00:00:01",
+        name="DECK",
+        rssi=-70,
+        service_uuids=(FTMS_SERVICE_UUID, HEART_RATE_SERVICE_UUID),
+        service_data={FTMS_SERVICE_UUID: ftms_data(MachineType.TREADMILL)},
+    )
+    far = Advertisement("C0:00:00:00:00:02", "Polar H10", -90, (HEART_RATE_SERVICE_UUID,))
+    near = Advertisement("C0:00:00:00:00:03", None, -40, (HEART_RATE_SERVICE_UUID,))
+    other = Advertisement("C0:00:00:00:00:04", "Speaker", -30)
+    found = nearby_heard([deck_with_pulse, far, near, other])
+    assert [t.address for t in found.treadmills] == ["C0:00:00:00:00:01"]
+    # Strongest first; the deck's own hand-grip pulse is no strap to configure.
+    assert [s.address for s in found.straps] == ["C0:00:00:00:00:03", "C0:00:00:00:00:02"]
 
 
 def test_a_deck_without_service_data_is_a_candidate_by_service_list_or_name() -> None:

@@ -2,7 +2,8 @@
 the field's dotted path, what is wrong and what to do, and "did you mean" for a misspelt key.
 
 Used for the config file and environment (`treadmilld.app.settings`), a simulated treadmill's
-table (`treadmilld.app.simulation`) and the demo's command-line flags (`treadmilld.app.demo`).
+or heart-rate strap's table (`treadmilld.app.simulation`) and the demo's command-line flags
+(`treadmilld.app.demo`).
 """
 
 from __future__ import annotations

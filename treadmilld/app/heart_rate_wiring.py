@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
-from treadmilld.app.config_problems import describe_problems
 from treadmilld.app.settings import ConfigError, Settings, TreadmillSettings
-from treadmilld.app.simulation import import_simulator
+from treadmilld.app.simulation import simulated_strap_config
 from treadmilld.app.strap_switch import HeartRateSink, StrapSwitch, strap_service
 from treadmilld.ble.config import StrapLinkSettings, TargetSelector
 from treadmilld.ble.strap import BleHeartRateStrap
@@ -47,28 +45,6 @@ def strap_link_settings(settings: Settings) -> StrapLinkSettings:
             "liveness_timeout_s": shared.liveness_timeout_s * speedup,
         }
     )
-
-
-def simulated_strap_config(index: int, treadmill: TreadmillSettings, deck_name: str | None) -> Any:
-    """The treadmill's `heart_rate_strap.simulated` table as a `SimulatedStrapConfig`, worn on
-    the deck named `deck_name` (None: a replayed deck, whose rider the simulator cannot see)."""
-    simulator = import_simulator()
-    assert treadmill.heart_rate_strap is not None
-    values = dict(treadmill.heart_rate_strap.simulated or {})
-    values.setdefault("name", f"SIM-HR-{treadmill.id.upper()}"[:29])
-    if deck_name is not None:
-        values.setdefault("treadmill", deck_name)
-    try:
-        return simulator.SimulatedStrapConfig.model_validate(values)
-    except ValidationError as error:
-        raise ConfigError(
-            f"treadmill {treadmill.id!r} has a bad heart_rate_strap.simulated table:\n"
-            + describe_problems(
-                error,
-                prefix=f"treadmills[{index}].heart_rate_strap.simulated",
-                model=simulator.SimulatedStrapConfig,
-            )
-        ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""`treadmilld scan` and `treadmilld diagnose`: the treadmills nearby, this machine's report
+"""`treadmilld scan` and `treadmilld diagnose`: the treadmills and heart-rate straps nearby (one
+scan, both tables), this machine's report
 with a round trip through the broker, and the CLI side of a deck's probe (`diagnose --treadmill`,
 whose probe itself is `treadmilld/app/diagnose.py`)."""
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from treadmilld import __version__
 from treadmilld.app.settings import ConfigError, load_settings
-from treadmilld.ble.discovery import DiscoveredTreadmill
+from treadmilld.ble.discovery import DiscoveredTreadmill, Nearby
 from treadmilld.ftms import MachineType
 
 if TYPE_CHECKING:
@@ -70,20 +71,22 @@ def scan_command(*, timeout_s: float, simulated: int | None, out: TextIO | None 
     return EXIT_OK
 
 
-async def _scan(timeout_s: float, simulated: int | None) -> list[DiscoveredTreadmill]:
-    from treadmilld.ble.discovery import scan  # noqa: PLC0415 - bleak only when scanning
+async def _scan(timeout_s: float, simulated: int | None) -> Nearby:
+    from treadmilld.ble.discovery import scan_nearby  # noqa: PLC0415 - bleak only when scanning
 
     if simulated is None:
-        return await scan(timeout_s)
+        return await scan_nearby(timeout_s)
     from treadmilld.app.simulation import import_simulator  # noqa: PLC0415
 
     simulator = import_simulator()
     async with simulator.SimulatedFleet() as fleet:
         for index in range(1, simulated + 1):
-            await fleet.add(simulator.SimulatedTreadmillConfig(name=f"SIM-TM{index:02d}"))
-        result: list[DiscoveredTreadmill] = await scan(
-            min(timeout_s, 2.0), backend=fleet.scanner_backend
-        )
+            deck = await fleet.add(simulator.SimulatedTreadmillConfig(name=f"SIM-TM{index:02d}"))
+            # Each simulated rider wears a strap, so both tables show without hardware.
+            await fleet.add_strap(
+                simulator.SimulatedStrapConfig(name=f"SIM-HR{index:02d}"), treadmill=deck
+            )
+        result: Nearby = await scan_nearby(min(timeout_s, 2.0), backend=fleet.scanner_backend)
         return result
 
 
@@ -94,30 +97,69 @@ def _machine_type(found: DiscoveredTreadmill) -> str:
     return ",".join(names) or "none"
 
 
-def format_scan(found: Sequence[DiscoveredTreadmill]) -> str:
-    if not found:
-        return (
-            "No FTMS treadmills heard. Wake the treadmill (press a key or step on it), make sure "
-            "no phone app holds its connection, and scan again with a longer --timeout.\n"
-        )
-    rows = [("ADDRESS", "NAME", "RSSI", "TYPE", "AVAILABLE")]
-    for item in found:
-        rows.append(
-            (
-                item.address,
-                item.name or "-",
-                f"{item.rssi} dBm" if item.rssi is not None else "-",
-                _machine_type(item),
-                "yes" if item.available else "no (in use)",
-            )
-        )
+def _rssi(rssi: int | None) -> str:
+    return f"{rssi} dBm" if rssi is not None else "-"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
+    return [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
-    lines.append("")
-    lines.append('Put an address in /etc/treadmilld/config.toml: address = "..."')
+
+
+def _treadmill_lines(found: Nearby) -> list[str]:
+    if not found.treadmills:
+        return [
+            "No FTMS treadmills heard. Wake the treadmill (press a key or step on it), make sure "
+            "no phone app holds its connection, and scan again with a longer --timeout."
+        ]
+    rows = [("ADDRESS", "NAME", "RSSI", "TYPE", "AVAILABLE")]
+    rows += [
+        (
+            item.address,
+            item.name or "-",
+            _rssi(item.rssi),
+            _machine_type(item),
+            "yes" if item.available else "no (in use)",
+        )
+        for item in found.treadmills
+    ]
+    return [
+        *_table(rows),
+        "",
+        'Put an address in /etc/treadmilld/config.toml: address = "..."',
+    ]
+
+
+def _strap_lines(found: Nearby) -> list[str]:
+    if not found.straps:
+        return [
+            "No heart-rate straps heard. Wear the strap (most straps advertise only with skin "
+            "contact; moisten its electrodes), make sure no watch or phone app is connected to "
+            "it (a strap held by one may stop advertising), and scan again with a longer "
+            "--timeout."
+        ]
+    rows = [("ADDRESS", "NAME", "RSSI")]
+    rows += [(item.address, item.name or "-", _rssi(item.rssi)) for item in found.straps]
+    return [
+        *_table(rows),
+        "",
+        "Put a strap under its treadmill's [[treadmills]] table: "
+        'heart_rate_strap = { address = "..." }',
+    ]
+
+
+def format_scan(found: Nearby) -> str:
+    """Both tables of `treadmilld scan`: the treadmills, then the heart-rate straps."""
+    lines = [
+        "Treadmills (FTMS)",
+        *_treadmill_lines(found),
+        "",
+        "Heart-rate straps (Heart Rate Service, 0x180D)",
+        *_strap_lines(found),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,9 @@ A treadmill's `simulated = {...}` table is either a deck model (the keys of
 `SimulatedTreadmillConfig`) or a recorded deck replayed (`replay = "FILE"`, optionally
 `replay_session = N`; docs/capture.md). The app tells them apart here, before the simulator's
 config sees the table: a replay is no deck model, and none of the model's keys apply to it.
+
+A treadmill's `heart_rate_strap = { simulated = {...} }` (the keys of `SimulatedStrapConfig`) is
+mapped here too, so `check-config` and `run` refuse a bad strap table before anything starts.
 """
 
 from __future__ import annotations
@@ -155,11 +158,55 @@ def replay_spec(index: int, treadmill: TreadmillSettings) -> ReplaySpec:
     return ReplaySpec(path, session, trace)
 
 
+def simulated_strap_config(index: int, treadmill: TreadmillSettings, deck_name: str | None) -> Any:
+    """The treadmill's `heart_rate_strap.simulated` table as a `SimulatedStrapConfig`, worn on
+    the deck named `deck_name` (None: a replayed deck, whose rider the simulator cannot see)."""
+    simulator = import_simulator()
+    assert treadmill.heart_rate_strap is not None
+    values = dict(treadmill.heart_rate_strap.simulated or {})
+    values.setdefault("name", f"SIM-HR-{treadmill.id.upper()}"[:29])
+    if deck_name is not None:
+        values.setdefault("treadmill", deck_name)
+    try:
+        return simulator.SimulatedStrapConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(
+            f"treadmill {treadmill.id!r} has a bad heart_rate_strap.simulated table:\n"
+            + describe_problems(
+                error,
+                prefix=f"treadmills[{index}].heart_rate_strap.simulated",
+                model=simulator.SimulatedStrapConfig,
+            )
+        ) from None
+
+
 def check_simulated(settings: Settings) -> None:
-    """What `run` would refuse about the simulated treadmills, refused now (`check-config`)."""
-    specs = [simulated_deck(i, t) for i, t in enumerate(settings.treadmills) if t.simulated]
-    if any(isinstance(spec, ReplaySpec) for spec in specs):
+    """What `run` would refuse about the simulated treadmills and straps, refused now
+    (`check-config`)."""
+    specs = {
+        i: simulated_deck(i, t)
+        for i, t in enumerate(settings.treadmills)
+        if t.simulated is not None  # `simulated = {}` is a deck with every default
+    }
+    if any(isinstance(spec, ReplaySpec) for spec in specs.values()):
         import_replay()
+    deck_names = {spec.name for spec in specs.values() if not isinstance(spec, ReplaySpec)}
+    for index, treadmill in enumerate(settings.treadmills):
+        if treadmill.heart_rate_strap is None or treadmill.heart_rate_strap.simulated is None:
+            continue
+        # Settings refuse a simulated strap on a real treadmill: its deck is in `specs`.
+        spec = specs[index]
+        deck_name = None if isinstance(spec, ReplaySpec) else spec.name
+        config = simulated_strap_config(index, treadmill, deck_name)
+        if config.treadmill is not None and config.treadmill not in deck_names:
+            known = ", ".join(repr(name) for name in sorted(deck_names)) or "none"
+            raise ConfigError(
+                f"treadmill {treadmill.id!r} has a bad heart_rate_strap.simulated table:\n"
+                f"  - treadmills[{index}].heart_rate_strap.simulated.treadmill: "
+                f"{config.treadmill!r} is no simulated treadmill's "
+                f"name (the simulated decks: {known}); remove the key, so the strap's wearer "
+                "walks on this treadmill, or give one of those names"
+            )
 
 
 async def start_simulated_decks(

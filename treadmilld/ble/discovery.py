@@ -4,6 +4,9 @@ A treadmill is recognised by its FTMS service data (FTMS §3.1: available flag +
 FTMP §5.1.4). Some decks advertise none (Toorx TRL200: hassio-ftms#59; Domyos: #35, #45): for
 those the FTMS service UUID in the advertised service list, or a configured name match, makes
 them a candidate, confirmed after connecting by the presence of Treadmill Data (0x2ACD).
+
+`treadmilld scan` lists heart-rate straps too: one scan, each advertisement classified both
+ways (`scan_nearby`), the straps by the Heart Rate Service (`treadmilld.ble.strap`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import structlog
 
 from treadmilld.ble.config import TargetSelector
 from treadmilld.ble.gatt import Advertisement, GattBackend
+from treadmilld.ble.strap import DiscoveredStrap, straps_heard
 from treadmilld.ftms import (
     FTMS_SERVICE_UUID,
     CodecError,
@@ -95,13 +99,43 @@ def is_target(adv: Advertisement, target: TargetSelector) -> bool:
     return found is not None and found.available
 
 
+def treadmills_heard(
+    heard: Sequence[Advertisement], name_matches: Sequence[TargetSelector] = ()
+) -> list[DiscoveredTreadmill]:
+    """The treadmills among `heard`, strongest signal first."""
+    found = [t for adv in heard if (t := classify(adv, name_matches)) is not None]
+    return sorted(found, key=lambda t: (t.rssi is None, -(t.rssi or 0), t.address))
+
+
+@dataclass(frozen=True, slots=True)
+class Nearby:
+    """What one scan heard: the treadmills and the heart-rate straps, strongest first."""
+
+    treadmills: tuple[DiscoveredTreadmill, ...]
+    straps: tuple[DiscoveredStrap, ...]
+
+
+def nearby_heard(heard: Sequence[Advertisement]) -> Nearby:
+    """The treadmills and the straps among `heard`. A treadmill that also lists the Heart Rate
+    Service (a hand-grip pulse) is listed as the treadmill only: its heart rate comes with its
+    Treadmill Data, and a strap's configured address may be no treadmill's."""
+    treadmills = treadmills_heard(heard)
+    addresses = {t.address for t in treadmills}
+    straps = [s for s in straps_heard(heard) if s.address not in addresses]
+    return Nearby(tuple(treadmills), tuple(straps))
+
+
 async def scan_with(
     backend: GattBackend, timeout_s: float, name_matches: Sequence[TargetSelector] = ()
 ) -> list[DiscoveredTreadmill]:
     """Scan through `backend` and return the treadmills heard, strongest signal first."""
-    heard = await backend.scan(timeout_s)
-    found = [t for adv in heard if (t := classify(adv, name_matches)) is not None]
-    return sorted(found, key=lambda t: (t.rssi is None, -(t.rssi or 0), t.address))
+    return treadmills_heard(await backend.scan(timeout_s), name_matches)
+
+
+def _bleak_gatt(backend: ScannerBackend | None, clock: Clock | None) -> GattBackend:
+    from treadmilld.ble.bleak_io import BleakGattBackend  # noqa: PLC0415 - keeps bleak lazy
+
+    return BleakGattBackend(clock or LoopClock(), scanner_backend=backend)
 
 
 async def scan(
@@ -111,11 +145,19 @@ async def scan(
     name_matches: Sequence[TargetSelector] = (),
     clock: Clock | None = None,
 ) -> list[DiscoveredTreadmill]:
-    """Listen for `timeout` seconds and list the treadmills heard (used by `treadmilld scan`).
+    """Listen for `timeout` seconds and list the treadmills heard.
 
     `backend` is a bleak scanner backend class (the simulator's); None uses the platform's.
     """
-    from treadmilld.ble.bleak_io import BleakGattBackend  # noqa: PLC0415 - keeps bleak lazy
+    return await scan_with(_bleak_gatt(backend, clock), timeout, name_matches)
 
-    gatt = BleakGattBackend(clock or LoopClock(), scanner_backend=backend)
-    return await scan_with(gatt, timeout, name_matches)
+
+async def scan_nearby(
+    timeout: float = 5.0,  # noqa: ASYNC109 - how long to listen, not a deadline to cancel
+    *,
+    backend: ScannerBackend | None = None,
+    clock: Clock | None = None,
+) -> Nearby:
+    """Listen for `timeout` seconds, once, and list the treadmills and the heart-rate straps
+    heard (`treadmilld scan`). `backend` as for `scan`."""
+    return nearby_heard(await _bleak_gatt(backend, clock).scan(timeout))
