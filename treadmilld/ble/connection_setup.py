@@ -23,7 +23,7 @@ from treadmilld.ble.device_connect import (
     NO_ADAPTER_HINT,
     ConnectHints,
     DeviceConnectError,
-    find_and_connect,
+    DeviceConnector,
 )
 from treadmilld.ble.discovery import is_target
 from treadmilld.ble.gatt import (
@@ -101,12 +101,8 @@ _NO_FEATURES: Final = FitnessMachineFeature(
 )
 
 
-class ConnectStepError(Exception):
-    """One connect attempt failed; `hint` says what a person should check."""
-
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.hint = hint
+# One connect attempt failed, set-up included; `hint` says what a person should check.
+ConnectStepError = DeviceConnectError
 
 
 class ConnectionOpener:
@@ -124,39 +120,30 @@ class ConnectionOpener:
     ) -> None:
         self._target = target
         self._settings = settings
-        self._gatt = gatt
         self._clock = clock
         self._background = background
+        self._connector = DeviceConnector(
+            gatt,
+            settings,
+            clock=clock,
+            hints=_HINTS,
+            on_late_connection=self._release_late_connection,
+        )
         self._log = _log.bind(treadmill_id=treadmill_id)
 
     async def open(self) -> tuple[LinkSession, TreadmillCapabilities]:
         """A connected, set-up session and what it learned of the treadmill; raises
         `ConnectStepError` if any step fails."""
         settings = self._settings
-        try:
-            device = await find_and_connect(
-                self._gatt,
-                lambda adv: is_target(adv, self._target),
-                looking_for=f"treadmill with {self._target.describe()}",
-                scan_timeout_s=settings.scan_timeout_s,
-                connect_timeout_s=settings.connect_timeout_s,
-                connect_attempts=settings.connect_attempts,
-                clock=self._clock,
-                hints=_HINTS,
-                on_late_connection=self._release_late_connection,
-            )
-        except DeviceConnectError as error:
-            raise ConnectStepError(str(error), error.hint) from error.__cause__
+        device = await self._connector.connect(
+            lambda adv: is_target(adv, self._target), f"treadmill with {self._target.describe()}"
+        )
         connection, address, name = device.connection, device.address, device.name
-        disconnected = device.disconnected
-        now = self._clock.now()
         session = LinkSession(
             connection=connection,
             name=name,
             quirks=settings.quirks_for(name),
-            connected_at=now,
-            last_data_at=now,
-            disconnected=disconnected,
+            disconnected=device.disconnected,
         )
         try:
             capabilities = await wait_for_on_clock(
@@ -175,12 +162,9 @@ class ConnectionOpener:
         return session, capabilities
 
     async def disconnect_quietly(self, connection: GattConnection) -> None:
-        try:
-            await wait_for_on_clock(
-                connection.disconnect(), self._settings.connect_timeout_s, self._clock
-            )
-        except (GattError, TimeoutError) as error:
-            self._log.warning("disconnect_failed", error=str(error) or "timed out")
+        failure = await self._connector.let_go(connection)
+        if failure is not None:
+            self._log.warning("disconnect_failed", error=failure)
 
     async def _set_up(self, session: LinkSession, address: str) -> TreadmillCapabilities:
         connection = session.connection

@@ -112,9 +112,11 @@ class LinkSession:
     connection: GattConnection
     name: str | None
     quirks: Quirks
-    connected_at: float
-    last_data_at: float
     disconnected: asyncio.Event
+    # Both stamped when the connection goes live (`DeviceLink._make_current`); the pump moves
+    # `last_data_at` on every sign of life.
+    connected_at: float = 0.0
+    last_data_at: float = 0.0
     # Notifications as bleak delivered them, for the pump to decode in order.
     inbound: asyncio.Queue[tuple[str, bytes]] = dataclasses.field(default_factory=asyncio.Queue)
     assembler: TreadmillDataAssembler = dataclasses.field(default_factory=TreadmillDataAssembler)

@@ -7,7 +7,8 @@ Flow (docs/ble-client.md, "Heart-rate straps"):
 3. a pump task decodes notifications in order (`treadmilld.ftms`), a malformed one is logged
    and dropped;
 4. a disconnect, or no notification for `liveness_timeout_s`, ends the connection; it is found
-   and connected again after a capped, jittered backoff (`ReconnectBackoff`), as a treadmill is.
+   and connected again after a capped, jittered backoff (`ReconnectBackoff`): the treadmill
+   link's loop and supervision (`device_link.py`), in a strap's words.
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 import structlog
 
-from treadmilld.ble.api import ConnectionState, LinkLostCause
-from treadmilld.ble.config import ReconnectBackoff, StrapLinkSettings, TargetSelector
+from treadmilld.ble.api import LinkLostCause
+from treadmilld.ble.config import StrapLinkSettings, TargetSelector
 from treadmilld.ble.device_connect import (
     NO_ADAPTER_HINT,
     ConnectHints,
     DeviceConnectError,
-    find_and_connect,
+    DeviceConnector,
 )
+from treadmilld.ble.device_link import DeviceLink, LinkKind, gatt_or_bleak
 from treadmilld.ble.gatt import (
     Advertisement,
     GattBackend,
@@ -43,8 +45,7 @@ from treadmilld.ftms import (
 )
 from treadmilld.runtime.background import Background
 from treadmilld.runtime.clock import Clock
-from treadmilld.runtime.fanout import FanOut
-from treadmilld.runtime.waiting import sleep_until_set, until_set, wait_any, wait_for_on_clock
+from treadmilld.runtime.waiting import wait_for_on_clock
 
 if TYPE_CHECKING:
     from treadmilld.ble.bleak_io import ClientBackend, ScannerBackend
@@ -54,7 +55,6 @@ _log = structlog.get_logger(__name__)
 REASON_CLOSED: Final = "strap link closed"
 REASON_DROPPED: Final = "the strap or the Bluetooth stack dropped the connection"
 REASON_NO_DATA_PREFIX: Final = "no heart rate for"  # followed by the liveness timeout
-REASON_PUMP_STOPPED: Final = "notification processing stopped unexpectedly"
 
 HINT_NOT_FOUND: Final = (
     "is the strap worn (most straps advertise only with skin contact) and in range? is another "
@@ -72,10 +72,22 @@ _HINTS = ConnectHints(no_adapter=HINT_NO_ADAPTER, not_found=HINT_NOT_FOUND, conn
 # readings at 1 Hz, so only a stalled reader meets it.
 SUBSCRIBER_QUEUE_SIZE = 1000
 
-
-def _never_dropped(event: StrapEvent) -> bool:
-    """A reading is superseded by the next one; a connect or a loss is not."""
-    return not isinstance(event, HeartRateReceived)
+# A reading is superseded by the next one; a connect or a loss is not.
+_KIND: Final = LinkKind(
+    noun="strap",
+    id_key="strap_id",
+    connect_failed="strap_connect_failed",
+    reconnect_scheduled="strap_reconnect_scheduled",
+    lost="strap_lost",
+    pump_failed="strap_pump_failed",
+    closed="strap_link_closed",
+    reason_closed=REASON_CLOSED,
+    reason_dropped=REASON_DROPPED,
+    reason_no_data_prefix=REASON_NO_DATA_PREFIX,
+    timed=False,
+    queue_size=SUBSCRIBER_QUEUE_SIZE,
+    droppable=HeartRateReceived,
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,12 +122,8 @@ def straps_heard(heard: Sequence[Advertisement]) -> list[DiscoveredStrap]:
     return sorted(found, key=lambda s: (s.rssi is None, -(s.rssi or 0), s.address))
 
 
-class StrapConnectError(Exception):
-    """One connect step failed; `hint` says what a person should check."""
-
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.hint = hint
+# One connect step failed; `hint` says what a person should check.
+StrapConnectError = DeviceConnectError
 
 
 @dataclasses.dataclass(eq=False)
@@ -125,14 +133,15 @@ class _StrapSession:
     connection: GattConnection
     address: str
     name: str | None
-    connected_at: float
-    last_data_at: float
     disconnected: asyncio.Event
+    # Both stamped when the connection goes live (`DeviceLink._make_current`).
+    connected_at: float = 0.0
+    last_data_at: float = 0.0
     inbound: asyncio.Queue[bytes] = dataclasses.field(default_factory=asyncio.Queue)
     pump: asyncio.Task[None] | None = None
 
 
-class BleHeartRateStrap:
+class BleHeartRateStrap(DeviceLink[_StrapSession, StrapEvent]):
     """One heart-rate strap over bleak; implements `treadmilld.ble.strap_api.HeartRateStrap`."""
 
     def __init__(
@@ -149,32 +158,21 @@ class BleHeartRateStrap:
     ) -> None:
         """`scanner_backend`/`client_backend` are bleak backend classes (the simulator's);
         `gatt_backend` replaces bleak altogether (tests of our own seam)."""
-        if gatt_backend is None:
-            from treadmilld.ble.bleak_io import BleakGattBackend  # noqa: PLC0415 - bleak lazily
-
-            gatt_backend = BleakGattBackend(
-                clock, scanner_backend=scanner_backend, client_backend=client_backend
-            )
-        self._id = strap_id
-        self._target = target
+        super().__init__(strap_id, _KIND, target, settings, clock=clock, rng=rng)
         self._settings = settings
-        self._clock = clock
-        self._gatt = gatt_backend
-        self._backoff = ReconnectBackoff(settings.backoff, rng)
-        self._state = ConnectionState.DISCONNECTED
-        self._events: FanOut[StrapEvent] = FanOut(
-            f"strap {strap_id}", maxsize=SUBSCRIBER_QUEUE_SIZE, keep=_never_dropped
-        )
-        self._session: _StrapSession | None = None
         self._latest: HeartRateReceived | None = None
-        self._closing = asyncio.Event()
-        self._closed = False
-        self._run_done: asyncio.Event | None = None
         self._log = _log.bind(strap_id=strap_id)
         self._background = Background(
             on_error=lambda error: self._log.debug(
                 "operation_failed_after_caller_left", error=repr(error)
             )
+        )
+        self._connector = DeviceConnector(
+            gatt_or_bleak(gatt_backend, clock, scanner_backend, client_backend),
+            settings,
+            clock=clock,
+            hints=_HINTS,
+            on_late_connection=self._release_late_connection,
         )
 
     # ------------------------------------------------------------------ HeartRateStrap
@@ -184,124 +182,31 @@ class BleHeartRateStrap:
         return self._id
 
     @property
-    def connection_state(self) -> ConnectionState:
-        return self._state
-
-    @property
     def latest(self) -> HeartRateReceived | None:
         return self._latest
 
-    def events(self) -> AsyncIterator[StrapEvent]:
-        return self._events.subscribe()
+    # (run, close, events and connection_state are DeviceLink's)
 
-    async def run(self) -> None:
-        if self._run_done is not None:
-            raise RuntimeError(f"{self._id}: run() is already running; call it once per strap")
-        self._run_done = asyncio.Event()
-        failures = 0
-        try:
-            while not self._closing.is_set():
-                outcome = await until_set(self._connect(), self._closing)
-                if outcome is None:
-                    break
-                if isinstance(outcome, StrapConnectError):
-                    failures += 1
-                    delay = self._backoff.next_delay()
-                    self._log.warning(
-                        "strap_connect_failed",
-                        target=self._target.describe(),
-                        error=str(outcome),
-                        hint=outcome.hint,
-                        attempt=failures,
-                        retry_in_s=round(delay, 2),
-                    )
-                    await sleep_until_set(self._closing, delay, self._clock)
-                    continue
-                failures = 0
-                session = outcome
-                cause, reason = await self._supervise(session)
-                healthy_for = self._clock.now() - session.connected_at
-                await self._end_session(session, cause, reason)
-                if healthy_for >= self._settings.backoff.reset_after_healthy_s:
-                    self._backoff.reset()
-                if self._closing.is_set():
-                    break
-                delay = self._backoff.next_delay()
-                self._log.info(
-                    "strap_reconnect_scheduled", retry_in_s=round(delay, 2), after=reason
-                )
-                await sleep_until_set(self._closing, delay, self._clock)
-        finally:
-            current = self._session
-            if current is not None:
-                await self._end_session(current, LinkLostCause.CLOSED, REASON_CLOSED)
-            self._state = ConnectionState.DISCONNECTED
-            self._closed = True
-            self._events.close()
-            self._run_done.set()
+    # ------------------------------------------------------------------ DeviceLink: connect / end
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closing.set()
-        if self._run_done is not None:
-            await self._run_done.wait()
-        else:
-            self._closed = True
-            self._events.close()
-        self._log.info("strap_link_closed")
-
-    # ------------------------------------------------------------------ connect
-
-    async def _connect(self) -> _StrapSession | StrapConnectError:
-        self._state = ConnectionState.CONNECTING
-        try:
-            session = await self._open()
-        except StrapConnectError as error:
-            self._state = ConnectionState.DISCONNECTED
-            return error
-        except BaseException:
-            self._state = ConnectionState.DISCONNECTED
-            raise
-        now = self._clock.now()
-        session.connected_at = now
-        session.last_data_at = now
-        self._session = session
-        self._state = ConnectionState.CONNECTED
+    async def _open_session(self) -> _StrapSession:
+        """One connect step: the session, live; raises `StrapConnectError`."""
+        session = await self._open()
+        now = self._make_current(session)
         self._log.info("strap_connected", address=session.address, name=session.name)
         self._events.publish(StrapConnected(address=session.address, name=session.name, at=now))
         session.pump = asyncio.create_task(self._pump(session), name=f"{self._id}-strap-pump")
         return session
 
     async def _open(self) -> _StrapSession:
-        settings = self._settings
-        try:
-            device = await find_and_connect(
-                self._gatt,
-                lambda adv: is_strap_target(adv, self._target),
-                looking_for=f"heart-rate strap with {self._target.describe()}",
-                scan_timeout_s=settings.scan_timeout_s,
-                connect_timeout_s=settings.connect_timeout_s,
-                connect_attempts=settings.connect_attempts,
-                clock=self._clock,
-                hints=_HINTS,
-                on_late_connection=self._release_late_connection,
-            )
-        except DeviceConnectError as error:
-            raise StrapConnectError(str(error), error.hint) from error.__cause__
-        connection, address, name = device.connection, device.address, device.name
-        disconnected = device.disconnected
-        now = self._clock.now()
-        session = _StrapSession(
-            connection=connection,
-            address=address,
-            name=name,
-            connected_at=now,
-            last_data_at=now,
-            disconnected=disconnected,
+        device = await self._connector.connect(
+            lambda adv: is_strap_target(adv, self._target),
+            f"heart-rate strap with {self._target.describe()}",
         )
+        connection, address, name = device.connection, device.address, device.name
+        session = _StrapSession(connection, address, name, device.disconnected)
         if not connection.has_characteristic(HEART_RATE_MEASUREMENT_UUID):
-            await self._disconnect(connection)
+            await self._let_go(connection)
             raise StrapConnectError(
                 f"{name or address} has no Heart Rate Measurement characteristic",
                 HINT_NOT_A_STRAP,
@@ -309,31 +214,31 @@ class BleHeartRateStrap:
         try:
             await wait_for_on_clock(
                 connection.subscribe(HEART_RATE_MEASUREMENT_UUID, session.inbound.put_nowait),
-                settings.connect_timeout_s,
+                self._settings.connect_timeout_s,
                 self._clock,
             )
         except (GattError, TimeoutError) as error:
-            await self._disconnect(connection)
+            await self._let_go(connection)
             raise StrapConnectError(
                 f"subscribing to {name or address} failed: {error or 'timed out'}", HINT_CONNECT
             ) from error
         except BaseException:
-            await self._disconnect(connection)
+            await self._let_go(connection)
             raise
         return session
 
     def _release_late_connection(self, connection: GattConnection) -> None:
         """A connect that finished after we gave up on it: let the strap go again."""
         self._log.info("strap_late_connection_released")
-        self._background.spawn(self._disconnect(connection))
+        self._background.spawn(self._let_go(connection))
 
-    async def _disconnect(self, connection: GattConnection) -> None:
-        try:
-            await wait_for_on_clock(
-                connection.disconnect(), self._settings.connect_timeout_s, self._clock
-            )
-        except (GattError, TimeoutError) as error:
-            self._log.warning("strap_disconnect_failed", error=str(error) or "timed out")
+    def _lost_event(self, cause: LinkLostCause, reason: str, at: float) -> StrapEvent:
+        return StrapLost(cause=cause, reason=reason, at=at)
+
+    async def _let_go(self, connection: GattConnection) -> None:
+        failure = await self._connector.let_go(connection)
+        if failure is not None:
+            self._log.warning("strap_disconnect_failed", error=failure)
 
     # ------------------------------------------------------------------ notifications
 
@@ -358,43 +263,6 @@ class BleHeartRateStrap:
             )
             self._latest = reading
             self._events.publish(reading)
-
-    # ------------------------------------------------------------------ supervise / end
-
-    async def _supervise(self, session: _StrapSession) -> tuple[LinkLostCause, str]:
-        liveness = self._settings.liveness_timeout_s
-        while True:
-            if self._closing.is_set():
-                return LinkLostCause.CLOSED, REASON_CLOSED
-            if session.disconnected.is_set():
-                return LinkLostCause.DROPPED, REASON_DROPPED
-            if session.pump is not None and session.pump.done():
-                return LinkLostCause.FAILED, REASON_PUMP_STOPPED
-            silent_for = self._clock.now() - session.last_data_at
-            if silent_for >= liveness:
-                return LinkLostCause.NO_DATA, f"{REASON_NO_DATA_PREFIX} {liveness:g} s"
-            await wait_any(
-                events=(self._closing, session.disconnected),
-                futures=() if session.pump is None else (session.pump,),
-                seconds=liveness - silent_for,
-                clock=self._clock,
-            )
-
-    async def _end_session(self, session: _StrapSession, cause: LinkLostCause, reason: str) -> None:
-        if self._session is not session:
-            return
-        self._session = None
-        self._state = ConnectionState.DISCONNECTED
-        level = self._log.info if cause is LinkLostCause.CLOSED else self._log.warning
-        level("strap_lost", reason=reason, cause=cause.value)
-        self._events.publish(StrapLost(cause=cause, reason=reason, at=self._clock.now()))
-        if session.pump is not None:
-            session.pump.cancel()
-            await asyncio.wait({session.pump})
-            if not session.pump.cancelled() and (error := session.pump.exception()) is not None:
-                self._log.error("strap_pump_failed", error=repr(error))
-        if not session.disconnected.is_set():
-            await self._disconnect(session.connection)
 
 
 async def scan_straps(backend: GattBackend, timeout_s: float) -> list[DiscoveredStrap]:
