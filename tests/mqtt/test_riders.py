@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from treadmilld_broker import EmbeddedBroker
@@ -20,7 +20,9 @@ from tests.support.riders import WallClock, rider_service
 from treadmilld.engine.api import WorkoutFinished, WorkoutStarted
 from treadmilld.engine.limits import ProfileLimits
 from treadmilld.history.recorder import WorkoutRecorder
+from treadmilld.history.records import HistoryUnavailableError
 from treadmilld.history.riders import StrapChoice
+from treadmilld.riders.api import RiderDesk
 from treadmilld.riders.service import RiderService
 from treadmilld.runtime.clock import LoopClock
 from treadmilld.store.api import Store, open_store, sqlite_url
@@ -386,6 +388,39 @@ async def test_a_riders_own_strap_is_what_their_workout_hears_unless_the_start_n
         )
         assert updated["data"]["heart_rate_strap"] is None
         assert (await gym.store.get_rider("r-17")).heart_rate_strap is None
+
+
+class DatabaseDown:
+    """The rider service while the shared database does not answer: every call raises what
+    the store raises then."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def unavailable(*args: object, **kwargs: object) -> Any:
+            raise HistoryUnavailableError("postgresql://gym-db/treadmilld: connection refused")
+
+        return unavailable
+
+
+async def test_while_the_database_is_down_rider_requests_and_starts_say_so_and_nothing_starts(
+    mqtt_broker: EmbeddedBroker,
+) -> None:
+    treadmill = RecordingTreadmill("tm01")
+    desk = cast(RiderDesk, DatabaseDown())
+    async with (
+        running_bridge(mqtt_broker, {"tm01": treadmill}, riders=desk),
+        Observer(mqtt_broker) as app,
+    ):
+        await app.subscribe(f"{BASE}/#")
+        listed = await app.request(f"{REQUEST}/rider_list")
+        assert listed["code"] == "database_unavailable"
+        assert "connection refused" in listed["error"]
+        start = await app.request(f"{BASE}/tm01/request/start", {"rider": "r-17"})
+        assert start["code"] == "database_unavailable"
+        assert "without a rider can be started" in start["error"]
+        assert treadmill.calls == []
+        # A workout without a rider needs no database.
+        plain = await app.request(f"{BASE}/tm01/request/start", {"profile": "hill_30"})
+        assert plain["status"] == "ok", plain
 
 
 async def test_a_riders_personal_limit_caps_the_planned_speed(

@@ -91,6 +91,7 @@ class PostgresServer:
         self._data = root / "data"
         self._run_as = run_as
         self._names = itertools.count(1)
+        self.stopped = False
 
     def _server_command(self, program: str, *args: str) -> list[str]:
         prefix = self._run_as.prefix() if self._run_as is not None else []
@@ -133,6 +134,12 @@ class PostgresServer:
 
     def stop(self) -> None:
         self._run(self._server_command("pg_ctl", "stop", "-m", "fast", "-D", str(self._data)))
+        self.stopped = True
+
+    def start_again_if_stopped(self) -> None:
+        """For a test's `finally`: the shared server runs again for the tests after it."""
+        if self.stopped:
+            self.start_again()
 
     def start_again(self) -> None:
         """After `stop`: the same server, its databases and port, running again."""
@@ -146,6 +153,7 @@ class PostgresServer:
                 "-l", str(self.root / "server.log"), "-o", options,
             )
         )  # fmt: skip
+        self.stopped = False
 
     def create_database(self) -> str:
         """A new empty database; its SQLAlchemy URL."""

@@ -4,7 +4,9 @@ daily retention, and the one object the MQTT side (riders, feedback, progress) u
 What happens at start (docs/database.md): the database in `[database] url` (SQLite in the state
 directory by default) is opened and migrated when its schema is older; a schema newer than this
 treadmilld is a configuration error (exit 2, which systemd does not restart in a loop); this
-daemon's treadmills' workouts still `running` become `interrupted`; then the recorders run.
+daemon's treadmills' workouts still `running` become `interrupted`; then the recorders run. A
+database that does not answer does not hold the treadmills up: the daemon starts, and history
+follows once it answers (`history_pending.WriterOnceReachable`).
 
 The daemon writes history through `HistoryWriter` (plain SQL through the driver): SQLAlchemy is
 loaded only when something asks for the full store (`store()`: riders, reading history), so a
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from treadmilld.app.history_pending import WriterOnceReachable
 from treadmilld.app.settings import ConfigError
 from treadmilld.history.recorder import RecordedSession, WorkoutRecorder
 from treadmilld.history.records import HistoryUnavailableError
@@ -37,10 +40,6 @@ _log = structlog.get_logger(__name__)
 
 # Retention runs at start and then once a day: workouts age by days.
 RETENTION_INTERVAL_S = 24 * 3600.0
-
-
-class DatabaseUnreachableError(RuntimeError):
-    """The database could not be reached at start; the message says what to check."""
 
 
 def _redacted(url: str) -> str:
@@ -60,7 +59,7 @@ class HistoryService:
 
     def __init__(
         self,
-        writer: HistoryWriter,
+        writer: HistoryWriter | WriterOnceReachable,
         *,
         url: str,
         programs: ProgramLibrary,
@@ -99,6 +98,8 @@ class HistoryService:
             (f"history:{treadmill_id}", recorder.run)
             for treadmill_id, recorder in self._recorders.items()
         ]
+        if isinstance(self.writer, WriterOnceReachable):
+            named.append(("history-connect", self._connect))
         if self.retention_days is not None:
             named.append(("history-retention", self.keep_retention))
         return named
@@ -107,9 +108,18 @@ class HistoryService:
         """Until every recorder has written what it was handed (the workouts' endings)."""
         await asyncio.gather(*(recorder.drained() for recorder in self._recorders.values()))
 
+    async def _connect(self) -> None:
+        """The database that did not answer at start, opened once it does; then nothing more
+        to do (the task stays, so the supervisor does not start it again)."""
+        assert isinstance(self.writer, WriterOnceReachable)
+        await self.writer.connect()
+        await asyncio.Event().wait()
+
     async def keep_retention(self) -> None:
         """`apply_retention(retention_days)` now and then once a day, until cancelled."""
         assert self.retention_days is not None  # only scheduled when set
+        if isinstance(self.writer, WriterOnceReachable):
+            await self.writer.opened.wait()
         while True:
             try:
                 await self.writer.apply_retention(self.retention_days, now=datetime.now(UTC))
@@ -154,34 +164,44 @@ async def start_history(
     `interrupted`; the caller closes it. `url` overrides the settings' (the demo's temporary
     file).
 
-    Raises ConfigError for a schema newer than this treadmilld or an unusable URL, and
-    DatabaseUnreachableError when the database does not answer."""
+    Raises ConfigError for a schema newer than this treadmilld or an unusable URL. A database
+    that does not answer is tried again in the background (the service's `history-connect`
+    task): the treadmills do not wait for it."""
     where = url or database_url(database)
+    ids = list(treadmill_ids)
+    writer: HistoryWriter | WriterOnceReachable
     try:
-        writer = await open_history_writer(where)
+        writer = await _open_and_mark(where, ids)
     except SchemaTooNewError as error:
         raise ConfigError(f"[database]: {error}") from None
     except HistoryUnavailableError as error:
-        raise DatabaseUnreachableError(
-            f"the history database {_redacted(where)} could not be opened: {error}. Check "
-            "[database] url, that the server runs and this machine may connect to it"
-        ) from None
+        writer = WriterOnceReachable(
+            _redacted(where),
+            ids,
+            open_writer=lambda: open_history_writer(where),
+            clock=LoopClock(),  # a person waits for the database in real time, even in a demo
+            first_error=str(error),
+        )
     except StoreError as error:
         raise ConfigError(f"[database]: {error}") from None
-    service = HistoryService(
+    return HistoryService(
         writer,
         url=where,
         programs=programs,
         retention_days=database.retention_days,
         clock=clock,
     )
+
+
+async def _open_and_mark(where: str, treadmill_ids: list[str]) -> HistoryWriter:
+    writer = await open_history_writer(where)
     try:
-        interrupted = await writer.mark_interrupted_on_start(list(treadmill_ids))
+        interrupted = await writer.mark_interrupted_on_start(treadmill_ids)
     except BaseException:
-        await service.close()
+        await writer.close()
         raise
     _log.info("history_opened", database=writer.where, interrupted=len(interrupted))
-    return service
+    return writer
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,6 @@ import structlog
 
 from treadmilld import __version__
 from treadmilld.app.assembly import Assembly, TraceOptions, assemble, clock_for
-from treadmilld.app.history_service import DatabaseUnreachableError
 from treadmilld.app.log_setup import configure_logging
 from treadmilld.app.sdnotify import SystemdNotifier
 from treadmilld.app.settings import ConfigError, Settings, load_settings, redacted
@@ -71,12 +70,6 @@ def run_command(
         asyncio.run(run_daemon(settings, trace=trace_options))
     except ConfigError:
         raise
-    except DatabaseUnreachableError as error:
-        # Exit 1: systemd starts the daemon again after RestartSec, by which time a database
-        # that was restarting answers.
-        _log.critical("database_unreachable", error=str(error))
-        sys.stderr.write(f"treadmilld: {error}\n")
-        return EXIT_FAILURE
     except Exception as error:  # noqa: BLE001 - reported, then exit 1 for systemd
         # A crash ends the process non-zero so systemd restarts it; the belts were stopped
         # by the supervisor before the error got here.

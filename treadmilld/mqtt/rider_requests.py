@@ -27,6 +27,7 @@ from treadmilld.engine.api import (
     WorkoutStopped,
 )
 from treadmilld.history.recorder import RiderContext
+from treadmilld.history.records import HistoryUnavailableError
 from treadmilld.mqtt.discovery import rider_discovery_config
 from treadmilld.mqtt.inbound_checks import refuse_retained
 from treadmilld.mqtt.link import MqttLink
@@ -57,9 +58,19 @@ from treadmilld.riders.api import (
 
 _log = structlog.get_logger(__name__)
 
+
+def _unavailable(error: HistoryUnavailableError) -> str:
+    return (
+        f"the riders' database does not answer ({error}); nothing was changed. Try again once "
+        "it is back (workouts without a rider can be started meanwhile)"
+    )
+
+
 # Requests waiting for the worker; more are refused with `busy` (a client retrying in a loop
 # must not grow the daemon's memory while the database is away).
 MAX_QUEUED_REQUESTS = 64
+# The code of a rider request or a rider's start refused because the database does not answer.
+DATABASE_UNAVAILABLE = "database_unavailable"
 # How many times a follower lets the event loop run before it reads a workout's ending back:
 # the recorder handles its own copy of the same event in its own task, and queues the write
 # then (see `_after_workout`).
@@ -161,6 +172,10 @@ class RiderRequests:
             _log.info("rider_request_refused", action=job.action, code=error.code)
             if job.route is not None:
                 await self._replies.refuse(job.route, error.code, error.message)
+        except HistoryUnavailableError as error:
+            _log.warning("rider_request_refused", action=job.action, code=DATABASE_UNAVAILABLE)
+            if job.route is not None:
+                await self._replies.refuse(job.route, DATABASE_UNAVAILABLE, _unavailable(error))
         except Exception as error:  # noqa: BLE001 - logged with its traceback below
             _log.exception("rider_request_failed", action=job.action)
             if job.route is not None:
@@ -239,6 +254,8 @@ class RiderRequests:
             )
         except RiderError as error:
             raise CommandRejectedError(error.code, error.message) from None
+        except HistoryUnavailableError as error:
+            raise CommandRejectedError(DATABASE_UNAVAILABLE, _unavailable(error)) from None
         recorder = self._recorders.get(treadmill_id)
         if recorder is not None:
             recorder.for_rider(start.context)
