@@ -72,15 +72,10 @@ async def heart_rate_wiring(
     for index, treadmill in enumerate(settings.treadmills):
         if treadmill.id not in sessions:
             continue
-        simulated_world: dict[str, Any] = {}
-        if treadmill.simulated is not None and fleet is not None:
-            simulated_world = {
-                "scanner_backend": fleet.scanner_backend,
-                "client_backend": fleet.client_backend,
-            }
-        configured, configured_world = await _configured_strap(
-            index, treadmill, fleet, decks, simulated_world
-        )
+        # The radio a rider's strap is looked for on: the simulated world's for a simulated
+        # treadmill, the platform's (no backends given) for a real one.
+        simulated_world = _fleet_radio(fleet) if treadmill.simulated is not None else {}
+        configured, configured_world = await _configured_strap(index, treadmill, fleet, decks)
 
         def open_link(
             target: TargetSelector,
@@ -114,7 +109,6 @@ async def _configured_strap(
     treadmill: TreadmillSettings,
     fleet: Any,
     decks: Mapping[str, Any],
-    simulated_world: dict[str, Any],
 ) -> tuple[TargetSelector | None, dict[str, Any]]:
     """The treadmill's configured strap (a simulated one added to `fleet` now) and the bleak
     backends its link uses (none: the platform's radio)."""
@@ -132,11 +126,14 @@ async def _configured_strap(
     # A replayed deck has no model, so no rider for the strap to follow.
     deck_name = deck.name if getattr(deck, "model", None) is not None else None
     strap = await fleet.add_strap(simulated_strap_config(index, treadmill, deck_name))
-    world = simulated_world or {
-        "scanner_backend": fleet.scanner_backend,
-        "client_backend": fleet.client_backend,
-    }
-    return TargetSelector(address=strap.address), world
+    return TargetSelector(address=strap.address), _fleet_radio(fleet)
+
+
+def _fleet_radio(fleet: Any) -> dict[str, Any]:
+    """The bleak backends that reach the simulated fleet's devices (none without a fleet)."""
+    if fleet is None:
+        return {}
+    return {"scanner_backend": fleet.scanner_backend, "client_backend": fleet.client_backend}
 
 
 async def heart_rate_services(
