@@ -77,9 +77,6 @@ class LinkKind:
     reason_closed: str
     reason_dropped: str
     reason_no_data_prefix: str  # followed by the liveness timeout
-    # The treadmill's lines also say how long a failed step took and how long a lost session
-    # was healthy; a strap's never have.
-    timed: bool
     queue_size: int  # events queued per subscriber before a droppable one is dropped
     droppable: type[object]  # readings, superseded by the next one; every other event is kept
 
@@ -188,14 +185,13 @@ class DeviceLink(abc.ABC, Generic[S, E]):
                 if isinstance(outcome, DeviceConnectError):
                     failures += 1
                     delay = self._backoff.next_delay()
-                    took = {"took_s": round(self._clock.now() - attempt_started, 2)}
                     self._link_log.warning(
                         kind.connect_failed,
                         target=self._target.describe(),
                         error=str(outcome),
                         hint=outcome.hint,
                         attempt=failures,
-                        **(took if kind.timed else {}),
+                        took_s=round(self._clock.now() - attempt_started, 2),
                         retry_in_s=round(delay, 2),
                     )
                     await sleep_until_set(self._closing, delay, self._clock)
@@ -210,12 +206,11 @@ class DeviceLink(abc.ABC, Generic[S, E]):
                 if self._closing.is_set():
                     break
                 delay = self._backoff.next_delay()
-                healthy = {"healthy_for_s": round(healthy_for, 2)}
                 self._link_log.info(
                     kind.reconnect_scheduled,
                     retry_in_s=round(delay, 2),
                     after=reason,
-                    **(healthy if kind.timed else {}),
+                    healthy_for_s=round(healthy_for, 2),
                 )
                 await sleep_until_set(self._closing, delay, self._clock)
         finally:

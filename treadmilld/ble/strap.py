@@ -84,7 +84,6 @@ _KIND: Final = LinkKind(
     reason_closed=REASON_CLOSED,
     reason_dropped=REASON_DROPPED,
     reason_no_data_prefix=REASON_NO_DATA_PREFIX,
-    timed=False,
     queue_size=SUBSCRIBER_QUEUE_SIZE,
     droppable=HeartRateReceived,
 )
