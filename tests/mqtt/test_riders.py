@@ -79,8 +79,7 @@ async def bridge_for(broker: EmbeddedBroker, gym: Gym) -> AsyncIterator[Observer
 
 
 async def start_for_rider(app: Observer, gym: Gym) -> dict[str, Any]:
-    """`start` for r-17 a few minutes after the rider was created (a session started the same
-    instant as the program never counts for it)."""
+    """`start` for r-17 a few minutes after the rider was created, as at the gym."""
     gym.now.advance(minutes=5)
     return await app.request(f"{BASE}/tm01/request/start", {"rider": "r-17"})
 

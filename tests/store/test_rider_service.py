@@ -3,6 +3,8 @@ a rider, feedback moving them through a program, a therapist's confirm, export a
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from tests.support.riders import WallClock, quick_programs, record_workout, ride
 from treadmilld.engine.api import AbortReason
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import ProfileLimits, SafetyLimits
-from treadmilld.history.records import WorkoutOutcome
+from treadmilld.history.records import Feedback, WorkoutOutcome
 from treadmilld.programs import Decision, ProgramLibrary
 from treadmilld.riders.api import RiderChanges, RiderError, RiderFields
 from treadmilld.riders.service import RiderService
@@ -339,3 +341,30 @@ async def test_a_rider_is_not_deleted_while_their_workout_runs(
     assert [rider.rider_id for rider in await service.list_riders()] == ["r-17"]
     await store.end_workout("w-1", WorkoutOutcome.STOPPED, None)
     assert await service.delete("r-17") == 1
+
+
+async def test_a_state_kept_by_an_earlier_version_reads_as_it_was_meant(
+    service: RiderService, store: Store, now: WallClock
+) -> None:
+    """Earlier versions kept `stage_since`, the last instant that did not count: a first-stage
+    step back kept the painful session's start there. That session must not step back again."""
+    rider = await service.create(fields())
+    painful = now.advance(hours=1)
+    await record_workout(
+        store, "w-1", rider_id="r-17", started_at=painful, program="quick", stage=0
+    )
+    await store.add_feedback("w-1", Feedback(effort=3, pain=7, reported_at=now.advance(hours=1)))
+    legacy = {
+        "program": "quick",
+        "stage": 0,
+        "started_at": (painful - timedelta(days=1)).isoformat(),
+        "stage_since": painful.isoformat(),
+        "pending_confirm": None,
+        "confirmations": [],
+    }
+    await store.update_rider(replace(rider, program_state=legacy))
+    await record_workout(
+        store, "w-2", rider_id="r-17", started_at=now.advance(days=1), program="quick", stage=0
+    )
+    answer = await service.feedback("w-2", effort=3, pain=0)
+    assert answer.decision is Decision.ADVANCE

@@ -32,6 +32,7 @@ from treadmilld.programs.progression import (
     decline_advance,
     evaluate,
     is_safety_abort,
+    just_after,
     streak_weeks,
 )
 
@@ -60,6 +61,7 @@ __all__ = [
     "decline_advance",
     "evaluate",
     "is_safety_abort",
+    "just_after",
     "load_program",
     "parse_program",
     "streak_weeks",

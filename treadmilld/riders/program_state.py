@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from treadmilld.programs import PendingConfirm, ProgramState
+from treadmilld.programs import PendingConfirm, ProgramState, just_after
 
 
 def state_json(state: ProgramState, confirmations: list[dict[str, Any]]) -> dict[str, Any]:
@@ -17,7 +17,7 @@ def state_json(state: ProgramState, confirmations: list[dict[str, Any]]) -> dict
         "program": state.program,
         "stage": state.stage,
         "started_at": state.started_at.isoformat(),
-        "stage_since": state.stage_since.isoformat(),
+        "stage_from": state.stage_from.isoformat(),
         "pending_confirm": None
         if pending is None
         else {"to_stage": pending.to_stage, "since": pending.since.isoformat()},
@@ -27,11 +27,17 @@ def state_json(state: ProgramState, confirmations: list[dict[str, Any]]) -> dict
 
 def state_from(data: Mapping[str, Any]) -> ProgramState:
     pending = data.get("pending_confirm")
+    if "stage_from" in data:
+        stage_from = datetime.fromisoformat(data["stage_from"])
+    else:
+        # Kept by earlier versions: `stage_since`, the last instant that did not count. The
+        # instant after it is the first that does, so such a state reads exactly as meant.
+        stage_from = just_after(datetime.fromisoformat(data["stage_since"]))
     return ProgramState(
         program=str(data["program"]),
         stage=int(data["stage"]),
         started_at=datetime.fromisoformat(data["started_at"]),
-        stage_since=datetime.fromisoformat(data["stage_since"]),
+        stage_from=stage_from,
         pending_confirm=None
         if not pending
         else PendingConfirm(
