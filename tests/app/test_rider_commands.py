@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -147,3 +149,41 @@ def test_export_writes_everything_and_delete_takes_the_rider_with_their_history(
     assert riders(config, "list") == 0
     assert capsys.readouterr().out == ""
     assert riders(config, "export", "r-17") == 1
+
+
+def test_weeks_are_the_configured_zones(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # UTC+14: its week begins on Sunday 10:00 UTC, so a session in its first second is in the
+    # previous UTC week (weeks counted in UTC miss it, but for the local Monday's first 14 hours,
+    # when UTC is still in that week too).
+    zone = ZoneInfo("Pacific/Kiritimati")
+    config.write_text(
+        config.read_text(encoding="utf-8") + '[programs]\ntime_zone = "Pacific/Kiritimati"\n',
+        encoding="utf-8",
+    )
+    riders(config, "add", "r-17", "--name", "Anna", "--weight", "64", "--program", "retro-starter")
+    local_now = datetime.now(zone)
+    monday = (local_now - timedelta(days=local_now.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+
+    async def write() -> None:
+        async with await open_store(sqlite_url(config.parent)) as store:
+            rider = await store.get_rider("r-17")
+            assert rider.program_state is not None
+            begun = (monday - timedelta(days=8)).astimezone(UTC).isoformat()
+            state = {**rider.program_state, "started_at": begun, "stage_from": begun}
+            await store.update_rider(replace(rider, program_state=state))
+            # The first minute of the local week: Sunday 10:00 in UTC.
+            await record_workout(
+                store,
+                "w-1",
+                rider_id="r-17",
+                started_at=min(monday + timedelta(seconds=1), local_now).astimezone(UTC),
+                program="retro-starter",
+                stage=0,
+            )
+
+    asyncio.run(write())
+    capsys.readouterr()
+    assert riders(config, "progress", "r-17") == 0
+    assert "this week          1 of 4 sessions" in capsys.readouterr().out

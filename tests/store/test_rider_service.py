@@ -1,11 +1,13 @@
 """The rider service on both databases: riders checked before anything is written, a start for
-a rider, feedback moving them through a program, a therapist's confirm, export and delete."""
+a rider, feedback moving them through a program, a therapist's confirm, weeks in the gym's
+time zone, export and delete."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -341,6 +343,35 @@ async def test_a_rider_is_not_deleted_while_their_workout_runs(
     assert [rider.rider_id for rider in await service.list_riders()] == ["r-17"]
     await store.end_workout("w-1", WorkoutOutcome.STOPPED, None)
     assert await service.delete("r-17") == 1
+
+
+async def test_weeks_are_the_gyms_local_weeks_and_what_is_stored_is_utc(
+    store: Store, tmp_path: Path
+) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    # Sunday 1 March 2026, 20:00 in Berlin: the rider signs up.
+    now = WallClock(datetime(2026, 3, 1, 20, 0, tzinfo=berlin))
+    service = rider_service(store, tmp_path / "programs", now)
+    await service.create(fields(program="quick-clinical"))
+    # Monday 2 March 00:30 in Berlin is still Sunday 23:30 in UTC.
+    monday_night = datetime(2026, 3, 2, 0, 30, tzinfo=berlin)
+    await record_workout(
+        store,
+        "w-1",
+        rider_id="r-17",
+        started_at=monday_night,
+        program="quick-clinical",
+        stage=0,
+    )
+    now.at = datetime(2026, 3, 2, 9, 0, tzinfo=berlin)
+    progress = await service.progress("r-17")
+    assert progress is not None
+    assert progress.sessions_this_week == 1
+
+    state = (await service.get("r-17")).program_state
+    assert state is not None
+    assert state["started_at"] == "2026-03-01T19:00:00+00:00"
+    assert (await store.get_workout("w-1")).started_at == monday_night.astimezone(UTC)
 
 
 async def test_a_state_kept_by_an_earlier_version_reads_as_it_was_meant(

@@ -1,6 +1,7 @@
 """`treadmilld riders ...`: riders, feedback, a therapist's confirm and progress from the command
-line, on the database of the configuration (`[database]`, docs/database.md). The rider service
-decides; this module parses, calls it once and renders the answer.
+line, on the database of the configuration (`[database]`, docs/database.md), with program weeks
+in `[programs] time_zone`. The rider service decides; this module parses, calls it once and
+renders the answer.
 """
 
 from __future__ import annotations
@@ -226,13 +227,19 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
     from treadmilld.app.settings import load_settings  # noqa: PLC0415
     from treadmilld.programs import ProgramLibrary  # noqa: PLC0415
     from treadmilld.riders.api import RiderChanges, RiderFields  # noqa: PLC0415
-    from treadmilld.riders.service import RiderService  # noqa: PLC0415
+    from treadmilld.riders.service import RiderService, clock_in  # noqa: PLC0415
     from treadmilld.store.api import database_url, open_store  # noqa: PLC0415
 
     settings = load_settings(args.config)[0]
     profiles = profile_library(settings)
     async with await open_store(database_url(settings.database)) as store:
-        service = RiderService(store, ProgramLibrary(profiles), profiles, settings.limits)
+        service = RiderService(
+            store,
+            ProgramLibrary(profiles),
+            profiles,
+            settings.limits,
+            now=clock_in(settings.programs.zone()),
+        )
         match args.riders_command:
             case "add":
                 fields = {

@@ -1,14 +1,19 @@
 """A rider's program state as the JSON the store keeps (`Rider.program_state`): the
-progression engine's `ProgramState`, plus who confirmed each clinical advance and when.
+progression engine's `ProgramState`, plus who confirmed each clinical advance and when. Times
+are kept in UTC, whatever zone the gym's weeks are counted in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from treadmilld.programs import PendingConfirm, ProgramState, just_after
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
 
 
 def state_json(state: ProgramState, confirmations: list[dict[str, Any]]) -> dict[str, Any]:
@@ -16,11 +21,11 @@ def state_json(state: ProgramState, confirmations: list[dict[str, Any]]) -> dict
     return {
         "program": state.program,
         "stage": state.stage,
-        "started_at": state.started_at.isoformat(),
-        "stage_from": state.stage_from.isoformat(),
+        "started_at": _utc(state.started_at),
+        "stage_from": _utc(state.stage_from),
         "pending_confirm": None
         if pending is None
-        else {"to_stage": pending.to_stage, "since": pending.since.isoformat()},
+        else {"to_stage": pending.to_stage, "since": _utc(pending.since)},
         "confirmations": confirmations,
     }
 

@@ -5,13 +5,15 @@ looser than the configured one, an unknown program or workout), so a refused req
 nothing. The progression engine is pure (treadmilld.programs.progression); this is where its
 result is kept: the rider's program state, as JSON in the store (program_state.py), with who
 confirmed each clinical advance. Personal limits are checked in personal_limits.py.
+
+"Now" is the gym's wall clock (`clock_in`, `[programs] time_zone`); everything stored is UTC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -66,6 +68,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def clock_in(zone: tzinfo) -> Callable[[], datetime]:
+    """A wall clock whose readings are in `zone`: give it a `ZoneInfo`, so each date gets its
+    own offset (a fixed offset would put a week after a DST change an hour off)."""
+    return lambda: datetime.now(zone)
+
+
 class RiderService:
     """Riders, their starts, feedback and progression (implements `RiderDesk`)."""
 
@@ -81,8 +89,8 @@ class RiderService:
     ) -> None:
         """`store` is the store, or how to open it on first use (the daemon's history service:
         the store loads SQLAlchemy, so a daemon whose riders are never asked for does not).
-        `now` is wall-clock UTC: program weeks and windows are calendar days a person lives,
-        not the engine's clock."""
+        `now` is the gym's wall clock (`clock_in`), aware: program weeks are the ISO weeks of
+        its zone, calendar days a person lives, not the engine's clock."""
         self._store_or_opener = store
         # A cheap look (plain SQL) whether there is any rider at all: listing no riders then
         # opens no store (the daemon republishes every rider's progress on each connect).
@@ -111,7 +119,7 @@ class RiderService:
             clinical=fields.clinical,
             limits=fields.limits,
             program_name=program.name if program else None,
-            program_state=state_json(ProgramState.begin(program, self._now()), [])
+            program_state=state_json(ProgramState.begin(program, self._utc_now()), [])
             if program
             else None,
             heart_rate_strap=fields.heart_rate_strap.choice() if fields.heart_rate_strap else None,
@@ -265,7 +273,7 @@ class RiderService:
         rider = await self.get(record.rider_id)
         if rider.program_name is not None:
             self._program(rider.program_name)  # refused before the feedback is written
-        report = Feedback(effort=effort, pain=pain, reported_at=self._now())
+        report = Feedback(effort=effort, pain=pain, reported_at=self._utc_now())
         try:
             await (await self._db()).add_feedback(workout_id, report)
         except InvalidRecordError as error:
@@ -294,12 +302,16 @@ class RiderService:
         program = self._program(rider.program_name)
         now = self._now()
         try:
-            confirmed = confirm_advance(program, evaluation.state, at=now)
+            confirmed = confirm_advance(program, evaluation.state, at=now.astimezone(UTC))
         except NothingToConfirmError as error:
             raise RiderError("nothing_to_confirm", str(error)) from None
         confirmations = [
             *recorded_confirmations(rider.program_state),
-            {"to_stage": confirmed.stage, "therapist": therapist, "at": now.isoformat()},
+            {
+                "to_stage": confirmed.stage,
+                "therapist": therapist,
+                "at": now.astimezone(UTC).isoformat(),
+            },
         ]
         await (await self._db()).update_rider(
             replace(rider, program_state=state_json(confirmed, confirmations))
@@ -361,6 +373,10 @@ class RiderService:
 
     # -- inside ------------------------------------------------------------------------
 
+    def _utc_now(self) -> datetime:
+        """What is stored: the same wall clock, in UTC."""
+        return self._now().astimezone(UTC)
+
     def _check_limits(self, personal: ProfileLimits | None, *, clinical: bool) -> None:
         if personal is None:
             return
@@ -380,7 +396,7 @@ class RiderService:
         if name is None:
             return replace(rider, program_name=None, program_state=None)
         program = self._program(name)
-        state = ProgramState.begin(program, self._now())
+        state = ProgramState.begin(program, self._utc_now())
         return replace(rider, program_name=program.name, program_state=state_json(state, []))
 
     async def _workout(self, workout_id: str) -> WorkoutRecord:
@@ -405,7 +421,7 @@ class RiderService:
         if rider.program_state and rider.program_state.get("program") == program.name:
             state = state_from(rider.program_state)
         else:
-            state = ProgramState.begin(program, now)
+            state = ProgramState.begin(program, now.astimezone(UTC))
         history = await self._history(rider.rider_id, state)
         evaluation = evaluate(program, state, history, now)
         if store and evaluation.state != state:
