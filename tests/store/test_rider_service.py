@@ -1,6 +1,6 @@
 """The rider service on both databases: riders checked before anything is written, a start for
-a rider, feedback moving them through a program, a therapist's confirm, weeks in the gym's
-time zone, export and delete."""
+a rider, feedback moving them through a program, a therapist's confirm or decline, weeks in the
+gym's time zone, export and delete."""
 
 from __future__ import annotations
 
@@ -343,6 +343,54 @@ async def test_a_rider_is_not_deleted_while_their_workout_runs(
     assert [rider.rider_id for rider in await service.list_riders()] == ["r-17"]
     await store.end_workout("w-1", WorkoutOutcome.STOPPED, None)
     assert await service.delete("r-17") == 1
+
+
+async def test_a_declined_advance_keeps_the_rider_and_who_declined_and_counts_again(
+    service: RiderService, store: Store, now: WallClock
+) -> None:
+    await service.create(fields(program="quick-clinical"))
+    with pytest.raises(RiderError) as early:
+        await service.decline("r-17", therapist="pt-ben")
+    assert early.value.code == "nothing_to_confirm"
+    await record_workout(
+        store,
+        "w-1",
+        rider_id="r-17",
+        started_at=now.advance(hours=1),
+        program="quick-clinical",
+        stage=0,
+    )
+    await service.feedback("w-1", effort=2, pain=0)
+
+    declined_at = now.advance(hours=2)
+    declined = await service.decline("r-17", therapist="pt-ben")
+    assert (declined.stage, declined.awaiting_confirm) == (0, False)
+    state = (await service.get("r-17")).program_state
+    assert state is not None
+    assert state["declines"] == [
+        {"to_stage": 1, "therapist": "pt-ben", "at": declined_at.isoformat()}
+    ]
+    assert state["confirmations"] == []
+    # The session that met the rule before the decline does not ask again.
+    progress = await service.progress("r-17")
+    assert progress is not None
+    assert not progress.awaiting_confirm
+    assert (await service.start_for("r-17")).profile == "p1-starter-a"
+    with pytest.raises(RiderError) as again:
+        await service.decline("r-17", therapist="pt-ben")
+    assert again.value.code == "nothing_to_confirm"
+
+    # A new good session meets the rule again: the therapist is asked again.
+    await record_workout(
+        store,
+        "w-2",
+        rider_id="r-17",
+        started_at=now.advance(days=1),
+        program="quick-clinical",
+        stage=0,
+    )
+    waiting = await service.feedback("w-2", effort=2, pain=0)
+    assert waiting.decision is Decision.AWAIT_CONFIRM
 
 
 async def test_weeks_are_the_gyms_local_weeks_and_what_is_stored_is_utc(

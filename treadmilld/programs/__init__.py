@@ -33,6 +33,7 @@ from treadmilld.programs.progression import (
     evaluate,
     is_safety_abort,
     just_after,
+    pending_advance,
     streak_weeks,
 )
 
@@ -64,5 +65,6 @@ __all__ = [
     "just_after",
     "load_program",
     "parse_program",
+    "pending_advance",
     "streak_weeks",
 ]

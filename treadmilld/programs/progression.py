@@ -401,7 +401,7 @@ def confirm_advance(program: Program, state: ProgramState, *, at: datetime) -> P
     """A therapist confirms the advance the rules asked for: the rider moves to the next stage,
     and the new stage counts sessions started from `at` on. Who confirmed is the caller's to
     record (the therapist login is checked before this is called)."""
-    pending = _pending(program, state)
+    pending = pending_advance(program, state)
     to_stage = min(pending.to_stage, len(program.stages) - 1)
     return replace(state, stage=to_stage, stage_from=at, pending_confirm=None)
 
@@ -409,15 +409,16 @@ def confirm_advance(program: Program, state: ProgramState, *, at: datetime) -> P
 def decline_advance(program: Program, state: ProgramState, *, at: datetime) -> ProgramState:
     """A therapist declines the advance: the rider stays, and the stage counts again from `at`
     on (the rules must be met again by new sessions before the next request)."""
-    _pending(program, state)
+    pending_advance(program, state)
     return replace(state, stage_from=at, pending_confirm=None)
 
 
-def _pending(program: Program, state: ProgramState) -> PendingConfirm:
+def pending_advance(program: Program, state: ProgramState) -> PendingConfirm:
+    """The advance waiting for a therapist's answer; `NothingToConfirmError` when none is."""
     if state.program != program.name:
         raise ProgramMismatchError(
             f"the rider's state is for program {state.program!r}, not {program.name!r}; "
-            "confirm with the rider's own program"
+            "answer with the rider's own program"
         )
     if state.pending_confirm is None:
         raise NothingToConfirmError(
