@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -147,3 +149,79 @@ def test_export_writes_everything_and_delete_takes_the_rider_with_their_history(
     assert riders(config, "list") == 0
     assert capsys.readouterr().out == ""
     assert riders(config, "export", "r-17") == 1
+
+
+def waiting_for_a_therapist(config: Path) -> None:
+    """r-17 (clinical-knee-oa) met the first stage's rule: the advance waits for a therapist."""
+
+    async def write() -> None:
+        async with await open_store(sqlite_url(config.parent)) as store:
+            rider = await store.get_rider("r-17")
+            assert rider.program_state is not None
+            state = {
+                **rider.program_state,
+                "pending_confirm": {"to_stage": 1, "since": datetime.now(UTC).isoformat()},
+            }
+            await store.update_rider(replace(rider, program_state=state))
+
+    asyncio.run(write())
+
+
+def test_a_therapist_declines_and_the_rider_stays_on_their_stage(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add = ["add", "r-17", "--name", "Anna", "--weight", "64", "--program", "clinical-knee-oa"]
+    riders(config, *add)
+    waiting_for_a_therapist(config)
+    capsys.readouterr()
+    assert riders(config, "progress", "r-17") == 0
+    assert "a therapist's answer (treadmilld riders confirm or decline)" in capsys.readouterr().out
+
+    assert riders(config, "decline", "r-17", "--therapist", "pt-ben") == 0
+    declined = capsys.readouterr().out
+    assert "clinical-knee-oa: stage 1 of 2" in declined
+    assert "next profile       p3-knee-oa" in declined
+    assert "awaiting" not in declined
+    assert riders(config, "decline", "r-17", "--therapist", "pt-ben") == 1
+    assert "nothing_to_confirm" in capsys.readouterr().err
+    assert riders(config, "export", "r-17") == 0
+    state = json.loads(capsys.readouterr().out)["rider"]["program_state"]
+    assert [d["therapist"] for d in state["declines"]] == ["pt-ben"]
+
+
+def test_weeks_are_the_configured_zones(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # UTC+14: its week begins on Sunday 10:00 UTC, so a session in its first second is in the
+    # previous UTC week (weeks counted in UTC miss it, but for the local Monday's first 14 hours,
+    # when UTC is still in that week too).
+    zone = ZoneInfo("Pacific/Kiritimati")
+    config.write_text(
+        config.read_text(encoding="utf-8") + '[programs]\ntime_zone = "Pacific/Kiritimati"\n',
+        encoding="utf-8",
+    )
+    riders(config, "add", "r-17", "--name", "Anna", "--weight", "64", "--program", "retro-starter")
+    local_now = datetime.now(zone)
+    monday = (local_now - timedelta(days=local_now.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+
+    async def write() -> None:
+        async with await open_store(sqlite_url(config.parent)) as store:
+            rider = await store.get_rider("r-17")
+            assert rider.program_state is not None
+            begun = (monday - timedelta(days=8)).astimezone(UTC).isoformat()
+            state = {**rider.program_state, "started_at": begun, "stage_from": begun}
+            await store.update_rider(replace(rider, program_state=state))
+            # The first minute of the local week: Sunday 10:00 in UTC.
+            await record_workout(
+                store,
+                "w-1",
+                rider_id="r-17",
+                started_at=min(monday + timedelta(seconds=1), local_now).astimezone(UTC),
+                program="retro-starter",
+                stage=0,
+            )
+
+    asyncio.run(write())
+    capsys.readouterr()
+    assert riders(config, "progress", "r-17") == 0
+    assert "this week          1 of 4 sessions" in capsys.readouterr().out

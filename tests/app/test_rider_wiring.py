@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 from treadmilld.app.rider_wiring import bridge_rider_arguments
@@ -37,10 +38,10 @@ async def test_riders_work_on_the_history_services_store_and_none_without_one(
     tmp_path: Path,
 ) -> None:
     profiles = ProfileLibrary()
-    assert bridge_rider_arguments(None, profiles, SafetyLimits()) == {}
+    assert bridge_rider_arguments(None, profiles, SafetyLimits(), UTC) == {}
     async with await open_store(sqlite_url(tmp_path)) as store:
         history = History(store, ProgramLibrary(profiles))
-        arguments = bridge_rider_arguments(history, profiles, SafetyLimits())
+        arguments = bridge_rider_arguments(history, profiles, SafetyLimits(), UTC)
         assert arguments["recorders"] is history.recorders
         # The store (SQLAlchemy) is opened when riders are first asked for, not before, and
         # listing riders where there are none (every broker connect does) does not open it.

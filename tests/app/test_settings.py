@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from treadmilld.app.program_settings import machine_time_zone
 from treadmilld.app.settings import (
     ConfigError,
     ShutdownMode,
@@ -175,7 +177,12 @@ def test_bad_environment_value_is_reported_with_the_variable(
 def test_every_setting_is_documented() -> None:
     from pydantic import BaseModel
 
-    from treadmilld.app.settings import LoggingSettings, Settings, TreadmillSettings
+    from treadmilld.app.settings import (
+        LoggingSettings,
+        ProgramSettings,
+        Settings,
+        TreadmillSettings,
+    )
     from treadmilld.ble.config import BackoffSettings, LinkSettings
     from treadmilld.ble.quirks import Quirks
     from treadmilld.engine.limits import LimitSet
@@ -186,6 +193,7 @@ def test_every_setting_is_documented() -> None:
         Settings,
         TreadmillSettings,
         LoggingSettings,
+        ProgramSettings,
         MqttSettings,
         MqttTlsSettings,
         LinkSettings,
@@ -315,3 +323,45 @@ def test_a_heart_rate_strap_that_cannot_be_used_is_refused(
     )
     with pytest.raises(ConfigError, match=problem):
         load_settings(path, environ={})
+
+
+def test_program_weeks_are_counted_in_the_configured_zone(tmp_path: Path) -> None:
+    path = write(tmp_path, '[programs]\ntime_zone = "Europe/Berlin"\n')
+    settings, _ = load_settings(path, environ={})
+    assert settings.programs.zone() == ZoneInfo("Europe/Berlin")
+
+
+def test_a_time_zone_that_is_no_zone_names_the_field_and_the_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, '[programs]\ntime_zone = "Europe/Berln"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    message = str(caught.value)
+    assert "programs.time_zone: 'Europe/Berln' is not an IANA time zone name" in message
+    assert 'time_zone = "Europe/Berlin"' in message
+    assert "timedatectl list-timezones" in message
+
+
+@pytest.mark.parametrize(
+    ("tz", "expected"),
+    [
+        ("Europe/Berlin", "Europe/Berlin"),
+        (":America/New_York", "America/New_York"),
+        ("/usr/share/zoneinfo/Asia/Tokyo", "Asia/Tokyo"),
+    ],
+)
+def test_the_machines_zone_comes_from_tz_first(tmp_path: Path, tz: str, expected: str) -> None:
+    localtime = tmp_path / "localtime"
+    localtime.symlink_to("/usr/share/zoneinfo/Europe/Lisbon")
+    assert machine_time_zone({"TZ": tz}, localtime) == expected
+
+
+def test_the_machines_zone_is_where_etc_localtime_links_else_utc(tmp_path: Path) -> None:
+    localtime = tmp_path / "localtime"
+    localtime.symlink_to("/usr/share/zoneinfo/Europe/Lisbon")
+    # A POSIX rule in TZ names no zone whose rules are known: /etc/localtime decides.
+    assert machine_time_zone({"TZ": "CET-1CEST"}, localtime) == "Europe/Lisbon"
+    assert machine_time_zone({}, localtime) == "Europe/Lisbon"
+    copied = tmp_path / "copied"
+    copied.write_bytes(b"TZif")  # a copy of a zone file, not a link: its name is lost
+    assert machine_time_zone({}, copied) == "UTC"
+    assert machine_time_zone({}, tmp_path / "absent") == "UTC"

@@ -1,6 +1,7 @@
 """Riders over MQTT against a real broker, a real store (SQLite) and the real rider service:
 starts for a rider, feedback answered with the next session, retained progress, a therapist's
-confirm, refusals that change nothing, and deletion clearing the rider's retained topics."""
+confirm or decline, refusals that change nothing, and deletion clearing the rider's retained
+topics."""
 
 from __future__ import annotations
 
@@ -81,8 +82,7 @@ async def bridge_for(broker: EmbeddedBroker, gym: Gym) -> AsyncIterator[Observer
 
 
 async def start_for_rider(app: Observer, gym: Gym) -> dict[str, Any]:
-    """`start` for r-17 a few minutes after the rider was created (a session started the same
-    instant as the program never counts for it)."""
+    """`start` for r-17 a few minutes after the rider was created, as at the gym."""
     gym.now.advance(minutes=5)
     return await app.request(f"{BASE}/tm01/request/start", {"rider": "r-17"})
 
@@ -199,6 +199,41 @@ async def test_a_clinical_program_waits_for_the_therapists_confirm(
     assert state["confirmations"][0]["therapist"] == "pt-anna"
 
 
+async def test_a_therapist_declines_and_the_rider_keeps_their_stage(
+    mqtt_broker: EmbeddedBroker, gym: Gym
+) -> None:
+    async with bridge_for(mqtt_broker, gym) as app:
+        await app.request(f"{REQUEST}/rider_create", {**RIDER, "program": "quick-clinical"})
+        await start_for_rider(app, gym)
+        workout_id = await finish_workout(gym)
+        waiting = await app.request(
+            f"{REQUEST}/feedback", {"workout_id": workout_id, "effort": 2, "pain": 0}
+        )
+        assert waiting["data"]["progress"]["awaiting_confirm"] is True
+
+        gym.now.advance(hours=3)
+        after = app.mark()
+        declined = await app.request(
+            f"{REQUEST}/program_decline", {"rider_id": "r-17", "therapist": "pt-ben"}
+        )
+        assert declined["status"] == "ok", declined
+        assert (declined["data"]["stage"], declined["data"]["awaiting_confirm"]) == (0, False)
+        # The dashboards see it on the retained progress topic.
+        republished = await app.wait_for(PROGRESS, after=after)
+        assert republished.json()["awaiting_confirm"] is False
+        assert republished.json()["next_profile"] == "p1-starter-a"
+        again = await app.request(
+            f"{REQUEST}/program_decline", {"rider_id": "r-17", "therapist": "pt-ben"}
+        )
+        assert again["code"] == "nothing_to_confirm"
+        started = await start_for_rider(app, gym)
+        assert started["data"]["profile"] == "p1-starter-a"
+    state = (await gym.store.get_rider("r-17")).program_state
+    assert state is not None
+    assert [(d["to_stage"], d["therapist"]) for d in state["declines"]] == [(1, "pt-ben")]
+    assert state["confirmations"] == []
+
+
 @pytest.mark.parametrize(
     ("action", "payload", "code"),
     [
@@ -227,6 +262,13 @@ async def test_a_clinical_program_waits_for_the_therapists_confirm(
         ("rider_delete", {"rider_id": "r-99"}, "unknown_rider"),
         ("feedback", {"workout_id": "w-none", "effort": 3, "pain": 11}, "invalid_payload"),
         ("feedback", {"workout_id": "w-none", "effort": 3, "pain": 1}, "unknown_workout"),
+        ("program_decline", {"rider_id": "r-17", "therapist": "pt-ben"}, "nothing_to_confirm"),
+        # No free text is kept about a rider (docs/database.md): a decline takes no reason.
+        (
+            "program_decline",
+            {"rider_id": "r-17", "therapist": "pt-ben", "reason": "knee swollen"},
+            "invalid_payload",
+        ),
     ],
 )
 async def test_a_bad_rider_request_gets_an_error_and_changes_nothing(

@@ -281,11 +281,12 @@ def test_other_certificate_failures_keep_the_ca_file_hint() -> None:
     assert "mqtt.tls.ca_file" in reconnect_hint(settings, error)
 
 
-async def test_only_the_therapist_login_confirms_and_tablets_never_read_progress(
+async def test_only_the_therapist_login_confirms_or_declines_and_tablets_never_read_progress(
     tmp_path: Path,
 ) -> None:
-    """The gym ACL's rider rules: a `program_confirm` from the front desk never reaches the
-    daemon, the therapist's does; a treadmill's tablet never sees a rider's progress."""
+    """The gym ACL's rider rules: a `program_confirm` or `program_decline` from the front desk
+    never reaches the daemon, the therapist's does; a treadmill's tablet never sees a rider's
+    progress."""
     users = {**USERS, "therapist": "pt-pw"}
     async with (
         await open_store(sqlite_url(tmp_path)) as store,
@@ -312,21 +313,23 @@ async def test_only_the_therapist_login_confirms_and_tablets_never_read_progress
         await desk.wait_for(f"{BASE}/riders/r-17/progress")
         await therapist.wait_for(f"{BASE}/riders/r-17/progress")
 
-        confirm = {"rider_id": "r-17", "therapist": "pt-anna"}
-        await desk.publish(
-            f"{BASE}/bridge/test/request/program_confirm", {**confirm, "transaction": "desk"}
-        )
-        # The desk's next request follows its dropped one on the same connection: once it is
-        # answered, the confirm would have been answered before it, had it arrived.
+        answer = {"rider_id": "r-17", "therapist": "pt-anna"}
+        for action in ("program_confirm", "program_decline"):
+            await desk.publish(
+                f"{BASE}/bridge/test/request/{action}", {**answer, "transaction": "desk"}
+            )
+        # The desk's next request follows its dropped ones on the same connection: once it is
+        # answered, they would have been answered before it, had they arrived.
         assert (await desk.request(f"{BASE}/bridge/test/request/rider_list"))["status"] == "ok"
-        answered = await therapist.request(f"{BASE}/bridge/test/request/program_confirm", confirm)
-    # The therapist's confirm arrived (r-17 follows no program: nothing to confirm).
-    assert answered["code"] == "nothing_to_confirm"
-    assert (
-        desk.matching(
-            f"{BASE}/bridge/+/response/program_confirm", lambda m: m.json()["transaction"] == "desk"
+        confirmed = await therapist.request(f"{BASE}/bridge/test/request/program_confirm", answer)
+        declined = await therapist.request(f"{BASE}/bridge/test/request/program_decline", answer)
+    # The therapist's answers arrived (r-17 follows no program: nothing to confirm).
+    assert confirmed["code"] == "nothing_to_confirm"
+    assert declined["code"] == "nothing_to_confirm"
+    for action in ("program_confirm", "program_decline"):
+        desks = desk.matching(
+            f"{BASE}/bridge/+/response/{action}", lambda m: m.json()["transaction"] == "desk"
         )
-        == []
-    )
+        assert desks == []
     assert tablet.matching(f"{BASE}/riders/#") == []
     assert tablet.matching(f"{BASE}/bridge/+/response/#") == []

@@ -1,9 +1,13 @@
 """The rider service on both databases: riders checked before anything is written, a start for
-a rider, feedback moving them through a program, a therapist's confirm, export and delete."""
+a rider, feedback moving them through a program, a therapist's confirm or decline, weeks in the
+gym's time zone, export and delete."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -11,7 +15,7 @@ from tests.support.riders import WallClock, quick_programs, record_workout, ride
 from treadmilld.engine.api import AbortReason
 from treadmilld.engine.library import ProfileLibrary
 from treadmilld.engine.limits import ProfileLimits, SafetyLimits
-from treadmilld.history.records import WorkoutOutcome
+from treadmilld.history.records import Feedback, WorkoutOutcome
 from treadmilld.programs import Decision, ProgramLibrary
 from treadmilld.riders.api import RiderChanges, RiderError, RiderFields
 from treadmilld.riders.service import RiderService
@@ -339,3 +343,107 @@ async def test_a_rider_is_not_deleted_while_their_workout_runs(
     assert [rider.rider_id for rider in await service.list_riders()] == ["r-17"]
     await store.end_workout("w-1", WorkoutOutcome.STOPPED, None)
     assert await service.delete("r-17") == 1
+
+
+async def test_a_declined_advance_keeps_the_rider_and_who_declined_and_counts_again(
+    service: RiderService, store: Store, now: WallClock
+) -> None:
+    await service.create(fields(program="quick-clinical"))
+    with pytest.raises(RiderError) as early:
+        await service.decline("r-17", therapist="pt-ben")
+    assert early.value.code == "nothing_to_confirm"
+    await record_workout(
+        store,
+        "w-1",
+        rider_id="r-17",
+        started_at=now.advance(hours=1),
+        program="quick-clinical",
+        stage=0,
+    )
+    await service.feedback("w-1", effort=2, pain=0)
+
+    declined_at = now.advance(hours=2)
+    declined = await service.decline("r-17", therapist="pt-ben")
+    assert (declined.stage, declined.awaiting_confirm) == (0, False)
+    state = (await service.get("r-17")).program_state
+    assert state is not None
+    assert state["declines"] == [
+        {"to_stage": 1, "therapist": "pt-ben", "at": declined_at.isoformat()}
+    ]
+    assert state["confirmations"] == []
+    # The session that met the rule before the decline does not ask again.
+    progress = await service.progress("r-17")
+    assert progress is not None
+    assert not progress.awaiting_confirm
+    assert (await service.start_for("r-17")).profile == "p1-starter-a"
+    with pytest.raises(RiderError) as again:
+        await service.decline("r-17", therapist="pt-ben")
+    assert again.value.code == "nothing_to_confirm"
+
+    # A new good session meets the rule again: the therapist is asked again.
+    await record_workout(
+        store,
+        "w-2",
+        rider_id="r-17",
+        started_at=now.advance(days=1),
+        program="quick-clinical",
+        stage=0,
+    )
+    waiting = await service.feedback("w-2", effort=2, pain=0)
+    assert waiting.decision is Decision.AWAIT_CONFIRM
+
+
+async def test_weeks_are_the_gyms_local_weeks_and_what_is_stored_is_utc(
+    store: Store, tmp_path: Path
+) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    # Sunday 1 March 2026, 20:00 in Berlin: the rider signs up.
+    now = WallClock(datetime(2026, 3, 1, 20, 0, tzinfo=berlin))
+    service = rider_service(store, tmp_path / "programs", now)
+    await service.create(fields(program="quick-clinical"))
+    # Monday 2 March 00:30 in Berlin is still Sunday 23:30 in UTC.
+    monday_night = datetime(2026, 3, 2, 0, 30, tzinfo=berlin)
+    await record_workout(
+        store,
+        "w-1",
+        rider_id="r-17",
+        started_at=monday_night,
+        program="quick-clinical",
+        stage=0,
+    )
+    now.at = datetime(2026, 3, 2, 9, 0, tzinfo=berlin)
+    progress = await service.progress("r-17")
+    assert progress is not None
+    assert progress.sessions_this_week == 1
+
+    state = (await service.get("r-17")).program_state
+    assert state is not None
+    assert state["started_at"] == "2026-03-01T19:00:00+00:00"
+    assert (await store.get_workout("w-1")).started_at == monday_night.astimezone(UTC)
+
+
+async def test_a_state_kept_by_an_earlier_version_reads_as_it_was_meant(
+    service: RiderService, store: Store, now: WallClock
+) -> None:
+    """Earlier versions kept `stage_since`, the last instant that did not count: a first-stage
+    step back kept the painful session's start there. That session must not step back again."""
+    rider = await service.create(fields())
+    painful = now.advance(hours=1)
+    await record_workout(
+        store, "w-1", rider_id="r-17", started_at=painful, program="quick", stage=0
+    )
+    await store.add_feedback("w-1", Feedback(effort=3, pain=7, reported_at=now.advance(hours=1)))
+    legacy = {
+        "program": "quick",
+        "stage": 0,
+        "started_at": (painful - timedelta(days=1)).isoformat(),
+        "stage_since": painful.isoformat(),
+        "pending_confirm": None,
+        "confirmations": [],
+    }
+    await store.update_rider(replace(rider, program_state=legacy))
+    await record_workout(
+        store, "w-2", rider_id="r-17", started_at=now.advance(days=1), program="quick", stage=0
+    )
+    answer = await service.feedback("w-2", effort=3, pain=0)
+    assert answer.decision is Decision.ADVANCE

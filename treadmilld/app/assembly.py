@@ -251,7 +251,9 @@ async def assemble(
                 library,
                 version=version,
                 names={t.id: t.display_name for t in settings.treadmills},
-                **bridge_rider_arguments(history, library, settings.limits),
+                **bridge_rider_arguments(
+                    history, library, settings.limits, settings.programs.zone()
+                ),
                 straps=strap_wiring.switches,
                 # MQTT stays in wall time even when the demo speeds the profile clock up: rate
                 # limits and heartbeats are for the dashboards, which live in real time.

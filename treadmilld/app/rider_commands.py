@@ -1,6 +1,7 @@
-"""`treadmilld riders ...`: riders, feedback, a therapist's confirm and progress from the command
-line, on the database of the configuration (`[database]`, docs/database.md). The rider service
-decides; this module parses, calls it once and renders the answer.
+"""`treadmilld riders ...`: riders, feedback, a therapist's confirm or decline and progress from
+the command line, on the database of the configuration (`[database]`, docs/database.md), with
+program weeks in `[programs] time_zone`. The rider service decides; this module parses, calls
+it once and renders the answer.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def limit_assignment(text: str) -> tuple[str, Any]:
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`treadmilld riders ...` and its actions."""
     riders = commands.add_parser(
-        "riders", help="riders, feedback, a therapist's confirm and progress (the database)"
+        "riders",
+        help="riders, feedback, a therapist's confirm or decline and progress (the database)",
     )
     actions = riders.add_subparsers(dest="riders_command", metavar="ACTION", required=True)
 
@@ -134,6 +136,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     confirm = action("confirm", "a therapist confirms the advance a clinical program waits for")
     confirm.add_argument("rider_id", metavar="ID")
     confirm.add_argument("--therapist", required=True, metavar="NAME")
+    decline = action(
+        "decline",
+        "a therapist declines that advance: the rider stays, the stage counts again from now",
+    )
+    decline.add_argument("rider_id", metavar="ID")
+    decline.add_argument("--therapist", required=True, metavar="NAME")
 
     progress = action("progress", "a rider's progress in their program")
     progress.add_argument("rider_id", metavar="ID")
@@ -196,7 +204,9 @@ def _progress_text(rider_id: str, progress: Progress | None) -> str:
         f"  streak             {progress.streak_weeks} weeks",
     ]
     if progress.awaiting_confirm:
-        lines.append("  awaiting           a therapist's confirm (treadmilld riders confirm)")
+        lines.append(
+            "  awaiting           a therapist's answer (treadmilld riders confirm or decline)"
+        )
     last = progress.last_workout
     if last is not None:
         distance = (last.distance_forward_m or 0.0) + (last.distance_backward_m or 0.0)
@@ -226,13 +236,19 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
     from treadmilld.app.settings import load_settings  # noqa: PLC0415
     from treadmilld.programs import ProgramLibrary  # noqa: PLC0415
     from treadmilld.riders.api import RiderChanges, RiderFields  # noqa: PLC0415
-    from treadmilld.riders.service import RiderService  # noqa: PLC0415
+    from treadmilld.riders.service import RiderService, clock_in  # noqa: PLC0415
     from treadmilld.store.api import database_url, open_store  # noqa: PLC0415
 
     settings = load_settings(args.config)[0]
     profiles = profile_library(settings)
     async with await open_store(database_url(settings.database)) as store:
-        service = RiderService(store, ProgramLibrary(profiles), profiles, settings.limits)
+        service = RiderService(
+            store,
+            ProgramLibrary(profiles),
+            profiles,
+            settings.limits,
+            now=clock_in(settings.programs.zone()),
+        )
         match args.riders_command:
             case "add":
                 fields = {
@@ -265,9 +281,10 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
             case "feedback":
                 result = await service.feedback(args.workout_id, effort=args.effort, pain=args.pain)
                 out.write(_feedback_text(result))
-            case "confirm":
-                confirmed = await service.confirm(args.rider_id, therapist=args.therapist)
-                out.write(_progress_text(args.rider_id, confirmed))
+            case "confirm" | "decline":
+                answer = service.confirm if args.riders_command == "confirm" else service.decline
+                answered = await answer(args.rider_id, therapist=args.therapist)
+                out.write(_progress_text(args.rider_id, answered))
             case _:  # "progress"
                 out.write(_progress_text(args.rider_id, await service.progress(args.rider_id)))
     return EXIT_OK

@@ -8,6 +8,7 @@ the bridge's `riders` and `recorders` arguments, so wiring riders in is one call
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
 
 from treadmilld.engine.library import ProfileLibrary
@@ -38,18 +39,27 @@ class HistoryServiceSeam(Protocol):
 
 
 def bridge_rider_arguments(
-    history: HistoryServiceSeam | None, profiles: ProfileLibrary, limits: SafetyLimits
+    history: HistoryServiceSeam | None,
+    profiles: ProfileLibrary,
+    limits: SafetyLimits,
+    time_zone: tzinfo,
 ) -> dict[str, Any]:
     """`MqttBridge`'s `riders` and `recorders` for a daemon keeping history; none without
-    (rider requests are then refused with `riders_unavailable`)."""
+    (rider requests are then refused with `riders_unavailable`). Program weeks are counted
+    in `time_zone` (`[programs] time_zone`)."""
     if history is None:
         return {}
     # Imported here: the store (SQLAlchemy) only in a daemon that keeps history.
-    from treadmilld.riders.service import RiderService  # noqa: PLC0415
+    from treadmilld.riders.service import RiderService, clock_in  # noqa: PLC0415
 
     return {
         "riders": RiderService(
-            history.store, history.programs, profiles, limits, any_riders=history.any_riders
+            history.store,
+            history.programs,
+            profiles,
+            limits,
+            now=clock_in(time_zone),
+            any_riders=history.any_riders,
         ),
         "recorders": history.recorders,
     }

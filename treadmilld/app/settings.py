@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from treadmilld.app.config_problems import describe_problems
 from treadmilld.app.log_setup import LogFormat, LogLevel
+from treadmilld.app.program_settings import ProgramSettings
 from treadmilld.app.treadmill_settings import (
     REPLAY_KEY,
     REPLAY_SESSION_KEY,
@@ -47,7 +48,8 @@ from treadmilld.engine.limits import SafetyLimits
 from treadmilld.mqtt.config import MqttSettings
 from treadmilld.store.config import DatabaseSettings
 
-# A treadmill's own table lives in treadmill_settings; its names stay importable from here.
+# A treadmill's own table lives in treadmill_settings, `[programs]` in program_settings; their
+# names stay importable from here.
 __all__ = [
     "CONFIG_PATH_ENV",
     "CREDENTIALS_DIRECTORY_ENV",
@@ -59,6 +61,7 @@ __all__ = [
     "RESERVED_TREADMILL_ID",
     "ConfigError",
     "LoggingSettings",
+    "ProgramSettings",
     "Settings",
     "ShutdownMode",
     "StrapSettings",
@@ -137,6 +140,10 @@ class Settings(BaseSettings):
         description="Bluetooth timeouts, backoff and liveness, shared by every heart-rate strap",
     )
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    programs: ProgramSettings = Field(
+        default_factory=ProgramSettings,
+        description="programs' weeks: the gym's time zone",
+    )
     shutdown_mode: ShutdownMode = Field(
         default=ShutdownMode.STOP,
         description="what happens to a moving belt when the daemon stops: stop or pause",

@@ -1,7 +1,7 @@
 """The rider requests' payloads, `<base>/bridge/<instance>/request/<action>` (docs/mqtt.md,
-"Riders"): riders, feedback, a program's confirm, progress and history. The fields and their
-checks are the rider service's own (treadmilld.riders.api); the envelope and the parsing are
-treadmilld.mqtt.payload_parsing's.
+"Riders"): riders, feedback, a therapist's confirm or decline, progress and history. The fields
+and their checks are the rider service's own (treadmilld.riders.api); the envelope and the
+parsing are treadmilld.mqtt.payload_parsing's.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ class FeedbackRequest(Envelope):
 
 
 class ProgramConfirmRequest(Envelope):
-    """`program_confirm`: a therapist confirms the advance a clinical program waits for."""
+    """`program_confirm`: a therapist confirms the advance a clinical program waits for;
+    `program_decline` (the same fields): a therapist declines it. No reason is taken: the
+    store keeps no free-text notes about a rider (docs/database.md)."""
 
     rider_id: RiderId
     therapist: TherapistName
@@ -64,5 +66,6 @@ RIDER_REQUEST_MODELS: dict[str, type[Envelope]] = {
     "rider_progress": RiderIdRequest,
     "feedback": FeedbackRequest,
     "program_confirm": ProgramConfirmRequest,
+    "program_decline": ProgramConfirmRequest,
     "history_get": HistoryGetRequest,
 }

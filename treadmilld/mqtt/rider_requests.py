@@ -1,6 +1,7 @@
 """Riders over MQTT: `<base>/bridge/<instance>/request/rider_*`, `feedback`,
-`program_confirm`, `history_get` (docs/mqtt.md, "Riders"), a start for a rider, and each
-rider's retained progress on `<base>/riders/<id>/progress` with its Home Assistant device.
+`program_confirm`, `program_decline`, `history_get` (docs/mqtt.md, "Riders"), a start for a
+rider, and each rider's retained progress on `<base>/riders/<id>/progress` with its Home
+Assistant device.
 
 The rider service talks to a database, which may be slow or away: its requests run in this
 module's own worker, one at a time, never in the listener (which must stay free for an
@@ -219,10 +220,13 @@ class RiderRequests:
                     result.rider_id, progress_json(result.rider_id, result.progress)
                 )
                 return feedback_json(result)
-            case "program_confirm" if isinstance(request, ProgramConfirmRequest):
-                confirmed = await desk.confirm(request.rider_id, therapist=request.therapist)
+            case "program_confirm" | "program_decline" if isinstance(
+                request, ProgramConfirmRequest
+            ):
+                answer = desk.confirm if job.action == "program_confirm" else desk.decline
+                answered = await answer(request.rider_id, therapist=request.therapist)
                 return await self._publish(
-                    request.rider_id, progress_json(request.rider_id, confirmed)
+                    request.rider_id, progress_json(request.rider_id, answered)
                 )
             case "history_get" if isinstance(request, HistoryGetRequest):
                 return await desk.workout_summary(request.workout_id)

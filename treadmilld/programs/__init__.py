@@ -32,6 +32,8 @@ from treadmilld.programs.progression import (
     decline_advance,
     evaluate,
     is_safety_abort,
+    just_after,
+    pending_advance,
     streak_weeks,
 )
 
@@ -60,7 +62,9 @@ __all__ = [
     "decline_advance",
     "evaluate",
     "is_safety_abort",
+    "just_after",
     "load_program",
     "parse_program",
+    "pending_advance",
     "streak_weeks",
 ]

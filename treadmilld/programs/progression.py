@@ -4,9 +4,10 @@ figures a dashboard shows.
 
 Pure and deterministic: frozen values in, frozen values out, no clock, no I/O. The caller stores
 the returned `ProgramState` (the store's job) and passes it back next time. A stage counts only
-the sessions started after it was entered (`ProgramState.stage_since`), and one evaluation moves
-at most one stage: the session that decided the move is the last one the old stage counts, so
-every step is caused by a different session. docs/programs.md gives the rules in prose.
+the sessions started from the instant it was entered on (`ProgramState.stage_from`, inclusive),
+and one evaluation moves at most one stage: the session that decided the move is the last one
+the old stage counts (the new stage is entered the instant after its start), so every step is
+caused by a different session. docs/programs.md gives the rules in prose.
 """
 
 from __future__ import annotations
@@ -78,13 +79,22 @@ class ProgramState:
     program: str
     stage: int  # index into `Program.stages`, from 0
     started_at: datetime  # when the rider began the program; earlier sessions never count
-    stage_since: datetime  # sessions started at or before this instant do not count here
+    stage_from: datetime  # the first instant whose sessions count in this stage
     pending_confirm: PendingConfirm | None = None
 
     @classmethod
     def begin(cls, program: Program, at: datetime) -> ProgramState:
-        """A rider starting `program` at `at`, in its first stage."""
-        return cls(program=program.name, stage=0, started_at=at, stage_since=at)
+        """A rider starting `program` at `at`, in its first stage: a session started in that
+        very instant is already theirs."""
+        return cls(program=program.name, stage=0, started_at=at, stage_from=at)
+
+
+def just_after(at: datetime) -> datetime:
+    """The next instant after `at` that a datetime can hold. Stored times keep microseconds
+    (Python's datetime, SQLite's text and PostgreSQL's timestamptz alike), so no session starts
+    between the two: a stage entered here counts every session after the one started at `at`,
+    and that one not."""
+    return at + timedelta(microseconds=1)
 
 
 class Decision(StrEnum):
@@ -193,7 +203,7 @@ def _stage_records(
         for record in history
         if _counts(record, program)
         and record.program_stage == stage
-        and state.stage_since < record.started_at <= now
+        and state.stage_from <= record.started_at <= now
     ]
     # Sorted by start, stable: history is given newest last, this makes sure.
     return sorted(records, key=lambda record: record.started_at)
@@ -226,7 +236,10 @@ def _decide(
                 else "the first stage starts its count again"
             )
             after = replace(
-                state, stage=to_stage, stage_since=record.started_at, pending_confirm=None
+                state,
+                stage=to_stage,
+                stage_from=just_after(record.started_at),
+                pending_confirm=None,
             )
             return Decision.STEP_BACK, f"{cause}: {where}", after
         advance = rules.advance
@@ -244,7 +257,7 @@ def _decide(
             # Keep looking: a later session may still step back before the therapist answers.
             pending = PendingConfirm(to_stage=stage + 1, since=record.started_at)
             continue
-        after = replace(state, stage=stage + 1, stage_since=record.started_at)
+        after = replace(state, stage=stage + 1, stage_from=just_after(record.started_at))
         return Decision.ADVANCE, f"{met}: on to stage {stage + 1}", after
     if pending is not None:
         after = replace(state, stage=stage, pending_confirm=pending)
@@ -353,7 +366,7 @@ def evaluate(
         for record in history
         if _counts(record, program)
         and _completed(record)
-        and after.started_at < record.started_at <= now
+        and after.started_at <= record.started_at <= now
     ]
     session_number = len(completed) + 1
     profile = program.stages[after.stage].profile
@@ -386,25 +399,26 @@ def evaluate(
 
 def confirm_advance(program: Program, state: ProgramState, *, at: datetime) -> ProgramState:
     """A therapist confirms the advance the rules asked for: the rider moves to the next stage,
-    and the new stage counts sessions started after `at`. Who confirmed is the caller's to
+    and the new stage counts sessions started from `at` on. Who confirmed is the caller's to
     record (the therapist login is checked before this is called)."""
-    pending = _pending(program, state)
+    pending = pending_advance(program, state)
     to_stage = min(pending.to_stage, len(program.stages) - 1)
-    return replace(state, stage=to_stage, stage_since=at, pending_confirm=None)
+    return replace(state, stage=to_stage, stage_from=at, pending_confirm=None)
 
 
 def decline_advance(program: Program, state: ProgramState, *, at: datetime) -> ProgramState:
     """A therapist declines the advance: the rider stays, and the stage counts again from `at`
-    (the rules must be met again by new sessions before the next request)."""
-    _pending(program, state)
-    return replace(state, stage_since=at, pending_confirm=None)
+    on (the rules must be met again by new sessions before the next request)."""
+    pending_advance(program, state)
+    return replace(state, stage_from=at, pending_confirm=None)
 
 
-def _pending(program: Program, state: ProgramState) -> PendingConfirm:
+def pending_advance(program: Program, state: ProgramState) -> PendingConfirm:
+    """The advance waiting for a therapist's answer; `NothingToConfirmError` when none is."""
     if state.program != program.name:
         raise ProgramMismatchError(
             f"the rider's state is for program {state.program!r}, not {program.name!r}; "
-            "confirm with the rider's own program"
+            "answer with the rider's own program"
         )
     if state.pending_confirm is None:
         raise NothingToConfirmError(

@@ -163,7 +163,7 @@ class FeedbackResult:
 
 @dataclass(frozen=True, slots=True)
 class Confirmation:
-    """A therapist's confirm, as the program state keeps it."""
+    """A therapist's confirm or decline, as the program state keeps it."""
 
     to_stage: int
     therapist: str
@@ -193,6 +193,8 @@ class RiderDesk(Protocol):
     async def feedback(self, workout_id: str, *, effort: int, pain: int) -> FeedbackResult: ...
 
     async def confirm(self, rider_id: str, *, therapist: str) -> Progress: ...
+
+    async def decline(self, rider_id: str, *, therapist: str) -> Progress: ...
 
     async def progress(self, rider_id: str) -> Progress | None: ...
 

@@ -3,15 +3,17 @@
 Every request is checked in full before anything is written (a bad field, a personal limit
 looser than the configured one, an unknown program or workout), so a refused request changes
 nothing. The progression engine is pure (treadmilld.programs.progression); this is where its
-result is kept: the rider's program state, as JSON in the store (program_state.py), with who
-confirmed each clinical advance. Personal limits are checked in personal_limits.py.
+result is kept: the rider's program state, as JSON in the store (program_state.py), with each
+therapist's confirm or decline. Personal limits are checked in personal_limits.py.
+
+"Now" is the gym's wall clock (`clock_in`, `[programs] time_zone`); everything stored is UTC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -30,7 +32,9 @@ from treadmilld.programs import (
     Progress,
     UnknownProgramError,
     confirm_advance,
+    decline_advance,
     evaluate,
+    pending_advance,
 )
 from treadmilld.riders.api import (
     FeedbackResult,
@@ -44,7 +48,7 @@ from treadmilld.riders.personal_limits import (
     with_heart_rate_max,
     with_incline_cap,
 )
-from treadmilld.riders.program_state import recorded_confirmations, state_from, state_json
+from treadmilld.riders.program_state import Answers, state_from, state_json, with_answer
 from treadmilld.store.errors import (
     InvalidRecordError,
     RiderExistsError,
@@ -66,6 +70,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def clock_in(zone: tzinfo) -> Callable[[], datetime]:
+    """A wall clock whose readings are in `zone`: give it a `ZoneInfo`, so each date gets its
+    own offset (a fixed offset would put a week after a DST change an hour off)."""
+    return lambda: datetime.now(zone)
+
+
 class RiderService:
     """Riders, their starts, feedback and progression (implements `RiderDesk`)."""
 
@@ -81,8 +91,8 @@ class RiderService:
     ) -> None:
         """`store` is the store, or how to open it on first use (the daemon's history service:
         the store loads SQLAlchemy, so a daemon whose riders are never asked for does not).
-        `now` is wall-clock UTC: program weeks and windows are calendar days a person lives,
-        not the engine's clock."""
+        `now` is the gym's wall clock (`clock_in`), aware: program weeks are the ISO weeks of
+        its zone, calendar days a person lives, not the engine's clock."""
         self._store_or_opener = store
         # A cheap look (plain SQL) whether there is any rider at all: listing no riders then
         # opens no store (the daemon republishes every rider's progress on each connect).
@@ -111,7 +121,7 @@ class RiderService:
             clinical=fields.clinical,
             limits=fields.limits,
             program_name=program.name if program else None,
-            program_state=state_json(ProgramState.begin(program, self._now()), [])
+            program_state=state_json(ProgramState.begin(program, self._utc_now()))
             if program
             else None,
             heart_rate_strap=fields.heart_rate_strap.choice() if fields.heart_rate_strap else None,
@@ -265,7 +275,7 @@ class RiderService:
         rider = await self.get(record.rider_id)
         if rider.program_name is not None:
             self._program(rider.program_name)  # refused before the feedback is written
-        report = Feedback(effort=effort, pain=pain, reported_at=self._now())
+        report = Feedback(effort=effort, pain=pain, reported_at=self._utc_now())
         try:
             await (await self._db()).add_feedback(workout_id, report)
         except InvalidRecordError as error:
@@ -282,31 +292,47 @@ class RiderService:
         )
 
     async def confirm(self, rider_id: str, *, therapist: str) -> Progress:
-        """A therapist confirms the advance a clinical program waits for; who and when are kept
-        in the rider's program state."""
+        """A therapist confirms the advance a clinical program waits for: the rider moves on.
+        Who and when are kept in the rider's program state (`confirmations`)."""
+        return await self._answer(rider_id, therapist, "confirmations")
+
+    async def decline(self, rider_id: str, *, therapist: str) -> Progress:
+        """A therapist declines it: the rider stays, and the stage counts again from now (its
+        rule must be met again by new sessions). Who and when are kept (`declines`)."""
+        return await self._answer(rider_id, therapist, "declines")
+
+    async def _answer(self, rider_id: str, therapist: str, kind: Answers) -> Progress:
         rider = await self.get(rider_id)
         evaluation = await self._evaluation(rider, store=True)
         if evaluation is None or rider.program_name is None:
             raise RiderError(
-                "nothing_to_confirm", f"rider {rider_id!r} follows no program: nothing to confirm"
+                "nothing_to_confirm",
+                f"rider {rider_id!r} follows no program: no advance to confirm or decline",
             )
         rider = await self.get(rider_id)  # with the state just stored
         program = self._program(rider.program_name)
         now = self._now()
+        answer = confirm_advance if kind == "confirmations" else decline_advance
         try:
-            confirmed = confirm_advance(program, evaluation.state, at=now)
+            pending = pending_advance(program, evaluation.state)
+            after = answer(program, evaluation.state, at=now.astimezone(UTC))
         except NothingToConfirmError as error:
             raise RiderError("nothing_to_confirm", str(error)) from None
-        confirmations = [
-            *recorded_confirmations(rider.program_state),
-            {"to_stage": confirmed.stage, "therapist": therapist, "at": now.isoformat()},
-        ]
-        await (await self._db()).update_rider(
-            replace(rider, program_state=state_json(confirmed, confirmations))
+        stored = with_answer(
+            state_json(after, rider.program_state),
+            kind,
+            to_stage=pending.to_stage,
+            therapist=therapist,
+            at=now,
         )
-        _log.info("program_advance_confirmed", rider_id=rider_id, stage=confirmed.stage)
-        history = await self._history(rider.rider_id, confirmed)
-        return evaluate(program, confirmed, history, now).progress
+        await (await self._db()).update_rider(replace(rider, program_state=stored))
+        _log.info(
+            "program_advance_confirmed" if kind == "confirmations" else "program_advance_declined",
+            rider_id=rider_id,
+            stage=after.stage,
+        )
+        history = await self._history(rider.rider_id, after)
+        return evaluate(program, after, history, now).progress
 
     async def progress(self, rider_id: str) -> Progress | None:
         """The rider's progress now (None without a program). A workout that ended since the
@@ -361,6 +387,10 @@ class RiderService:
 
     # -- inside ------------------------------------------------------------------------
 
+    def _utc_now(self) -> datetime:
+        """What is stored: the same wall clock, in UTC."""
+        return self._now().astimezone(UTC)
+
     def _check_limits(self, personal: ProfileLimits | None, *, clinical: bool) -> None:
         if personal is None:
             return
@@ -380,8 +410,8 @@ class RiderService:
         if name is None:
             return replace(rider, program_name=None, program_state=None)
         program = self._program(name)
-        state = ProgramState.begin(program, self._now())
-        return replace(rider, program_name=program.name, program_state=state_json(state, []))
+        state = ProgramState.begin(program, self._utc_now())
+        return replace(rider, program_name=program.name, program_state=state_json(state))
 
     async def _workout(self, workout_id: str) -> WorkoutRecord:
         try:
@@ -405,11 +435,11 @@ class RiderService:
         if rider.program_state and rider.program_state.get("program") == program.name:
             state = state_from(rider.program_state)
         else:
-            state = ProgramState.begin(program, now)
+            state = ProgramState.begin(program, now.astimezone(UTC))
         history = await self._history(rider.rider_id, state)
         evaluation = evaluate(program, state, history, now)
         if store and evaluation.state != state:
-            stored = state_json(evaluation.state, recorded_confirmations(rider.program_state))
+            stored = state_json(evaluation.state, rider.program_state)
             await (await self._db()).update_rider(replace(rider, program_state=stored))
             _log.info(
                 "rider_program_state_changed",
