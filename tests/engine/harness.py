@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,6 +37,13 @@ class Recorder:
 
     events: list[SessionEvent] = field(default_factory=list)
     keep_state: bool = False
+    # How many of each type were recorded: `Rig.wait_for` looks four times a virtual second,
+    # and counting the whole list each time made weeks of workouts quadratic.
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, event: SessionEvent) -> None:
+        self.events.append(event)
+        self.counts[event.type] += 1
 
     def of_type(self, kind: str) -> list[SessionEvent]:
         return [e for e in self.events if e.type == kind]
@@ -54,7 +62,7 @@ class Rig:
     async def wait_for(self, kind: str, *, count: int = 1, within_s: float = 3600.0) -> None:
         """Wait (in virtual time) until `count` events of `kind` have been recorded."""
         async with asyncio.timeout(within_s):
-            while len(self.recorder.of_type(kind)) < count:  # noqa: ASYNC110 - virtual time
+            while self.recorder.counts[kind] < count:  # noqa: ASYNC110 - virtual time
                 await asyncio.sleep(0.25)
 
     async def wait_for_event(self, kind: type[E], *, within_s: float = 3600.0) -> E:
@@ -91,7 +99,7 @@ async def rig(
     async def record() -> None:
         async for event in subscription:
             if recorder.keep_state or not isinstance(event, StateChanged):
-                recorder.events.append(event)
+                recorder.add(event)
 
     session_task = asyncio.create_task(session.run())
     recorder_task = asyncio.create_task(record())

@@ -1,14 +1,17 @@
 """Eight weeks of the seed program end to end, in virtual time: a rider's every session is
 started through the rider service, walked by the real session over the engine's test treadmill,
-recorded into the real store by the recorder as it runs, and followed by the rider's feedback;
-the service's answer says what comes next. The stages advance exactly as the program's rules
-say, and a pain report steps back."""
+recorded as it runs by the recorder into the daemon's own history writer (what `treadmilld run`
+records through), and followed by the rider's feedback through the store, on the same SQLite
+file; the service's answer says what comes next. The stages advance exactly as the program's
+rules say, and a pain report steps back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,10 +26,23 @@ from treadmilld.programs import Decision, ProgramLibrary
 from treadmilld.riders.api import RiderFields
 from treadmilld.riders.service import RiderService
 from treadmilld.store.api import open_store, sqlite_url
+from treadmilld.store.writer import HistoryWriter, open_history_writer
 
 # ISO week 1 of 2027 starts on Monday 4 January; four sessions a week (Mon, Tue, Thu, Sat).
 FIRST_MONDAY = datetime(2027, 1, 4, 7, 0, tzinfo=UTC)
 FOUR_A_WEEK = (0, 1, 3, 5)
+
+
+@contextlib.asynccontextmanager
+async def history_writer(url: str) -> AsyncIterator[HistoryWriter]:
+    """The daemon's sink, not `Store`: one plain statement a write where the store adds
+    SQLAlchemy's round trips, which made most of this test's wall time. Opened after the store,
+    so the schema is current and no migration child is started."""
+    writer = await open_history_writer(url)
+    try:
+        yield writer
+    finally:
+        await writer.close()
 
 
 # 33 workouts (about 9 hours of walking) in virtual time: more wall time than one test usually
@@ -43,6 +59,7 @@ def test_a_rider_walks_the_seed_program_for_eight_weeks(tmp_path: Path) -> None:
         profiles = ProfileLibrary()
         async with (
             await open_store(sqlite_url(folder)) as store,
+            history_writer(sqlite_url(folder)) as writer,
             rig(within_s=30 * 24 * 3600.0) as r,
         ):
             riders = RiderService(
@@ -61,7 +78,7 @@ def test_a_rider_walks_the_seed_program_for_eight_weeks(tmp_path: Path) -> None:
             # Samples every 10 s, not every second: this test is about the program, and 33
             # workouts of 1 Hz samples would cost a minute of commits.
             recorder = WorkoutRecorder(
-                r.session, store, r.clock, wall_clock=lambda: today[0], sample_interval_s=10.0
+                r.session, writer, r.clock, wall_clock=lambda: today[0], sample_interval_s=10.0
             )
             recording = asyncio.create_task(recorder.run())
             await asyncio.sleep(0)
