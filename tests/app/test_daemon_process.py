@@ -18,6 +18,9 @@ from treadmilld.mqtt.config import default_instance
 BASE = "tdtest"
 # No instance in the configs: the bridge topics are named after this host.
 BRIDGE_STATE = f"{BASE}/bridge/{default_instance()}/state"
+# The history database is migrated already: the first start's migration child is
+# tests/app/test_history_daemon.py's subject, not these tests'.
+pytestmark = pytest.mark.usefixtures("migrated_history")
 
 
 class NotifyListener:

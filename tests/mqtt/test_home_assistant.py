@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
 from treadmilld_broker import EmbeddedBroker
 
 from treadmilld.app.assembly import Assembly
@@ -34,6 +35,9 @@ EVENTS = f"{BASE}/tm01/event"
 # simulated belt by it (seen twice with the load average at 3.5 and above).
 SPEEDUP = 10.0
 WAIT_S = 40.0
+# The history database is migrated already: this test is about Home Assistant, not a first
+# start.
+pytestmark = pytest.mark.usefixtures("migrated_history")
 PROFILE = """
 name = "ha-clinical"
 title = "Clinical: forward, backward, forward"

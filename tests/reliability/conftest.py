@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import mosquitto_broker, mqtt_broker
+from tests.support.history_state import migrated_database, migrated_history
 
-__all__ = ["mosquitto_broker", "mqtt_broker"]
+__all__ = ["migrated_database", "migrated_history", "mosquitto_broker", "mqtt_broker"]
 _COUNTS: Counter[str] = Counter()
 
 

@@ -11,6 +11,7 @@ import asyncio
 import math
 import time
 
+import pytest
 from treadmilld_broker import EmbeddedBroker
 
 from tests.reliability.conftest import Survived
@@ -19,6 +20,8 @@ from treadmilld.engine.api import Phase
 from treadmilld.ftms import StopOrPause
 
 OUTAGES = 3  # per normal run
+# The history database is migrated already: this test is about the broker, not a first start.
+pytestmark = pytest.mark.usefixtures("migrated_history")
 TM = "tm01"
 
 

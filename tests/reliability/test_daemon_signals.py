@@ -303,4 +303,5 @@ async def watch_after_connect(
     return seen
 
 
-pytestmark = pytest.mark.timeout(90)
+# The history database is migrated already: these tests are about signals, not a first start.
+pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("migrated_history")]
