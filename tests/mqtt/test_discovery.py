@@ -92,6 +92,7 @@ async def test_device_config_describes_every_entity(mqtt_broker: EmbeddedBroker)
         "calories": "sensor",
         "heart_rate": "sensor",
         "heart_rate_zone": "sensor",
+        "heart_rate_source": "sensor",
         "phase": "sensor",
         "direction": "sensor",
         "workout": "sensor",
@@ -129,6 +130,8 @@ async def test_device_config_describes_every_entity(mqtt_broker: EmbeddedBroker)
     assert components["phase"]["options"] == [phase.value for phase in Phase]
     assert components["direction"]["options"] == ["forward", "backward", "rest"]
     assert components["heart_rate_zone"]["options"] == ["below", "in", "above"]
+    assert components["heart_rate_source"]["options"] == ["strap", "treadmill"]
+    assert components["heart_rate_source"]["entity_category"] == "diagnostic"
     assert components["outcome"]["options"] == [
         "finished",
         "stopped",

@@ -33,6 +33,7 @@ from treadmilld.engine.events import (
     WorkoutStarted,
     WorkoutStopped,
 )
+from treadmilld.engine.heart_rate import HeartRateSource
 from treadmilld.engine.profile_catalog import (
     MAX_PROFILE_BYTES,
     ProfileCatalog,
@@ -72,6 +73,7 @@ __all__ = [
     "Direction",
     "HeartRateCeilingReached",
     "HeartRateMissing",
+    "HeartRateSource",
     "LimitApplied",
     "Phase",
     "ProfileCatalog",

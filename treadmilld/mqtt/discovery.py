@@ -31,6 +31,7 @@ from treadmilld.engine.api import (
     BeltState,
     DeviceInfo,
     Direction,
+    HeartRateSource,
     Phase,
     ProfileSummary,
     Range,
@@ -289,6 +290,17 @@ def discovery_config(
             device_class="enum",
             options=[position.value for position in ZonePosition],
             icon="mdi:heart-settings",
+        ),
+        # Whose heart rate counts now: a strap's while fresh, else the treadmill's own field
+        # (None: none valid). Says whether the strap is heard before a workout needs it.
+        "heart_rate_source": sensor(
+            "heart_rate_source",
+            "Heart rate source",
+            value_template("heart_rate_source"),
+            device_class="enum",
+            options=[source.value for source in HeartRateSource],
+            entity_category="diagnostic",
+            icon="mdi:heart-cog",
         ),
         "phase": sensor(
             "phase",
