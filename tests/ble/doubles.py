@@ -174,6 +174,18 @@ class ObedientDeck:
         self.callbacks[uuid](data)
 
 
+class DropsDuringWrite(ObedientDeck):
+    """A deck whose connection drops while a Set Target Speed is being written: the stack
+    reports the drop first, then fails the write."""
+
+    async def write(self, uuid: str, data: bytes) -> None:
+        if uuid == CONTROL_POINT_UUID and data[0] == ControlOpcode.SET_TARGET_SPEED:
+            await self.disconnect()
+            await asyncio.sleep(0.01)  # the link notices the drop while the write is failing
+            raise GattError("the device disconnected during the write")
+        await super().write(uuid, data)
+
+
 class NotATreadmill(ObedientDeck):
     """A device that matches the target but has no Treadmill Data characteristic."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 from collections.abc import AsyncIterator
 
@@ -12,6 +13,7 @@ import structlog.testing
 
 from tests.ble.doubles import (
     AnswersWithAnotherOpcode,
+    DropsDuringWrite,
     GuardsDeviceInformation,
     NotATreadmill,
     ObedientDeck,
@@ -24,7 +26,10 @@ from treadmilld.ble.api import (
     ControlRejectedError,
     ControlTimeoutError,
     LinkConnected,
+    LinkError,
     LinkEvent,
+    LinkLost,
+    NotConnectedError,
     TelemetryReceived,
     TrainingStatusReceived,
     TreadmillLink,
@@ -252,3 +257,28 @@ async def test_a_training_status_that_cannot_notify_does_not_fail_the_connect() 
     skipped = [entry for entry in logs if entry["event"] == "characteristic_not_subscribed"]
     assert [entry["characteristic"] for entry in skipped] == [TRAINING_STATUS_UUID]
     assert not any(entry["event"] == "connect_failed" for entry in logs)
+
+
+async def test_a_link_dropped_mid_write_fails_the_write_and_leaves_no_unheard_error() -> None:
+    """The caller gets the failure; the answer nobody waits for any more is not reported by
+    asyncio as "Future exception was never retrieved" (an ERROR line in the daemon's log)."""
+    unheard: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: unheard.append(context))
+    try:
+        deck = DropsDuringWrite(LoopClock())
+        async with link_on(deck) as link:
+            events = link.events()
+            await next_of(events, LinkConnected)
+            failed = False
+            try:
+                await link.set_target_speed(3.0)
+            except (LinkError, NotConnectedError):
+                failed = True  # its traceback (and the frames it holds) dropped here
+            assert failed
+            await next_of(events, LinkLost)
+        gc.collect()  # a future dropped with its exception unread is reported here
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert [context.get("message") for context in unheard] == []

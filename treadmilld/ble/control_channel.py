@@ -247,6 +247,13 @@ class ControlChannel:
         finally:
             control.pending_opcode = None
             control.pending_response = None
+            # Nobody waits for the answer any more (the write failed, or the wait was given
+            # up): the link's loss set on it, if any, is seen here, not reported by asyncio as
+            # an exception never retrieved.
+            if not response_future.done():
+                response_future.cancel()
+            elif not response_future.cancelled():
+                response_future.exception()
 
     async def _write_and_wait(
         self,
