@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from _sim_walk import walk_profile
 from _stats import Figure, Summary, argument_parser, emit, fmt_ratio, not_available, quiet_logs
 from timeliness import interval_profile, measure
-from timewarp import INTERVALS_45, WorkoutAbortedError
+from timewarp import INTERVALS_45
 
 if TYPE_CHECKING:
     from treadmilld.engine.api import AbortReason
@@ -111,61 +112,10 @@ async def lateness(seconds: float, profiles_dir: Path, database: Path | None) ->
 async def take_down_45_minutes(profiles_dir: Path) -> tuple[TakesDownWrites, float]:
     """The 45-minute workout in virtual time, its recorder's writes taken down; and its
     length in seconds."""
-    from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
-
-    from treadmilld.ble.api import LinkConnected
-    from treadmilld.ble.client import BleTreadmillLink
-    from treadmilld.ble.config import LinkSettings, TargetSelector
-    from treadmilld.engine.api import WorkoutAborted, WorkoutFinished
-    from treadmilld.engine.library import ProfileLibrary
-    from treadmilld.engine.limits import SafetyLimits
-    from treadmilld.engine.session import WorkoutSession
-    from treadmilld.history.recorder import WorkoutRecorder
-    from treadmilld.runtime.clock import LoopClock
-
-    clock = LoopClock()
     sink = TakesDownWrites()
-    async with SimulatedFleet(clock) as fleet:
-        treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-HIST"))
-        link = BleTreadmillLink(
-            "hist",
-            TargetSelector(address=treadmill.address),
-            LinkSettings(),
-            clock=clock,
-            scanner_backend=fleet.scanner_backend,
-            client_backend=fleet.client_backend,
-        )
-        session = WorkoutSession(
-            link, library=ProfileLibrary([profiles_dir]), limits=SafetyLimits(), clock=clock
-        )
-        recorder = WorkoutRecorder(session, sink, clock)
-        link_events = link.events()
-        session_events = session.events()
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(link.run()),
-                group.create_task(session.run()),
-                group.create_task(recorder.run()),
-            ]
-            async with asyncio.timeout(4 * HOUR_S):  # virtual seconds
-                async for link_event in link_events:
-                    if isinstance(link_event, LinkConnected):
-                        break
-                started = clock.now()
-                await session.start_profile("bench-intervals-45")
-                async for event in session_events:
-                    if isinstance(event, WorkoutFinished):
-                        break
-                    if isinstance(event, WorkoutAborted):
-                        raise WorkoutAbortedError(f"{event.reason}: {event.detail}")
-                length = clock.now() - started
-                await recorder.drained()
-            # The session and recorder go first: a link closing under a session that still
-            # runs would have it try to stop a belt that already stands.
-            for task in tasks[1:]:
-                task.cancel()
-            await link.close()
-            tasks[0].cancel()
+    _, length = await walk_profile(
+        "bench-intervals-45", profiles_dir, deck_name="SIM-HIST", recorded_to=sink
+    )
     return sink, length
 
 

@@ -10,13 +10,12 @@ of them at 1 Hz), every Control Point procedure, every plan step.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from _sim_walk import walk_profile
 from _stats import (
     Figure,
     PartMissingError,
@@ -26,11 +25,6 @@ from _stats import (
     not_available,
     quiet_logs,
 )
-
-
-class WorkoutAbortedError(RuntimeError):
-    """The benchmark's workout aborted; its reason says which part misbehaved."""
-
 
 REQUIRED = ("treadmilld_sim", "treadmilld.ble.client", "treadmilld.engine.session")
 
@@ -66,54 +60,7 @@ speed_kmh = 3.5
 
 async def run_profile(profile: str, profiles_dir: Path) -> tuple[float, float]:
     """(wall seconds, virtual seconds) for one run of `profile` from start to finish."""
-    from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
-
-    from treadmilld.ble.api import LinkConnected
-    from treadmilld.ble.client import BleTreadmillLink
-    from treadmilld.ble.config import LinkSettings, TargetSelector
-    from treadmilld.engine.api import WorkoutAborted, WorkoutFinished
-    from treadmilld.engine.library import ProfileLibrary
-    from treadmilld.engine.limits import SafetyLimits
-    from treadmilld.engine.session import WorkoutSession
-    from treadmilld.runtime.clock import LoopClock
-
-    clock = LoopClock()
-    async with SimulatedFleet(clock) as fleet:
-        treadmill = await fleet.add(SimulatedTreadmillConfig(name="SIM-WARP"))
-        link = BleTreadmillLink(
-            "warp",
-            TargetSelector(address=treadmill.address),
-            LinkSettings(),
-            clock=clock,
-            scanner_backend=fleet.scanner_backend,
-            client_backend=fleet.client_backend,
-        )
-        session = WorkoutSession(
-            link, library=ProfileLibrary([profiles_dir]), limits=SafetyLimits(), clock=clock
-        )
-        link_events = link.events()
-        session_events = session.events()
-        async with asyncio.TaskGroup() as group:
-            link_task = group.create_task(link.run())
-            session_task = group.create_task(session.run())
-            # Virtual seconds: generous for a 45-minute profile, yet a hang still ends.
-            async with asyncio.timeout(4 * 3600):
-                async for link_event in link_events:
-                    if isinstance(link_event, LinkConnected):
-                        break
-                wall_start, virtual_start = time.perf_counter(), clock.now()
-                await session.start_profile(profile)
-                async for event in session_events:
-                    if isinstance(event, WorkoutFinished):
-                        break
-                    if isinstance(event, WorkoutAborted):
-                        raise WorkoutAbortedError(f"{event.reason}: {event.detail}")
-                wall = time.perf_counter() - wall_start
-                virtual = clock.now() - virtual_start
-            await link.close()
-            session_task.cancel()
-            link_task.cancel()
-    return wall, virtual
+    return await walk_profile(profile, profiles_dir, deck_name="SIM-WARP")
 
 
 def main() -> int:
