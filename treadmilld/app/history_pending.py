@@ -21,7 +21,7 @@ stays off: a configuration problem, which at start is exit status 2.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import structlog
@@ -56,15 +56,15 @@ class WriterOnceReachable:
     def __init__(
         self,
         where: str,
-        treadmill_ids: Collection[str],
         *,
         open_writer: Callable[[], Awaitable[HistoryWriter]],
         clock: Clock,
         first_error: str,
     ) -> None:
-        """`where` names the database in messages (its URL without a password)."""
+        """`where` names the database in messages (its URL without a password);
+        `open_writer` opens it as a start does, this daemon's interrupted workouts marked
+        (`history_service._open_and_mark`), or raises HistoryUnavailableError."""
         self._where = where
-        self._treadmill_ids = list(treadmill_ids)
         self._open_writer = open_writer
         self._clock = clock
         self._writer: HistoryWriter | None = None
@@ -79,8 +79,8 @@ class WriterOnceReachable:
         return self._where
 
     async def connect(self) -> None:
-        """Open the database, trying again until it answers; mark this daemon's interrupted
-        workouts; then every call goes to it. Returns once history is on (or off for good)."""
+        """Open the database (its interrupted workouts marked), trying again until it answers;
+        then every call goes to it. Returns once history is on (or off for good)."""
         attempt = 0
         while self._writer is None:
             attempt += 1
@@ -109,18 +109,8 @@ class WriterOnceReachable:
                     "newer) and restart treadmilld; workouts are not recorded until then",
                 )
                 return
-            try:
-                interrupted = await writer.mark_interrupted_on_start(self._treadmill_ids)
-            except HistoryUnavailableError as error:
-                await writer.close()
-                self._last_error = str(error)
-                continue
-            except BaseException:
-                await writer.close()
-                raise
             self._writer = writer
             self.opened.set()
-            _log.info("history_opened", database=writer.where, interrupted=len(interrupted))
 
     def _ready(self) -> HistoryWriter:
         if self._writer is None:

@@ -177,8 +177,7 @@ async def start_history(
     except HistoryUnavailableError as error:
         writer = WriterOnceReachable(
             _redacted(where),
-            ids,
-            open_writer=lambda: open_history_writer(where),
+            open_writer=lambda: _open_and_mark(where, ids),
             clock=LoopClock(),  # a person waits for the database in real time, even in a demo
             first_error=str(error),
         )
