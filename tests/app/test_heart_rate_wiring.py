@@ -13,7 +13,7 @@ import structlog
 from treadmilld_sim import SimulatedFleet, SimulatedTreadmillConfig
 
 from tests.engine.sim_rig import sim_rig
-from treadmilld.app.heart_rate_wiring import HeartRateSink, heart_rate_services
+from treadmilld.app.heart_rate_wiring import HeartRateSink, heart_rate_wiring
 from treadmilld.app.settings import ConfigError, Settings
 from treadmilld.app.simulation import check_simulated
 from treadmilld.engine.api import Phase
@@ -75,13 +75,15 @@ def test_a_simulated_straps_readings_reach_its_treadmills_session() -> None:
         assert isinstance(session, HeartRateSink)
         async with SimulatedFleet(LoopClock()) as fleet:
             deck = await fleet.add(SimulatedTreadmillConfig(name="SIM-TM01"))
-            services = await heart_rate_services(
-                settings,
-                clock=fleet.clock,
-                sessions={"sim01": session},
-                fleet=fleet,
-                decks={"sim01": deck},
-            )
+            services = (
+                await heart_rate_wiring(
+                    settings,
+                    clock=fleet.clock,
+                    sessions={"sim01": session},
+                    fleet=fleet,
+                    decks={"sim01": deck},
+                )
+            ).services
             ((name, service),) = services
             assert name == "strap:sim01"
             (strap,) = fleet.straps
@@ -109,13 +111,15 @@ def test_a_session_without_heart_rate_leaves_the_strap_running() -> None:
         async with SimulatedFleet(LoopClock()) as fleet:
             deck = await fleet.add(SimulatedTreadmillConfig(name="SIM-TM01"))
             with structlog.testing.capture_logs() as logs:
-                ((_, service),) = await heart_rate_services(
-                    settings,
-                    clock=fleet.clock,
-                    sessions={"sim01": TakesNoHeartRate()},
-                    fleet=fleet,
-                    decks={"sim01": deck},
-                )
+                ((_, service),) = (
+                    await heart_rate_wiring(
+                        settings,
+                        clock=fleet.clock,
+                        sessions={"sim01": TakesNoHeartRate()},
+                        fleet=fleet,
+                        decks={"sim01": deck},
+                    )
+                ).services
                 task: asyncio.Future[None] = asyncio.ensure_future(service())
                 await fleet.clock.sleep(10)
                 assert not task.done()
@@ -148,13 +152,15 @@ def test_a_strap_that_loses_contact_pauses_a_workout_that_requires_heart_rate() 
             }
         )
         async with sim_rig(SimulatedTreadmillConfig(name="SIM-TM01"), sample_belt=False) as rig:
-            services = await heart_rate_services(
-                settings,
-                clock=rig.fleet.clock,
-                sessions={"tm1": rig.session},
-                fleet=rig.fleet,
-                decks={"tm1": rig.deck},
-            )
+            services = (
+                await heart_rate_wiring(
+                    settings,
+                    clock=rig.fleet.clock,
+                    sessions={"tm1": rig.session},
+                    fleet=rig.fleet,
+                    decks={"tm1": rig.deck},
+                )
+            ).services
             ((_, service),) = services
             strap_task: asyncio.Future[None] = asyncio.ensure_future(service())
             (strap,) = rig.fleet.straps

@@ -21,7 +21,7 @@ import structlog
 
 from treadmilld.app.settings import ConfigError, Settings, TreadmillSettings
 from treadmilld.app.simulation import simulated_strap_config
-from treadmilld.app.strap_switch import HeartRateSink, StrapSwitch, strap_service
+from treadmilld.app.strap_switch import HeartRateSink, StrapSwitch
 from treadmilld.ble.config import StrapLinkSettings, TargetSelector
 from treadmilld.ble.strap import BleHeartRateStrap
 from treadmilld.runtime.clock import Clock
@@ -100,7 +100,7 @@ async def heart_rate_wiring(
             _log.info("strap_assembled", treadmill_id=treadmill.id, target=configured.describe())
     return HeartRateWiring(
         switches=switches,
-        services=[(f"strap:{tid}", strap_service(switch)) for tid, switch in switches.items()],
+        services=[(f"strap:{tid}", switch.run) for tid, switch in switches.items()],
     )
 
 
@@ -136,25 +136,9 @@ def _fleet_radio(fleet: Any) -> dict[str, Any]:
     return {"scanner_backend": fleet.scanner_backend, "client_backend": fleet.client_backend}
 
 
-async def heart_rate_services(
-    settings: Settings,
-    *,
-    clock: Clock,
-    sessions: Mapping[str, object],
-    fleet: Any = None,
-    decks: Mapping[str, Any] | None = None,
-) -> list[Service]:
-    """The services of `heart_rate_wiring` alone (one per treadmill in `sessions`)."""
-    wiring = await heart_rate_wiring(
-        settings, clock=clock, sessions=sessions, fleet=fleet, decks=decks
-    )
-    return wiring.services
-
-
 __all__ = [
     "HeartRateSink",
     "HeartRateWiring",
-    "heart_rate_services",
     "heart_rate_wiring",
     "simulated_strap_config",
     "strap_link_settings",

@@ -18,7 +18,7 @@ an end that arrives after the next workout began is that earlier workout's, and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
 import structlog
@@ -91,11 +91,6 @@ class StrapSwitch:
         """The strap the link connects to now (None: no strap)."""
         return self._for_workout or self._configured
 
-    @property
-    def rider_strap(self) -> TargetSelector | None:
-        """The strap a start named for the workout now running, if any."""
-        return self._for_workout
-
     def assign(self, strap: StrapChoice | None) -> None:
         """The workout the session just accepted hears `strap` (None: the treadmill's own)."""
         target = None if strap is None else strap_target(strap)
@@ -162,13 +157,6 @@ def _workout_running(snapshot: SessionSnapshot) -> bool:
 
 def _describe(target: TargetSelector | None) -> str:
     return "none" if target is None else target.describe()
-
-
-def strap_service(switch: StrapSwitch) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        await switch.run()
-
-    return run
 
 
 async def forward(strap_id: str, events: AsyncIterator[object], sink: object) -> None:
